@@ -1,0 +1,147 @@
+// Config: the TOML configuration, validated once at load into typed structs.
+// Contract: load_config throws ConfigError naming the key and the line on any unknown key,
+// wrong type or bad value; nothing else in the daemon reads TOML at run time except filter
+// factories, which get their own [filters.NAME] table at pipeline build time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "digue/filter.hpp"
+#include "digue/net.hpp"
+
+namespace digue {
+
+struct ConfigError : std::runtime_error {
+  ConfigError(const std::string& key, int line, const std::string& what);
+  std::string key;
+  int line = 0;
+};
+
+// Throws ConfigError for `key` at the node's line.
+[[noreturn]] void config_fail(const std::string& key, const toml::node* node,
+                              const std::string& what);
+
+struct Endpoint {
+  std::string host;  // IP literal (v4 or v6) or a name
+  uint16_t port = 0;
+  std::string str() const;
+  static std::optional<Endpoint> parse(std::string_view text, uint16_t default_port);
+};
+
+enum class SlotAction : uint8_t {
+  Spam,      // a hit classes the message as spam (the first such slot is the deciding filter)
+  Reject,    // a hit refuses the message at SMTP time (5xx)
+  Tempfail,  // a hit answers 4xx (try later)
+  Score,     // a hit only adds its symbols' scores; spam when the total reaches `required`
+  Log,       // record the symbols, no effect on the verdict
+};
+enum class OnError : uint8_t { Continue, Tempfail };
+
+struct SlotConfig {
+  std::string filter;         // registry name
+  SlotAction action = SlotAction::Spam;
+  std::chrono::milliseconds timeout{5000};
+  OnError on_error = OnError::Continue;
+  bool dry_run = false;
+  const toml::table* options = nullptr;  // the [filters.NAME] table (empty table if absent)
+};
+
+enum class SpamMode : uint8_t { Quarantine, Tag, Junk };
+const char* to_string(SpamMode m);
+
+struct DomainPolicy {
+  std::string name;
+  std::vector<std::string> downstream;  // "host[:port]", "lmtp:host:port", "maildir:/path"
+  SpamMode spam_mode = SpamMode::Quarantine;
+  double required = 7.5;                // score at or above which a message is spam
+  std::string tag_prefix = "SPAM: ";
+  std::set<std::string> disabled_filters;
+  bool filtering = true;                // false: only filters marked always-on run
+  std::vector<net::Cidr> relay_ips;     // "only these IPs may relay to us" (empty: anyone)
+  std::vector<net::Cidr> never_spam_ips;
+  std::vector<net::Cidr> always_spam_ips;
+  bool greylisting = false;
+  bool whitelist_from_header = true;
+  int line = 0;                         // where the [domains."x"] table starts
+};
+
+struct ServerConfig {
+  std::string hostname = "localhost";
+  std::vector<Endpoint> listen;
+  std::vector<Endpoint> listen_tls;
+  std::string tls_cert, tls_key;
+  int threads = 0;                            // 0: one per core
+  size_t max_message_size = 50u << 20;        // SIZE
+  size_t max_recipients = 100;
+  size_t max_command_line = 4096;             // longer: 500 5.5.2
+  size_t max_data_line = 1u << 20;            // longer DATA lines are passed on intact up to this
+  int max_connections = 2000;
+  int max_connections_per_ip = 50;
+  int max_bad_commands = 10;
+  std::chrono::seconds greeting_timeout{300};  // RFC 5321 4.5.3.2: 5 minutes per command
+  std::chrono::seconds command_timeout{300};
+  std::chrono::seconds data_timeout{180};      // per DATA block
+  std::chrono::seconds shutdown_grace{30};
+};
+
+struct SpoolConfig {
+  std::string dir = "./data/spool";
+  bool fsync = true;
+};
+
+struct StoreConfig {
+  std::string dir = "./data/store";
+  size_t map_size = size_t{1} << 32;
+};
+
+struct DnsConfig {
+  std::vector<Endpoint> servers;  // empty: /etc/resolv.conf
+  std::chrono::milliseconds timeout{2000};
+  int tries = 2;
+  uint32_t min_ttl = 30, max_ttl = 86400, negative_ttl = 300;
+};
+
+struct DeliveryConfig {
+  std::chrono::seconds queue_lifetime{5 * 24 * 3600};
+  std::chrono::seconds retry_min{60};
+  std::chrono::seconds retry_max{3600};
+  std::chrono::seconds connect_timeout{30};
+  std::chrono::seconds command_timeout{300};
+  int max_per_destination = 10;   // concurrent connections per downstream
+  int max_attempts_in_flight = 200;
+  std::string maildir_root = "./data/mail";  // default for "maildir:" without a path
+};
+
+struct LogConfig {
+  std::string level = "info";
+};
+
+struct Config {
+  std::string path;
+  ServerConfig server;
+  SpoolConfig spool;
+  StoreConfig store;
+  DnsConfig dns;
+  DeliveryConfig delivery;
+  LogConfig log;
+  std::vector<SlotConfig> pipeline;            // [pipeline] order, with each slot's config
+  std::map<std::string, DomainPolicy> domains; // key: lower-case domain
+  toml::table root;                            // kept alive for SlotConfig::options
+
+  // The policy for a recipient domain, or nullptr when we do not accept mail for it.
+  const DomainPolicy* domain(std::string_view name) const;
+};
+
+std::shared_ptr<const Config> load_config(const std::string& path);
+std::shared_ptr<const Config> parse_config(std::string_view text, const std::string& path);
+
+}  // namespace digue

@@ -1,0 +1,111 @@
+// Filter: the seam every check plugs into.
+// A filter *detects*: it returns symbols (name, score, evidence) and a verdict of its own
+// (nothing found, hit, or a whitelist pass). What a hit does (spam, reject, tempfail, only
+// add its score) is decided by the slot's config and the recipient domain's policy, in the
+// Pipeline, never by the filter.
+// A Filter object is built once from config, immutable, and shared by all sessions and
+// threads; per-message state lives in the FilterContext.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "digue/envelope.hpp"
+
+namespace boost::asio {
+class thread_pool;
+}
+
+namespace digue {
+
+class Message;
+class Store;
+struct DomainPolicy;
+namespace dns {
+class Resolver;
+}
+
+// SMTP phases, in order. A filter runs at the earliest phase at which its inputs are known.
+enum class Phase : uint8_t { Connect = 0, Helo = 1, Mail = 2, Rcpt = 3, Data = 4 };
+const char* to_string(Phase p);
+
+struct Symbol {
+  std::string name;      // UPPER_SNAKE, e.g. "RDNS_NONE"
+  double score = 0.0;    // contribution to the message score
+  std::string evidence;  // what was seen, for logs, headers and `diguectl scan`
+};
+
+struct FilterResult {
+  enum class Status : uint8_t { Ok, Error, Timeout };
+  enum class Verdict : uint8_t {
+    None,  // nothing found (symbols may still carry information, with score 0)
+    Hit,   // the filter found what it looks for; the slot's action applies
+    Pass,  // a whitelist matched: the message is not spam and the chain stops
+  };
+  Status status = Status::Ok;
+  Verdict verdict = Verdict::None;
+  std::vector<Symbol> symbols;
+  std::string reason;  // short human text: SMTP reply text on reject, log reason
+
+  static FilterResult none() { return {}; }
+  static FilterResult hit(std::string symbol, double score, std::string evidence,
+                          std::string reason = {}) {
+    FilterResult r;
+    r.verdict = Verdict::Hit;
+    r.symbols.push_back({std::move(symbol), score, std::move(evidence)});
+    r.reason = std::move(reason);
+    return r;
+  }
+  static FilterResult pass(std::string symbol, std::string evidence) {
+    FilterResult r;
+    r.verdict = Verdict::Pass;
+    r.symbols.push_back({std::move(symbol), 0.0, std::move(evidence)});
+    return r;
+  }
+  static FilterResult error(std::string why) {
+    FilterResult r;
+    r.status = Status::Error;
+    r.reason = std::move(why);
+    return r;
+  }
+};
+
+// What a filter may use while it runs. Services are owned by the daemon (or by diguectl);
+// a pointer may be null when the service is not configured, and a filter that needs it
+// returns an error result then.
+struct Services {
+  Store* store = nullptr;
+  dns::Resolver* resolver = nullptr;
+  boost::asio::thread_pool* workers = nullptr;  // CPU-heavy work goes here
+  std::string hostname;                         // our own name (banner, HELO checks)
+};
+
+struct FilterContext {
+  const Envelope& envelope;
+  const Message* message;       // null before DATA
+  const std::string& domain;    // the recipient domain this run decides for
+  const DomainPolicy& policy;   // that domain's policy
+  Services& services;
+  boost::asio::any_io_executor executor;
+};
+
+class Filter {
+ public:
+  virtual ~Filter() = default;
+  virtual std::string_view name() const = 0;
+  // The phase at which the filter's inputs are all known; it runs then (or later).
+  virtual Phase phase() const = 0;
+  // True when the result depends on the recipient domain (its lists, thresholds); the
+  // pipeline then runs it once per domain instead of once per message.
+  virtual bool per_domain() const { return false; }
+  virtual boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const = 0;
+};
+
+using FilterPtr = std::shared_ptr<const Filter>;
+
+}  // namespace digue

@@ -1,0 +1,35 @@
+// Message: the spooled bytes of one message plus the facts derived from them once and shared
+// by every filter (parsed MIME tree, decoded text, URLs, attachment hashes).
+// Not thread-safe: one message is filtered by one run at a time.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "digue/mime.hpp"
+
+namespace digue {
+
+class Message {
+ public:
+  Message() = default;
+  explicit Message(std::string raw) : raw_(std::move(raw)) {}
+
+  // The message as received (CRLF line ends, dot-unstuffed), without the headers we add.
+  const std::string& raw() const { return raw_; }
+  // Parsed facts, computed on first use.
+  const mime::Parsed& facts() const {
+    if (!parsed_) parsed_ = std::make_unique<mime::Parsed>(mime::parse(raw_, limits_));
+    return *parsed_;
+  }
+  bool parsed() const { return parsed_ != nullptr; }
+  void set_limits(const mime::Limits& l) { limits_ = l; }
+
+ private:
+  std::string raw_;
+  mime::Limits limits_;
+  mutable std::unique_ptr<mime::Parsed> parsed_;
+};
+
+}  // namespace digue
