@@ -212,7 +212,10 @@ class Collector {
     if (v.empty()) return;
     if (cps < 2 && digits == 0) return;  // single letters carry nothing
     std::string tok;
-    if (letters == 0 || (digits > 0 && v.front() != '$' && digits * 2 > cps)) {
+    if (v.front() == '$' && letters == 0) {
+      // Prices: "$19.99" and "$5" say a lot, "$1234567" only that it is a big amount.
+      tok = cps <= 8 ? std::string(v) : "num:$";
+    } else if (letters == 0 || (digits > 0 && v.front() != '$' && digits * 2 > cps)) {
       // Numbers: short ones (years, prices, "24") stay, long ones (phone numbers, ids)
       // collapse to their length, which is what generalises.
       if (cps <= 4) tok.assign(v);
