@@ -64,12 +64,18 @@ void strip_cr(std::string& s, size_t from) {
   s.resize(w);
 }
 
+// Length of the longest prefix of s of at most max bytes that does not split a UTF-8 sequence.
+size_t utf8_cut(std::string_view s, size_t max) {
+  if (s.size() <= max) return s.size();
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;
+  return cut;
+}
+
 // Cuts s to at most max bytes without splitting a UTF-8 sequence; true if it cut.
 bool cap_utf8(std::string& s, size_t max) {
   if (s.size() <= max) return false;
-  size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;
-  s.resize(cut);
+  s.resize(utf8_cut(s, max));
   return true;
 }
 
@@ -358,23 +364,19 @@ class Parser {
     decoded_total_ += out.size();
   }
 
+  // Appends t to Parsed::text ("\n"-joined) within max_text_bytes.
   void add_text(std::string_view t) {
     if (t.empty()) return;
-    size_t room = limits_.max_text_bytes > out_.text.size() ? limits_.max_text_bytes - out_.text.size() : 0;
-    if (room == 0) {
+    size_t sep = out_.text.empty() ? 0 : 1;
+    if (out_.text.size() + sep >= limits_.max_text_bytes) {
       out_.text_limited = true;
       return;
     }
-    if (!out_.text.empty()) out_.text.push_back('\n');
-    size_t before = out_.text.size();
-    out_.text.append(t.substr(0, std::min(t.size(), room)));
-    if (t.size() > room) {
-      out_.text_limited = true;
-      std::string tail = out_.text.substr(before);
-      cap_utf8(tail, room);
-      out_.text.resize(before);
-      out_.text.append(tail);
-    }
+    size_t room = limits_.max_text_bytes - out_.text.size() - sep;
+    if (sep) out_.text.push_back('\n');
+    size_t n = utf8_cut(t, room);
+    if (n < t.size()) out_.text_limited = true;
+    out_.text.append(t.substr(0, n));
   }
 
   void add_url(std::string_view candidate) {
@@ -414,15 +416,16 @@ class Parser {
       if (is_html) {
         links_.clear();
         html_extract(utf8, p.text, &links_);
-        size_t room = limits_.max_text_bytes > out_.html.size()
-                          ? limits_.max_text_bytes - out_.html.size()
-                          : 0;
-        if (!out_.html.empty() && room) out_.html.push_back('\n');
-        if (utf8.size() > room) out_.text_limited = true;
-        std::string_view h = utf8;
-        std::string cut(h.substr(0, std::min(h.size(), room)));
-        cap_utf8(cut, room);
-        out_.html.append(cut);
+        size_t sep = out_.html.empty() ? 0 : 1;
+        if (out_.html.size() + sep < limits_.max_text_bytes) {
+          size_t room = limits_.max_text_bytes - out_.html.size() - sep;
+          if (sep) out_.html.push_back('\n');
+          size_t n = utf8_cut(utf8, room);
+          if (n < utf8.size()) out_.text_limited = true;
+          out_.html.append(std::string_view(utf8).substr(0, n));
+        } else {
+          out_.text_limited = true;
+        }
         for (const auto& l : links_) add_url(l);
       } else {
         p.text = std::move(utf8);
