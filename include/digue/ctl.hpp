@@ -17,4 +17,7 @@ using Args = std::vector<std::string>;
 // and new/) or a directory of message files. The model is the LMDB store at [store] dir.
 int bayes(const Config& config, const Args& args);
 
+int scan(const Config& config, const Args& args);   // src/ctl_scan.cpp
+int queue(const Config& config, const Args& args);  // src/ctl_queue.cpp
+
 }  // namespace digue::ctl
