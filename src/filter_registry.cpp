@@ -1,6 +1,7 @@
 // The explicit filter list. One line per filter; the name is the config's name.
 #include "digue/filter_registry.hpp"
 
+#include "filters/bayes.hpp"
 #include "filters/empty_sender.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
@@ -12,6 +13,7 @@ constexpr FilterInfo kFilters[] = {
     {"relay_ips", &filters::make_relay_ips},
     {"empty_sender", &filters::make_empty_sender},
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
+    {"bayes", &filters::make_bayes},
 };
 
 }  // namespace

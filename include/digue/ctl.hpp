@@ -11,6 +11,12 @@ namespace digue::ctl {
 
 using Args = std::vector<std::string>;
 
+// `diguectl bayes learn --spam|--ham PATH... | unlearn PATH... | classify MESSAGE... [--json]
+// [--threshold S] | stats | dump [FILE] | restore [FILE] | expire [--max-tokens N]
+// [--stale-days D]`. PATH: a message file, an mbox (split on "From " lines), a Maildir (cur/
+// and new/) or a directory of message files. The model is the LMDB store at [store] dir.
+int bayes(const Config& config, const Args& args);
+
 int scan(const Config& config, const Args& args);   // src/ctl_scan.cpp
 int queue(const Config& config, const Args& args);  // src/ctl_queue.cpp
 // `spf CLIENT_IP MAIL_FROM HELO`: prints the RFC 7208 result word on the first line, then a
