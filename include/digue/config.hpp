@@ -52,17 +52,22 @@ struct SlotConfig {
   std::chrono::milliseconds timeout{5000};
   OnError on_error = OnError::Continue;
   bool dry_run = false;
-  const toml::table* options = nullptr;  // the [filters.NAME] table (empty table if absent)
+  bool always = false;        // runs even for domains with filtering = false
+  int line = 0;               // where the slot was named in [pipeline] order
+  const toml::table* options = nullptr;  // [filters.NAME] without the slot keys above
 };
 
 enum class SpamMode : uint8_t { Quarantine, Tag, Junk };
 const char* to_string(SpamMode m);
+// The seven levels' thresholds, most aggressive first; level 4 is the default 7.5.
+inline constexpr double kLevelThresholds[7] = {3.0, 4.5, 6.0, 7.5, 9.0, 10.5, 12.0};
 
 struct DomainPolicy {
   std::string name;
   std::vector<std::string> downstream;  // "host[:port]", "lmtp:host:port", "maildir:/path"
   SpamMode spam_mode = SpamMode::Quarantine;
   double required = 7.5;                // score at or above which a message is spam
+  int level = 4;                        // 1 (most aggressive) .. 7 (most lenient); sets required
   std::string tag_prefix = "SPAM: ";
   std::set<std::string> disabled_filters;
   bool filtering = true;                // false: only filters marked always-on run
@@ -119,6 +124,9 @@ struct DeliveryConfig {
   int max_per_destination = 10;   // concurrent connections per downstream
   int max_attempts_in_flight = 200;
   std::string maildir_root = "./data/mail";  // default for "maildir:" without a path
+  std::string bounce_relay;                  // "host:port" for DSNs; empty: the sender's MX
+  bool starttls = true;                      // use STARTTLS downstream when offered
+  std::chrono::seconds quarantine_days{30 * 86400};  // quarantine retention
 };
 
 struct LogConfig {
@@ -135,7 +143,8 @@ struct Config {
   LogConfig log;
   std::vector<SlotConfig> pipeline;            // [pipeline] order, with each slot's config
   std::map<std::string, DomainPolicy> domains; // key: lower-case domain
-  toml::table root;                            // kept alive for SlotConfig::options
+  std::map<std::string, toml::table> filter_options;  // SlotConfig::options point here
+  toml::table root;
 
   // The policy for a recipient domain, or nullptr when we do not accept mail for it.
   const DomainPolicy* domain(std::string_view name) const;

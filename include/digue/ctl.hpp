@@ -11,4 +11,7 @@ namespace digue::ctl {
 
 using Args = std::vector<std::string>;
 
+int scan(const Config& config, const Args& args);   // src/ctl_scan.cpp
+int queue(const Config& config, const Args& args);  // src/ctl_queue.cpp
+
 }  // namespace digue::ctl

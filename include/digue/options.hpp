@@ -2,6 +2,7 @@
 // and a final check that every key in the table was read (unknown keys are errors).
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -35,5 +36,8 @@ class OptionReader {
   std::string prefix_;
   std::set<std::string> seen_;
 };
+
+// Shortest decimal text for a number in messages ("7.5", "20").
+std::string fmt_number(double v);
 
 }  // namespace digue

@@ -2,12 +2,23 @@
 // (no extra thread per query), TTL cache (positive and negative, clamped by config),
 // identical in-flight queries shared, per-query timeout and retries.
 // A timeout or SERVFAIL is TempError, never "not found".
+// Threading: make_resolver's Resolver may be shared by every io_context thread: its cache,
+// in-flight table and c-ares channel live on one strand; each waiter is resumed on its own
+// coroutine's executor. Destroy it only after the threads that use it have stopped.
+// Untrusted input: names come from mail (SPF macros, HELO); a name that cannot be put in a
+// query (empty or >63-byte label, >253 bytes) gives PermError without touching the network.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace digue {
+struct DnsConfig;
+}
 
 namespace digue::dns {
 
@@ -30,11 +41,29 @@ struct Answer {
 };
 
 const char* to_string(Status s);
+const char* to_string(Type t);
+
+// Counters, for logs and tests: network queries started, answers served from the cache,
+// waiters that joined an identical query already in flight.
+struct ResolverStats {
+  uint64_t queries = 0;
+  uint64_t cache_hits = 0;
+  uint64_t joined = 0;
+};
 
 class Resolver {
  public:
   virtual ~Resolver() = default;
   virtual boost::asio::awaitable<Answer> query(std::string name, Type type) = 0;
+  virtual ResolverStats stats() const { return {}; }
 };
+
+// The c-ares resolver. Servers: config.servers ("IP:port"), else /etc/resolv.conf.
+// Throws std::runtime_error when c-ares cannot be set up (bad server address, no resolv.conf).
+std::unique_ptr<Resolver> make_resolver(boost::asio::any_io_executor executor,
+                                        const DnsConfig& config);
+
+// A query name as sent: lower-case, no trailing dot; empty when it cannot be a DNS name.
+std::string normalize_name(std::string_view name);
 
 }  // namespace digue::dns

@@ -1,0 +1,118 @@
+// Pipeline: the operator's ordered filter slots, built once from config through the explicit
+// registry, immutable, shared by sessions, swapped as a whole on reload (a session keeps the
+// pipeline it started with).
+//
+// PipelineRun evaluates the chain for one message and one recipient domain at a time, up to
+// an SMTP phase: at RCPT it runs the slots whose inputs are known (connect..rcpt) so cheap
+// checks can refuse before DATA; after DATA it walks the whole chain again, re-using cached
+// results. Decisions are taken strictly in configured order:
+//   - a whitelist pass stops the chain: not spam;
+//   - a hit applies the slot's action: spam (stops; this slot is the deciding filter),
+//     reject (5xx, stops), tempfail (4xx, stops), score (adds to the score), log;
+//   - a dry-run slot only logs what it would have done;
+//   - a filter error or timeout applies the slot's on_error: continue with a NAME_FAIL
+//     symbol (logged and counted, never silent) or tempfail.
+// At the end the score is compared with the domain's `required`.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "digue/config.hpp"
+#include "digue/filter.hpp"
+#include "digue/message.hpp"
+
+namespace digue {
+
+struct SlotStats {
+  std::atomic<uint64_t> total{0}, hit{0}, pass{0}, error{0}, timeout{0};
+};
+
+struct Slot {
+  SlotConfig config;
+  FilterPtr filter;
+  Phase phase = Phase::Data;
+  std::unique_ptr<SlotStats> stats = std::make_unique<SlotStats>();
+};
+
+class Pipeline {
+ public:
+  // Throws ConfigError (naming the filter's key and line) when a filter cannot be built.
+  static std::shared_ptr<const Pipeline> build(std::shared_ptr<const Config> config);
+  const std::vector<Slot>& slots() const { return slots_; }
+  const Config& config() const { return *config_; }
+  std::shared_ptr<const Config> config_ptr() const { return config_; }
+  // The effective order, one slot per line (for --print-pipeline).
+  std::string describe() const;
+
+ private:
+  std::shared_ptr<const Config> config_;
+  std::vector<Slot> slots_;
+};
+
+enum class Decision : uint8_t { Accept, Spam, Reject, Tempfail };
+const char* to_string(Decision d);
+
+struct RanSymbol {
+  Symbol symbol;
+  std::string filter;
+  bool counted = true;  // false for dry-run and log slots: shown, not scored
+};
+
+struct Verdict {
+  Decision decision = Decision::Accept;
+  double score = 0.0;
+  double required = 7.5;
+  std::vector<RanSymbol> symbols;  // in run order
+  std::string deciding_filter;     // the slot that classed it spam / refused it
+  std::string reason;              // human text (SMTP reply text on refusal)
+  bool whitelisted = false;
+  std::string whitelist_reason;    // the pass symbol's evidence
+  std::vector<std::pair<std::string, std::chrono::microseconds>> timings;
+  std::vector<std::string> dry_run;  // "rbl would have classed as spam: ..."
+  bool complete = false;             // the whole chain ran (data phase reached)
+
+  // "SYM1,SYM2" of the counted symbols, for X-Spam-Status.
+  std::string tests() const;
+};
+
+// One message's evaluation state. The inputs are shared so that a filter that outlives its
+// deadline (abandoned, still running) never touches freed memory.
+class PipelineRun {
+ public:
+  PipelineRun(std::shared_ptr<const Pipeline> pipeline, Services& services,
+              boost::asio::any_io_executor executor);
+
+  void set_envelope(std::shared_ptr<const Envelope> env) { envelope_ = std::move(env); }
+  void set_message(std::shared_ptr<const Message> msg) { message_ = std::move(msg); }
+  // Forget cached results that depend on the envelope (after RSET or a new transaction).
+  void reset();
+  // Forget cached results of one phase for one domain (a new RCPT changes their input).
+  void forget(Phase phase, const std::string& domain);
+
+  boost::asio::awaitable<Verdict> evaluate(const DomainPolicy& policy, Phase upto);
+
+  const Pipeline& pipeline() const { return *pipeline_; }
+
+ private:
+  struct Cached {
+    FilterResult result;
+    std::chrono::microseconds elapsed{0};
+  };
+  boost::asio::awaitable<Cached> run_slot(const Slot& slot, const DomainPolicy& policy);
+
+  std::shared_ptr<const Pipeline> pipeline_;
+  Services& services_;
+  boost::asio::any_io_executor executor_;
+  std::shared_ptr<const Envelope> envelope_;
+  std::shared_ptr<const Message> message_;
+  std::map<std::pair<size_t, std::string>, Cached> cache_;  // (slot, domain or "")
+};
+
+}  // namespace digue

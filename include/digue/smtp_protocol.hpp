@@ -1,0 +1,141 @@
+// SMTP server protocol: command parsing, the session state machine (RFC 5321 + PIPELINING,
+// SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, STARTTLS) and the DATA decoder.
+// Contract: no I/O and no clock. The Asio session feeds it lines and bytes and performs the
+// actions it returns; decisions that need filters (MAIL, RCPT, end of DATA) are handed back
+// to the session, which reports the outcome. Untrusted input: every byte; this is fuzzed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "digue/envelope.hpp"
+
+namespace digue::smtp {
+
+struct Reply {
+  int code = 250;
+  std::string enhanced;            // "2.1.0"; empty for 220/221 greeting-style replies
+  std::vector<std::string> lines;  // at least one
+  bool close = false;              // close the connection after sending
+
+  Reply() = default;
+  Reply(int c, std::string enh, std::string text, bool cl = false)
+      : code(c), enhanced(std::move(enh)), lines{std::move(text)}, close(cl) {}
+  std::string wire() const;  // "250-...\r\n250 ...\r\n"
+};
+
+// Parses a reverse- or forward-path: "<local@domain>", "<@route:local@domain>", "<>".
+// Returns nullopt with *err set on a syntax error. Never accepts a bare address without <>
+// except when lenient (some clients send MAIL FROM:user@x; RFC says no, Postfix accepts).
+struct PathResult {
+  Address address;
+  std::vector<std::pair<std::string, std::string>> params;  // ESMTP "KEY=VALUE", keys upper
+};
+std::optional<PathResult> parse_path_and_params(std::string_view text, bool allow_empty,
+                                                std::string* err);
+
+// Local parts that could make a downstream server relay further ("user%other",
+// "user!other", quoted "@"): refused for our own domains.
+bool risky_local_part(std::string_view local);
+
+enum class State : uint8_t { Greeting, Ready, Mail, Rcpt, Data, Closed };
+
+struct Settings {
+  std::string hostname = "localhost";
+  size_t max_message_size = 50u << 20;
+  size_t max_recipients = 100;
+  size_t max_command_line = 4096;
+  int max_bad_commands = 10;
+  bool tls_available = false;  // STARTTLS may be offered
+  bool tls_active = false;
+  std::function<bool(const std::string& domain)> accepts_domain;
+};
+
+// What the session must do after a command line.
+struct Step {
+  enum class Kind : uint8_t {
+    Reply,     // send `reply`
+    Helo,      // run helo-phase filters, then send `reply` (or a refusal)
+    Mail,      // run mail-phase filters for envelope().mail_from, then mail_accepted()
+    Rcpt,      // run rcpt-phase filters for `rcpt`, then rcpt_accepted() or refuse
+    Data,      // send `reply` (354), then read the message with a DataDecoder
+    StartTls,  // send `reply` (220), discard buffered input, handshake, then tls_started()
+  };
+  Kind kind = Kind::Reply;
+  Reply reply;
+  Address rcpt;  // Kind::Rcpt
+  bool sync = false;  // flush replies now (RFC 2920: EHLO, DATA, QUIT, STARTTLS, NOOP...)
+};
+
+class Protocol {
+ public:
+  explicit Protocol(Settings settings);
+
+  Reply greeting() const;
+  // One command line without its CRLF (bare LF tolerated by the caller's line splitter).
+  Step on_line(std::string_view line);
+  // The line exceeded max_command_line (the caller discarded it up to its end).
+  Step on_overlong_line();
+
+  void mail_accepted();             // 250 sent for MAIL
+  void mail_refused();              // the session refused MAIL: back to Ready
+  void rcpt_accepted(const Address& rcpt);
+  void data_done();                 // the message was answered (250/4xx/5xx): new transaction
+  void tls_started();               // handshake done: state reset, EHLO needed again
+
+  State state() const { return state_; }
+  const Envelope& envelope() const { return env_; }
+  Envelope& envelope() { return env_; }
+  const Settings& settings() const { return settings_; }
+  void set_tls_active(bool v) { settings_.tls_active = v; }
+  int bad_commands() const { return bad_commands_; }
+  bool closed() const { return state_ == State::Closed; }
+
+ private:
+  Step bad(Reply r);
+  Step on_helo(std::string_view arg, bool esmtp);
+  Step on_mail(std::string_view arg);
+  Step on_rcpt(std::string_view arg);
+  void reset_transaction();
+
+  Settings settings_;
+  State state_ = State::Ready;
+  Envelope env_;
+  size_t declared_size_ = 0;
+  int bad_commands_ = 0;
+  bool seen_helo_ = false;
+};
+
+// DATA decoder: dot-unstuffing and end-of-data detection across reads. Only <CRLF>.<CRLF>
+// ends the message (no bare-LF variants: the SMTP smuggling class); bare LF line ends are
+// stored as CRLF so that what we pass downstream has one unambiguous line ending.
+class DataDecoder {
+ public:
+  DataDecoder(size_t max_size, size_t max_line);
+  // Consumes bytes; returns how many were used (less than data.size() only when the end of
+  // data was found: the rest is pipelined input after the message).
+  size_t feed(std::string_view data);
+  bool done() const { return done_; }
+  bool too_big() const { return too_big_; }
+  bool line_too_long() const { return line_too_long_; }
+  bool has_8bit() const { return has_8bit_; }
+  size_t size() const { return size_; }  // decoded size, counted even past the limit
+  std::string& message() { return out_; }
+
+ private:
+  enum class S : uint8_t { LineStart, Dot, DotCr, InLine };
+  void put(std::string_view s);
+  S s_ = S::LineStart;
+  std::string out_;
+  size_t max_size_, max_line_;
+  size_t size_ = 0, line_len_ = 0;
+  bool done_ = false, too_big_ = false, line_too_long_ = false, has_8bit_ = false;
+  bool last_cr_ = false;
+};
+
+}  // namespace digue::smtp

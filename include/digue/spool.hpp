@@ -1,0 +1,131 @@
+// Spool: the durable queue. One message = `<id>.msg` (the bytes as received, CRLF, dot-
+// unstuffed) + `<id>.env` (envelope, per-recipient state, the trace headers to prepend).
+// Contract: commit() completes only when both files and their directory entries are on disk
+// (write to tmp/, syncfs, rename into queue/, fsync the directory): a 250 is sent only after
+// it. Commits from all sessions are batched by one writer thread (group commit: one syncfs
+// and one directory fsync make a whole batch durable; no commit completes before its own
+// files are durable). A write error (disk full, EIO) completes the commit with an error: the
+// session answers 452 4.3.1 and nothing is acknowledged.
+// States: received (spooled, not yet filtered), queued (filtered, to deliver), deferred
+// (retry at next_try), held (attachment-hash hold), quarantined, done (removed).
+// On start, recover() returns every record so that nothing acknowledged is lost; a crash may
+// at worst deliver a message twice (state updates after the first commit are not fsync'ed
+// before delivery goes on).
+#pragma once
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
+#include <atomic>
+#include <optional>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "digue/config.hpp"
+#include "digue/envelope.hpp"
+
+namespace digue {
+
+enum class SpoolState : uint8_t { Received, Queued, Deferred, Held, Quarantined, Done };
+const char* to_string(SpoolState s);
+
+struct RcptState {
+  enum class Status : uint8_t { Pending, Delivered, Failed };
+  Address address;
+  Status status = Status::Pending;
+  std::string action = "deliver";  // deliver | tag | junk | quarantine
+  int attempts = 0;
+  std::string last_error;         // last downstream reply or failure
+};
+
+struct SpoolRecord {
+  std::string id;
+  SpoolState state = SpoolState::Received;
+  Envelope envelope;
+  std::vector<RcptState> rcpts;
+  std::map<std::string, std::string> headers;  // per recipient domain: trace headers (CRLF)
+  std::map<std::string, std::string> tags;     // per recipient domain subject prefix
+  int64_t created = 0;                         // unix seconds
+  int64_t next_try = 0;
+  int attempts = 0;
+  std::string deciding_filter;
+  std::string summary;                          // verdict summary for logs and quarantine
+
+  std::string serialize() const;
+  static std::optional<SpoolRecord> parse(std::string_view text);
+};
+
+class Spool {
+ public:
+  explicit Spool(const SpoolConfig& config);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  std::string new_id();
+  const std::string& dir() const { return dir_; }
+
+  // Durably stores message and record; the handler gets an error_code (0 = durable).
+  template <typename Token>
+  auto async_commit(std::shared_ptr<const std::string> message, SpoolRecord record,
+                    Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler, std::shared_ptr<const std::string> msg, SpoolRecord rec) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          Job job;
+          job.message = std::move(msg);
+          job.record = std::move(rec);
+          job.done = [h](boost::system::error_code ec) {
+            auto ex = boost::asio::get_associated_executor(*h);
+            boost::asio::post(ex, [h, ec]() { (*h)(ec); });
+          };
+          enqueue(std::move(job));
+        },
+        token, std::move(message), std::move(record));
+  }
+
+  // Rewrites the record (atomic rename; not fsync'ed: see the contract above).
+  bool update(const SpoolRecord& record);
+  // Removes both files of a finished message.
+  void remove(const std::string& id);
+  std::shared_ptr<std::string> load_message(const std::string& id) const;
+  // Every record on disk (orphan and temporary files are cleaned up).
+  std::vector<SpoolRecord> recover();
+  // Moves a message's files to another spool sub-directory (e.g. "quarantine").
+  bool move_to(const std::string& id, const std::string& subdir);
+
+  uint64_t commits() const { return commits_; }
+  uint64_t batches() const { return batches_; }
+
+ private:
+  struct Job {
+    std::shared_ptr<const std::string> message;
+    SpoolRecord record;
+    std::function<void(boost::system::error_code)> done;
+  };
+  void enqueue(Job job);
+  void writer_loop();
+  boost::system::error_code write_batch(std::vector<Job>& jobs);
+
+  std::string dir_;
+  bool fsync_;
+  int queue_fd_ = -1;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> pending_;
+  bool stop_ = false;
+  std::thread writer_;
+  std::atomic<uint64_t> counter_{0};
+  std::atomic<uint64_t> commits_{0}, batches_{0};
+};
+
+}  // namespace digue

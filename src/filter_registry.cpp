@@ -1,0 +1,27 @@
+// The explicit filter list. One line per filter; the name is the config's name.
+#include "digue/filter_registry.hpp"
+
+#include "filters/empty_sender.hpp"
+#include "filters/relay_ips.hpp"
+#include "filters/same_sender_rcpt.hpp"
+
+namespace digue {
+namespace {
+
+constexpr FilterInfo kFilters[] = {
+    {"relay_ips", &filters::make_relay_ips},
+    {"empty_sender", &filters::make_empty_sender},
+    {"same_sender_rcpt", &filters::make_same_sender_rcpt},
+};
+
+}  // namespace
+
+std::span<const FilterInfo> filter_registry() { return kFilters; }
+
+const FilterInfo* find_filter(std::string_view name) {
+  for (const auto& f : kFilters)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+}  // namespace digue

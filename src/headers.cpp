@@ -1,0 +1,164 @@
+// Trace headers and header-block edits; see include/digue/headers.hpp.
+#include "digue/headers.hpp"
+
+#include <strings.h>
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace digue::headers {
+
+std::string rfc5322_date(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
+  return buf;
+}
+
+namespace {
+
+std::string angle(const Address& a) { return "<" + a.str() + ">"; }
+
+// Header values we write come partly from the client (HELO, addresses): keep them on one
+// line and printable so they cannot inject header fields.
+std::string clean(std::string_view s) {
+  std::string o;
+  for (unsigned char c : s) o += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  return o;
+}
+
+// Folds a long header line at spaces or commas so lines stay under 78 characters.
+std::string fold(const std::string& line) {
+  if (line.size() <= 78) return line + "\r\n";
+  std::string out;
+  size_t start = 0, col_start = 0;
+  while (line.size() - start > 78 - (start ? 1 : 0)) {
+    size_t limit = start + 76;
+    size_t cut = line.find_last_of(" ,", limit);
+    if (cut == std::string::npos || cut <= start + 8) cut = line.find_first_of(" ,", limit);
+    if (cut == std::string::npos) break;
+    if (line[cut] == ',') ++cut;
+    out += line.substr(start, cut - start);
+    out += "\r\n\t";
+    start = cut;
+    while (start < line.size() && line[start] == ' ') ++start;
+    col_start = start;
+  }
+  (void)col_start;
+  out += line.substr(start);
+  out += "\r\n";
+  return out;
+}
+
+}  // namespace
+
+std::string received(const Envelope& env, const std::string& hostname,
+                     const std::vector<Address>& rcpts) {
+  std::string from = clean(env.helo.empty() ? "unknown" : env.helo);
+  std::string paren = env.client_ptr.empty() ? "" : clean(env.client_ptr) + " ";
+  std::string ip = env.client_ip.find(':') != std::string::npos ? "IPv6:" + env.client_ip
+                                                                 : env.client_ip;
+  std::string with = env.esmtp ? "ESMTP" : "SMTP";
+  if (env.tls) with += "S";
+  if (env.smtputf8) with = "UTF8" + with;
+  std::string line = fmt::format("Received: from {} ({}[{}])", from, paren, ip);
+  std::string out = line + "\r\n";
+  std::string by = fmt::format("\tby {} (digue) with {}", hostname, with);
+  if (env.tls) by += fmt::format(" ({}:{})", clean(env.tls->version), clean(env.tls->cipher));
+  by += " id " + env.queue_id;
+  out += by + "\r\n";
+  std::string tail = "\t";
+  if (rcpts.size() == 1) tail += "for " + clean(angle(rcpts[0])) + "; ";
+  tail += rfc5322_date(env.received_at);
+  out += tail + "\r\n";
+  return out;
+}
+
+std::string trace_block(const Envelope& env, const std::string& hostname,
+                        const std::vector<Address>& rcpts, const Verdict& verdict, bool spam) {
+  std::string out = received(env, hostname, rcpts);
+  out += fold("X-Digue-Envelope-From: " + clean(angle(env.mail_from)));
+  out += fold("X-Digue-HELO: " + clean(env.helo));
+  out += fold("X-Digue-Client-IP: " + clean(env.client_ip));
+  std::string to;
+  for (const auto& r : rcpts) to += (to.empty() ? "" : ", ") + clean(angle(r));
+  out += fold("X-Digue-Envelope-To: " + to);
+  out += fold("X-Digue-Queue-ID: " + env.queue_id);
+  out += fold(fmt::format("X-Spam-Status: {}, score={:.1f} required={:.1f} tests={}",
+                          spam ? "Yes" : "No", verdict.score, verdict.required,
+                          clean(verdict.tests())));
+  if (!verdict.deciding_filter.empty() && !verdict.whitelisted)
+    out += fold("X-Digue-Filter: " + clean(verdict.deciding_filter));
+  if (verdict.whitelisted)
+    out += fold("X-Digue-Whitelist: " + clean(verdict.whitelist_reason));
+  if (spam) out += "X-Spam-Flag: YES\r\n";
+  return out;
+}
+
+bool owned_header(std::string_view name) {
+  auto ieq = [&](std::string_view b) {
+    return name.size() == b.size() && strncasecmp(name.data(), b.data(), b.size()) == 0;
+  };
+  return ieq("X-Spam-Status") || ieq("X-Spam-Flag") ||
+         (name.size() > 8 && strncasecmp(name.data(), "X-Digue-", 8) == 0);
+}
+
+std::string rewrite(std::string_view raw, std::string_view subject_prefix) {
+  // Walk the top-level header fields (a field = its first line + continuation lines).
+  std::string out;
+  out.reserve(raw.size() + subject_prefix.size() + 16);
+  size_t pos = 0;
+  bool subject_done = subject_prefix.empty();
+  while (pos < raw.size()) {
+    size_t eol = raw.find('\n', pos);
+    size_t line_end = eol == std::string_view::npos ? raw.size() : eol + 1;
+    std::string_view line = raw.substr(pos, line_end - pos);
+    if (line == "\r\n" || line == "\n") break;  // end of the header block
+    if (line.front() == ' ' || line.front() == '\t') {  // stray continuation: keep
+      out.append(line);
+      pos = line_end;
+      continue;
+    }
+    // Extend to the field's continuation lines.
+    size_t field_end = line_end;
+    while (field_end < raw.size() && (raw[field_end] == ' ' || raw[field_end] == '\t')) {
+      size_t e = raw.find('\n', field_end);
+      field_end = e == std::string_view::npos ? raw.size() : e + 1;
+    }
+    std::string_view field = raw.substr(pos, field_end - pos);
+    size_t colon = line.find(':');
+    std::string_view name = colon == std::string_view::npos ? std::string_view() : line.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    if (!name.empty() && owned_header(name)) {
+      pos = field_end;
+      continue;
+    }
+    if (!subject_done && name.size() == 7 && strncasecmp(name.data(), "Subject", 7) == 0) {
+      out.append(field.substr(0, colon + 1));
+      std::string_view value = field.substr(colon + 1);
+      size_t ws = 0;
+      while (ws < value.size() && (value[ws] == ' ' || value[ws] == '\t')) ++ws;
+      out += ' ';
+      out.append(subject_prefix);
+      out.append(value.substr(ws));
+      subject_done = true;
+    } else {
+      out.append(field);
+    }
+    pos = field_end;
+  }
+  if (!subject_done) {
+    std::string_view p = subject_prefix;
+    while (!p.empty() && p.back() == ' ') p.remove_suffix(1);
+    out += "Subject: ";
+    out.append(p);
+    out += "\r\n";
+  }
+  out.append(raw.substr(pos));
+  return out;
+}
+
+}  // namespace digue::headers

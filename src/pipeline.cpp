@@ -1,0 +1,275 @@
+// Pipeline build and evaluation; see include/digue/pipeline.hpp.
+#include "digue/pipeline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "digue/filter_registry.hpp"
+#include "digue/options.hpp"
+
+namespace asio = boost::asio;
+
+namespace digue {
+
+const char* to_string(Phase p) {
+  switch (p) {
+    case Phase::Connect: return "connect";
+    case Phase::Helo: return "helo";
+    case Phase::Mail: return "mail";
+    case Phase::Rcpt: return "rcpt";
+    case Phase::Data: return "data";
+  }
+  return "?";
+}
+
+const char* to_string(Decision d) {
+  switch (d) {
+    case Decision::Accept: return "accept";
+    case Decision::Spam: return "spam";
+    case Decision::Reject: return "reject";
+    case Decision::Tempfail: return "tempfail";
+  }
+  return "?";
+}
+
+namespace {
+const char* action_name(SlotAction a) {
+  switch (a) {
+    case SlotAction::Spam: return "spam";
+    case SlotAction::Reject: return "reject";
+    case SlotAction::Tempfail: return "tempfail";
+    case SlotAction::Score: return "score";
+    case SlotAction::Log: return "log";
+  }
+  return "?";
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+}  // namespace
+
+std::shared_ptr<const Pipeline> Pipeline::build(std::shared_ptr<const Config> config) {
+  auto p = std::make_shared<Pipeline>();
+  p->config_ = config;
+  for (const SlotConfig& sc : config->pipeline) {
+    const FilterInfo* info = find_filter(sc.filter);
+    if (!info) throw ConfigError("pipeline.order", sc.line, "unknown filter '" + sc.filter + "'");
+    FilterBuildContext b{*config, sc, *sc.options};
+    Slot slot;
+    slot.config = sc;
+    slot.filter = info->make(b);
+    slot.phase = slot.filter->phase();
+    p->slots_.push_back(std::move(slot));
+  }
+  return p;
+}
+
+std::string Pipeline::describe() const {
+  std::string out;
+  int i = 1;
+  for (const Slot& s : slots_) {
+    out += fmt::format("{:2}. {:<20} phase={:<7} action={:<8} timeout={}ms on_error={}{}{}{}\n",
+                       i++, s.config.filter, to_string(s.phase), action_name(s.config.action),
+                       s.config.timeout.count(),
+                       s.config.on_error == OnError::Continue ? "continue" : "tempfail",
+                       s.filter->per_domain() ? " per-domain" : "",
+                       s.config.dry_run ? " dry-run" : "", s.config.always ? " always" : "");
+  }
+  if (slots_.empty()) out = "(empty pipeline: every message is accepted)\n";
+  return out;
+}
+
+std::string Verdict::tests() const {
+  std::string out;
+  for (const auto& s : symbols) {
+    if (!s.counted) continue;
+    if (!out.empty()) out += ',';
+    out += s.symbol.name;
+  }
+  return out.empty() ? "none" : out;
+}
+
+PipelineRun::PipelineRun(std::shared_ptr<const Pipeline> pipeline, Services& services,
+                         asio::any_io_executor executor)
+    : pipeline_(std::move(pipeline)), services_(services), executor_(std::move(executor)) {}
+
+void PipelineRun::reset() {
+  // Connect- and helo-phase results depend only on the connection: keep them.
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (pipeline_->slots()[it->first.first].phase > Phase::Helo)
+      it = cache_.erase(it);
+    else
+      ++it;
+  }
+  message_.reset();
+}
+
+void PipelineRun::forget(Phase phase, const std::string& domain) {
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    const Slot& slot = pipeline_->slots()[it->first.first];
+    if (slot.phase == phase && (it->first.second == domain || it->first.second.empty()))
+      it = cache_.erase(it);
+    else
+      ++it;
+  }
+}
+
+asio::awaitable<PipelineRun::Cached> PipelineRun::run_slot(const Slot& slot,
+                                                           const DomainPolicy& policy) {
+  // The filter runs in its own coroutine so that a deadline can abandon it even when the
+  // operation it awaits does not support cancellation. Everything it touches is kept alive
+  // by the shared state.
+  struct State {
+    explicit State(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::optional<FilterResult> result;
+    std::shared_ptr<const Envelope> envelope;
+    std::shared_ptr<const Message> message;
+    std::shared_ptr<const Config> config;  // owns `policy`
+    FilterPtr filter;
+  };
+  auto st = std::make_shared<State>(executor_);
+  st->envelope = envelope_;
+  st->message = message_;
+  st->config = pipeline_->config_ptr();
+  st->filter = slot.filter;
+  st->timer.expires_after(slot.config.timeout);
+  const DomainPolicy* pol = &policy;
+  Services* services = &services_;
+  auto start = std::chrono::steady_clock::now();
+  slot.stats->total++;
+  asio::co_spawn(
+      executor_,
+      [st, pol, services, ex = executor_]() -> asio::awaitable<void> {
+        FilterContext ctx{*st->envelope, st->message.get(), pol->name, *pol, *services, ex};
+        try {
+          st->result = co_await st->filter->check(ctx);
+        } catch (const std::exception& e) {
+          st->result = FilterResult::error(std::string("exception: ") + e.what());
+        }
+        st->timer.cancel();
+      },
+      asio::detached);
+  boost::system::error_code ec;
+  co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  Cached c;
+  c.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  if (st->result) {
+    c.result = std::move(*st->result);
+  } else {
+    c.result.status = FilterResult::Status::Timeout;
+    c.result.reason = "no answer within " + std::to_string(slot.config.timeout.count()) + " ms";
+  }
+  switch (c.result.status) {
+    case FilterResult::Status::Ok:
+      if (c.result.verdict == FilterResult::Verdict::Hit) slot.stats->hit++;
+      if (c.result.verdict == FilterResult::Verdict::Pass) slot.stats->pass++;
+      break;
+    case FilterResult::Status::Error: slot.stats->error++; break;
+    case FilterResult::Status::Timeout: slot.stats->timeout++; break;
+  }
+  co_return c;
+}
+
+asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase upto) {
+  Verdict v;
+  v.required = policy.required;
+  v.complete = upto == Phase::Data;
+  const auto& slots = pipeline_->slots();
+  std::optional<size_t> top;  // index of the strongest counted hit symbol
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Slot& slot = slots[i];
+    if (slot.phase > upto) continue;
+    if (!slot.config.always && (!policy.filtering || policy.disabled_filters.count(slot.config.filter)))
+      continue;
+    if (slot.phase == Phase::Data && !message_) continue;
+    auto key = std::make_pair(i, slot.filter->per_domain() ? policy.name : std::string());
+    auto it = cache_.find(key);
+    if (it == cache_.end()) {
+      Cached c = co_await run_slot(slot, policy);
+      it = cache_.emplace(key, std::move(c)).first;
+    }
+    const Cached& c = it->second;
+    const FilterResult& r = c.result;
+    const std::string& fname = slot.config.filter;
+    v.timings.emplace_back(fname, c.elapsed);
+
+    if (r.status != FilterResult::Status::Ok) {
+      bool timeout = r.status == FilterResult::Status::Timeout;
+      std::string sym = upper(fname) + (timeout ? "_TIMEOUT" : "_FAIL");
+      spdlog::warn("filter={} status={} reason=\"{}\" on_error={}", fname,
+                   timeout ? "timeout" : "error", r.reason,
+                   slot.config.on_error == OnError::Continue ? "continue" : "tempfail");
+      v.symbols.push_back({{sym, 0.0, r.reason}, fname, true});
+      if (slot.config.on_error == OnError::Tempfail && !slot.config.dry_run) {
+        v.decision = Decision::Tempfail;
+        v.deciding_filter = fname;
+        v.reason = fname + " unavailable, try again later";
+        co_return v;
+      }
+      continue;
+    }
+
+    bool counted = !slot.config.dry_run && slot.config.action != SlotAction::Log;
+    for (const Symbol& s : r.symbols) {
+      v.symbols.push_back({s, fname, counted});
+      if (counted) {
+        v.score += s.score;
+        if (r.verdict == FilterResult::Verdict::Hit &&
+            (!top || s.score > v.symbols[*top].symbol.score))
+          top = v.symbols.size() - 1;
+      }
+    }
+    if (r.verdict == FilterResult::Verdict::None) continue;
+    if (slot.config.dry_run) {
+      v.dry_run.push_back(fmt::format(
+          "{} would have {}: {}", fname,
+          r.verdict == FilterResult::Verdict::Pass ? "whitelisted"
+                                                   : std::string("applied ") +
+                                                         action_name(slot.config.action),
+          r.symbols.empty() ? r.reason : r.symbols.front().evidence));
+      continue;
+    }
+    if (r.verdict == FilterResult::Verdict::Pass) {
+      v.whitelisted = true;
+      v.whitelist_reason = r.symbols.empty() ? r.reason : r.symbols.front().evidence;
+      v.deciding_filter = fname;
+      v.decision = Decision::Accept;
+      co_return v;
+    }
+    switch (slot.config.action) {
+      case SlotAction::Spam:
+        v.decision = Decision::Spam;
+        break;
+      case SlotAction::Reject:
+        v.decision = Decision::Reject;
+        break;
+      case SlotAction::Tempfail:
+        v.decision = Decision::Tempfail;
+        break;
+      case SlotAction::Score:
+      case SlotAction::Log:
+        continue;
+    }
+    v.deciding_filter = fname;
+    v.reason = r.reason.empty() ? fname : r.reason;
+    co_return v;
+  }
+  if (v.complete && v.score >= v.required) {
+    v.decision = Decision::Spam;
+    v.deciding_filter = top ? v.symbols[*top].filter : "score";
+    v.reason = fmt::format("score {:.1f} >= {:.1f}", v.score, v.required);
+  }
+  co_return v;
+}
+
+}  // namespace digue

@@ -1,0 +1,398 @@
+// Durable spool with group commit; see include/digue/spool.hpp.
+#include "digue/spool.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace digue {
+
+const char* to_string(SpoolState s) {
+  switch (s) {
+    case SpoolState::Received: return "received";
+    case SpoolState::Queued: return "queued";
+    case SpoolState::Deferred: return "deferred";
+    case SpoolState::Held: return "held";
+    case SpoolState::Quarantined: return "quarantined";
+    case SpoolState::Done: return "done";
+  }
+  return "?";
+}
+
+namespace {
+
+// Values are percent-encoded so that each record field is one line of printable ASCII.
+std::string enc(std::string_view s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string o;
+  o.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c == '%' || c >= 0x7f) {
+      o += '%';
+      o += kHex[c >> 4];
+      o += kHex[c & 15];
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o.empty() ? "%" : o;  // a lone '%' stands for the empty string
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+std::string dec(std::string_view s) {
+  if (s == "%") return {};
+  std::string o;
+  o.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      int a = hex_digit(s[i + 1]), b = hex_digit(s[i + 2]);
+      if (a >= 0 && b >= 0) {
+        o += static_cast<char>(a * 16 + b);
+        i += 2;
+        continue;
+      }
+    }
+    o += s[i];
+  }
+  return o;
+}
+
+std::string addr_enc(const Address& a) { return enc(a.local) + " " + enc(a.domain); }
+
+const char* status_name(RcptState::Status s) {
+  switch (s) {
+    case RcptState::Status::Pending: return "pending";
+    case RcptState::Status::Delivered: return "delivered";
+    case RcptState::Status::Failed: return "failed";
+  }
+  return "pending";
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Writes a whole file; returns 0 or errno. The file is not synced here.
+int write_file(const std::string& path, std::string_view a, std::string_view b = {}) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return errno;
+  bool ok = write_all(fd, a) && write_all(fd, b);
+  int err = ok ? 0 : errno;
+  if (::close(fd) != 0 && ok) err = errno;
+  if (err) ::unlink(path.c_str());
+  return err;
+}
+
+}  // namespace
+
+std::string SpoolRecord::serialize() const {
+  std::ostringstream o;
+  o << "digue-spool 1\n";
+  o << "id " << enc(id) << "\n";
+  o << "state " << to_string(state) << "\n";
+  o << "created " << created << "\nnext_try " << next_try << "\nattempts " << attempts << "\n";
+  const Envelope& e = envelope;
+  o << "session " << enc(e.session_id) << "\n";
+  o << "client " << enc(e.client_ip) << " " << e.client_port << " " << enc(e.client_ptr) << "\n";
+  o << "helo " << enc(e.helo) << " " << (e.esmtp ? 1 : 0) << "\n";
+  if (e.tls) o << "tls " << enc(e.tls->version) << " " << enc(e.tls->cipher) << "\n";
+  o << "from " << addr_enc(e.mail_from) << "\n";
+  o << "flags " << (e.smtputf8 ? 1 : 0) << " " << (e.body_8bit ? 1 : 0) << "\n";
+  o << "received_at " << e.received_at << "\n";
+  for (const auto& r : rcpts)
+    o << "rcpt " << addr_enc(r.address) << " " << status_name(r.status) << " " << enc(r.action)
+      << " " << r.attempts << " " << enc(r.last_error) << "\n";
+  for (const auto& [d, h] : headers) o << "headers " << enc(d) << " " << enc(h) << "\n";
+  for (const auto& [d, t] : tags) o << "tag " << enc(d) << " " << enc(t) << "\n";
+  o << "decided " << enc(deciding_filter) << "\n";
+  o << "summary " << enc(summary) << "\n";
+  o << "end\n";
+  return o.str();
+}
+
+std::optional<SpoolRecord> SpoolRecord::parse(std::string_view text) {
+  SpoolRecord r;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  bool header = false, end = false;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string key;
+    ls >> key;
+    auto next = [&]() {
+      std::string v;
+      ls >> v;
+      return dec(v);
+    };
+    if (key == "digue-spool") {
+      header = true;
+    } else if (key == "id") {
+      r.id = next();
+    } else if (key == "state") {
+      std::string s = next();
+      for (auto st : {SpoolState::Received, SpoolState::Queued, SpoolState::Deferred,
+                      SpoolState::Held, SpoolState::Quarantined, SpoolState::Done})
+        if (s == to_string(st)) r.state = st;
+    } else if (key == "created") {
+      ls >> r.created;
+    } else if (key == "next_try") {
+      ls >> r.next_try;
+    } else if (key == "attempts") {
+      ls >> r.attempts;
+    } else if (key == "session") {
+      r.envelope.session_id = next();
+    } else if (key == "client") {
+      r.envelope.client_ip = next();
+      ls >> r.envelope.client_port;
+      r.envelope.client_ptr = next();
+    } else if (key == "helo") {
+      r.envelope.helo = next();
+      int esmtp = 0;
+      ls >> esmtp;
+      r.envelope.esmtp = esmtp != 0;
+    } else if (key == "tls") {
+      TlsInfo t;
+      t.version = next();
+      t.cipher = next();
+      r.envelope.tls = t;
+    } else if (key == "from") {
+      r.envelope.mail_from.local = next();
+      r.envelope.mail_from.domain = next();
+    } else if (key == "flags") {
+      int a = 0, b = 0;
+      ls >> a >> b;
+      r.envelope.smtputf8 = a != 0;
+      r.envelope.body_8bit = b != 0;
+    } else if (key == "received_at") {
+      ls >> r.envelope.received_at;
+    } else if (key == "rcpt") {
+      RcptState rs;
+      rs.address.local = next();
+      rs.address.domain = next();
+      std::string st = next();
+      rs.status = st == "delivered" ? RcptState::Status::Delivered
+                  : st == "failed"  ? RcptState::Status::Failed
+                                    : RcptState::Status::Pending;
+      rs.action = next();
+      ls >> rs.attempts;
+      rs.last_error = next();
+      r.envelope.rcpts.push_back(rs.address);
+      r.rcpts.push_back(std::move(rs));
+    } else if (key == "headers") {
+      std::string d = next();
+      r.headers[d] = next();
+    } else if (key == "tag") {
+      std::string d = next();
+      r.tags[d] = next();
+    } else if (key == "decided") {
+      r.deciding_filter = next();
+    } else if (key == "summary") {
+      r.summary = next();
+    } else if (key == "end") {
+      end = true;
+    }
+  }
+  if (!header || !end || r.id.empty()) return std::nullopt;
+  r.envelope.queue_id = r.id;
+  return r;
+}
+
+Spool::Spool(const SpoolConfig& config) : dir_(config.dir), fsync_(config.fsync) {
+  for (const char* sub : {"", "/tmp", "/queue", "/quarantine"}) {
+    std::error_code ec;
+    fs::create_directories(dir_ + sub, ec);
+    if (ec) throw std::runtime_error("spool: cannot create " + dir_ + sub + ": " + ec.message());
+  }
+  queue_fd_ = ::open((dir_ + "/queue").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (queue_fd_ < 0) throw std::runtime_error("spool: cannot open " + dir_ + "/queue");
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+Spool::~Spool() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (queue_fd_ >= 0) ::close(queue_fd_);
+}
+
+std::string Spool::new_id() {
+  // Sortable by time, unique across restarts (random node part) and threads (counter).
+  static const char kAlphabet[] = "0123456789ABCDEFGHJKLMNPQRSTVWXYZ";
+  static const uint64_t kNode = std::random_device{}() & 0xfffff;
+  uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  uint64_t c = counter_++;
+  auto b32 = [&](uint64_t v, int digits) {
+    std::string s(digits, '0');
+    for (int i = digits - 1; i >= 0; --i) {
+      s[i] = kAlphabet[v % 32];
+      v /= 32;
+    }
+    return s;
+  };
+  return b32(us, 11) + b32(kNode, 4) + b32(c & 0xfffff, 4);
+}
+
+void Spool::enqueue(Job job) {
+  {
+    std::lock_guard lk(mu_);
+    pending_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void Spool::writer_loop() {
+  for (;;) {
+    std::vector<Job> batch;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return stop_ || !pending_.empty(); });
+      if (pending_.empty() && stop_) return;
+      while (!pending_.empty() && batch.size() < 256) {
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    boost::system::error_code ec = write_batch(batch);
+    batches_++;
+    for (auto& j : batch) {
+      if (!ec) commits_++;
+      j.done(ec);
+    }
+  }
+}
+
+boost::system::error_code Spool::write_batch(std::vector<Job>& jobs) {
+  using boost::system::error_code;
+  std::vector<std::string> written;
+  auto fail = [&](int err) {
+    for (const auto& p : written) ::unlink(p.c_str());
+    spdlog::error("spool: write failed: {}", std::strerror(err));
+    return error_code(err, boost::system::system_category());
+  };
+  for (auto& j : jobs) {
+    const std::string base = dir_ + "/tmp/" + j.record.id;
+    if (int e = write_file(base + ".msg", *j.message)) return fail(e);
+    written.push_back(base + ".msg");
+    if (int e = write_file(base + ".env", j.record.serialize())) return fail(e);
+    written.push_back(base + ".env");
+  }
+  if (fsync_ && ::syncfs(queue_fd_) != 0) return fail(errno);
+  // The message first, then its record: a record in queue/ always has its message.
+  for (auto& j : jobs) {
+    for (const char* ext : {".msg", ".env"}) {
+      std::string from = dir_ + "/tmp/" + j.record.id + ext;
+      std::string to = dir_ + "/queue/" + j.record.id + ext;
+      if (::rename(from.c_str(), to.c_str()) != 0) return fail(errno);
+    }
+  }
+  if (fsync_ && ::fsync(queue_fd_) != 0) return fail(errno);
+  return {};
+}
+
+bool Spool::update(const SpoolRecord& record) {
+  std::string tmp = dir_ + "/tmp/" + record.id + ".env.new";
+  std::string dst = dir_ + "/queue/" + record.id + ".env";
+  if (write_file(tmp, record.serialize()) != 0) return false;
+  return ::rename(tmp.c_str(), dst.c_str()) == 0;
+}
+
+void Spool::remove(const std::string& id) {
+  // The record goes first: a message file without a record is an orphan removed at start.
+  ::unlink((dir_ + "/queue/" + id + ".env").c_str());
+  ::unlink((dir_ + "/queue/" + id + ".msg").c_str());
+}
+
+bool Spool::move_to(const std::string& id, const std::string& subdir) {
+  std::error_code ec;
+  fs::create_directories(dir_ + "/" + subdir, ec);
+  for (const char* ext : {".msg", ".env"}) {
+    std::string from = dir_ + "/queue/" + id + ext;
+    std::string to = dir_ + "/" + subdir + "/" + id + ext;
+    if (::rename(from.c_str(), to.c_str()) != 0) return false;
+  }
+  if (fsync_) {
+    int fd = ::open((dir_ + "/" + subdir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+    ::fsync(queue_fd_);
+  }
+  return true;
+}
+
+std::shared_ptr<std::string> Spool::load_message(const std::string& id) const {
+  std::ifstream in(dir_ + "/queue/" + id + ".msg", std::ios::binary);
+  if (!in) return nullptr;
+  auto s = std::make_shared<std::string>((std::istreambuf_iterator<char>(in)),
+                                         std::istreambuf_iterator<char>());
+  return s;
+}
+
+std::vector<SpoolRecord> Spool::recover() {
+  std::vector<SpoolRecord> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_ + "/tmp", ec)) fs::remove(e.path(), ec);
+  std::set<std::string> ids;
+  for (const auto& e : fs::directory_iterator(dir_ + "/queue", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.size() > 4 && name.ends_with(".env")) ids.insert(name.substr(0, name.size() - 4));
+  }
+  for (const auto& e : fs::directory_iterator(dir_ + "/queue", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.ends_with(".msg") && !ids.count(name.substr(0, name.size() - 4))) {
+      // Written but never acknowledged (the crash came before its record): the client got
+      // no 250 and will send it again.
+      spdlog::info("spool: removing unacknowledged {}", name);
+      fs::remove(e.path(), ec);
+    }
+  }
+  for (const auto& id : ids) {
+    std::ifstream in(dir_ + "/queue/" + id + ".env", std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto rec = SpoolRecord::parse(ss.str());
+    if (!rec) {
+      // Never delete what we cannot read: keep it aside for the postmaster.
+      spdlog::error("spool: unreadable record {}, moved to spool/corrupt", id);
+      move_to(id, "corrupt");
+      continue;
+    }
+    out.push_back(std::move(*rec));
+  }
+  return out;
+}
+
+}  // namespace digue

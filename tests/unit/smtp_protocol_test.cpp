@@ -1,0 +1,169 @@
+#include <catch2/catch.hpp>
+
+#include "digue/smtp_protocol.hpp"
+
+using namespace digue::smtp;
+
+namespace {
+Settings settings() {
+  Settings s;
+  s.hostname = "mx.test";
+  s.max_message_size = 1000;
+  s.max_recipients = 2;
+  s.max_bad_commands = 5;
+  s.tls_available = true;
+  s.accepts_domain = [](const std::string& d) { return d == "example.test"; };
+  return s;
+}
+std::string decode(const std::vector<std::string>& chunks, size_t* rest = nullptr) {
+  DataDecoder d(1 << 20, 1 << 20);
+  size_t used = 0;
+  for (const auto& c : chunks) {
+    used = d.feed(c);
+    if (d.done()) {
+      if (rest) *rest = c.size() - used;
+      break;
+    }
+  }
+  REQUIRE(d.done());
+  return d.message();
+}
+}  // namespace
+
+TEST_CASE("path parsing", "[smtp]") {
+  std::string err;
+  auto p = parse_path_and_params("<User@Example.TEST> SIZE=100 body=8bitmime", true, &err);
+  REQUIRE(p);
+  CHECK(p->address.local == "User");
+  CHECK(p->address.domain == "example.test");
+  REQUIRE(p->params.size() == 2);
+  CHECK(p->params[1].first == "BODY");
+  CHECK(parse_path_and_params("<>", true, &err)->address.empty());
+  CHECK(!parse_path_and_params("<>", false, &err));
+  CHECK(parse_path_and_params("<@relay.a,@relay.b:u@example.test>", false, &err)->address.domain ==
+        "example.test");
+  CHECK(parse_path_and_params("<\"a b\"@example.test>", false, &err)->address.local == "\"a b\"");
+  CHECK(parse_path_and_params("<u@[192.0.2.1]>", false, &err)->address.domain == "[192.0.2.1]");
+  CHECK(!parse_path_and_params("<u@example.test", false, &err));
+  CHECK(!parse_path_and_params("<u..v@example.test>", false, &err));
+  CHECK(!parse_path_and_params("<u@-bad.test>", false, &err));
+  CHECK(!parse_path_and_params("<@example.test>", false, &err));
+  CHECK(!parse_path_and_params("<u@>", false, &err));
+  CHECK(!parse_path_and_params("<ü@example.test>", false, &err));
+  CHECK(parse_path_and_params("<ü@example.test> SMTPUTF8", false, &err));
+}
+
+TEST_CASE("never an open relay", "[smtp]") {
+  Protocol p(settings());
+  p.on_line("EHLO client.test");
+  REQUIRE(p.on_line("MAIL FROM:<a@b.test>").kind == Step::Kind::Mail);
+  p.mail_accepted();
+  for (const char* rcpt : {"RCPT TO:<u@other.test>", "RCPT TO:<u%other.test@example.test>",
+                           "RCPT TO:<\"u@other.test\"@example.test>", "RCPT TO:<u!other@example.test>",
+                           "RCPT TO:<@example.test:u@other.test>", "RCPT TO:<u@[127.0.0.1]>"}) {
+    INFO(rcpt);
+    Protocol q(settings());
+    q.on_line("EHLO c");
+    q.on_line("MAIL FROM:<a@b.test>");
+    q.mail_accepted();
+    Step s = q.on_line(rcpt);
+    CHECK(s.kind == Step::Kind::Reply);
+    CHECK(s.reply.code >= 500);
+  }
+  Step ok = p.on_line("RCPT TO:<@other.test:u@Example.Test>");
+  CHECK(ok.kind == Step::Kind::Rcpt);
+  CHECK(ok.rcpt.domain == "example.test");
+}
+
+TEST_CASE("sequence, limits and replies", "[smtp]") {
+  Settings st = settings();
+  st.max_bad_commands = 50;
+  Protocol p(st);
+  CHECK(p.greeting().wire() == "220 mx.test ESMTP digue\r\n");
+  CHECK(p.on_line("MAIL FROM:<a@b.test>").reply.code == 503);
+  Step e = p.on_line("EHLO client.test");
+  CHECK(e.kind == Step::Kind::Helo);
+  std::string w = e.reply.wire();
+  CHECK(w.find("250-PIPELINING\r\n") != std::string::npos);
+  CHECK(w.find("250-STARTTLS\r\n") != std::string::npos);
+  CHECK(w.find("250-SIZE 1000\r\n") != std::string::npos);
+  CHECK(p.on_line("RCPT TO:<u@example.test>").reply.code == 503);
+  CHECK(p.on_line("DATA").reply.code == 503);
+  CHECK(p.on_line("MAIL FROM:<a@b.test> SIZE=5000").reply.wire() ==
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+  CHECK(p.on_line("MAIL FROM:<a@b.test> FOO=1").reply.code == 555);
+  REQUIRE(p.on_line("MAIL FROM:<a@b.test> SIZE=500").kind == Step::Kind::Mail);
+  p.mail_accepted();
+  CHECK(p.on_line("DATA").reply.code == 554);
+  CHECK(p.on_line("MAIL FROM:<a@b.test>").reply.code == 503);
+  Step r1 = p.on_line("RCPT TO:<u1@example.test>");
+  REQUIRE(r1.kind == Step::Kind::Rcpt);
+  p.rcpt_accepted(r1.rcpt);
+  Step r2 = p.on_line("RCPT TO:<u2@example.test>");
+  p.rcpt_accepted(r2.rcpt);
+  CHECK(p.on_line("RCPT TO:<u3@example.test>").reply.wire() == "452 4.5.3 Too many recipients\r\n");
+  CHECK(p.on_line("STARTTLS").reply.code == 503);
+  Step d = p.on_line("DATA");
+  CHECK(d.kind == Step::Kind::Data);
+  CHECK(d.reply.code == 354);
+  p.data_done();
+  CHECK(p.envelope().rcpts.empty());
+  CHECK(p.state() == State::Ready);
+  CHECK(p.on_line("VRFY postmaster").reply.code == 252);
+  CHECK(p.on_line("NOOP").reply.code == 250);
+  CHECK(p.on_line("RSET").reply.code == 250);
+  CHECK(p.on_line("QUIT").reply.close);
+}
+
+TEST_CASE("bad commands and garbage", "[smtp]") {
+  Protocol p(settings());
+  CHECK(p.on_line(std::string("EH\0LO x", 7)).reply.code == 500);
+  CHECK(p.on_line("EHLO").reply.code == 501);
+  CHECK(p.on_line("\r\r\r").reply.code == 500);
+  CHECK(p.on_overlong_line().reply.wire() == "500 5.5.2 Line too long\r\n");
+  Step last = p.on_line("FOO");
+  CHECK(last.reply.code == 421);
+  CHECK(last.reply.close);
+  CHECK(p.closed());
+}
+
+TEST_CASE("STARTTLS resets the session", "[smtp]") {
+  Protocol p(settings());
+  p.on_line("EHLO c");
+  Step s = p.on_line("STARTTLS");
+  REQUIRE(s.kind == Step::Kind::StartTls);
+  p.tls_started();
+  CHECK(p.on_line("MAIL FROM:<a@b.test>").reply.code == 503);
+  Step e = p.on_line("EHLO c");
+  CHECK(e.reply.wire().find("STARTTLS") == std::string::npos);
+  CHECK(p.on_line("STARTTLS").reply.code == 502);
+}
+
+TEST_CASE("DATA decoding across chunk boundaries", "[smtp]") {
+  CHECK(decode({"Subject: x\r\n\r\nhello\r\n.\r\n"}) == "Subject: x\r\n\r\nhello\r\n");
+  CHECK(decode({"a\r\n..b\r\n.", "\r", "\n"}) == "a\r\n.b\r\n");
+  CHECK(decode({"a\r", "\n", ".", ".", "\r\n.\r\nQUIT\r\n"}) == "a\r\n.\r\n");
+  size_t rest = 0;
+  decode({"x\r\n.\r\nQUIT\r\n"}, &rest);
+  CHECK(rest == 6);
+  // Bare LF line ends are normalised; "\n.\n" does not end the message (smuggling).
+  CHECK(decode({"a\nb\n.\nc\r\n.\r\n"}) == "a\r\nb\r\n\r\nc\r\n");
+  CHECK(decode({"a\r\n.\rx\r\n.\r\n"}) == "a\r\n\rx\r\n");
+  // Byte by byte.
+  std::string in = "H: v\r\n\r\n..dot\r\nend\r\n.\r\n";
+  std::vector<std::string> bytes;
+  for (char c : in) bytes.emplace_back(1, c);
+  CHECK(decode(bytes) == "H: v\r\n\r\n.dot\r\nend\r\n");
+}
+
+TEST_CASE("DATA limits", "[smtp]") {
+  DataDecoder d(10, 5);
+  d.feed("0123456789abc\r\n.\r\n");
+  CHECK(d.done());
+  CHECK(d.too_big());
+  CHECK(d.line_too_long());
+  DataDecoder e(100, 100);
+  e.feed("caf\xc3\xa9\r\n.\r\n");
+  CHECK(e.has_8bit());
+  CHECK(!e.too_big());
+}

@@ -1,0 +1,92 @@
+#include <catch2/catch.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+
+#include "digue/spool.hpp"
+
+using namespace digue;
+
+namespace {
+std::string temp_dir() {
+  auto p = std::filesystem::temp_directory_path() /
+           ("digue-spool-test-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+}  // namespace
+
+TEST_CASE("spool record round trip", "[spool]") {
+  SpoolRecord r;
+  r.id = "ABC";
+  r.state = SpoolState::Deferred;
+  r.envelope.client_ip = "2001:db8::1";
+  r.envelope.helo = "weird helo with spaces%";
+  r.envelope.mail_from = {"a b", "example.test"};
+  r.envelope.tls = TlsInfo{"TLSv1.3", "TLS_AES_128_GCM_SHA256"};
+  r.rcpts.push_back({{"u", "example.test"}, RcptState::Status::Pending, "tag", 2, "451 4.3.0 later\r\n"});
+  r.headers["example.test"] = "X-A: 1\r\nX-B: 2\r\n";
+  r.tags["example.test"] = "SPAM: ";
+  r.next_try = 1234;
+  auto back = SpoolRecord::parse(r.serialize());
+  REQUIRE(back);
+  CHECK(back->id == "ABC");
+  CHECK(back->state == SpoolState::Deferred);
+  CHECK(back->envelope.client_ip == "2001:db8::1");
+  CHECK(back->envelope.helo == r.envelope.helo);
+  CHECK(back->envelope.mail_from.local == "a b");
+  CHECK(back->envelope.tls->cipher == "TLS_AES_128_GCM_SHA256");
+  REQUIRE(back->rcpts.size() == 1);
+  CHECK(back->rcpts[0].action == "tag");
+  CHECK(back->rcpts[0].attempts == 2);
+  CHECK(back->rcpts[0].last_error == "451 4.3.0 later\r\n");
+  CHECK(back->headers["example.test"] == r.headers["example.test"]);
+  CHECK(back->tags["example.test"] == "SPAM: ");
+  CHECK(back->next_try == 1234);
+  CHECK(!SpoolRecord::parse("digue-spool 1\nid X\n"));  // truncated: no "end"
+}
+
+TEST_CASE("spool commit, recover, orphans", "[spool]") {
+  std::string dir = temp_dir();
+  SpoolConfig cfg;
+  cfg.dir = dir;
+  std::vector<std::string> ids;
+  {
+    Spool spool(cfg);
+    boost::asio::io_context io;
+    int done = 0;
+    for (int i = 0; i < 20; ++i) {
+      SpoolRecord r;
+      r.id = spool.new_id();
+      ids.push_back(r.id);
+      RcptState rs;
+      rs.address = {"u", "example.test"};
+      r.rcpts.push_back(rs);
+      spool.async_commit(std::make_shared<std::string>("Subject: " + std::to_string(i) + "\r\n\r\nx\r\n"),
+                         r, boost::asio::bind_executor(io, [&](boost::system::error_code ec) {
+                           CHECK(!ec);
+                           ++done;
+                         }));
+    }
+    auto guard = boost::asio::make_work_guard(io);
+    while (done < 20) io.run_one();
+    CHECK(spool.commits() == 20);
+    CHECK(spool.batches() <= 20);
+  }
+  std::set<std::string> unique(ids.begin(), ids.end());
+  CHECK(unique.size() == ids.size());
+  // A message file without its record was never acknowledged: recovery removes it.
+  std::FILE* f = std::fopen((dir + "/queue/ORPHAN.msg").c_str(), "w");
+  std::fputs("x", f);
+  std::fclose(f);
+  Spool again(cfg);
+  auto recs = again.recover();
+  CHECK(recs.size() == 20);
+  CHECK(!std::filesystem::exists(dir + "/queue/ORPHAN.msg"));
+  auto msg = again.load_message(recs[0].id);
+  REQUIRE(msg);
+  CHECK(msg->rfind("Subject: ", 0) == 0);
+  std::filesystem::remove_all(dir);
+}
