@@ -3,8 +3,10 @@
 
 #include "filters/bayes.hpp"
 #include "filters/empty_sender.hpp"
+#include "filters/rdns.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
+#include "filters/spf.hpp"
 
 namespace digue {
 namespace {
@@ -14,6 +16,8 @@ constexpr FilterInfo kFilters[] = {
     {"empty_sender", &filters::make_empty_sender},
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
     {"bayes", &filters::make_bayes},
+    {"spf", &filters::make_spf},
+    {"rdns", &filters::make_rdns},
 };
 
 }  // namespace
