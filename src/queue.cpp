@@ -67,6 +67,7 @@ struct Queue::Impl {
     o.timeouts.connect = c->delivery.connect_timeout;
     o.timeouts.command = c->delivery.command_timeout;
     o.starttls = c->delivery.starttls;
+    o.lmtp_folder_delimiter = c->delivery.lmtp_folder_delimiter;
     o.blocking_executor = blocking.get_executor();
     deliverer = std::make_unique<delivery::Deliverer>(io.get_executor(), std::move(o));
     resolver = dns::make_resolver(io.get_executor(), c->dns);
