@@ -230,6 +230,66 @@ TEST_CASE("smtp connection reuse: two messages, one session", "[delivery]") {
   CHECK(sink.counters() == expected);
 }
 
+TEST_CASE("smtp pool: stale, reaped and used-up connections", "[delivery]") {
+  asio::io_context io;
+  Job job = make_job({"a@example.test"}, kMessage);
+  SECTION("the server dropped the idle connection: RSET fails, a new one is opened") {
+    Sink sink({"-t", "1"});  // smtp-sink hangs up after 1 s without a command
+    Deliverer d(io.get_executor(), quick_options());
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    std::this_thread::sleep_for(1500ms);
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    CHECK(d.stats().connections_opened == 2);
+    CHECK(d.stats().connections_reused == 0);
+    CHECK(sink.mails().size() == 2);
+  }
+  SECTION("idle timeout: the connection is closed with QUIT") {
+    Sink sink;
+    Options o = quick_options();
+    o.idle_timeout = 200ms;
+    Deliverer d(io.get_executor(), o);
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    io.restart();
+    io.run_for(1s);  // returns early once the reaper has sent QUIT
+    auto end = std::chrono::steady_clock::now() + 5s;
+    while (sink.counters().find("quit=1") == std::string::npos &&
+           std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(20ms);
+    CHECK(sink.counters() == "sess=2 quit=1 mesg=1");
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    CHECK(d.stats().connections_opened == 2);
+  }
+  SECTION("max_messages_per_connection") {
+    Sink sink;
+    Options o = quick_options();
+    o.max_messages_per_connection = 1;
+    Deliverer d(io.get_executor(), o);
+    for (int i = 0; i < 2; ++i)
+      CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    CHECK(d.stats().connections_opened == 2);
+    CHECK(d.stats().connections_reused == 0);
+  }
+}
+
+TEST_CASE("smtp large message with many dot lines", "[delivery]") {
+  Sink sink;
+  asio::io_context io;
+  Deliverer d(io.get_executor(), quick_options());
+  std::string body, body_lf;
+  for (int i = 0; body.size() < 1500000; ++i) {
+    std::string line = (i % 3 == 0 ? "." : "") + std::string(70, char('a' + i % 26));
+    body += line + "\r\n";
+    body_lf += line + "\n";
+  }
+  auto res = run(
+      io, d.deliver(sink.target(), make_job({"a@example.test"}, "Subject: big\r\n\r\n" + body)));
+  REQUIRE(res.size() == 1);
+  CHECK(res[0].status == Status::Delivered);
+  REQUIRE(sink.mails().size() == 1);
+  auto m = slurp(sink.mails()[0]);
+  CHECK(m.find("Subject: big\n\n" + body_lf) != std::string::npos);
+}
+
 TEST_CASE("smtp per-recipient and transaction failures from smtp-sink", "[delivery]") {
   asio::io_context io;
   Job job = make_job({"a@example.test", "b@example.test"}, kMessage);
