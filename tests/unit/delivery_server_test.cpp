@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <catch2/catch.hpp>
 
 #include "digue/delivery.hpp"
@@ -398,6 +399,43 @@ TEST_CASE("smtp per-destination concurrency cap", "[delivery]") {
   CHECK(st.connections_opened == 2);
   CHECK(st.connections_reused == 2);
   CHECK(sink.mails().size() == 4);
+}
+
+TEST_CASE("one deliverer shared by two threads honours the cap", "[delivery]") {
+  Sink sink;
+  asio::io_context io1, io2;
+  auto guard1 = asio::make_work_guard(io1);
+  auto guard2 = asio::make_work_guard(io2);
+  std::thread t1([&] { io1.run(); });
+  std::thread t2([&] { io2.run(); });
+  Options o = quick_options();
+  o.max_connections = 1;
+  {
+    Deliverer d(io1.get_executor(), o);
+    std::vector<std::future<std::vector<RcptResult>>> futs;
+    for (int i = 0; i < 6; ++i) {
+      auto& io = i % 2 ? io2 : io1;
+      futs.push_back(asio::co_spawn(
+          io, d.deliver(sink.target(), make_job({"a@example.test"}, kMessage)), asio::use_future));
+    }
+    for (auto& f : futs) {
+      REQUIRE(f.wait_for(30s) == std::future_status::ready);
+      auto res = f.get();
+      REQUIRE(res.size() == 1);
+      CHECK(res[0].status == Status::Delivered);
+    }
+    auto st = d.stats();
+    CHECK(st.peak_active == 1);
+    CHECK(st.connections_opened == 1);
+    CHECK(st.connections_reused == 5);
+  }
+  guard1.reset();
+  guard2.reset();
+  io1.stop();
+  io2.stop();
+  t1.join();
+  t2.join();
+  CHECK(sink.mails().size() == 6);
 }
 
 TEST_CASE("smtp queue wait for a connection slot runs out: TempFail", "[delivery]") {
