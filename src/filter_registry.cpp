@@ -1,9 +1,12 @@
 // The explicit filter list. One line per filter; the name is the config's name.
 #include "digue/filter_registry.hpp"
 
+#include "filters/bayes.hpp"
 #include "filters/empty_sender.hpp"
+#include "filters/rdns.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
+#include "filters/spf.hpp"
 
 namespace digue {
 namespace {
@@ -12,6 +15,9 @@ constexpr FilterInfo kFilters[] = {
     {"relay_ips", &filters::make_relay_ips},
     {"empty_sender", &filters::make_empty_sender},
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
+    {"bayes", &filters::make_bayes},
+    {"spf", &filters::make_spf},
+    {"rdns", &filters::make_rdns},
 };
 
 }  // namespace
