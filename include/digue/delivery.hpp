@@ -51,7 +51,7 @@ struct Target {
   enum class Kind { Smtp, Lmtp, Maildir };
   Kind kind = Kind::Smtp;
   std::string host;   // name or IP literal without brackets (Smtp, Lmtp)
-  uint16_t port = 0;  // 25 by default for Smtp; LMTP needs an explicit port
+  uint16_t port = 0;  // parse() defaults: 25 for Smtp, 24 for Lmtp (name it: few use 24)
   std::string path;   // Maildir root
 
   // "host", "host:port", "[::1]:25", "::1", "1.2.3.4", "smtp:host:port", "lmtp:host:port",
