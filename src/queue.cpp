@@ -424,6 +424,15 @@ void Queue::stop() {
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (impl.running > 0 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Polite QUIT on pooled idle connections, bounded by the same deadline.
+  std::atomic<bool> closed{false};
+  asio::co_spawn(impl.io, [&impl, &closed]() -> asio::awaitable<void> {
+    co_await impl.deliverer->close_idle();
+    closed = true;
+  }, asio::detached);
+  until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!closed && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   impl.io.stop();
   impl.thread.join();
   impl.deliverer.reset();
