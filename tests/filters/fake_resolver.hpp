@@ -17,6 +17,11 @@ class FakeResolver : public dns::Resolver {
     a.status = dns::Status::Ok;
     a.records = std::move(records);
   }
+  void add_mx(const std::string& name, std::vector<dns::Mx> mx) {
+    auto& a = table_[{name, dns::Type::MX}];
+    a.status = dns::Status::Ok;
+    a.mx = std::move(mx);
+  }
   void fail(const std::string& name, dns::Type t, dns::Status s) { table_[{name, t}].status = s; }
   boost::asio::awaitable<dns::Answer> query(std::string name, dns::Type type) override {
     ++queries;
