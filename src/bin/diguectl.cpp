@@ -38,6 +38,7 @@ const Command kCommands[] = {
     {"print-pipeline", &print_pipeline, "print the effective filter order"},
     {"scan", &ctl::scan, "run the data-phase pipeline on a message file"},
     {"queue", &ctl::queue, "list the spooled messages"},
+    {"bayes", &ctl::bayes, "learn, classify and maintain the Bayes model"},
 };
 
 void usage() {
