@@ -48,14 +48,13 @@ void Connection::arm(milliseconds timeout) {
   ++generation_;
   timed_out_ = false;
   deadline_ = std::make_shared<asio::steady_timer>(cur_ex_, timeout);
-  deadline_->async_wait(
-      [weak = weak_from_this(), gen = generation_](boost::system::error_code ec) {
-        auto self = weak.lock();
-        if (ec || !self || self->generation_ != gen) return;
-        self->timed_out_ = true;
-        boost::system::error_code ignored;
-        self->sock_.cancel(ignored);  // aborts the pending read/write, TLS included
-      });
+  deadline_->async_wait([weak = weak_from_this(), gen = generation_](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->generation_ != gen) return;
+    self->timed_out_ = true;
+    boost::system::error_code ignored;
+    self->sock_.cancel(ignored);  // aborts the pending read/write, TLS included
+  });
 }
 
 void Connection::disarm() {
@@ -125,8 +124,7 @@ asio::awaitable<std::optional<Reply>> Connection::read_reply(milliseconds timeou
   }
 }
 
-asio::awaitable<std::optional<Reply>> Connection::command(std::string line,
-                                                          milliseconds timeout,
+asio::awaitable<std::optional<Reply>> Connection::command(std::string line, milliseconds timeout,
                                                           const char* what) {
   bool written = co_await write(line, timeout, what);
   if (!written) co_return std::nullopt;
@@ -243,8 +241,8 @@ asio::awaitable<bool> Connection::starttls() {
   disarm();
   if (timed_out_ || ec) {
     tls_handshake_failed_ = true;
-    fail("TLS handshake with " + peer_ + " failed: " +
-         (timed_out_ ? "timeout after " + seconds_text(to.command) : ec.message()));
+    fail("TLS handshake with " + peer_ +
+         " failed: " + (timed_out_ ? "timeout after " + seconds_text(to.command) : ec.message()));
     co_return false;
   }
   tls_version_ = SSL_get_version(tls_->native_handle());
@@ -318,8 +316,10 @@ asio::awaitable<std::vector<RcptResult>> Connection::transaction(const Job& job)
       auto r = co_await read_reply(to.command, "RCPT TO");
       if (!r) co_return finish(lost());
       if (mail_reply->code / 100 != 2) continue;
-      if (r->code / 100 == 2) accepted.push_back(i);
-      else res[i] = result_of(*r);
+      if (r->code / 100 == 2)
+        accepted.push_back(i);
+      else
+        res[i] = result_of(*r);
     }
     data_reply = co_await read_reply(to.data_init, "DATA");
     if (!data_reply) co_return finish(lost());
@@ -335,8 +335,10 @@ asio::awaitable<std::vector<RcptResult>> Connection::transaction(const Job& job)
       for (std::size_t i = 0; i < n; ++i) {
         auto r = co_await command(rcpts[i], to.command, "RCPT TO");
         if (!r) co_return finish(lost());
-        if (r->code / 100 == 2) accepted.push_back(i);
-        else res[i] = result_of(*r);
+        if (r->code / 100 == 2)
+          accepted.push_back(i);
+        else
+          res[i] = result_of(*r);
       }
       if (!accepted.empty()) {
         if (!co_await write("DATA\r\n", to.data_init, "DATA")) co_return finish(lost());

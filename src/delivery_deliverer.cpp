@@ -6,6 +6,7 @@
 // connections hold no slot, and a slot holder opens a new connection only when no idle one
 // is left, so open connections never exceed max_connections.
 #include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -20,7 +21,6 @@
 #include <deque>
 #include <map>
 #include <mutex>
-#include <spdlog/spdlog.h>
 
 #include "digue/delivery.hpp"
 #include "src/delivery_client.hpp"
@@ -47,9 +47,12 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const Options& o) {
 std::string summary(const std::vector<RcptResult>& rs) {
   int ok = 0, temp = 0, perm = 0;
   for (const auto& r : rs) {
-    if (r.status == RcptResult::Status::Delivered) ++ok;
-    else if (r.status == RcptResult::Status::TempFail) ++temp;
-    else ++perm;
+    if (r.status == RcptResult::Status::Delivered)
+      ++ok;
+    else if (r.status == RcptResult::Status::TempFail)
+      ++temp;
+    else
+      ++perm;
   }
   return "delivered=" + std::to_string(ok) + " tempfail=" + std::to_string(temp) +
          " permfail=" + std::to_string(perm);
@@ -73,8 +76,7 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
     std::deque<std::shared_ptr<Waiter>> waiters;
   };
 
-  Impl(asio::any_io_executor ex, Options o)
-      : strand_(asio::make_strand(ex)), opts_(std::move(o)) {
+  Impl(asio::any_io_executor ex, Options o) : strand_(asio::make_strand(ex)), opts_(std::move(o)) {
     if (opts_.max_connections == 0) opts_.max_connections = 1;
     tls_ = opts_.tls_context ? opts_.tls_context : make_tls_context(opts_);
   }
@@ -218,8 +220,8 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
       ++stats_.transactions;
       if (reused) ++stats_.connections_reused;
     }
-    spdlog::info("delivery qid={} to={} peer={} conn={} tls={} {}", job.queue_id, key,
-                 conn->peer(), reused ? "reused" : "new",
+    spdlog::info("delivery qid={} to={} peer={} conn={} tls={} {}", job.queue_id, key, conn->peer(),
+                 reused ? "reused" : "new",
                  conn->tls_version().empty() ? "none" : conn->tls_version(), summary(results));
     if (conn->broken() || conn->messages() >= opts_.max_messages_per_connection) {
       co_await conn->quit();
@@ -246,7 +248,7 @@ Deliverer::~Deliverer() {
   for (auto& i : impl_->drain_idle()) i.conn->close();
 }
 
-asio::awaitable<std::vector<RcptResult>> Deliverer::deliver(const Target& target, const Job& job) {
+asio::awaitable<std::vector<RcptResult>> Deliverer::deliver(Target target, Job job) {
   if (job.rcpts.empty()) co_return std::vector<RcptResult>{};
   auto impl = impl_;  // keeps the pool alive for the whole delivery
   if (target.kind != Target::Kind::Maildir) co_return co_await impl->deliver_remote(target, job);

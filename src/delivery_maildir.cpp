@@ -48,7 +48,8 @@ bool ensure_dir(const std::string& path, std::string& err) {
     return false;
   }
   auto slash = path.find_last_of('/');
-  std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  std::string parent =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   if (parent != path && !ensure_dir(parent, err)) return false;
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
     err = sys_error("mkdir", path, errno);
@@ -137,8 +138,8 @@ RcptResult temp_fail(std::string text) {
 
 RcptResult deliver_one(const std::string& root, const Job& job, const Address& rcpt,
                        const std::string& body, const std::string& hostname) {
-  std::string dir = root + "/" + sanitize_path_component(rcpt.domain) + "/" +
-                    sanitize_path_component(rcpt.local);
+  std::string dir =
+      root + "/" + sanitize_path_component(rcpt.domain) + "/" + sanitize_path_component(rcpt.local);
   std::string err;
   if (!ensure_maildir(dir, false, err)) return temp_fail(err);
   std::string sub = folder_dir(job.folder);
@@ -146,8 +147,8 @@ RcptResult deliver_one(const std::string& root, const Job& job, const Address& r
     dir += "/" + sub;
     if (!ensure_maildir(dir, true, err)) return temp_fail(err);
   }
-  std::string content = "Return-Path: <" + job.mail_from.str() + ">\nDelivered-To: " +
-                        rcpt.str() + "\n" + body;
+  std::string content =
+      "Return-Path: <" + job.mail_from.str() + ">\nDelivered-To: " + rcpt.str() + "\n" + body;
   std::string name = unique_name(hostname, content.size());
   std::string tmp = dir + "/tmp/" + name;
   std::string fin = dir + "/new/" + name;

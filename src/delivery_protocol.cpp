@@ -124,10 +124,14 @@ Capabilities Capabilities::from_ehlo(const Reply& r) {
     std::string l = upper(r.lines[i]);
     auto sp = l.find(' ');
     std::string kw = l.substr(0, sp);
-    if (kw == "PIPELINING") c.pipelining = true;
-    else if (kw == "STARTTLS") c.starttls = true;
-    else if (kw == "8BITMIME") c.eightbitmime = true;
-    else if (kw == "SMTPUTF8") c.smtputf8 = true;
+    if (kw == "PIPELINING")
+      c.pipelining = true;
+    else if (kw == "STARTTLS")
+      c.starttls = true;
+    else if (kw == "8BITMIME")
+      c.eightbitmime = true;
+    else if (kw == "SMTPUTF8")
+      c.smtputf8 = true;
     else if (kw == "SIZE") {
       c.has_size = true;
       if (sp != std::string::npos) {

@@ -116,8 +116,7 @@ std::string Target::key() const {
     case Kind::Lmtp:
     case Kind::Smtp: {
       std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-      return std::string(kind == Kind::Lmtp ? "lmtp:" : "smtp:") + h + ":" +
-             std::to_string(port);
+      return std::string(kind == Kind::Lmtp ? "lmtp:" : "smtp:") + h + ":" + std::to_string(port);
     }
   }
   return {};

@@ -26,6 +26,8 @@
 //   length and reply size are bounded).
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -34,9 +36,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
 
 #include "digue/envelope.hpp"
 
@@ -93,7 +92,7 @@ struct Timeouts {  // RFC 5321 section 4.5.3.2 defaults
 struct Options {
   std::string hostname = "localhost";  // EHLO/LHLO name; Maildir file names
   Timeouts timeouts;
-  std::size_t max_connections = 10;     // per destination key
+  std::size_t max_connections = 10;                               // per destination key
   std::chrono::milliseconds queue_wait{std::chrono::minutes(5)};  // max wait for a slot
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(10)};
   std::size_t max_messages_per_connection = 100;
@@ -114,7 +113,7 @@ struct Stats {
   uint64_t connections_reused = 0;
   uint64_t transactions = 0;
   uint64_t tls_connections = 0;  // connections opened that completed STARTTLS
-  std::size_t peak_active = 0;  // highest number of simultaneous connections to one key
+  std::size_t peak_active = 0;   // highest number of simultaneous connections to one key
 };
 
 class Deliverer {
@@ -125,7 +124,10 @@ class Deliverer {
   Deliverer(const Deliverer&) = delete;
   Deliverer& operator=(const Deliverer&) = delete;
 
-  boost::asio::awaitable<std::vector<RcptResult>> deliver(const Target& target, const Job& job);
+  // Target and Job are taken by value so that no reference outlives the caller's objects.
+  // Await it from a coroutine on a single-threaded executor or a strand: a connection's
+  // deadline timer runs on the awaiting coroutine's executor.
+  boost::asio::awaitable<std::vector<RcptResult>> deliver(Target target, Job job);
   // Sends QUIT on every idle connection and closes it; later deliveries open new ones.
   boost::asio::awaitable<void> close_idle();
   Stats stats() const;

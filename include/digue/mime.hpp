@@ -31,9 +31,13 @@ struct Part {
   std::string filename;            // UTF-8, from Content-Disposition or Content-Type name
   bool multipart = false;          // a container (multipart/*)
   bool message = false;            // message/rfc822 (its child is the embedded message root)
-  size_t body_offset = 0;          // raw body bytes in the original input
+  size_t body_offset = 0;          // raw body bytes in the original input (see `source`)
   size_t body_length = 0;
-  std::string decoded;             // leaves: body after transfer decoding (bytes)
+  // -1: body_offset counts in the original input; otherwise the index of the enclosing
+  // message/rfc822 part whose `decoded` holds these bytes (a base64/QP-encoded message).
+  int source = -1;
+  std::string decoded;             // leaves: body after transfer decoding (bytes);
+                                   // encoded message/rfc822: the decoded embedded message
   std::string text;                // text/* leaves: UTF-8 (HTML turned into visible text)
   std::string preamble, epilogue;  // multipart only
 };
@@ -72,6 +76,8 @@ struct Parsed {
   std::vector<Attachment> attachments;
   size_t leaf_count = 0;           // leaf bodies, message/rfc822 bodies counted, containers not
   bool depth_limited = false, parts_limited = false, size_limited = false;
+  bool text_limited = false;       // Parsed::text / html / Part::text cut at max_text_bytes
+  bool urls_limited = false;       // more than max_urls distinct URLs
   std::vector<std::string> defects;  // "missing final boundary", "bad base64", ...
 
   const std::vector<Header>& headers() const { return parts.front().headers; }
@@ -80,5 +86,20 @@ struct Parsed {
 };
 
 Parsed parse(std::string_view raw, const Limits& limits = {});
+
+// Building blocks, also used by other components (Bayes tokenizer, filters, tests).
+// RFC 2047 encoded words (B and Q) decoded; the rest of the value converted to UTF-8
+// (8-bit bytes that are not UTF-8 are read as Windows-1252).
+std::string decode_header_value(std::string_view raw);
+// Bytes in `charset` (any name iconv knows, plus common aliases) to valid UTF-8; unknown
+// charsets and invalid sequences never fail (U+FFFD or Windows-1252 fallback).
+std::string to_utf8(std::string_view bytes, std::string_view charset);
+// Visible text of an HTML document (script/style/hidden elements dropped, entities decoded);
+// href/src targets appended to *links when links is not null.
+std::string html_to_text(std::string_view html, std::vector<std::string>* links = nullptr);
+// eTLD+1 of a lower-case host name per the Public Suffix List (ICANN and private sections),
+// loaded once from /usr/share/publicsuffix/public_suffix_list.dat (thread-safe); "" for a
+// host that is itself a public suffix. Without the file: the last two labels.
+std::string registered_domain(std::string_view host);
 
 }  // namespace digue::mime

@@ -39,24 +39,26 @@ const Command kCommands[] = {
     {"scan", &ctl::scan, "run the data-phase pipeline on a message file"},
     {"queue", &ctl::queue, "list the spooled messages"},
     {"bayes", &ctl::bayes, "learn, classify and maintain the Bayes model"},
+    {"spf", &ctl::spf, "SPF check: CLIENT_IP MAIL_FROM HELO (or --batch FILE)"},
 };
 
 void usage() {
-  std::cerr << "usage: diguectl --config FILE COMMAND [ARGS...]\ncommands:\n";
+  std::cerr << "usage: diguectl [--config FILE] COMMAND [ARGS...]\ncommands:\n";
   for (const auto& c : kCommands) std::cerr << "  " << c.name << ": " << c.help << "\n";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
+  std::string config_path = "/etc/digue/digue.toml";
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i];
     if ((a == "--config" || a == "-c") && i + 1 < argc) config_path = argv[++i];
+    else if (a.rfind("--config=", 0) == 0) config_path = a.substr(9);
     else break;
   }
-  if (config_path.empty() || i >= argc) {
+  if (i >= argc) {
     usage();
     return 2;
   }

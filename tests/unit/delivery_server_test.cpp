@@ -26,8 +26,8 @@ struct Sink {
   std::unique_ptr<Process> proc;
   explicit Sink(std::vector<std::string> extra = {}) {
     fs::permissions(dir.path, fs::perms::all);
-    std::vector<std::string> argv = {"/usr/sbin/smtp-sink", "-u", "nobody", "-c", "-d",
-                                     (dir.path / "mail" / "%M.").string()};
+    std::vector<std::string> argv = {
+        "/usr/sbin/smtp-sink", "-u", "nobody", "-c", "-d", (dir.path / "mail" / "%M.").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back("127.0.0.1:" + std::to_string(port));
     argv.push_back("100");
@@ -46,7 +46,6 @@ struct Sink {
   }
 };
 
-
 // Dovecot 2.3 serving only LMTP, as root with its own base/state dirs; users alice and bob
 // (any other recipient is unknown); mail in <dir>/mail/<user>/ as the nobody user.
 struct Dovecot {
@@ -55,7 +54,8 @@ struct Dovecot {
   std::unique_ptr<Process> proc;
   explicit Dovecot(bool tls) {
     auto d = dir.path.string();
-    fs::permissions(dir.path, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+    fs::permissions(dir.path,
+                    fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
     for (auto sub : {"mail", "run", "state"}) fs::create_directory(dir.path / sub);
     fs::permissions(dir.path / "mail", fs::perms::all);
     auto* pw = ::getpwnam("nobody");
@@ -67,8 +67,10 @@ struct Dovecot {
         users << u << ":{PLAIN}secret:" << ids << "::" << d << "/mail/" << u << "::\n";
     }
     if (tls) {
-      std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
-                        " -keyout " + d + "/key.pem -out " + d + "/cert.pem >/dev/null 2>&1";
+      std::string cmd =
+          "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+          " -keyout " +
+          d + "/key.pem -out " + d + "/cert.pem >/dev/null 2>&1";
       REQUIRE(std::system(cmd.c_str()) == 0);
     }
     std::ofstream conf(dir.path / "dovecot.conf");
@@ -110,8 +112,8 @@ struct Dovecot {
 };
 
 // Runs several deliveries concurrently on one io_context; bounded.
-std::vector<std::vector<RcptResult>> run_all(asio::io_context& io, Deliverer& d,
-                                             const Target& t, const std::vector<Job>& jobs) {
+std::vector<std::vector<RcptResult>> run_all(asio::io_context& io, Deliverer& d, const Target& t,
+                                             const std::vector<Job>& jobs) {
   std::vector<std::future<std::vector<RcptResult>>> futs;
   for (const auto& j : jobs) futs.push_back(asio::co_spawn(io, d.deliver(t, j), asio::use_future));
   auto end = std::chrono::steady_clock::now() + 30s;
@@ -162,6 +164,43 @@ TEST_CASE("smtp delivery to smtp-sink, pipelined, with dot-stuffing", "[delivery
   std::string both = slurp(mails[0]) + slurp(mails[1]);
   CHECK(both.find("X-Mail-Args: <>\n") != std::string::npos);
   CHECK(both.find("Subject: tail\n\n.no newline at the end\n") != std::string::npos);
+}
+
+TEST_CASE("smtp extensions: HELO fallback, 8BITMIME, SMTPUTF8 refused", "[delivery]") {
+  asio::io_context io;
+  SECTION("no ESMTP: HELO, no pipelining, no parameters") {
+    Sink sink({"-e"});
+    Deliverer d(io.get_executor(), quick_options());
+    Job job = make_job({"a@example.test", "b@example.test"}, kMessage);
+    job.body_8bit = true;
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 2);
+    CHECK(res[0].status == Status::Delivered);
+    CHECK(res[1].status == Status::Delivered);
+    auto mails = sink.mails();
+    REQUIRE(mails.size() == 1);
+    auto m = slurp(mails[0]);
+    CHECK(m.find("X-Client-Proto: SMTP\n") != std::string::npos);
+    CHECK(m.find("X-Mail-Args: <sender@example.org>\n") != std::string::npos);
+  }
+  SECTION("8BITMIME offered: BODY=8BITMIME; SMTPUTF8 not offered: PermFail 5.6.7") {
+    Sink sink;
+    Deliverer d(io.get_executor(), quick_options());
+    Job job = make_job({"a@example.test"}, "Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0\r\n");
+    job.body_8bit = true;
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::Delivered);
+    REQUIRE(sink.mails().size() == 1);
+    CHECK(slurp(sink.mails()[0]).find("X-Mail-Args: <sender@example.org> BODY=8BITMIME\n") !=
+          std::string::npos);
+    job.smtputf8 = true;
+    res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::PermFail);
+    CHECK(res[0].enhanced == "5.6.7");
+    CHECK(sink.mails().size() == 1);
+  }
 }
 
 TEST_CASE("smtp connection reuse: two messages, one session", "[delivery]") {
@@ -299,6 +338,22 @@ TEST_CASE("smtp per-destination concurrency cap", "[delivery]") {
   CHECK(st.connections_opened == 2);
   CHECK(st.connections_reused == 2);
   CHECK(sink.mails().size() == 4);
+}
+
+TEST_CASE("smtp queue wait for a connection slot runs out: TempFail", "[delivery]") {
+  Sink sink({"-w", "1"});
+  asio::io_context io;
+  Options o = quick_options();
+  o.max_connections = 1;
+  o.queue_wait = 300ms;
+  Deliverer d(io.get_executor(), o);
+  std::vector<Job> jobs(2, make_job({"a@example.test"}, kMessage));
+  auto all = run_all(io, d, sink.target(), jobs);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0][0].status == Status::Delivered);
+  CHECK(all[1][0].status == Status::TempFail);
+  CHECK(all[1][0].text.find("no free connection") != std::string::npos);
+  CHECK(d.stats().connections_opened == 1);
 }
 
 TEST_CASE("lmtp delivery to dovecot with STARTTLS", "[delivery]") {

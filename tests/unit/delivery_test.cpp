@@ -1,9 +1,10 @@
 // Delivery layer tests without a network server: targets, dot-stuffing, replies, DSN, Maildir.
 // The SMTP/LMTP client against real servers is in delivery_server_test.cpp.
+#include "digue/delivery.hpp"
+
 #include <boost/asio/thread_pool.hpp>
 #include <catch2/catch.hpp>
 
-#include "digue/delivery.hpp"
 #include "src/delivery_protocol.hpp"
 #include "tests/unit/delivery_test_support.hpp"
 
@@ -13,7 +14,6 @@ using namespace digue::delivery;
 using namespace std::chrono_literals;
 using Status = RcptResult::Status;
 using namespace digue::test;
-
 
 TEST_CASE("target parse", "[delivery]") {
   auto t = Target::parse("mx.Example.NET", "/var/mail");

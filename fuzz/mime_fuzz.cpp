@@ -1,0 +1,25 @@
+// libFuzzer target for the MIME parser: any byte string must parse without a crash, a leak or
+// undefined behaviour, within the limits. Small limits make deep and wide inputs reachable.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "digue/mime.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view raw(reinterpret_cast<const char*>(data), size);
+  digue::mime::Parsed p = digue::mime::parse(raw);
+  digue::mime::Limits small;
+  small.max_depth = 4;
+  small.max_parts = 16;
+  small.max_decoded_bytes = 4096;
+  small.max_text_bytes = 512;
+  small.max_urls = 8;
+  digue::mime::Parsed q = digue::mime::parse(raw, small);
+  // Invariants the filters rely on.
+  if (q.parts.size() > 16 || q.text.size() > 512 || q.urls.size() > 8) __builtin_trap();
+  for (const auto& part : p.parts)
+    for (int c : part.children)
+      if (c <= 0 || static_cast<size_t>(c) >= p.parts.size()) __builtin_trap();
+  return 0;
+}

@@ -1,0 +1,274 @@
+// URLs in text and links, their host and registered domain (Public Suffix List).
+// The PSL file is read once per process, on first use, under a function-local static
+// (thread-safe initialisation); lookups after that are read-only.
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <unordered_set>
+
+#include "src/mime_internal.hpp"
+
+namespace digue::mime {
+namespace detail {
+namespace {
+
+constexpr const char* kPslPath = "/usr/share/publicsuffix/public_suffix_list.dat";
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class SuffixList {
+ public:
+  SuffixList() {
+    std::ifstream in(kPslPath);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::string_view l = trim(line);
+      if (l.empty() || l.starts_with("//")) continue;
+      // Only the first whitespace-separated word is the rule.
+      if (auto sp = l.find_first_of(" \t"); sp != std::string_view::npos) l = l.substr(0, sp);
+      std::string rule = to_lower(l);
+      if (rule.starts_with("!")) {
+        exceptions_.insert(rule.substr(1));
+      } else if (rule.starts_with("*.")) {
+        wildcards_.insert(rule.substr(2));
+      } else {
+        rules_.insert(std::move(rule));
+      }
+    }
+    loaded_ = !rules_.empty();
+  }
+
+  // Length in bytes of the public suffix at the end of host (0: host is not a domain).
+  std::string registered(std::string_view host) const {
+    if (host.empty() || host.front() == '.' || host.back() == '.') return {};
+    // Candidate suffixes from the longest: host itself, then without its first label...
+    // The first match is the longest rule (exceptions and wildcards per the PSL algorithm).
+    size_t suffix_pos = std::string_view::npos;
+    for (size_t pos = 0;;) {
+      std::string_view cand = host.substr(pos);
+      size_t dot = cand.find('.');
+      if (loaded_) {
+        if (exceptions_.find(cand) != exceptions_.end()) {
+          // The exception's parent is the public suffix.
+          suffix_pos = dot == std::string_view::npos ? std::string_view::npos : pos + dot + 1;
+          break;
+        }
+        if (rules_.find(cand) != rules_.end()) {
+          suffix_pos = pos;
+          break;
+        }
+        if (dot != std::string_view::npos &&
+            wildcards_.find(cand.substr(dot + 1)) != wildcards_.end()) {
+          suffix_pos = pos;
+          break;
+        }
+      }
+      if (dot == std::string_view::npos) {
+        suffix_pos = pos;  // the implicit "*" rule: the last label
+        break;
+      }
+      pos += dot + 1;
+    }
+    if (suffix_pos == std::string_view::npos || suffix_pos == 0) return {};
+    // One more label to the left of the suffix.
+    size_t start = host.rfind('.', suffix_pos - 2);
+    start = start == std::string_view::npos ? 0 : start + 1;
+    return std::string(host.substr(start));
+  }
+
+ private:
+  std::unordered_set<std::string, StringHash, std::equal_to<>> rules_, wildcards_, exceptions_;
+  bool loaded_ = false;
+};
+
+const SuffixList& suffix_list() {
+  static const SuffixList list;
+  return list;
+}
+
+bool is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '.' || c == '_' || static_cast<unsigned char>(c) >= 0x80 || c == '%';
+}
+
+// Characters that end a URL found in free text.
+bool ends_url(char c) {
+  return is_space(c) || c == '"' || c == '\'' || c == '<' || c == '>' || c == '`' ||
+         c == '{' || c == '}' || c == '|' || c == '^' || static_cast<unsigned char>(c) < 0x20;
+}
+
+int hexv(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// "1.2.3.4", or the single-number and hex forms browsers accept ("http://3232235777/").
+bool parse_ipv4(std::string_view h, std::string& dotted) {
+  uint64_t parts[4];
+  int count = 0;
+  size_t i = 0;
+  while (i <= h.size() && count < 4) {
+    size_t dot = h.find('.', i);
+    std::string_view p = h.substr(i, dot == std::string_view::npos ? h.size() - i : dot - i);
+    if (p.empty() || p.size() > 12) return false;
+    uint64_t v = 0;
+    int base = 10;
+    if (p.size() > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+      base = 16;
+      p.remove_prefix(2);
+    } else if (p.size() > 1 && p[0] == '0') {
+      base = 8;
+    }
+    auto r = std::from_chars(p.data(), p.data() + p.size(), v, base);
+    if (r.ec != std::errc() || r.ptr != p.data() + p.size()) return false;
+    parts[count++] = v;
+    if (dot == std::string_view::npos) {
+      i = h.size() + 1;
+      break;
+    }
+    i = dot + 1;
+  }
+  if (i <= h.size() || count == 0) return false;  // more than 4 parts, or trailing text
+  uint64_t addr = 0;
+  for (int k = 0; k < count - 1; ++k) {
+    if (parts[k] > 255) return false;
+    addr = (addr << 8) | parts[k];
+  }
+  int rest_bits = 8 * (4 - (count - 1));
+  if (parts[count - 1] >= (uint64_t{1} << rest_bits)) return false;
+  addr = (addr << rest_bits) | parts[count - 1];
+  // A lone small number ("http://42/") is not an address anyone writes.
+  if (count == 1 && addr < (1u << 24)) return false;
+  dotted = std::to_string((addr >> 24) & 255) + "." + std::to_string((addr >> 16) & 255) + "." +
+           std::to_string((addr >> 8) & 255) + "." + std::to_string(addr & 255);
+  return true;
+}
+
+}  // namespace
+
+void find_urls(std::string_view text, std::vector<std::string_view>& found) {
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    // Candidates: "scheme://" for http(s)/ftp, and "www." at a word start.
+    size_t colon = text.find("://", i);
+    size_t www = std::string_view::npos;
+    for (size_t k = text.find_first_of("wW", i); k != std::string_view::npos && k < colon;
+         k = text.find_first_of("wW", k + 1)) {
+      if (istarts_with(text.substr(k), "www.") &&
+          (k == 0 || !(is_host_char(text[k - 1]) || text[k - 1] == '/' || text[k - 1] == '@'))) {
+        www = k;
+        break;
+      }
+    }
+    size_t begin;
+    if (www != std::string_view::npos && (colon == std::string_view::npos || www < colon)) {
+      begin = www;
+    } else if (colon != std::string_view::npos) {
+      size_t s = colon;
+      while (s > i && s > colon - 6 && ((text[s - 1] >= 'a' && text[s - 1] <= 'z') ||
+                                        (text[s - 1] >= 'A' && text[s - 1] <= 'Z')))
+        --s;
+      std::string_view scheme = text.substr(s, colon - s);
+      if (!(iequals(scheme, "http") || iequals(scheme, "https") || iequals(scheme, "ftp"))) {
+        i = colon + 3;
+        continue;
+      }
+      begin = s;
+    } else {
+      break;
+    }
+    size_t e = begin;
+    while (e < n && !ends_url(text[e])) ++e;
+    // Trailing punctuation belongs to the sentence, not the URL.
+    while (e > begin && (text[e - 1] == '.' || text[e - 1] == ',' || text[e - 1] == ')' ||
+                         text[e - 1] == ';' || text[e - 1] == ':' || text[e - 1] == '!' ||
+                         text[e - 1] == '?' || text[e - 1] == ']'))
+      --e;
+    found.push_back(text.substr(begin, e - begin));
+    i = std::max(e, begin + 4);
+  }
+}
+
+bool make_url(std::string_view cand, Url& out) {
+  cand = trim(cand);
+  std::string scheme;
+  std::string_view rest;
+  if (auto p = cand.find("://"); p != std::string_view::npos && p <= 10) {
+    scheme = to_lower(cand.substr(0, p));
+    if (scheme != "http" && scheme != "https" && scheme != "ftp") return false;
+    rest = cand.substr(p + 3);
+  } else if (cand.starts_with("//")) {
+    scheme = "http";
+    rest = cand.substr(2);
+  } else if (istarts_with(cand, "www.")) {
+    scheme = "http";
+    rest = cand;
+  } else {
+    return false;
+  }
+  // Browsers accept backslashes as slashes; spammers know it.
+  size_t host_end = rest.find_first_of("/?#\\");
+  std::string_view authority = rest.substr(0, host_end);
+  std::string_view tail = host_end == std::string_view::npos ? "" : rest.substr(host_end);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos)
+    authority = authority.substr(at + 1);
+  std::string host;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    host = to_lower(authority.substr(1, close - 1));
+    out.is_ip = true;
+  } else {
+    if (auto colon = authority.find(':'); colon != std::string_view::npos)
+      authority = authority.substr(0, colon);
+    host.reserve(authority.size());
+    for (size_t k = 0; k < authority.size(); ++k) {
+      char c = authority[k];
+      if (c == '%' && k + 2 < authority.size() && hexv(authority[k + 1]) >= 0 &&
+          hexv(authority[k + 2]) >= 0) {
+        c = static_cast<char>(hexv(authority[k + 1]) * 16 + hexv(authority[k + 2]));
+        k += 2;
+      }
+      if (!is_host_char(c) || c == '%') return false;
+      host.push_back(lower_ascii(c));
+    }
+    while (!host.empty() && host.back() == '.') host.pop_back();
+    if (host.empty() || host.size() > 253 || host.front() == '.' ||
+        host.find("..") != std::string::npos)
+      return false;
+    std::string dotted;
+    if (parse_ipv4(host, dotted)) {
+      host = std::move(dotted);
+      out.is_ip = true;
+    } else {
+      out.is_ip = false;
+      // A host name needs a dot and a non-numeric top label to be worth looking up.
+      size_t dot = host.rfind('.');
+      if (dot == std::string::npos || dot + 1 >= host.size()) return false;
+      char t = host[dot + 1];
+      if (t >= '0' && t <= '9') return false;
+    }
+  }
+  if (host.empty()) return false;
+  out.url = scheme + "://" + (out.is_ip && host.find(':') != std::string::npos
+                                  ? "[" + host + "]"
+                                  : host) +
+            std::string(tail.substr(0, std::min<size_t>(tail.size(), 2048)));
+  out.registered_domain = out.is_ip ? host : registered_domain(host);
+  out.host = std::move(host);
+  return !out.registered_domain.empty();
+}
+
+}  // namespace detail
+
+std::string registered_domain(std::string_view host) {
+  return detail::suffix_list().registered(host);
+}
+
+}  // namespace digue::mime
