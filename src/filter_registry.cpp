@@ -2,6 +2,7 @@
 #include "digue/filter_registry.hpp"
 
 #include "filters/empty_sender.hpp"
+#include "filters/keywords.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
 
@@ -12,6 +13,7 @@ constexpr FilterInfo kFilters[] = {
     {"relay_ips", &filters::make_relay_ips},
     {"empty_sender", &filters::make_empty_sender},
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
+    {"keywords", &filters::make_keywords},
 };
 
 }  // namespace
