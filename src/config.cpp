@@ -288,6 +288,12 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     d.max_attempts_in_flight =
         static_cast<int>(r.integer("max_attempts_in_flight", d.max_attempts_in_flight, 1, 100000));
     d.maildir_root = r.str("maildir_root", d.maildir_root);
+    d.bounce_relay = r.str("bounce_relay", "");
+    if (!d.bounce_relay.empty() && !Endpoint::parse(d.bounce_relay, 25))
+      r.fail("bounce_relay", "bad address '" + d.bounce_relay + "'");
+    d.starttls = r.boolean("starttls", true);
+    d.quarantine_days =
+        std::chrono::seconds(r.integer("quarantine_days", 30, 1, 3650) * 86400);
     r.finish();
   }
   {

@@ -1,6 +1,7 @@
 // The explicit filter list. One line per filter; the name is the config's name.
 #include "digue/filter_registry.hpp"
 
+#include "filters/bayes.hpp"
 #include "filters/empty_sender.hpp"
 #include "filters/keywords.hpp"
 #include "filters/relay_ips.hpp"
@@ -14,6 +15,7 @@ constexpr FilterInfo kFilters[] = {
     {"empty_sender", &filters::make_empty_sender},
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
     {"keywords", &filters::make_keywords},
+    {"bayes", &filters::make_bayes},
 };
 
 }  // namespace

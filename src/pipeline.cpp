@@ -112,6 +112,16 @@ void PipelineRun::reset() {
   message_.reset();
 }
 
+void PipelineRun::forget(Phase phase, const std::string& domain) {
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    const Slot& slot = pipeline_->slots()[it->first.first];
+    if (slot.phase == phase && (it->first.second == domain || it->first.second.empty()))
+      it = cache_.erase(it);
+    else
+      ++it;
+  }
+}
+
 asio::awaitable<PipelineRun::Cached> PipelineRun::run_slot(const Slot& slot,
                                                            const DomainPolicy& policy) {
   // The filter runs in its own coroutine so that a deadline can abandon it even when the

@@ -551,16 +551,18 @@ class CaresResolver final : public Resolver {
       co_return bad;
     }
     auto impl = impl_;
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Answer)>(
-        [impl](auto handler, Key key) {
-          auto ex = asio::get_associated_executor(handler, impl->strand());
-          Handler h{ex, std::move(handler)};
-          asio::dispatch(impl->strand(), [impl, key = std::move(key),
-                                          h = std::move(h)]() mutable {
-            impl->lookup(std::move(key), std::move(h));
-          });
-        },
-        asio::use_awaitable, Key{std::move(normalized), type});
+    // The key goes in by capture, not as an initiation argument, and the result is a named
+    // local: GCC 12 destroys some temporaries of a co_await full-expression twice.
+    auto initiation = [impl, key = Key{std::move(normalized), type}](auto handler) mutable {
+      auto ex = asio::get_associated_executor(handler, impl->strand());
+      Handler h{ex, std::move(handler)};
+      asio::dispatch(impl->strand(), [impl, key = std::move(key), h = std::move(h)]() mutable {
+        impl->lookup(std::move(key), std::move(h));
+      });
+    };
+    Answer answer = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Answer)>(
+        std::move(initiation), asio::use_awaitable);
+    co_return answer;
   }
 
   ResolverStats stats() const override {

@@ -124,6 +124,9 @@ struct DeliveryConfig {
   int max_per_destination = 10;   // concurrent connections per downstream
   int max_attempts_in_flight = 200;
   std::string maildir_root = "./data/mail";  // default for "maildir:" without a path
+  std::string bounce_relay;                  // "host:port" for DSNs; empty: the sender's MX
+  bool starttls = true;                      // use STARTTLS downstream when offered
+  std::chrono::seconds quarantine_days{30 * 86400};  // quarantine retention
 };
 
 struct LogConfig {

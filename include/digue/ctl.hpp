@@ -11,4 +11,21 @@ namespace digue::ctl {
 
 using Args = std::vector<std::string>;
 
+// `diguectl bayes learn --spam|--ham PATH... | unlearn PATH... | classify MESSAGE... [--json]
+// [--threshold S] | stats | dump [FILE] | restore [FILE] | expire [--max-tokens N]
+// [--stale-days D]`. PATH: a message file, an mbox (split on "From " lines), a Maildir (cur/
+// and new/) or a directory of message files. The model is the LMDB store at [store] dir.
+int bayes(const Config& config, const Args& args);
+
+int scan(const Config& config, const Args& args);   // src/ctl_scan.cpp
+int queue(const Config& config, const Args& args);  // src/ctl_queue.cpp
+// `spf CLIENT_IP MAIL_FROM HELO`: prints the RFC 7208 result word on the first line, then a
+// detail line (the explanation for a fail with exp=, else a description) and the
+// Received-SPF header. MAIL_FROM "" or "<>" is the null sender (the HELO identity is checked).
+// `spf --batch FILE` ("-": stdin): one check per line "IP<TAB>MAIL_FROM<TAB>HELO", one JSON
+// object per line out ({"result", "explanation", "problem", "mechanism", "header", ...}),
+// with one resolver (and its cache) for the whole batch. Uses the config's [dns] section.
+// Exit status: 0 when every check ran, 2 on bad usage or input.
+int spf(const Config& config, const Args& args);
+
 }  // namespace digue::ctl

@@ -14,20 +14,23 @@ namespace digue {
 class Message {
  public:
   Message() = default;
-  explicit Message(std::string raw) : raw_(std::move(raw)) {}
+  explicit Message(std::string raw)
+      : raw_(std::make_shared<const std::string>(std::move(raw))) {}
+  explicit Message(std::shared_ptr<const std::string> raw) : raw_(std::move(raw)) {}
 
   // The message as received (CRLF line ends, dot-unstuffed), without the headers we add.
-  const std::string& raw() const { return raw_; }
+  const std::string& raw() const { return *raw_; }
+  const std::shared_ptr<const std::string>& raw_ptr() const { return raw_; }
   // Parsed facts, computed on first use.
   const mime::Parsed& facts() const {
-    if (!parsed_) parsed_ = std::make_unique<mime::Parsed>(mime::parse(raw_, limits_));
+    if (!parsed_) parsed_ = std::make_unique<mime::Parsed>(mime::parse(*raw_, limits_));
     return *parsed_;
   }
   bool parsed() const { return parsed_ != nullptr; }
   void set_limits(const mime::Limits& l) { limits_ = l; }
 
  private:
-  std::string raw_;
+  std::shared_ptr<const std::string> raw_ = std::make_shared<const std::string>();
   mime::Limits limits_;
   mutable std::unique_ptr<mime::Parsed> parsed_;
 };

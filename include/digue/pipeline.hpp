@@ -93,6 +93,8 @@ class PipelineRun {
   void set_message(std::shared_ptr<const Message> msg) { message_ = std::move(msg); }
   // Forget cached results that depend on the envelope (after RSET or a new transaction).
   void reset();
+  // Forget cached results of one phase for one domain (a new RCPT changes their input).
+  void forget(Phase phase, const std::string& domain);
 
   boost::asio::awaitable<Verdict> evaluate(const DomainPolicy& policy, Phase upto);
 

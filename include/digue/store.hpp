@@ -49,10 +49,47 @@ class Store {
   virtual void apply(const std::vector<Op>& ops) = 0;
   // Reads many keys at once (one read transaction); absent keys give nullopt.
   virtual std::vector<std::optional<std::string>> get_many(const std::vector<std::string>& keys);
+
+  // Read-modify-write: reads keys, calls fn with their values, applies the ops fn returns,
+  // all in one write transaction, so concurrent updaters (threads or processes) never lose
+  // an update (Bayes token counts, "seen" markers). fn may run more than once on stores that
+  // retry on conflict (Redis WATCH); it must not have side effects. The base version is
+  // get_many + apply: atomic only with a single writer; LMDB and memory override it.
+  using UpdateFn =
+      std::function<std::vector<Op>(const std::vector<std::optional<std::string>>& values)>;
+  virtual void update(const std::vector<std::string>& keys, const UpdateFn& fn);
+  // Removes expired keys now; returns how many. Expired keys already read as absent, this
+  // only reclaims space. Stores that expire keys by themselves return 0.
+  virtual size_t purge_expired() { return 0; }
+  // Makes every committed write durable now (LMDB in a deferred-sync mode); no-op elsewhere.
+  virtual void sync() {}
+};
+
+// LMDB durability. LMDB commits are crash-safe against a process crash in every mode (the
+// pages are in the OS cache); the modes differ only on an OS crash or power loss.
+enum class LmdbSync : uint8_t {
+  // MDB_NOMETASYNC: one fdatasync per write transaction; an OS crash may undo the last
+  // transaction but never corrupts the database. The default.
+  Commit,
+  // MDB_NOSYNC + a background mdb_env_sync every sync_interval: no fsync on the write path,
+  // for high-rate counters; an OS crash loses up to sync_interval of writes (and, on file
+  // systems that reorder writes, may damage the file: keep such data rebuildable).
+  Periodic,
+  // Full sync of data and meta page on every commit (two fsyncs); for small critical data.
+  Full,
+};
+
+struct LmdbOptions {
+  size_t map_size = size_t{1} << 32;
+  LmdbSync sync = LmdbSync::Commit;
+  std::chrono::milliseconds sync_interval{1000};     // Periodic only
+  std::chrono::seconds purge_interval{600};          // background purge_expired; 0 = never
+  unsigned max_readers = 512;                        // concurrent read transactions
 };
 
 std::unique_ptr<Store> make_memory_store();
 // Opens (creating when needed) an LMDB environment in dir. map_size in bytes.
 std::unique_ptr<Store> make_lmdb_store(const std::string& dir, size_t map_size = size_t{1} << 32);
+std::unique_ptr<Store> make_lmdb_store(const std::string& dir, const LmdbOptions& options);
 
 }  // namespace digue

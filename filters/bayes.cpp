@@ -1,0 +1,131 @@
+// bayes filter; see filters/bayes.hpp.
+#include "filters/bayes.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdio>
+
+#include "digue/message.hpp"
+#include "digue/store.hpp"
+
+namespace digue::filters {
+namespace {
+
+namespace asio = boost::asio;
+
+class BayesFilter final : public Filter {
+ public:
+  explicit BayesFilter(BayesSettings s) : s_(std::move(s)) {}
+  std::string_view name() const override { return "bayes"; }
+  Phase phase() const override { return Phase::Data; }
+  bool per_domain() const override { return true; }
+
+  asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
+    if (!ctx.message) co_return FilterResult::error("no message");
+    if (!ctx.services.store) co_return FilterResult::error("no store configured");
+    Store& store = *ctx.services.store;
+    const Message& msg = *ctx.message;
+    bayes::Classifier classifier(store, s_.params);
+    std::vector<std::string> tokens;
+    bayes::Result r;
+    auto work = [&] {
+      tokens = bayes::tokenize(msg.facts(), s_.params.tokenizer);
+      r = classifier.classify_tokens(tokens);
+    };
+    try {
+      if (ctx.services.workers && msg.raw().size() >= s_.offload_bytes) {
+        // The run is suspended while the worker holds the message, so the lazy parse in
+        // Message::facts() is not raced.
+        co_await asio::co_spawn(
+            ctx.services.workers->get_executor(),
+            [&]() -> asio::awaitable<void> {
+              work();
+              co_return;
+            },
+            asio::use_awaitable);
+      } else {
+        work();
+      }
+    } catch (const StoreError& e) {
+      co_return FilterResult::error(std::string("store: ") + e.what());
+    }
+    if (!r.ready) {
+      FilterResult out;
+      out.symbols.push_back({"BAYES_UNTRAINED", 0.0, "the model needs more spam and ham"});
+      co_return out;
+    }
+    maybe_autolearn(ctx, r, std::move(tokens));
+    char head[64];
+    std::snprintf(head, sizeof head, "score=%.2f required=%.1f", r.score, ctx.policy.required);
+    std::string evidence = head;
+    if (!r.clues.empty()) evidence += " tokens: " + r.evidence(s_.evidence_tokens);
+    if (r.score >= ctx.policy.required)
+      co_return FilterResult::hit("BAYES_SPAM", r.score, std::move(evidence), "bayes: spam");
+    FilterResult out;
+    out.symbols.push_back({"BAYES_HAM", 0.0, std::move(evidence)});
+    co_return out;
+  }
+
+ private:
+  void maybe_autolearn(FilterContext& ctx, const bayes::Result& r,
+                       std::vector<std::string> tokens) const {
+    auto cls = s_.autolearn.decide(r);
+    if (!cls || !ctx.services.workers) return;
+    // Learning is a store write: done on the pool, never awaited by the message; learning is
+    // idempotent, so the per-domain runs of one message teach it once.
+    Store* store = ctx.services.store;
+    asio::post(*ctx.services.workers, [store, params = s_.params, cls = *cls,
+                                       tokens = std::move(tokens)]() mutable {
+      try {
+        bayes::Classifier(*store, params).learn({{std::move(tokens), cls}});
+      } catch (const StoreError&) {
+        // Best effort: a missed autolearn only means one message less in the model.
+      }
+    });
+  }
+
+  BayesSettings s_;
+};
+
+}  // namespace
+
+BayesSettings read_bayes_settings(const toml::table& options) {
+  OptionReader r(options, "filters.bayes");
+  BayesSettings s;
+  auto& p = s.params;
+  p.robinson_s = r.number("robinson_s", p.robinson_s, 0.001, 10);
+  p.robinson_x = r.number("robinson_x", p.robinson_x, 0.01, 0.99);
+  p.min_dev = r.number("min_dev", p.min_dev, 0.0, 0.49);
+  p.max_clues = static_cast<size_t>(r.integer("max_clues", static_cast<int64_t>(p.max_clues), 1, 10000));
+  p.min_learned = static_cast<uint32_t>(r.integer("min_learned", p.min_learned, 1, 1000000));
+  p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
+  p.tokenizer.max_tokens = static_cast<size_t>(r.integer(
+      "max_tokens_per_message", static_cast<int64_t>(p.tokenizer.max_tokens), 10, 100000));
+  s.evidence_tokens = static_cast<size_t>(r.integer("evidence_tokens", 8, 0, 100));
+  s.offload_bytes = static_cast<size_t>(r.integer("offload_bytes", 16 << 10, 0, int64_t{1} << 40));
+  s.autolearn.enabled = r.boolean("autolearn", false);
+  s.autolearn.spam_at = r.number("autolearn_spam_at", s.autolearn.spam_at, 0, 15);
+  s.autolearn.ham_below = r.number("autolearn_ham_below", s.autolearn.ham_below, 0, 15);
+  if (s.autolearn.ham_below >= s.autolearn.spam_at)
+    r.fail("autolearn_ham_below", "must be below autolearn_spam_at");
+  s.model_max_tokens = static_cast<size_t>(
+      r.integer("model_max_tokens", static_cast<int64_t>(s.model_max_tokens), 1000, int64_t{1} << 40));
+  s.model_stale_days = static_cast<uint32_t>(r.integer("model_stale_days", s.model_stale_days, 1, 36500));
+  r.finish();
+  return s;
+}
+
+const toml::table& bayes_options(const Config& config) {
+  static const toml::table kEmpty;
+  if (const auto* filters = config.root["filters"].as_table())
+    if (const auto* t = (*filters)["bayes"].as_table()) return *t;
+  return kEmpty;
+}
+
+FilterPtr make_bayes(const FilterBuildContext& b) {
+  return std::make_shared<BayesFilter>(read_bayes_settings(b.options));
+}
+
+}  // namespace digue::filters

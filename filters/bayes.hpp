@@ -1,0 +1,39 @@
+// bayes — the Bayesian classifier (FEATURES item 23) as a data-phase filter.
+// Phase: data, decided per recipient domain (the threshold is the domain's `required`).
+// Symbols: BAYES_SPAM (hit, score = the Bayes score 0..15, when score >= required);
+// BAYES_HAM (no hit, score 0: a hammy verdict must not add to the message score; the Bayes
+// score is in the evidence); BAYES_UNTRAINED (no hit, score 0) while the model has fewer than
+// min_learned messages of either class. Evidence: "score=S required=R" + strongest tokens.
+// Config keys ([filters.bayes]): robinson_s, robinson_x, min_dev, max_clues, min_learned,
+// osb, max_tokens_per_message, evidence_tokens, offload_bytes, autolearn (bool),
+// autolearn_spam_at, autolearn_ham_below, model_max_tokens, model_stale_days.
+// Dependencies: services.store (the model, see digue/bayes.hpp); services.workers for
+// messages of offload_bytes or more (tokenizing is CPU work; never on an I/O thread).
+// Failure: no store -> error result; a StoreError -> error result (the slot's on_error
+// applies). Untrusted input: the whole message; the tokenizer never throws on bad input.
+// Autolearn (off by default) learns confident verdicts on the worker pool, after the reply.
+#pragma once
+
+#include "digue/bayes.hpp"
+#include "digue/filter_registry.hpp"
+#include "digue/options.hpp"
+
+namespace digue::filters {
+
+struct BayesSettings {
+  bayes::Params params;
+  bayes::Autolearn autolearn;
+  size_t evidence_tokens = 8;
+  size_t offload_bytes = 16u << 10;
+  size_t model_max_tokens = 2'000'000;  // for `diguectl bayes expire` and the daemon's upkeep
+  uint32_t model_stale_days = 180;
+};
+
+// Reads [filters.bayes] (shared by the filter and `diguectl bayes`); throws ConfigError.
+BayesSettings read_bayes_settings(const toml::table& options);
+// The [filters.bayes] table of a loaded config (an empty table when absent).
+const toml::table& bayes_options(const Config& config);
+
+FilterPtr make_bayes(const FilterBuildContext& b);
+
+}  // namespace digue::filters

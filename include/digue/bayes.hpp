@@ -1,0 +1,147 @@
+// Bayesian classifier (FEATURES item 23): learns spam/ham from the platform's mail and scores
+// new mail on a 0..15 scale.
+// Tokenizer: selected headers (Subject, From name and domain, recipient counts, Received-from
+// hosts, Content-Type, X-Mailer, Message-ID domain, header names), decoded body text (UTF-8
+// aware, case-folded, CJK as character bigrams, long tokens and numbers bucketed), HTML
+// structure, URL registered domains, attachment names and types. Trace headers added by
+// filters (ours or others': X-Spam-*, X-Digue-*, Received-SPF, Authentication-Results, ...)
+// are never learnt: they would teach the model to copy an earlier verdict.
+// Model: in a Store. "bayes:t:<16 hex of the token hash>" -> 12 bytes (u32 LE spam count, ham
+// count, last day learnt), "bayes:meta" -> "<spam msgs> <ham msgs>", "bayes:seen:<digest>" ->
+// "S"|"H" (digest of the message's token set), so learning a message twice counts once and
+// relearning it as the other class moves it. Each learn batch is one Store::update.
+// Scoring: Robinson's f(w) = (s*x + n*p(w)) / (s + n) with p(w) from class-normalised counts,
+// the max_clues tokens farthest from 0.5 (|f-0.5| >= min_dev), Fisher/Robinson chi-square
+// combining I = (1 + S - H) / 2 in [0,1]; score = 15 * I. Higher = spammier; the default
+// threshold 7.5 is I = 0.5; the seven levels are kLevels (3.0 most aggressive .. 12.0 most
+// lenient). No evidence is not spam: a message without any clue, or a model with fewer than
+// min_learned messages of either class, scores 0 and Result::ready/clues say why.
+// Thread safety: Classifier is immutable after construction; every method may run on any
+// thread; the Store does the locking.
+// Failure: Store errors propagate as StoreError; malformed input never throws.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "digue/mime.hpp"
+#include "digue/store.hpp"
+
+namespace digue::bayes {
+
+// Score levels offered to domains, most aggressive first; kDefaultLevel is the default.
+inline constexpr std::array<double, 7> kLevels{3.0, 4.5, 6.0, 7.5, 9.0, 10.5, 12.0};
+inline constexpr double kDefaultThreshold = 7.5;
+inline constexpr double kMaxScore = 15.0;
+
+struct TokenizerOptions {
+  bool header_tokens = true;
+  bool body_tokens = true;
+  bool html_tokens = true;
+  bool osb = false;              // orthogonal sparse bigrams over body words (window 4)
+  size_t max_tokens = 3000;      // distinct tokens kept per message
+  size_t max_body_bytes = 256u << 10;  // body text tokenized (the start is what matters)
+};
+
+// Distinct tokens of a message, in first-seen order.
+std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOptions& opt = {});
+
+// Lower-cases UTF-8 text (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic); other code points
+// and invalid bytes are kept as they are.
+std::string fold_case(std::string_view utf8);
+
+uint64_t token_hash(std::string_view token);
+
+enum class Class : uint8_t { Spam, Ham };
+
+struct Params {
+  double robinson_s = 0.45;  // strength of the prior x for rare tokens
+  double robinson_x = 0.5;   // prior probability of an unknown token
+  double min_dev = 0.1;      // tokens with |f(w) - 0.5| below this are ignored
+  size_t max_clues = 150;    // strongest tokens combined
+  uint32_t min_learned = 20;  // below this many spam or ham messages the model is not ready
+  TokenizerOptions tokenizer;
+};
+
+struct Clue {
+  std::string token;
+  double prob = 0.5;  // f(w)
+  uint32_t spam = 0, ham = 0;
+};
+
+struct Result {
+  bool ready = false;       // the model has min_learned messages of each class
+  double probability = 0.5; // combined indicator I in [0,1]
+  // 15 * I; when the model is not ready or no token is a clue, 0 (no evidence is not spam).
+  double score = 0.0;
+  size_t tokens = 0;        // distinct tokens in the message
+  std::vector<Clue> clues;  // strongest first (largest |f - 0.5|)
+  // "tok1:0.99, tok2:0.01, ..." of the first n clues, for logs and symbol evidence.
+  std::string evidence(size_t n = 8) const;
+};
+
+struct Stats {
+  uint64_t spam_messages = 0, ham_messages = 0;
+  uint64_t tokens = 0, seen = 0;
+};
+
+enum class LearnOutcome : uint8_t { Learned, AlreadyKnown, Moved, Unlearned, NotFound };
+
+struct Autolearn {
+  bool enabled = false;     // off by default: autolearning amplifies mistakes
+  double spam_at = 13.5;    // learn as spam at or above this Bayes score ...
+  double ham_below = 1.5;   // ... and as ham below this one
+  // The class to learn for a classified message, or nullopt.
+  std::optional<Class> decide(const Result& r) const;
+};
+
+class Classifier {
+ public:
+  explicit Classifier(Store& store, Params params = {}) : store_(store), params_(params) {}
+
+  Result classify(const mime::Parsed& msg) const;
+  Result classify_tokens(const std::vector<std::string>& tokens) const;
+
+  // One message to learn or unlearn; its tokens come from tokenize().
+  struct Item {
+    std::vector<std::string> tokens;
+    Class cls = Class::Spam;
+  };
+  // Learns every item in one Store transaction. Returns one outcome per item.
+  std::vector<LearnOutcome> learn(const std::vector<Item>& items) const;
+  LearnOutcome learn(const mime::Parsed& msg, Class cls) const;
+  // Forgets items learnt earlier (cls is ignored: the seen marker says which class).
+  std::vector<LearnOutcome> unlearn(const std::vector<Item>& items) const;
+
+  Stats stats() const;
+  // Text dump: "digue-bayes 1", "meta <spam> <ham>", "t <hash hex> <spam> <ham> <day>",
+  // "seen <digest> <S|H>"; portable between machines and stores.
+  void dump(std::ostream& out) const;
+  // Adds a dump to the model (counts are summed). Returns the records read; throws
+  // std::runtime_error naming the line on a malformed dump.
+  size_t restore(std::istream& in) const;
+  // Bounds the model: drops tokens not learnt for stale_days, then the least recently learnt
+  // (fewest counts first among equals) until at most max_tokens remain. Returns tokens removed.
+  size_t expire(size_t max_tokens, uint32_t stale_days, uint32_t today = 0) const;
+
+  const Params& params() const { return params_; }
+
+  static uint32_t today();
+
+ private:
+  Store& store_;
+  Params params_;
+};
+
+// The Store keys, exposed for tests and tools.
+std::string token_key(uint64_t hash);
+inline constexpr std::string_view kTokenPrefix = "bayes:t:";
+inline constexpr std::string_view kMetaKey = "bayes:meta";
+inline constexpr std::string_view kSeenPrefix = "bayes:seen:";
+
+}  // namespace digue::bayes

@@ -1,0 +1,172 @@
+// Delivery: hands an accepted, spooled message to its next hop: a downstream SMTP server, an
+// LMTP server, or a local Maildir.
+//
+// Contract:
+// - deliver() returns exactly one RcptResult per recipient of the Job, in the Job's order.
+//   It never throws for anything the network or the disk does: connection failures, timeouts,
+//   TLS failures and disk errors become TempFail results whose text says why. Only replies
+//   from the next hop (5xx) or checks that can never succeed (message larger than the
+//   server's SIZE, SMTPUTF8 not offered) give PermFail. The caller (the queue manager) decides
+//   on retries and on DSNs (make_dsn); this layer never retries a transaction after DATA.
+// - SMTP (RFC 5321): EHLO (HELO fallback), opportunistic STARTTLS (TLS >= 1.2, no peer
+//   verification unless Options::tls_verify; a failed handshake is retried once in plain text
+//   unless Options::tls_required), SIZE / 8BITMIME / SMTPUTF8 parameters when offered,
+//   PIPELINING of MAIL+RCPT...+DATA when offered, dot-stuffing, a timeout on every command.
+//   LMTP (RFC 2033): LHLO, one reply per accepted recipient after the final dot.
+// - Connections are pooled per Target::key(): at most Options::max_connections per
+//   destination (further deliveries wait in FIFO order, without polling, up to
+//   Options::queue_wait); an idle connection is kept Options::idle_timeout, re-checked with
+//   RSET before reuse (a dead one is replaced transparently), and closed with QUIT.
+// - Maildir: one Maildir++ per recipient at <path>/<domain>/<local>/ (folder "Junk" ->
+//   <...>/.Junk/). The file is written in tmp/, fsync'ed, renamed into new/ and the directory
+//   fsync'ed before Delivered is reported. Line ends are stored as LF (Maildir convention);
+//   Return-Path and Delivered-To are prepended. The blocking work runs on
+//   Options::blocking_executor when one is given, else inline.
+// - Deliverer is thread-safe; one per daemon. Untrusted input: the next hop's replies (line
+//   length and reply size are bounded).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "digue/envelope.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace digue::delivery {
+
+struct Target {
+  enum class Kind { Smtp, Lmtp, Maildir };
+  Kind kind = Kind::Smtp;
+  std::string host;   // name or IP literal without brackets (Smtp, Lmtp)
+  uint16_t port = 0;  // 25 by default for Smtp; LMTP needs an explicit port
+  std::string path;   // Maildir root
+
+  // "host", "host:port", "[::1]:25", "::1", "1.2.3.4", "smtp:host:port", "lmtp:host:port",
+  // "lmtp:[::1]:24", "maildir:/path", "maildir" (= maildir_root). nullopt when malformed.
+  static std::optional<Target> parse(std::string_view spec, const std::string& maildir_root);
+  // Destination key for pooling and caps: "smtp:host:port", "lmtp:host:port", "maildir:path".
+  std::string key() const;
+};
+
+struct Job {
+  std::string queue_id;
+  Address mail_from;  // empty() for the null sender
+  std::vector<Address> rcpts;
+  // The full message, CRLF line ends, our headers already prepended, NOT dot-stuffed.
+  std::shared_ptr<const std::string> data;
+  bool smtputf8 = false;
+  bool body_8bit = false;
+  std::string folder;  // Maildir++ sub-folder ("Junk"); "" = INBOX. See Options.
+};
+
+struct RcptResult {
+  enum class Status { Delivered, TempFail, PermFail };
+  Status status = Status::TempFail;
+  int code = 0;          // the reply code, or 451/554 made up locally (e.g. connection lost)
+  std::string enhanced;  // "2.0.0", "4.4.1"...
+  std::string text;      // the next hop's reply text, or why we failed
+};
+
+struct Timeouts {  // RFC 5321 section 4.5.3.2 defaults
+  std::chrono::milliseconds connect{std::chrono::seconds(30)};
+  std::chrono::milliseconds greeting{std::chrono::minutes(5)};
+  // EHLO, STARTTLS (and its handshake), RSET, MAIL, RCPT:
+  std::chrono::milliseconds command{std::chrono::minutes(5)};
+  std::chrono::milliseconds data_init{std::chrono::minutes(2)};
+  std::chrono::milliseconds data_block{std::chrono::minutes(3)};  // per written chunk
+  std::chrono::milliseconds data_term{std::chrono::minutes(10)};
+  std::chrono::milliseconds quit{std::chrono::seconds(10)};
+};
+
+struct Options {
+  std::string hostname = "localhost";  // EHLO/LHLO name; Maildir file names
+  Timeouts timeouts;
+  std::size_t max_connections = 10;                               // per destination key
+  std::chrono::milliseconds queue_wait{std::chrono::minutes(5)};  // max wait for a slot
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(10)};
+  std::size_t max_messages_per_connection = 100;
+  bool starttls = true;       // use STARTTLS when offered
+  bool tls_required = false;  // refuse (TempFail) a server without STARTTLS or bad handshake
+  bool tls_verify = false;    // verify the certificate chain and host name
+  // Client context; when null one is made (TLS >= 1.2, system CA paths when verifying).
+  std::shared_ptr<boost::asio::ssl::context> tls_context;
+  // LMTP folder: when non-empty and Job::folder is set, RCPT TO is sent as
+  // local<delimiter>folder@domain (Dovecot: lmtp_save_to_detail_mailbox = yes).
+  std::string lmtp_folder_delimiter;
+  // Where blocking Maildir writes run (e.g. a thread_pool's executor); none = inline.
+  std::optional<boost::asio::any_io_executor> blocking_executor;
+};
+
+struct Stats {
+  uint64_t connections_opened = 0;
+  uint64_t connections_reused = 0;
+  uint64_t transactions = 0;
+  uint64_t tls_connections = 0;  // connections opened that completed STARTTLS
+  std::size_t peak_active = 0;   // highest number of simultaneous connections to one key
+};
+
+class Deliverer {
+ public:
+  // ex runs pool housekeeping (idle timers); deliveries run on the caller's executor.
+  Deliverer(boost::asio::any_io_executor ex, Options options);
+  ~Deliverer();  // closes idle connections (without waiting for QUIT replies)
+  Deliverer(const Deliverer&) = delete;
+  Deliverer& operator=(const Deliverer&) = delete;
+
+  // Target and Job are taken by value so that no reference outlives the caller's objects.
+  // Await it from a coroutine on a single-threaded executor or a strand: a connection's
+  // deadline timer runs on the awaiting coroutine's executor.
+  boost::asio::awaitable<std::vector<RcptResult>> deliver(Target target, Job job);
+  // Sends QUIT on every idle connection and closes it; later deliveries open new ones.
+  boost::asio::awaitable<void> close_idle();
+  Stats stats() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Dot-stuffs a message for DATA: a "." at the start of a line is doubled, bare LF becomes
+// CRLF, and a final line without CRLF gets one. The terminating ".\r\n" is NOT appended.
+std::string dot_stuff(std::string_view data);
+
+// Lower-cases and makes one path component safe: no '/', NUL or control bytes, never "", "."
+// or "..", no leading '.' (Maildir++ folders start with one).
+std::string sanitize_path_component(std::string_view s);
+
+// Writes one message into the Maildir of each recipient (see the contract above). Blocking.
+std::vector<RcptResult> write_maildir(const std::string& root, const Job& job,
+                                      const std::string& hostname);
+
+struct DsnRecipient {
+  Address rcpt;
+  RcptResult result;       // TempFail -> Action: delayed; PermFail -> Action: failed
+  std::string remote_mta;  // "dns; mx.example.net", or "" when unknown
+};
+
+struct DsnInput {
+  std::string reporting_mta;  // our host name; also From: MAILER-DAEMON@reporting_mta
+  Address sender;             // the original envelope sender (To: of the DSN)
+  std::string queue_id;
+  std::time_t arrival = 0;
+  std::vector<DsnRecipient> rcpts;
+  std::string_view original;  // the original message (only its header block is included)
+  std::time_t now = 0;        // 0 = current time (tests pass a fixed one)
+};
+
+// Builds an RFC 3464 multipart/report; report-type=delivery-status message (CRLF), with a
+// human-readable part, the message/delivery-status part and text/rfc822-headers.
+std::string make_dsn(const DsnInput& in);
+
+}  // namespace digue::delivery

@@ -1,0 +1,55 @@
+// Server: the SMTP listeners and sessions. One io_context per thread (threads = cores by
+// default); each thread has its own acceptor on every listen address (SO_REUSEPORT lets the
+// kernel spread connections) and its own Services (resolver). A session is one coroutine;
+// it keeps the pipeline it started with, so a reload never disturbs it.
+// Limits: global and per-client-IP connection caps (421 4.7.0), a timeout on every read
+// (RFC 5321 4.5.3.2), max bad commands. Stop: listeners close, sessions get the grace
+// period to finish, then are cut; nothing acknowledged is lost (it is in the spool).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "digue/config.hpp"
+#include "digue/pipeline.hpp"
+
+namespace digue {
+
+class Spool;
+class Queue;
+class Store;
+
+struct ServerStats {
+  std::atomic<uint64_t> connections{0}, refused_connections{0}, messages{0}, accepted{0},
+      rejected{0}, tempfailed{0}, spool_errors{0};
+  std::atomic<int64_t> active{0};
+};
+
+class Server {
+ public:
+  Server(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline,
+         Spool& spool, Queue& queue, Store* store);
+  ~Server();
+
+  // Binds every listener (throws std::runtime_error naming the address on failure).
+  void bind();
+  // Runs the threads; returns after stop() once sessions are done (or the grace expired).
+  void run();
+  // Thread-safe. Stop accepting; sessions get the grace period.
+  void stop();
+  // Thread-safe. New sessions use the new config/pipeline (listen addresses are not changed).
+  void reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline);
+
+  const ServerStats& stats() const { return stats_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  ServerStats stats_;
+};
+
+}  // namespace digue

@@ -1,0 +1,458 @@
+// Bayes model and scoring; see include/digue/bayes.hpp.
+#include "digue/bayes.hpp"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <istream>
+#include <map>
+#include <ostream>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace digue::bayes {
+namespace {
+
+struct Counts {
+  uint32_t spam = 0, ham = 0, day = 0;
+};
+
+std::string encode_counts(const Counts& c) {
+  std::string out(12, '\0');
+  uint32_t v[3] = {c.spam, c.ham, c.day};
+  for (int k = 0; k < 3; ++k)
+    for (int b = 0; b < 4; ++b) out[k * 4 + b] = static_cast<char>((v[k] >> (8 * b)) & 0xff);
+  return out;
+}
+
+Counts decode_counts(std::string_view s) {
+  Counts c;
+  if (s.size() < 12) return c;
+  uint32_t v[3] = {0, 0, 0};
+  for (int k = 0; k < 3; ++k)
+    for (int b = 3; b >= 0; --b) v[k] = (v[k] << 8) | static_cast<unsigned char>(s[k * 4 + b]);
+  c.spam = v[0];
+  c.ham = v[1];
+  c.day = v[2];
+  return c;
+}
+
+struct Meta {
+  uint64_t spam = 0, ham = 0;
+};
+
+Meta decode_meta(const std::optional<std::string>& v) {
+  Meta m;
+  if (!v) return m;
+  std::string_view s = *v;
+  auto p = std::from_chars(s.data(), s.data() + s.size(), m.spam).ptr;
+  while (p < s.data() + s.size() && *p == ' ') ++p;
+  std::from_chars(p, s.data() + s.size(), m.ham);
+  return m;
+}
+
+std::string encode_meta(const Meta& m) {
+  return std::to_string(m.spam) + " " + std::to_string(m.ham);
+}
+
+char hex_digit(unsigned v) { return "0123456789abcdef"[v & 15]; }
+
+std::string hex64(uint64_t h) {
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4) s[i] = hex_digit(static_cast<unsigned>(h));
+  return s;
+}
+
+// Unique hashes of a token list, sorted: the identity of what a message teaches.
+std::vector<uint64_t> unique_hashes(const std::vector<std::string>& tokens) {
+  std::vector<uint64_t> h;
+  h.reserve(tokens.size());
+  for (const auto& t : tokens) h.push_back(token_hash(t));
+  std::sort(h.begin(), h.end());
+  h.erase(std::unique(h.begin(), h.end()), h.end());
+  return h;
+}
+
+std::string digest_of(const std::vector<uint64_t>& hashes) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(hashes.data()), hashes.size() * sizeof(uint64_t),
+         md);
+  std::string s;
+  for (int i = 0; i < 16; ++i) {
+    s += hex_digit(md[i] >> 4);
+    s += hex_digit(md[i]);
+  }
+  return s;
+}
+
+// Survival function of chi-square with v (even) degrees of freedom at x2.
+double chi2q(double x2, size_t v) {
+  double m = x2 / 2.0;
+  double term = std::exp(-m), sum = term;
+  for (size_t i = 1; i < v / 2; ++i) {
+    term *= m / static_cast<double>(i);
+    sum += term;
+  }
+  return std::min(sum, 1.0);
+}
+
+}  // namespace
+
+std::string token_key(uint64_t hash) {
+  std::string k(kTokenPrefix);
+  k += hex64(hash);
+  return k;
+}
+
+uint32_t Classifier::today() {
+  using namespace std::chrono;
+  return static_cast<uint32_t>(
+      duration_cast<hours>(system_clock::now().time_since_epoch()).count() / 24);
+}
+
+std::string Result::evidence(size_t n) const {
+  std::string out;
+  char buf[32];
+  for (size_t i = 0; i < clues.size() && i < n; ++i) {
+    if (!out.empty()) out += ", ";
+    out += clues[i].token;
+    std::snprintf(buf, sizeof buf, ":%.3f", clues[i].prob);
+    out += buf;
+  }
+  return out;
+}
+
+std::optional<Class> Autolearn::decide(const Result& r) const {
+  if (!enabled || !r.ready || r.clues.empty()) return std::nullopt;
+  if (r.score >= spam_at) return Class::Spam;
+  if (r.score < ham_below) return Class::Ham;
+  return std::nullopt;
+}
+
+Result Classifier::classify(const mime::Parsed& msg) const {
+  return classify_tokens(tokenize(msg, params_.tokenizer));
+}
+
+Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const {
+  Result r;
+  r.tokens = tokens.size();
+  std::vector<std::string> keys;
+  keys.reserve(tokens.size() + 1);
+  keys.emplace_back(kMetaKey);
+  for (const auto& t : tokens) keys.push_back(token_key(token_hash(t)));
+  auto values = store_.get_many(keys);  // one read transaction for the whole message
+  Meta meta = decode_meta(values[0]);
+  if (meta.spam < params_.min_learned || meta.ham < params_.min_learned) return r;
+  r.ready = true;
+
+  const double s = params_.robinson_s, x = params_.robinson_x;
+  const double nspam = static_cast<double>(meta.spam), nham = static_cast<double>(meta.ham);
+  struct Cand {
+    size_t index;
+    double f;
+    Counts c;
+  };
+  std::vector<Cand> cands;
+  cands.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto& v = values[i + 1];
+    if (!v) continue;
+    Counts c = decode_counts(*v);
+    double n = static_cast<double>(c.spam) + c.ham;
+    if (n == 0) continue;
+    double bs = std::min(1.0, c.spam / nspam), bh = std::min(1.0, c.ham / nham);
+    double p = bs / (bs + bh);
+    double f = (s * x + n * p) / (s + n);
+    if (std::fabs(f - 0.5) < params_.min_dev) continue;
+    cands.push_back({i, f, c});
+  }
+  size_t k = std::min(cands.size(), params_.max_clues);
+  std::partial_sort(cands.begin(), cands.begin() + static_cast<ptrdiff_t>(k), cands.end(),
+                    [](const Cand& a, const Cand& b) {
+                      return std::fabs(a.f - 0.5) > std::fabs(b.f - 0.5);
+                    });
+  cands.resize(k);
+  if (k == 0) return r;
+
+  double ln_ham = 0, ln_spam = 0;
+  for (const auto& c : cands) {
+    ln_ham += std::log(c.f);         // small when the tokens look like ham
+    ln_spam += std::log(1.0 - c.f);  // small when they look like spam
+  }
+  double spamminess = 1.0 - chi2q(-2.0 * ln_spam, 2 * k);
+  double hamminess = 1.0 - chi2q(-2.0 * ln_ham, 2 * k);
+  r.probability = std::clamp((spamminess - hamminess + 1.0) / 2.0, 0.0, 1.0);
+  r.score = kMaxScore * r.probability;
+  r.clues.reserve(k);
+  for (const auto& c : cands) r.clues.push_back({tokens[c.index], c.f, c.c.spam, c.c.ham});
+  return r;
+}
+
+namespace {
+
+// One learn/unlearn batch as a pure function of the values read, so Store::update may retry it.
+struct Batch {
+  struct Msg {
+    std::vector<uint64_t> hashes;
+    std::string seen_key;
+    Class cls;
+  };
+  std::vector<Msg> msgs;
+  std::vector<std::string> keys;             // meta, seen keys, token keys
+  std::unordered_map<uint64_t, size_t> slot;  // token hash -> index in keys
+  std::map<std::string, size_t> seen_slot;
+
+  Batch(const std::vector<Classifier::Item>& items) {
+    keys.emplace_back(kMetaKey);
+    for (const auto& it : items) {
+      Msg m{unique_hashes(it.tokens), {}, it.cls};
+      m.seen_key = std::string(kSeenPrefix) + digest_of(m.hashes);
+      if (seen_slot.emplace(m.seen_key, keys.size()).second) keys.push_back(m.seen_key);
+      for (uint64_t h : m.hashes)
+        if (slot.emplace(h, keys.size()).second) keys.push_back(token_key(h));
+      msgs.push_back(std::move(m));
+    }
+  }
+};
+
+}  // namespace
+
+static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Classifier::Item>& items,
+                                           bool unlearn, uint32_t day) {
+  Batch b(items);
+  std::vector<LearnOutcome> outcomes;
+  store.update(b.keys, [&](const std::vector<std::optional<std::string>>& values) {
+    outcomes.assign(b.msgs.size(), LearnOutcome::NotFound);
+    Meta meta = decode_meta(values[0]);
+    std::vector<Counts> counts(values.size());
+    std::vector<bool> touched(values.size(), false);
+    std::map<size_t, std::optional<char>> seen;  // key index -> 'S' / 'H' / absent
+    for (const auto& [key, idx] : b.seen_slot) {
+      const auto& v = values[idx];
+      seen[idx] = v && !v->empty() ? std::optional<char>((*v)[0]) : std::nullopt;
+    }
+    for (const auto& [h, idx] : b.slot)
+      if (values[idx]) counts[idx] = decode_counts(*values[idx]);
+
+    auto add = [&](const Batch::Msg& m, char cls, int delta) {
+      for (uint64_t h : m.hashes) {
+        size_t idx = b.slot.at(h);
+        auto& c = counts[idx];
+        uint32_t& n = cls == 'S' ? c.spam : c.ham;
+        n = delta > 0 ? n + 1 : (n > 0 ? n - 1 : 0);
+        if (delta > 0) c.day = day;
+        touched[idx] = true;
+      }
+      uint64_t& total = cls == 'S' ? meta.spam : meta.ham;
+      total = delta > 0 ? total + 1 : (total > 0 ? total - 1 : 0);
+    };
+
+    for (size_t i = 0; i < b.msgs.size(); ++i) {
+      const auto& m = b.msgs[i];
+      size_t sidx = b.seen_slot.at(m.seen_key);
+      auto& prev = seen[sidx];
+      char want = m.cls == Class::Spam ? 'S' : 'H';
+      if (unlearn) {
+        if (!prev) continue;
+        add(m, *prev, -1);
+        prev.reset();
+        outcomes[i] = LearnOutcome::Unlearned;
+      } else if (prev == want) {
+        outcomes[i] = LearnOutcome::AlreadyKnown;
+      } else {
+        if (prev) add(m, *prev, -1);
+        add(m, want, +1);
+        outcomes[i] = prev ? LearnOutcome::Moved : LearnOutcome::Learned;
+        prev = want;
+      }
+    }
+
+    std::vector<Store::Op> ops;
+    ops.reserve(b.keys.size());
+    using K = Store::Op::Kind;
+    ops.push_back({K::Put, std::string(kMetaKey), encode_meta(meta)});
+    for (const auto& [idx, v] : seen) {
+      bool had = values[idx].has_value();
+      if (v) ops.push_back({K::Put, b.keys[idx], std::string(1, *v)});
+      else if (had) ops.push_back({K::Del, b.keys[idx], ""});
+    }
+    for (size_t idx = 0; idx < values.size(); ++idx) {
+      if (!touched[idx]) continue;
+      const auto& c = counts[idx];
+      if (c.spam == 0 && c.ham == 0) ops.push_back({K::Del, b.keys[idx], ""});
+      else ops.push_back({K::Put, b.keys[idx], encode_counts(c)});
+    }
+    return ops;
+  });
+  return outcomes;
+}
+
+std::vector<LearnOutcome> Classifier::learn(const std::vector<Item>& items) const {
+  return run_batch(store_, items, false, today());
+}
+
+LearnOutcome Classifier::learn(const mime::Parsed& msg, Class cls) const {
+  return learn({Item{tokenize(msg, params_.tokenizer), cls}}).front();
+}
+
+std::vector<LearnOutcome> Classifier::unlearn(const std::vector<Item>& items) const {
+  return run_batch(store_, items, true, today());
+}
+
+Stats Classifier::stats() const {
+  Stats st;
+  Meta m = decode_meta(store_.get(kMetaKey));
+  st.spam_messages = m.spam;
+  st.ham_messages = m.ham;
+  store_.scan(kTokenPrefix, [&](std::string_view, std::string_view) {
+    ++st.tokens;
+    return true;
+  });
+  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view) {
+    ++st.seen;
+    return true;
+  });
+  return st;
+}
+
+void Classifier::dump(std::ostream& out) const {
+  Meta m = decode_meta(store_.get(kMetaKey));
+  out << "digue-bayes 1\nmeta " << m.spam << ' ' << m.ham << '\n';
+  store_.scan(kTokenPrefix, [&](std::string_view k, std::string_view v) {
+    Counts c = decode_counts(v);
+    out << "t " << k.substr(kTokenPrefix.size()) << ' ' << c.spam << ' ' << c.ham << ' ' << c.day
+        << '\n';
+    return true;
+  });
+  store_.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
+    out << "seen " << k.substr(kSeenPrefix.size()) << ' ' << (v.empty() ? '?' : v[0]) << '\n';
+    return true;
+  });
+}
+
+size_t Classifier::restore(std::istream& in) const {
+  std::string line;
+  size_t lineno = 0, records = 0;
+  auto bad = [&](const std::string& why) {
+    throw std::runtime_error("bayes restore: line " + std::to_string(lineno) + ": " + why);
+  };
+  if (!std::getline(in, line) || line != "digue-bayes 1") {
+    lineno = 1;
+    bad("not a digue-bayes 1 dump");
+  }
+  ++lineno;
+  // Records are summed into whatever the model holds, in batches of one transaction each.
+  struct Rec {
+    std::string key;
+    Counts c;
+    char seen = 0;
+  };
+  std::vector<Rec> batch;
+  Meta add_meta;
+  auto flush = [&] {
+    std::vector<std::string> keys{std::string(kMetaKey)};
+    for (const auto& r : batch) keys.push_back(r.key);
+    store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
+      using K = Store::Op::Kind;
+      std::vector<Store::Op> ops;
+      Meta m = decode_meta(values[0]);
+      m.spam += add_meta.spam;
+      m.ham += add_meta.ham;
+      ops.push_back({K::Put, std::string(kMetaKey), encode_meta(m)});
+      std::unordered_map<std::string, Counts> merged;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const auto& r = batch[i];
+        if (r.seen) {
+          ops.push_back({K::Put, r.key, std::string(1, r.seen)});
+          continue;
+        }
+        auto it = merged.find(r.key);
+        if (it == merged.end())
+          it = merged.emplace(r.key, values[i + 1] ? decode_counts(*values[i + 1]) : Counts{}).first;
+        it->second.spam += r.c.spam;
+        it->second.ham += r.c.ham;
+        it->second.day = std::max(it->second.day, r.c.day);
+      }
+      for (const auto& [k, c] : merged) ops.push_back({K::Put, k, encode_counts(c)});
+      return ops;
+    });
+    batch.clear();
+    add_meta = {};
+  };
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    char kind[8] = {0}, id[65] = {0}, cls = 0;
+    unsigned long long a = 0, b = 0, d = 0;
+    if (line.rfind("meta ", 0) == 0) {
+      if (std::sscanf(line.c_str(), "meta %llu %llu", &a, &b) != 2) bad("bad meta record");
+      add_meta.spam += a;
+      add_meta.ham += b;
+    } else if (line.rfind("t ", 0) == 0) {
+      if (std::sscanf(line.c_str(), "%7s %64s %llu %llu %llu", kind, id, &a, &b, &d) != 5 ||
+          std::strlen(id) != 16 || a > UINT32_MAX || b > UINT32_MAX || d > UINT32_MAX)
+        bad("bad token record");
+      batch.push_back({std::string(kTokenPrefix) + id,
+                       Counts{static_cast<uint32_t>(a), static_cast<uint32_t>(b),
+                              static_cast<uint32_t>(d)}});
+    } else if (line.rfind("seen ", 0) == 0) {
+      if (std::sscanf(line.c_str(), "%7s %64s %c", kind, id, &cls) != 3 ||
+          (cls != 'S' && cls != 'H'))
+        bad("bad seen record");
+      batch.push_back({std::string(kSeenPrefix) + id, {}, cls});
+    } else {
+      bad("unknown record");
+    }
+    ++records;
+    if (batch.size() >= 20000) flush();
+  }
+  flush();
+  return records;
+}
+
+size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_day) const {
+  if (now_day == 0) now_day = today();
+  struct Tok {
+    std::string key;
+    Counts c;
+  };
+  std::vector<Tok> all;
+  store_.scan(kTokenPrefix, [&](std::string_view k, std::string_view v) {
+    all.push_back({std::string(k), decode_counts(v)});
+    return true;
+  });
+  uint32_t cutoff = now_day > stale_days ? now_day - stale_days : 0;
+  // Oldest first; among tokens of the same day the rarest go first.
+  std::sort(all.begin(), all.end(), [](const Tok& a, const Tok& b) {
+    if (a.c.day != b.c.day) return a.c.day < b.c.day;
+    return a.c.spam + a.c.ham < b.c.spam + b.c.ham;
+  });
+  size_t drop = 0;
+  while (drop < all.size() && all[drop].c.day < cutoff) ++drop;
+  if (all.size() - drop > max_tokens) drop = all.size() - max_tokens;
+  size_t removed = 0;
+  for (size_t start = 0; start < drop; start += 10000) {
+    size_t end = std::min(drop, start + 10000);
+    std::vector<std::string> keys;
+    for (size_t i = start; i < end; ++i) keys.push_back(all[i].key);
+    size_t chunk_removed = 0;
+    store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
+      std::vector<Store::Op> ops;
+      for (size_t i = 0; i < keys.size(); ++i) {
+        // A token learnt again since the scan is not stale any more: keep it.
+        if (!values[i] || decode_counts(*values[i]).day != all[start + i].c.day) continue;
+        ops.push_back({Store::Op::Kind::Del, keys[i], ""});
+      }
+      chunk_removed = ops.size();
+      return ops;
+    });
+    removed += chunk_removed;
+  }
+  return removed;
+}
+
+}  // namespace digue::bayes

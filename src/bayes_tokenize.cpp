@@ -1,0 +1,507 @@
+// Bayes tokenizer: mime::Parsed -> distinct tokens; see include/digue/bayes.hpp.
+// Token namespaces (prefix "x:") keep a word in the Subject apart from the same word in the
+// body, because their spamminess differs. Untrusted input: every byte comes from the sender;
+// the code only reads bounded ranges and never throws on bad UTF-8.
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <string>
+#include <unordered_set>
+
+#include "digue/bayes.hpp"
+
+namespace digue::bayes {
+namespace {
+
+// Headers that carry an earlier verdict or are added by the receiving side: learning them
+// would make the model copy other filters (or our own previous runs) instead of the mail.
+bool is_trace_header(std::string_view lname) {
+  static constexpr std::string_view kPrefixes[] = {
+      "x-spam",     "x-digue",   "x-virus",       "x-bogosity", "x-dspam", "x-amavis",
+      "x-mailscanner", "x-barracuda", "x-proofpoint", "x-ironport", "x-forefront",
+      "x-microsoft-antispam", "x-ms-exchange", "arc-", "x-quarantine", "x-razor", "x-pyzor",
+      "x-crm114", "x-rspamd", "x-greylist"};
+  static constexpr std::string_view kExact[] = {
+      "received-spf", "authentication-results", "x-original-authentication-results",
+      "delivered-to", "x-original-to", "return-path", "envelope-to", "x-envelope-to",
+      "x-envelope-from", "status", "x-status", "x-keywords", "x-uid", "x-uidl", "lines",
+      "content-length", "x-filtered-by", "x-loop"};
+  for (auto p : kPrefixes)
+    if (lname.substr(0, p.size()) == p) return true;
+  for (auto e : kExact)
+    if (lname == e) return true;
+  return false;
+}
+
+std::string lower_ascii(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+// Decodes one UTF-8 code point at s[i]; advances i. Invalid bytes decode as U+FFFD (one byte).
+char32_t next_cp(std::string_view s, size_t& i) {
+  auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) {
+    ++i;
+    return b0;
+  }
+  int len = b0 >= 0xF0 && b0 < 0xF5 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC2 && b0 < 0xE0 ? 2 : 0;
+  if (len == 0 || i + len > s.size()) {
+    ++i;
+    return 0xFFFD;
+  }
+  char32_t cp = b0 & (0x7F >> len);
+  for (int k = 1; k < len; ++k) {
+    auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) {
+      ++i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  i += len;
+  return cp;
+}
+
+void append_cp(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+char32_t lower_cp(char32_t c) {
+  if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;              // Latin-1
+  if (c >= 0x100 && c <= 0x17E && c != 0x130 && c != 0x138 && c != 0x149 && c != 0x178)
+    return (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E) ? (c % 2 ? c + 1 : c)
+                                                                      : (c % 2 ? c : c + 1);
+  if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 32;  // Greek
+  if (c >= 0x410 && c <= 0x42F) return c + 32;                // Cyrillic
+  if (c >= 0x400 && c <= 0x40F) return c + 80;
+  return c;
+}
+
+bool is_cjk(char32_t c) {
+  return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF) ||
+         (c >= 0xAC00 && c <= 0xD7AF) || (c >= 0x20000 && c <= 0x2FFFF) ||
+         (c >= 0xFF66 && c <= 0xFF9F);
+}
+
+// Letters and digits of any script; punctuation, symbols and spaces split words.
+bool is_word_cp(char32_t c) {
+  if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  if (c < 0xC0) return c == 0xAA || c == 0xB5 || c == 0xBA;
+  if (c == 0xD7 || c == 0xF7 || c == 0xFFFD) return false;
+  if (c >= 0x2000 && c <= 0x2BFF) return false;  // punctuation, symbols, arrows, boxes
+  if (c >= 0x3000 && c <= 0x303F) return false;  // CJK punctuation
+  if (c >= 0xFE30 && c <= 0xFE4F) return false;
+  if (c >= 0xFF00 && c <= 0xFF0F) return false;  // fullwidth punctuation
+  if (c >= 0xE000 && c <= 0xF8FF) return false;  // private use
+  if (c >= 0x1F000 && c <= 0x1FAFF) return false;  // emoji: see is_symbol_token
+  return true;
+}
+
+class Collector {
+ public:
+  Collector(const TokenizerOptions& opt, std::vector<std::string>& out) : opt_(opt), out_(out) {}
+
+  bool full() const { return out_.size() >= opt_.max_tokens; }
+
+  void add(std::string tok) {
+    if (full() || tok.empty()) return;
+    if (seen_.insert(token_hash(tok)).second) out_.push_back(std::move(tok));
+  }
+  void add(std::string_view prefix, std::string_view value) {
+    std::string t;
+    t.reserve(prefix.size() + value.size());
+    t.append(prefix).append(value);
+    add(std::move(t));
+  }
+
+  // Splits UTF-8 text into words and adds them with the prefix; words go to `words` too when
+  // given (for bigrams).
+  void text(std::string_view s, std::string_view prefix, std::vector<std::string>* words = nullptr) {
+    size_t i = 0;
+    std::string word;
+    std::u32string cjk;
+    size_t cps = 0, digits = 0, letters = 0;
+    int bangs = 0;
+    auto flush_word = [&] {
+      if (!word.empty()) emit_word(word, cps, digits, letters, prefix, words);
+      word.clear();
+      cps = digits = letters = 0;
+    };
+    auto flush_cjk = [&] {
+      if (cjk.size() == 1) {
+        std::string t;
+        append_cp(t, cjk[0]);
+        add(prefix, t);
+      }
+      for (size_t k = 0; k + 1 < cjk.size() && !full(); ++k) {
+        std::string t;
+        append_cp(t, cjk[k]);
+        append_cp(t, cjk[k + 1]);
+        add(prefix, t);
+      }
+      cjk.clear();
+    };
+    while (i < s.size() && !full()) {
+      char32_t c = next_cp(s, i);
+      if (is_cjk(c)) {
+        flush_word();
+        cjk.push_back(c);
+        continue;
+      }
+      if (!cjk.empty()) flush_cjk();
+      if (is_word_cp(c)) {
+        append_cp(word, lower_cp(c));
+        ++cps;
+        if (c >= '0' && c <= '9') ++digits;
+        else ++letters;
+        continue;
+      }
+      // '.', '-', '\'', '_' , ',' inside a word ("e-mail", "www.x.com", "1,000", "don't")
+      // join it when a word character follows.
+      if ((c == '.' || c == '-' || c == '\'' || c == '_' || c == ',') && !word.empty() &&
+          i < s.size()) {
+        size_t j = i;
+        char32_t n = next_cp(s, j);
+        if (is_word_cp(n) && !is_cjk(n)) {
+          word += static_cast<char>(c);
+          ++cps;
+          continue;
+        }
+      }
+      if (c == '$' && word.empty()) {
+        word += '$';
+        ++cps;
+        continue;
+      }
+      flush_word();
+      if (c == '!') {
+        if (++bangs == 3) add(prefix, "!!!");
+      } else if (c != ' ') {
+        bangs = 0;
+      }
+      if (c >= 0x1F000 && c <= 0x1FAFF) add(prefix, "emoji");
+    }
+    flush_word();
+    if (!cjk.empty()) flush_cjk();
+  }
+
+ private:
+  void emit_word(const std::string& w, size_t cps, size_t digits, size_t letters,
+                 std::string_view prefix, std::vector<std::string>* words) {
+    std::string_view v = w;
+    while (!v.empty() && (v.back() == '.' || v.back() == ',' || v.back() == '-')) v.remove_suffix(1);
+    if (v.empty()) return;
+    if (cps < 2 && digits == 0) return;  // single letters carry nothing
+    std::string tok;
+    if (v.front() == '$' && letters == 0) {
+      // Prices: "$19.99" and "$5" say a lot, "$1234567" only that it is a big amount.
+      tok = cps <= 8 ? std::string(v) : "num:$";
+    } else if (letters == 0 || (digits > 0 && v.front() != '$' && digits * 2 > cps)) {
+      // Numbers: short ones (years, prices, "24") stay, long ones (phone numbers, ids)
+      // collapse to their length, which is what generalises.
+      if (cps <= 4) tok.assign(v);
+      else tok = "num:" + std::to_string(std::min<size_t>(cps, 20));
+    } else if (cps > 20) {
+      // Long words: base64 leftovers, hashes, glued words; keep their first letter and size.
+      tok = "skip:" + std::string(v.substr(0, 1)) + ":" + std::to_string(cps / 10 * 10);
+    } else {
+      tok.assign(v);
+    }
+    add(prefix, tok);
+    if (words) words->push_back(std::move(tok));
+  }
+
+  const TokenizerOptions& opt_;
+  std::vector<std::string>& out_;
+  std::unordered_set<uint64_t> seen_;
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '"'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '"')) s.remove_suffix(1);
+  return s;
+}
+
+// The last two labels of a host name ("mail.example.com" -> "example.com"): a cheap stand-in
+// for the registered domain where the MIME parser does not give one.
+std::string_view last_two_labels(std::string_view host) {
+  size_t dot = host.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return host;
+  size_t dot2 = host.rfind('.', dot - 1);
+  return dot2 == std::string_view::npos ? host : host.substr(dot2 + 1);
+}
+
+std::string bucket(size_t n) {
+  if (n <= 3) return std::to_string(n);
+  if (n <= 5) return "4-5";
+  if (n <= 10) return "6-10";
+  if (n <= 30) return "11-30";
+  return "31+";
+}
+
+// Splits "Display Name <local@domain>" or "local@domain (Name)".
+void address(Collector& c, std::string_view value, std::string_view pfx) {
+  std::string_view addr = value, name;
+  size_t lt = value.find('<');
+  if (lt != std::string_view::npos) {
+    size_t gt = value.find('>', lt);
+    addr = value.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
+    name = value.substr(0, lt);
+  } else if (size_t lp = value.find('('); lp != std::string_view::npos) {
+    name = value.substr(lp + 1);
+    addr = value.substr(0, lp);
+  }
+  addr = trim(addr);
+  name = trim(name);
+  std::string p(pfx);
+  if (!name.empty()) c.text(name, p + "n:");
+  else c.add(p, "n:none");
+  size_t at = addr.rfind('@');
+  if (at == std::string_view::npos) {
+    c.add(p, "a:noat");
+    return;
+  }
+  std::string dom = lower_ascii(addr.substr(at + 1));
+  std::string local = lower_ascii(addr.substr(0, at));
+  c.add(p + "d:", dom);
+  c.add(p + "d2:", last_two_labels(dom));
+  c.add(p + "l:", local.size() > 20 ? "long" : local);
+  size_t digits = std::count_if(local.begin(), local.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  if (digits >= 3) c.add(p, "l:digits");
+}
+
+void received(Collector& c, std::string_view v) {
+  // "from HELO (rdns [ip]) by ..." : the sending hosts as the relay saw them.
+  std::string lv = lower_ascii(v.substr(0, 400));
+  size_t from = lv.find("from ");
+  if (from == std::string::npos) return;
+  size_t by = lv.find(" by ", from);
+  std::string_view seg = std::string_view(lv).substr(from + 5, by == std::string::npos ? 200 : by - from - 5);
+  size_t i = 0;
+  while (i < seg.size()) {
+    while (i < seg.size() && !(std::isalnum(static_cast<unsigned char>(seg[i])))) ++i;
+    size_t j = i;
+    while (j < seg.size() && (std::isalnum(static_cast<unsigned char>(seg[j])) || seg[j] == '.' ||
+                              seg[j] == '-'))
+      ++j;
+    std::string_view host = seg.substr(i, j - i);
+    if (host.find('.') != std::string_view::npos) {
+      bool ip = std::all_of(host.begin(), host.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)) || ch == '.'; });
+      if (ip) {
+        size_t d1 = host.find('.');
+        size_t d2 = d1 == std::string_view::npos ? d1 : host.find('.', d1 + 1);
+        c.add("rip:", host.substr(0, d2));  // the /16: provider, not the single host
+      } else {
+        c.add("rh:", last_two_labels(host));
+      }
+    }
+    i = j + 1;
+  }
+}
+
+void html_structure(Collector& c, std::string_view html) {
+  // Tag and attribute names: spam leans on <font>, colours, tables of images, hidden text.
+  size_t i = 0, tags = 0;
+  while ((i = html.find('<', i)) != std::string_view::npos && tags < 5000 && !c.full()) {
+    ++i;
+    if (i < html.size() && html[i] == '!') {
+      if (html.substr(i, 3) == "!--") c.add("html:", "comment");
+      continue;
+    }
+    bool closing = i < html.size() && html[i] == '/';
+    if (closing) ++i;
+    size_t j = i;
+    while (j < html.size() && std::isalnum(static_cast<unsigned char>(html[j])) && j - i < 12) ++j;
+    if (j == i) continue;
+    ++tags;
+    std::string tag = lower_ascii(html.substr(i, j - i));
+    if (closing) continue;
+    c.add("tag:", tag);
+    size_t end = html.find('>', j);
+    std::string_view attrs = html.substr(j, end == std::string_view::npos ? 300 : std::min<size_t>(end - j, 300));
+    std::string la = lower_ascii(attrs);
+    for (std::string_view a : {"color", "bgcolor", "size", "face", "width", "height", "style",
+                               "align", "border", "href", "src", "alt", "class"}) {
+      size_t p = la.find(a);
+      if (p != std::string::npos && p + a.size() < la.size() && la[p + a.size()] == '=' &&
+          (p == 0 || la[p - 1] == ' '))
+        c.add("attr:" + tag + ".", a);
+    }
+    if (la.find("display:none") != std::string::npos || la.find("display: none") != std::string::npos)
+      c.add("html:", "hidden");
+    i = j;
+  }
+  c.add("html:tags:", bucket(tags / 10));
+}
+
+}  // namespace
+
+std::string fold_case(std::string_view utf8) {
+  std::string out;
+  out.reserve(utf8.size());
+  size_t i = 0;
+  while (i < utf8.size()) {
+    size_t start = i;
+    char32_t cp = next_cp(utf8, i);
+    if (cp == 0xFFFD && i - start == 1 && static_cast<unsigned char>(utf8[start]) >= 0x80)
+      out += utf8[start];  // keep invalid bytes as they were
+    else
+      append_cp(out, lower_cp(cp));
+  }
+  return out;
+}
+
+uint64_t token_hash(std::string_view token) {
+  // FNV-1a then a murmur3 finaliser: cheap for short tokens, well mixed for key order.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : token) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h;
+}
+
+std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOptions& opt) {
+  std::vector<std::string> out;
+  out.reserve(512);
+  Collector c(opt, out);
+
+  if (opt.header_tokens && !msg.parts.empty()) {
+    size_t rcpts = 0;
+    bool have_date = false, have_mid = false;
+    std::string from_domain, reply_domain;
+    for (const auto& h : msg.headers()) {
+      std::string name = lower_ascii(h.name);
+      if (name.empty() || is_trace_header(name)) continue;
+      c.add("hn:", name);
+      const std::string& v = h.value;
+      if (name == "subject") {
+        // From the header list rather than msg.subject so that repeated Subjects all count.
+        c.text(v, "s:");
+        size_t up = 0, low = 0;
+        for (unsigned char ch : v) {
+          if (ch >= 'A' && ch <= 'Z') ++up;
+          if (ch >= 'a' && ch <= 'z') ++low;
+        }
+        if (up >= 4 && low == 0) c.add("s:", "ALLCAPS");
+        if (v.empty()) c.add("s:", "empty");
+      } else if (name == "from") {
+        address(c, v, "f");
+        size_t at = v.rfind('@');
+        if (at != std::string::npos) from_domain = lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1))));
+      } else if (name == "reply-to") {
+        size_t at = v.rfind('@');
+        if (at != std::string::npos) reply_domain = lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1))));
+      } else if (name == "to" || name == "cc") {
+        rcpts += static_cast<size_t>(std::count(v.begin(), v.end(), '@'));
+        if (lower_ascii(v).find("undisclosed") != std::string::npos) c.add("to:", "undisclosed");
+      } else if (name == "received") {
+        received(c, h.raw_value);
+      } else if (name == "x-mailer" || name == "user-agent") {
+        c.text(v, "xm:");
+      } else if (name == "message-id") {
+        have_mid = true;
+        size_t at = v.rfind('@');
+        if (at == std::string::npos) c.add("mid:", "noat");
+        else c.add("mid:", lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1)))));
+      } else if (name == "date") {
+        have_date = true;
+        size_t sp = v.find_last_of(' ');
+        if (sp != std::string::npos) c.add("tz:", v.substr(sp + 1, 6));
+      } else if (name == "list-id" || name == "organization" || name == "precedence") {
+        c.text(v, name.substr(0, 3) + ":");
+      } else if (name == "content-type") {
+        size_t semi = v.find(';');
+        c.add("ct:", lower_ascii(trim(v.substr(0, semi))));
+      }
+    }
+    c.add("rcpt:", bucket(rcpts));
+    if (!have_date) c.add("date:", "none");
+    if (!have_mid) c.add("mid:", "none");
+    if (!reply_domain.empty() && reply_domain != from_domain) c.add("rt:", "diff");
+  }
+
+  // MIME structure: part types, charsets and encodings.
+  bool have_plain = false, have_html = false;
+  for (const auto& p : msg.parts) {
+    if (p.multipart) {
+      c.add("mp:", p.content_type);
+      continue;
+    }
+    c.add("pt:", p.content_type);
+    if (!p.charset.empty()) c.add("cs:", p.charset);
+    if (!p.transfer_encoding.empty()) c.add("cte:", p.transfer_encoding);
+    if (p.content_type == "text/plain") have_plain = true;
+    if (p.content_type == "text/html") have_html = true;
+  }
+  c.add("parts:", bucket(msg.leaf_count));
+  if (have_html && !have_plain) c.add("mime:", "htmlonly");
+  for (const auto& d : msg.defects) c.add("defect:", d.substr(0, d.find(' ') == std::string::npos ? d.size() : d.find(' ')));
+
+  for (const auto& u : msg.urls) {
+    if (c.full()) break;
+    c.add("url:", u.registered_domain);
+    if (u.is_ip) c.add("url:", "ip");
+    else if (u.host != u.registered_domain) c.add("uh:", u.host);
+  }
+  c.add("urls:", bucket(msg.urls.size()));
+
+  for (const auto& a : msg.attachments) {
+    std::string fname = fold_case(a.filename);
+    size_t dot = fname.rfind('.');
+    if (dot != std::string::npos && fname.size() - dot <= 6) c.add("att:ext:", fname.substr(dot + 1));
+    c.add("att:type:", a.sniffed_type.empty() ? a.declared_type : a.sniffed_type);
+    if (a.image) c.add("att:", "image");
+    c.text(fname, "an:");
+  }
+
+  if (opt.html_tokens && !msg.html.empty()) {
+    html_structure(c, std::string_view(msg.html).substr(0, opt.max_body_bytes));
+    // Little visible text for a lot of HTML: image spam.
+    size_t ratio = msg.text.size() * 10 / (msg.html.size() + 1);
+    c.add("html:textratio:", std::to_string(std::min<size_t>(ratio, 10)));
+  }
+
+  if (opt.body_tokens) {
+    std::string_view body = std::string_view(msg.text).substr(0, opt.max_body_bytes);
+    if (opt.osb) {
+      std::vector<std::string> words;
+      c.text(body, "", &words);
+      // Orthogonal sparse bigrams: each word paired with each of the next 4, the gap kept.
+      for (size_t i = 0; i < words.size() && !c.full(); ++i)
+        for (size_t k = 1; k <= 4 && i + k < words.size(); ++k)
+          c.add("osb" + std::to_string(k) + ":" + words[i] + " " + words[i + k]);
+    } else {
+      c.text(body, "");
+    }
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) c.add("body:", "empty");
+  }
+  return out;
+}
+
+}  // namespace digue::bayes

@@ -1,0 +1,282 @@
+// diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "digue/bayes.hpp"
+#include "digue/ctl.hpp"
+#include "digue/mime.hpp"
+#include "digue/store.hpp"
+#include "filters/bayes.hpp"
+
+namespace digue::ctl {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Loaded {
+  std::string name;  // file, or file#N for the Nth message of an mbox
+  std::string raw;
+};
+
+bool read_file(const fs::path& p, std::string& out) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+// A message file may start with an mbox "From " envelope line (the corpus does); an mbox
+// holds several. Splits on "From " at the start of a line after an empty line (or at the very
+// start), drops the envelope lines and unquotes ">From ".
+std::vector<std::string> split_mbox(const std::string& data) {
+  std::vector<std::string> out;
+  if (data.rfind("From ", 0) != 0) {
+    out.push_back(data);
+    return out;
+  }
+  std::string cur;
+  size_t pos = 0;
+  bool first = true;
+  while (pos < data.size()) {
+    size_t eol = data.find('\n', pos);
+    size_t next = eol == std::string::npos ? data.size() : eol + 1;
+    std::string_view line(data.data() + pos, next - pos);
+    bool blank_before = cur.empty() || (cur.size() >= 2 && cur.compare(cur.size() - 2, 2, "\n\n") == 0) ||
+                        (cur.size() >= 4 && cur.compare(cur.size() - 4, 4, "\r\n\r\n") == 0);
+    if (line.rfind("From ", 0) == 0 && (first || blank_before)) {
+      if (!first) out.push_back(std::move(cur));
+      cur.clear();
+      first = false;
+    } else {
+      size_t q = 0;
+      while (q < line.size() && line[q] == '>') ++q;
+      if (q > 0 && line.substr(q, 5) == "From ") line.remove_prefix(1);
+      cur.append(line);
+    }
+    pos = next;
+  }
+  if (!first) out.push_back(std::move(cur));
+  return out;
+}
+
+void add_file(const fs::path& p, std::vector<Loaded>& out, bool& ok) {
+  std::string data;
+  if (!read_file(p, data)) {
+    std::cerr << "bayes: cannot read " << p.string() << "\n";
+    ok = false;
+    return;
+  }
+  auto msgs = split_mbox(data);
+  for (size_t i = 0; i < msgs.size(); ++i)
+    out.push_back({msgs.size() == 1 ? p.string() : p.string() + "#" + std::to_string(i + 1),
+                   std::move(msgs[i])});
+}
+
+// Files, mboxes, Maildirs (cur/ and new/) and plain directories of messages, in name order.
+std::vector<Loaded> load(const std::vector<std::string>& paths, bool& ok) {
+  std::vector<Loaded> out;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      std::vector<fs::path> files;
+      bool maildir = fs::is_directory(fs::path(path) / "cur") || fs::is_directory(fs::path(path) / "new");
+      std::vector<fs::path> dirs = maildir ? std::vector<fs::path>{fs::path(path) / "cur", fs::path(path) / "new"}
+                                           : std::vector<fs::path>{fs::path(path)};
+      for (const auto& d : dirs) {
+        if (!fs::is_directory(d, ec)) continue;
+        for (const auto& e : fs::directory_iterator(d, ec))
+          if (e.is_regular_file() && e.path().filename().string()[0] != '.') files.push_back(e.path());
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) add_file(f, out, ok);
+    } else if (fs::is_regular_file(path, ec)) {
+      add_file(path, out, ok);
+    } else {
+      std::cerr << "bayes: no such file or directory: " << path << "\n";
+      ok = false;
+    }
+  }
+  return out;
+}
+
+// Parses and tokenizes on a few threads: that is where learning spends its time.
+std::vector<std::vector<std::string>> tokenize_all(const std::vector<Loaded>& msgs,
+                                                   const bayes::TokenizerOptions& opt) {
+  std::vector<std::vector<std::string>> out(msgs.size());
+  unsigned n = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < n; ++t)
+    threads.emplace_back([&, t] {
+      for (size_t i = t; i < msgs.size(); i += n) out[i] = bayes::tokenize(mime::parse(msgs[i].raw), opt);
+    });
+  for (auto& th : threads) th.join();
+  return out;
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+int usage() {
+  std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
+               "       diguectl --config FILE bayes unlearn PATH...\n"
+               "       diguectl --config FILE bayes classify MESSAGE... [--json] [--threshold S]\n"
+               "       diguectl --config FILE bayes stats|dump [FILE]|restore [FILE]\n"
+               "       diguectl --config FILE bayes expire [--max-tokens N] [--stale-days D]\n";
+  return 2;
+}
+
+int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
+  std::optional<bayes::Class> cls;
+  std::vector<std::string> paths;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--spam") cls = bayes::Class::Spam;
+    else if (args[i] == "--ham") cls = bayes::Class::Ham;
+    else paths.push_back(args[i]);
+  }
+  if ((!unlearn && !cls) || paths.empty()) return usage();
+  bool ok = true;
+  auto msgs = load(paths, ok);
+  auto tokens = tokenize_all(msgs, c.params().tokenizer);
+  size_t counts[5] = {0, 0, 0, 0, 0};
+  // Batches of a few hundred messages: one transaction (one fsync) each.
+  constexpr size_t kBatch = 500;
+  for (size_t start = 0; start < msgs.size(); start += kBatch) {
+    std::vector<bayes::Classifier::Item> items;
+    for (size_t i = start; i < std::min(msgs.size(), start + kBatch); ++i)
+      items.push_back({std::move(tokens[i]), cls.value_or(bayes::Class::Spam)});
+    auto outs = unlearn ? c.unlearn(items) : c.learn(items);
+    for (auto o : outs) ++counts[static_cast<int>(o)];
+  }
+  using O = bayes::LearnOutcome;
+  if (unlearn)
+    std::printf("unlearned %zu, not found %zu\n", counts[int(O::Unlearned)], counts[int(O::NotFound)]);
+  else
+    std::printf("learned %zu, already known %zu, moved %zu\n", counts[int(O::Learned)],
+                counts[int(O::AlreadyKnown)], counts[int(O::Moved)]);
+  return ok ? 0 : 1;
+}
+
+int classify(const bayes::Classifier& c, const Args& args) {
+  bool json = false;
+  double threshold = bayes::kDefaultThreshold;
+  std::vector<std::string> paths;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--json") json = true;
+    else if (args[i] == "--threshold" && i + 1 < args.size()) threshold = std::stod(args[++i]);
+    else paths.push_back(args[i]);
+  }
+  if (paths.empty()) return usage();
+  bool ok = true;
+  auto msgs = load(paths, ok);
+  auto tokens = tokenize_all(msgs, c.params().tokenizer);
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    auto r = c.classify_tokens(tokens[i]);
+    if (json)
+      std::printf("{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": \"%s\"}\n",
+                  json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
+                  r.ready ? "true" : "false", json_escape(r.evidence(8)).c_str());
+    else
+      std::printf("%.3f\n", r.score);
+  }
+  if (!msgs.empty() && !c.classify_tokens({}).ready)
+    std::cerr << "bayes: warning: the model is not trained yet (scores are 0)\n";
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int bayes(const Config& config, const Args& args) {
+  if (args.empty()) return usage();
+  filters::BayesSettings settings;
+  std::unique_ptr<Store> store;
+  try {
+    settings = filters::read_bayes_settings(filters::bayes_options(config));
+    store = make_lmdb_store(config.store.dir, config.store.map_size);
+  } catch (const std::exception& e) {
+    std::cerr << "bayes: " << e.what() << "\n";
+    return 1;
+  }
+  bayes::Classifier c(*store, settings.params);
+  const std::string& cmd = args[0];
+  try {
+    if (cmd == "learn") return learn(c, args, false);
+    if (cmd == "unlearn") return learn(c, args, true);
+    if (cmd == "classify") return classify(c, args);
+    if (cmd == "stats") {
+      auto st = c.stats();
+      std::printf("spam messages: %llu\nham messages: %llu\ntokens: %llu\nseen: %llu\n",
+                  (unsigned long long)st.spam_messages, (unsigned long long)st.ham_messages,
+                  (unsigned long long)st.tokens, (unsigned long long)st.seen);
+      std::error_code ec;
+      auto size = fs::file_size(fs::path(config.store.dir) / "data.mdb", ec);
+      if (!ec) std::printf("store file bytes: %llu\n", (unsigned long long)size);
+      return 0;
+    }
+    if (cmd == "dump") {
+      if (args.size() > 1) {
+        std::ofstream out(args[1]);
+        if (!out) {
+          std::cerr << "bayes: cannot write " << args[1] << "\n";
+          return 1;
+        }
+        c.dump(out);
+        return out.good() ? 0 : 1;
+      }
+      c.dump(std::cout);
+      return 0;
+    }
+    if (cmd == "restore") {
+      size_t n = 0;
+      if (args.size() > 1) {
+        std::ifstream in(args[1]);
+        if (!in) {
+          std::cerr << "bayes: cannot read " << args[1] << "\n";
+          return 1;
+        }
+        n = c.restore(in);
+      } else {
+        n = c.restore(std::cin);
+      }
+      std::printf("restored %zu records\n", n);
+      return 0;
+    }
+    if (cmd == "expire") {
+      size_t max_tokens = settings.model_max_tokens;
+      uint32_t stale = settings.model_stale_days;
+      for (size_t i = 1; i + 1 < args.size(); i += 2) {
+        if (args[i] == "--max-tokens") max_tokens = std::stoull(args[i + 1]);
+        else if (args[i] == "--stale-days") stale = static_cast<uint32_t>(std::stoul(args[i + 1]));
+        else return usage();
+      }
+      std::printf("expired %zu tokens\n", c.expire(max_tokens, stale));
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "bayes: " << e.what() << "\n";
+    return 1;
+  }
+  return usage();
+}
+
+}  // namespace digue::ctl

@@ -1,0 +1,48 @@
+// diguectl queue list: the spooled messages with their state and per-recipient status
+// (like `postqueue -p`). Reads the spool directly; safe while the daemon runs.
+#include <filesystem>
+#include <iostream>
+
+#include "digue/ctl.hpp"
+#include "digue/spool.hpp"
+#include "digue/text.hpp"
+
+namespace digue::ctl {
+
+int queue(const Config& config, const Args& args) {
+  if (args.empty() || args[0] != "list") {
+    std::cerr << "usage: diguectl --config FILE queue list\n";
+    return 2;
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  int n = 0;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(config.spool.dir + "/queue", ec))
+    if (e.path().extension() == ".env") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& p : files) {
+    auto text = text::read_file(p.string());
+    if (!text) continue;
+    auto rec = SpoolRecord::parse(*text);
+    if (!rec) {
+      std::cout << p.stem().string() << " (unreadable record)\n";
+      continue;
+    }
+    ++n;
+    std::cout << rec->id << " " << to_string(rec->state) << " created=" << rec->created
+              << " next_try=" << rec->next_try << " attempts=" << rec->attempts << " from=<"
+              << rec->envelope.mail_from.str() << ">\n";
+    for (const auto& r : rec->rcpts) {
+      const char* st = r.status == RcptState::Status::Pending     ? "pending"
+                       : r.status == RcptState::Status::Delivered ? "delivered"
+                                                                  : "failed";
+      std::cout << "    <" << r.address.str() << "> " << r.action << " " << st
+                << (r.last_error.empty() ? "" : " (" + r.last_error + ")") << "\n";
+    }
+  }
+  std::cout << "-- " << n << " message(s) in the queue\n";
+  return ec ? 1 : 0;
+}
+
+}  // namespace digue::ctl

@@ -1,0 +1,445 @@
+// Delivery queue; see include/digue/queue.hpp.
+#include "digue/queue.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <deque>
+#include <filesystem>
+
+#include "digue/delivery.hpp"
+#include "digue/headers.hpp"
+#include "digue/resolver.hpp"
+#include "digue/store.hpp"
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace digue {
+
+namespace {
+
+int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+
+bool pending(const SpoolRecord& r) {
+  for (const auto& rs : r.rcpts)
+    if (rs.status == RcptState::Status::Pending) return true;
+  return false;
+}
+
+std::string header_value(std::string_view raw, std::string_view name) {
+  size_t pos = 0;
+  while (pos < raw.size()) {
+    size_t eol = raw.find('\n', pos);
+    if (eol == std::string_view::npos) eol = raw.size();
+    std::string_view line = raw.substr(pos, eol - pos);
+    if (line.empty() || line == "\r") break;
+    if (line.size() > name.size() && line[name.size()] == ':' &&
+        strncasecmp(line.data(), name.data(), name.size()) == 0) {
+      std::string v(line.substr(name.size() + 1));
+      while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();
+      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+      return v;
+    }
+    pos = eol + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+struct Queue::Impl {
+  Impl(Queue& q, std::shared_ptr<const Config> c, Spool& s, Store* st)
+      : queue(q), config(std::move(c)), spool(s), store(st), blocking(2) {}
+
+  std::shared_ptr<const Config> cfg() {
+    std::lock_guard lk(mu);
+    return config;
+  }
+
+  void make_deliverer() {
+    auto c = cfg();
+    delivery::Options o;
+    o.hostname = c->server.hostname;
+    o.max_connections = static_cast<size_t>(c->delivery.max_per_destination);
+    o.timeouts.connect = c->delivery.connect_timeout;
+    o.timeouts.command = c->delivery.command_timeout;
+    o.starttls = c->delivery.starttls;
+    o.blocking_executor = blocking.get_executor();
+    deliverer = std::make_unique<delivery::Deliverer>(io.get_executor(), std::move(o));
+    resolver = dns::make_resolver(io.get_executor(), c->dns);
+  }
+
+  // Admission: at most max_attempts_in_flight records are being delivered at once; the rest
+  // wait in FIFO order.
+  void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
+    if (stopping) return;  // stays in the spool, resumed at the next start
+    if (static_cast<int>(running) >= cfg()->delivery.max_attempts_in_flight) {
+      backlog.emplace_back(std::move(rec), std::move(raw));
+      return;
+    }
+    ++running;
+    queue.stats_.in_flight++;
+    asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("queue: delivery coroutine failed: {}", ex.what());
+        }
+      }
+      --running;
+      queue.stats_.in_flight--;
+      if (!backlog.empty() && !stopping) {
+        auto [r, m] = std::move(backlog.front());
+        backlog.pop_front();
+        admit(std::move(r), std::move(m));
+      }
+    });
+  }
+
+  asio::awaitable<void> process(SpoolRecord rec, std::shared_ptr<const std::string> raw);
+  asio::awaitable<void> attempt(SpoolRecord& rec, const std::string& raw);
+  asio::awaitable<std::vector<delivery::Target>> targets_for(const SpoolRecord& rec,
+                                                             const RcptState& rs);
+  asio::awaitable<void> bounce(SpoolRecord& rec, const std::string& raw);
+  bool quarantine(const SpoolRecord& rec, const std::string& domain, const std::string& data);
+
+  Queue& queue;
+  std::mutex mu;
+  std::shared_ptr<const Config> config;
+  Spool& spool;
+  Store* store;
+  asio::io_context io{1};
+  asio::thread_pool blocking;
+  std::thread thread;
+  std::unique_ptr<delivery::Deliverer> deliverer;
+  std::unique_ptr<dns::Resolver> resolver;
+  std::deque<std::pair<SpoolRecord, std::shared_ptr<const std::string>>> backlog;
+  size_t running = 0;
+  std::atomic<bool> stopping{false};
+  std::vector<asio::steady_timer*> sleepers;
+};
+
+asio::awaitable<std::vector<delivery::Target>> Queue::Impl::targets_for(const SpoolRecord& rec,
+                                                                        const RcptState& rs) {
+  auto c = cfg();
+  std::vector<delivery::Target> out;
+  if (rs.action == "bounce") {
+    // A DSN goes to the original sender: through the configured relay, else its MX.
+    if (!c->delivery.bounce_relay.empty()) {
+      if (auto t = delivery::Target::parse(c->delivery.bounce_relay, c->delivery.maildir_root))
+        out.push_back(*t);
+      co_return out;
+    }
+    if (const DomainPolicy* p = c->domain(rs.address.domain)) {
+      for (const auto& d : p->downstream)
+        if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
+      co_return out;
+    }
+    dns::Answer mx = co_await resolver->query(rs.address.domain, dns::Type::MX);
+    if (mx.ok()) {
+      for (const auto& m : mx.mx)
+        if (!m.host.empty()) out.push_back({delivery::Target::Kind::Smtp, m.host, 25, ""});
+    } else if (mx.status == dns::Status::NoData) {
+      out.push_back({delivery::Target::Kind::Smtp, rs.address.domain, 25, ""});
+    }
+    co_return out;
+  }
+  const DomainPolicy* p = c->domain(rs.address.domain);
+  if (!p) co_return out;
+  for (const auto& d : p->downstream)
+    if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
+  co_return out;
+}
+
+bool Queue::Impl::quarantine(const SpoolRecord& rec, const std::string& domain,
+                             const std::string& data) {
+  namespace fs = std::filesystem;
+  std::string dir = spool.dir() + "/quarantine";
+  std::string path = dir + "/" + rec.id + "." + delivery::sanitize_path_component(domain) + ".eml";
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  if (store) {
+    std::string rcpts;
+    for (const auto& r : rec.rcpts)
+      if (r.address.domain == domain) rcpts += (rcpts.empty() ? "" : ",") + r.address.str();
+    std::string subject = header_value(data, "Subject");
+    std::string value = fmt::format("{}\t{}\t{}\t{}\t{}\t{}", rec.envelope.mail_from.str(), rcpts,
+                                    subject, rec.created, rec.deciding_filter, path);
+    try {
+      store->put("quar:" + domain + ":" + rec.id, value, cfg()->delivery.quarantine_days);
+    } catch (const std::exception& e) {
+      // The file is safe on disk; only the index entry is missing.
+      spdlog::warn("queue={} quarantine index write failed: {}", rec.id, e.what());
+    }
+  }
+  return true;
+}
+
+asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& raw) {
+  auto c = cfg();
+  // Groups: (domain, action) in record order.
+  std::vector<std::pair<std::string, std::string>> groups;
+  for (const auto& rs : rec.rcpts) {
+    if (rs.status != RcptState::Status::Pending) continue;
+    std::pair<std::string, std::string> g{rs.address.domain, rs.action};
+    if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+  }
+  for (const auto& [domain, action] : groups) {
+    std::vector<RcptState*> members;
+    for (auto& rs : rec.rcpts)
+      if (rs.status == RcptState::Status::Pending && rs.address.domain == domain &&
+          rs.action == action)
+        members.push_back(&rs);
+    auto tag_it = rec.tags.find(domain);
+    std::string tag = action == "tag" && tag_it != rec.tags.end() ? tag_it->second : "";
+    auto data = std::make_shared<std::string>(rec.headers[domain]);
+    *data += action == "bounce" ? raw : headers::rewrite(raw, tag);
+    if (action == "quarantine") {
+      bool ok = quarantine(rec, domain, *data);
+      for (auto* m : members) {
+        m->attempts++;
+        if (ok) {
+          m->status = RcptState::Status::Delivered;
+          m->last_error = "quarantined";
+        } else {
+          m->last_error = "quarantine write failed";
+        }
+      }
+      if (ok) queue.stats_.quarantined++;
+      spdlog::info("queue={} to={} domain={} status={} filter={}", rec.id, members.size(), domain,
+                   ok ? "quarantined" : "deferred", rec.deciding_filter);
+      continue;
+    }
+    auto targets = co_await targets_for(rec, *members.front());
+    if (targets.empty()) {
+      for (auto* m : members) {
+        m->attempts++;
+        m->last_error = "no downstream target for " + domain;
+      }
+      spdlog::warn("queue={} domain={} no downstream target (domain removed from config?)",
+                   rec.id, domain);
+      continue;
+    }
+    for (const auto& target : targets) {
+      if (members.empty()) break;
+      delivery::Job job;
+      job.queue_id = rec.id;
+      job.mail_from = rec.envelope.mail_from;
+      for (auto* m : members) job.rcpts.push_back(m->address);
+      job.data = data;
+      job.smtputf8 = rec.envelope.smtputf8;
+      job.body_8bit = rec.envelope.body_8bit;
+      if (action == "junk") job.folder = "Junk";
+      auto results = co_await deliverer->deliver(target, job);
+      std::vector<RcptState*> still;
+      for (size_t i = 0; i < members.size(); ++i) {
+        RcptState* m = members[i];
+        const auto& r = i < results.size() ? results[i] : delivery::RcptResult{};
+        m->attempts++;
+        std::string reply = fmt::format("{} {} {}", r.code, r.enhanced, r.text);
+        m->last_error = reply;
+        const char* status = "deferred";
+        if (r.status == delivery::RcptResult::Status::Delivered) {
+          m->status = RcptState::Status::Delivered;
+          queue.stats_.delivered++;
+          status = "sent";
+        } else if (r.status == delivery::RcptResult::Status::PermFail) {
+          m->status = RcptState::Status::Failed;
+          status = "bounced";
+        } else {
+          still.push_back(m);
+        }
+        spdlog::info("queue={} to=<{}> relay={} action={} status={} reply=\"{}\"", rec.id,
+                     m->address.str(), target.key(), action, status, reply);
+      }
+      members = std::move(still);  // temporary failures try the next target
+    }
+  }
+  co_return;
+}
+
+asio::awaitable<void> Queue::Impl::bounce(SpoolRecord& rec, const std::string& raw) {
+  std::vector<delivery::DsnRecipient> failed;
+  for (auto& rs : rec.rcpts) {
+    if (rs.status != RcptState::Status::Failed || rs.last_error.rfind("[dsn]", 0) == 0) continue;
+    delivery::DsnRecipient d;
+    d.rcpt = rs.address;
+    d.result.status = delivery::RcptResult::Status::PermFail;
+    d.result.text = rs.last_error;
+    int code = std::atoi(rs.last_error.c_str());
+    d.result.code = code ? code : 550;
+    auto sp = rs.last_error.find(' ');
+    if (sp != std::string::npos) {
+      auto sp2 = rs.last_error.find(' ', sp + 1);
+      d.result.enhanced = rs.last_error.substr(sp + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp - 1);
+    }
+    failed.push_back(d);
+    rs.last_error = "[dsn] " + rs.last_error;
+  }
+  if (failed.empty()) co_return;
+  // Never to the null sender (no bounce loops), never for spam (backscatter).
+  bool spam = false;
+  for (const auto& rs : rec.rcpts)
+    if (rs.action != "deliver" && rs.action != "bounce") spam = true;
+  if (rec.envelope.mail_from.empty() || spam) {
+    spdlog::info("queue={} {} recipient(s) failed; no DSN ({})", rec.id, failed.size(),
+                 rec.envelope.mail_from.empty() ? "null sender" : "spam");
+    co_return;
+  }
+  auto c = cfg();
+  delivery::DsnInput in;
+  in.reporting_mta = c->server.hostname;
+  in.sender = rec.envelope.mail_from;
+  in.queue_id = rec.id;
+  in.arrival = rec.created;
+  in.rcpts = std::move(failed);
+  in.original = raw;
+  auto dsn = std::make_shared<const std::string>(delivery::make_dsn(in));
+  SpoolRecord d;
+  d.id = spool.new_id();
+  d.state = SpoolState::Queued;
+  d.created = now_s();
+  d.envelope.queue_id = d.id;
+  d.envelope.received_at = d.created;
+  d.envelope.client_ip = "127.0.0.1";
+  d.envelope.helo = c->server.hostname;
+  RcptState rs;
+  rs.address = rec.envelope.mail_from;
+  rs.action = "bounce";
+  d.rcpts.push_back(rs);
+  error_code ec;
+  co_await spool.async_commit(dsn, d, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    spdlog::error("queue={} DSN could not be spooled: {}", rec.id, ec.message());
+    co_return;
+  }
+  queue.stats_.dsn_sent++;
+  spdlog::info("queue={} dsn={} to=<{}>", rec.id, d.id, rec.envelope.mail_from.str());
+  admit(std::move(d), dsn);
+}
+
+asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
+  asio::steady_timer timer(io);
+  for (;;) {
+    if (!raw) raw = spool.load_message(rec.id);
+    if (!raw) {
+      spdlog::error("queue={} message file missing; record kept for the postmaster", rec.id);
+      co_return;
+    }
+    // Deferred records wait for their time (also after a restart).
+    int64_t wait = rec.next_try - now_s();
+    if (wait > 0) {
+      raw.reset();  // do not hold deferred messages in memory
+      timer.expires_after(std::chrono::seconds(wait));
+      sleepers.push_back(&timer);
+      error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
+      if (stopping) co_return;
+      continue;
+    }
+    co_await attempt(rec, *raw);
+    auto c = cfg();
+    bool expired = now_s() - rec.created >= c->delivery.queue_lifetime.count();
+    if (pending(rec) && expired) {
+      for (auto& rs : rec.rcpts)
+        if (rs.status == RcptState::Status::Pending) {
+          rs.status = RcptState::Status::Failed;
+          rs.last_error = "4.4.7 delivery time expired; last error: " + rs.last_error;
+        }
+    }
+    co_await bounce(rec, *raw);
+    if (!pending(rec)) {
+      spool.remove(rec.id);
+      co_return;
+    }
+    rec.attempts++;
+    int64_t delay = c->delivery.retry_min.count();
+    for (int i = 1; i < rec.attempts && delay < c->delivery.retry_max.count(); ++i) delay *= 2;
+    delay = std::min<int64_t>(delay, c->delivery.retry_max.count());
+    rec.state = SpoolState::Deferred;
+    rec.next_try = now_s() + std::max<int64_t>(1, delay);
+    queue.stats_.deferred++;
+    if (!spool.update(rec)) spdlog::warn("queue={} could not update the spool record", rec.id);
+    if (stopping) co_return;
+  }
+}
+
+Queue::Queue(std::shared_ptr<const Config> config, Spool& spool, Store* store)
+    : impl_(std::make_unique<Impl>(*this, std::move(config), spool, store)) {}
+
+Queue::~Queue() {
+  stop();
+  impl_->blocking.join();
+}
+
+void Queue::start() {
+  Impl& impl = *impl_;
+  impl.make_deliverer();
+  auto records = impl.spool.recover();
+  if (!records.empty()) spdlog::info("queue: resuming {} spooled message(s)", records.size());
+  for (auto& r : records) {
+    asio::post(impl.io, [&impl, r = std::move(r)]() mutable { impl.admit(std::move(r), nullptr); });
+  }
+  impl.thread = std::thread([&impl] {
+    auto guard = asio::make_work_guard(impl.io);
+    for (;;) {
+      try {
+        impl.io.run();
+        break;
+      } catch (const std::exception& e) {
+        spdlog::error("queue: {}", e.what());
+      }
+    }
+  });
+}
+
+void Queue::stop() {
+  Impl& impl = *impl_;
+  if (!impl.thread.joinable()) return;
+  impl.stopping = true;
+  asio::post(impl.io, [&impl] {
+    for (auto* t : impl.sleepers) t->cancel();
+    impl.backlog.clear();
+  });
+  // Deliveries in progress get a moment to finish; what is left stays in the spool.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (impl.running > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  impl.io.stop();
+  impl.thread.join();
+  impl.deliverer.reset();
+  impl.resolver.reset();
+}
+
+void Queue::reload(std::shared_ptr<const Config> config) {
+  std::lock_guard lk(impl_->mu);
+  impl_->config = std::move(config);
+}
+
+void Queue::submit(SpoolRecord record, std::shared_ptr<const std::string> raw) {
+  stats_.submitted++;
+  Impl* impl = impl_.get();
+  asio::post(impl->io, [impl, r = std::move(record), raw = std::move(raw)]() mutable {
+    impl->admit(std::move(r), std::move(raw));
+  });
+}
+
+}  // namespace digue

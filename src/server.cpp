@@ -1,0 +1,688 @@
+// SMTP listeners, per-thread io_contexts and the session coroutine; see server.hpp.
+// The protocol logic lives in smtp_protocol.cpp (no I/O); this file only moves bytes, runs
+// timers and awaits the pipeline, the spool and the queue.
+#include "digue/server.hpp"
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <set>
+#include <thread>
+
+#include "digue/headers.hpp"
+#include "digue/queue.hpp"
+#include "digue/resolver.hpp"
+#include "digue/smtp_protocol.hpp"
+#include "digue/spool.hpp"
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace digue {
+
+namespace {
+
+std::shared_ptr<ssl::context> make_tls_context(const ServerConfig& s) {
+  if (s.tls_cert.empty()) return nullptr;
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression |
+                   ssl::context::single_dh_use);
+  SSL_CTX_set_options(ctx->native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE);
+  try {
+    ctx->use_certificate_chain_file(s.tls_cert);
+    ctx->use_private_key_file(s.tls_key, ssl::context::pem);
+  } catch (const std::exception& e) {
+    throw ConfigError("server.tls.cert", 0,
+                      "cannot load certificate/key " + s.tls_cert + ", " + s.tls_key + ": " + e.what());
+  }
+  return ctx;
+}
+
+std::string session_id() {
+  static std::atomic<uint64_t> n{0};
+  static const uint64_t start = static_cast<uint64_t>(std::time(nullptr));
+  return fmt::format("{:x}.{:x}", start, n++);
+}
+
+}  // namespace
+
+struct Server::Impl {
+  struct Worker;
+  class Session;
+
+  Impl(Server& o, std::shared_ptr<const Config> c, std::shared_ptr<const Pipeline> p, Spool& sp,
+       Queue& q, Store* st)
+      : owner(o), config(std::move(c)), pipeline(std::move(p)), spool(sp), queue(q), store(st),
+        cpu_pool(std::max(1u, std::thread::hardware_concurrency())) {
+    tls = make_tls_context(config->server);
+  }
+
+  std::pair<std::shared_ptr<const Config>, std::shared_ptr<const Pipeline>> current() {
+    std::lock_guard lk(mu);
+    return {config, pipeline};
+  }
+
+  bool acquire(const std::string& ip, const ServerConfig& s) {
+    std::lock_guard lk(conn_mu);
+    if (total >= s.max_connections) return false;
+    int& n = per_ip[ip];
+    if (n >= s.max_connections_per_ip) {
+      if (n == 0) per_ip.erase(ip);
+      return false;
+    }
+    ++n;
+    ++total;
+    return true;
+  }
+  void release(const std::string& ip) {
+    std::lock_guard lk(conn_mu);
+    auto it = per_ip.find(ip);
+    if (it != per_ip.end() && --it->second <= 0) per_ip.erase(it);
+    --total;
+  }
+
+  Server& owner;
+  std::mutex mu;
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<const Pipeline> pipeline;
+  Spool& spool;
+  Queue& queue;
+  Store* store;
+  std::shared_ptr<ssl::context> tls;
+  asio::thread_pool cpu_pool;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::mutex conn_mu;
+  std::unordered_map<std::string, int> per_ip;
+  int total = 0;
+  std::atomic<bool> stopping{false};
+};
+
+struct Server::Impl::Worker {
+  asio::io_context io{1};
+  Services services;
+  std::vector<std::pair<tcp::acceptor, bool /*implicit tls*/>> acceptors;
+  std::set<Session*> sessions;  // touched only on this worker's thread
+  std::unique_ptr<dns::Resolver> resolver;
+};
+
+class Server::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Impl& impl, Worker& worker, tcp::socket socket, bool implicit_tls)
+      : impl_(impl),
+        worker_(worker),
+        stream_(std::make_unique<ssl::stream<tcp::socket>>(std::move(socket),
+                                                           impl.tls ? *impl.tls : dummy_ctx())),
+        implicit_tls_(implicit_tls),
+        deadline_(worker.io) {
+    std::tie(config_, pipeline_) = impl_.current();
+  }
+
+  asio::awaitable<void> run();
+  void abort() {
+    error_code ec;
+    stream_->next_layer().close(ec);
+  }
+
+ private:
+  static ssl::context& dummy_ctx() {
+    static ssl::context ctx(ssl::context::tls_server);
+    return ctx;
+  }
+  asio::awaitable<size_t> read_some(char* buf, size_t n, std::chrono::seconds timeout);
+  asio::awaitable<bool> flush();
+  asio::awaitable<void> watchdog();
+  asio::awaitable<bool> handshake();
+  asio::awaitable<void> session_loop_entry();
+  asio::awaitable<smtp::Reply> on_rcpt(const Address& rcpt);
+  asio::awaitable<bool> on_data();
+  asio::awaitable<smtp::Reply> finish_message(std::string&& raw, bool eight_bit);
+  std::shared_ptr<const Envelope> snapshot() const {
+    auto e = std::make_shared<Envelope>(proto_->envelope());
+    return e;
+  }
+  void set_deadline(std::chrono::seconds s) { deadline_.expires_after(s); }
+
+  Impl& impl_;
+  Worker& worker_;
+  std::unique_ptr<ssl::stream<tcp::socket>> stream_;
+  bool implicit_tls_;
+  bool tls_active_ = false;
+  asio::steady_timer deadline_;
+  std::shared_ptr<const Config> config_;
+  std::shared_ptr<const Pipeline> pipeline_;
+  std::unique_ptr<smtp::Protocol> proto_;
+  std::unique_ptr<PipelineRun> run_;
+  std::string in_;
+  size_t in_pos_ = 0;
+  std::string out_;
+  std::string ip_;
+  uint16_t port_ = 0;
+  std::string sid_;
+  int messages_ = 0;
+  bool closed_ = false;
+};
+
+asio::awaitable<void> Server::Impl::Session::watchdog() {
+  auto self = shared_from_this();
+  while (!closed_) {
+    error_code ec;
+    co_await deadline_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (closed_) break;
+    if (deadline_.expiry() <= asio::steady_timer::clock_type::now()) {
+      spdlog::info("session={} client={} timeout", sid_, ip_);
+      closed_ = true;
+      abort();
+      break;
+    }
+  }
+}
+
+asio::awaitable<size_t> Server::Impl::Session::read_some(char* buf, size_t n,
+                                                          std::chrono::seconds timeout) {
+  set_deadline(timeout);
+  error_code ec;
+  size_t got;
+  if (tls_active_)
+    got = co_await stream_->async_read_some(asio::buffer(buf, n),
+                                            asio::redirect_error(asio::use_awaitable, ec));
+  else
+    got = co_await stream_->next_layer().async_read_some(
+        asio::buffer(buf, n), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return 0;
+  co_return got;
+}
+
+asio::awaitable<bool> Server::Impl::Session::flush() {
+  if (out_.empty()) co_return true;
+  set_deadline(config_->server.command_timeout);
+  error_code ec;
+  if (tls_active_)
+    co_await asio::async_write(*stream_, asio::buffer(out_),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  else
+    co_await asio::async_write(stream_->next_layer(), asio::buffer(out_),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  out_.clear();
+  co_return !ec;
+}
+
+asio::awaitable<bool> Server::Impl::Session::handshake() {
+  set_deadline(config_->server.command_timeout);
+  error_code ec;
+  co_await stream_->async_handshake(ssl::stream_base::server,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    spdlog::info("session={} client={} tls handshake failed: {}", sid_, ip_, ec.message());
+    co_return false;
+  }
+  tls_active_ = true;
+  proto_->set_tls_active(true);
+  SSL* ssl = stream_->native_handle();
+  proto_->envelope().tls = TlsInfo{SSL_get_version(ssl), SSL_get_cipher_name(ssl)};
+  co_return true;
+}
+
+asio::awaitable<void> Server::Impl::Session::run() {
+  auto self = shared_from_this();
+  worker_.sessions.insert(this);
+  const ServerConfig& sc = config_->server;
+  error_code ec;
+  auto ep = stream_->next_layer().remote_endpoint(ec);
+  if (ec) {
+    worker_.sessions.erase(this);
+    co_return;
+  }
+  auto addr = ep.address();
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+    addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  ip_ = addr.to_string();
+  port_ = ep.port();
+  sid_ = session_id();
+  auto started = std::chrono::steady_clock::now();
+  impl_.owner.stats_.connections++;
+
+  smtp::Settings st;
+  st.hostname = sc.hostname;
+  st.max_message_size = sc.max_message_size;
+  st.max_recipients = sc.max_recipients;
+  st.max_command_line = sc.max_command_line;
+  st.max_bad_commands = sc.max_bad_commands;
+  st.tls_available = impl_.tls != nullptr;
+  auto cfg = config_;
+  st.accepts_domain = [cfg](const std::string& d) { return cfg->domain(d) != nullptr; };
+  proto_ = std::make_unique<smtp::Protocol>(std::move(st));
+  proto_->envelope().session_id = sid_;
+  proto_->envelope().client_ip = ip_;
+  proto_->envelope().client_port = port_;
+  run_ = std::make_unique<PipelineRun>(pipeline_, worker_.services, worker_.io.get_executor());
+
+  asio::co_spawn(worker_.io, watchdog(), asio::detached);
+  bool admitted = impl_.acquire(ip_, sc);
+  if (!admitted) {
+    impl_.owner.stats_.refused_connections++;
+    out_ = smtp::Reply(421, "4.7.0", sc.hostname + " too many connections, try again later").wire();
+    co_await flush();
+    spdlog::info("session={} client={} refused: connection limit", sid_, ip_);
+  } else {
+    impl_.owner.stats_.active++;
+    bool ok = true;
+    if (implicit_tls_) ok = co_await handshake();
+    if (ok) {
+      if (impl_.stopping) {
+        out_ = smtp::Reply(421, "4.3.2", sc.hostname + " shutting down, try again later").wire();
+        co_await flush();
+      } else {
+        out_ = proto_->greeting().wire();
+        co_await session_loop_entry();
+      }
+    }
+    impl_.release(ip_);
+    impl_.owner.stats_.active--;
+  }
+  closed_ = true;
+  deadline_.cancel();
+  if (tls_active_) {
+    // Best effort close_notify; the peer may already be gone.
+    stream_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+  }
+  stream_->next_layer().close(ec);
+  worker_.sessions.erase(this);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  started);
+  if (admitted)
+    spdlog::info("session={} client={} helo={} tls={} messages={} duration_ms={} disconnect", sid_,
+                 ip_, proto_->envelope().helo, tls_active_ ? "yes" : "no", messages_, ms.count());
+}
+
+
+// The command loop. Replies are buffered and written when no complete command is left in the
+// input (RFC 2920 pipelining: one write per group of pipelined commands).
+asio::awaitable<void> Server::Impl::Session::session_loop_entry() {
+  const ServerConfig& sc = config_->server;
+  char buf[16384];
+  bool discarding = false;  // inside an over-long command line
+  while (!closed_) {
+    size_t nl = in_.find('\n', in_pos_);
+    if (nl == std::string::npos) {
+      if (discarding || in_.size() - in_pos_ > sc.max_command_line) {
+        discarding = true;
+        in_.clear();
+        in_pos_ = 0;
+      }
+      if (!co_await flush()) co_return;
+      if (in_pos_ > 0) {
+        in_.erase(0, in_pos_);
+        in_pos_ = 0;
+      }
+      auto timeout = messages_ == 0 && proto_->envelope().helo.empty() ? sc.greeting_timeout
+                                                                        : sc.command_timeout;
+      size_t n = co_await read_some(buf, sizeof buf, timeout);
+      if (n == 0) co_return;  // closed, reset or timed out
+      in_.append(buf, n);
+      continue;
+    }
+    std::string_view line(in_.data() + in_pos_, nl - in_pos_);
+    in_pos_ = nl + 1;
+    smtp::Step step;
+    if (discarding) {
+      discarding = false;
+      step = proto_->on_overlong_line();
+    } else {
+      step = proto_->on_line(line);
+    }
+    switch (step.kind) {
+      case smtp::Step::Kind::Reply:
+      case smtp::Step::Kind::Helo:
+        out_ += step.reply.wire();
+        break;
+      case smtp::Step::Kind::Mail:
+        // Refusals wait for RCPT (like Postfix's smtpd_delay_reject): whitelists keyed on
+        // the recipient domain can still apply, and clients handle RCPT refusals best.
+        proto_->mail_accepted();
+        run_->reset();
+        out_ += step.reply.wire();
+        break;
+      case smtp::Step::Kind::Rcpt: {
+        smtp::Reply r = co_await on_rcpt(step.rcpt);
+        if (r.code / 100 == 2) proto_->rcpt_accepted(step.rcpt);
+        out_ += r.wire();
+        break;
+      }
+      case smtp::Step::Kind::Data:
+        out_ += step.reply.wire();
+        if (!co_await flush()) co_return;
+        if (!co_await on_data()) co_return;
+        break;
+      case smtp::Step::Kind::StartTls:
+        out_ += step.reply.wire();
+        if (!co_await flush()) co_return;
+        // Anything the client pipelined after STARTTLS was sent in clear text and could
+        // have been injected: it is discarded (CVE-2011-0411).
+        in_.clear();
+        in_pos_ = 0;
+        if (!co_await handshake()) co_return;
+        proto_->tls_started();
+        run_->reset();
+        break;
+    }
+    if (step.reply.close || proto_->closed()) {
+      co_await flush();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt) {
+  const DomainPolicy* policy = config_->domain(rcpt.domain);
+  if (!policy) co_return smtp::Reply(550, "5.7.1", "Relaying denied");
+  auto env = std::make_shared<Envelope>(proto_->envelope());
+  env->rcpts.push_back(rcpt);
+  run_->set_envelope(env);
+  run_->forget(Phase::Rcpt, policy->name);
+  Verdict v = co_await run_->evaluate(*policy, Phase::Rcpt);
+  switch (v.decision) {
+    case Decision::Reject:
+      spdlog::info("session={} client={} from=<{}> to=<{}> refused filter={} reason=\"{}\"", sid_,
+                   ip_, env->mail_from.str(), rcpt.str(), v.deciding_filter, v.reason);
+      co_return smtp::Reply(550, "5.7.1", "Refused: " + v.reason);
+    case Decision::Tempfail:
+      spdlog::info("session={} client={} from=<{}> to=<{}> tempfail filter={} reason=\"{}\"",
+                   sid_, ip_, env->mail_from.str(), rcpt.str(), v.deciding_filter, v.reason);
+      co_return smtp::Reply(451, "4.7.1", "Try again later: " + v.reason);
+    default:
+      co_return smtp::Reply(250, "2.1.5", "Recipient OK");
+  }
+}
+
+asio::awaitable<bool> Server::Impl::Session::on_data() {
+  const ServerConfig& sc = config_->server;
+  smtp::DataDecoder dec(sc.max_message_size, sc.max_data_line);
+  // Bytes already buffered after "DATA\r\n" (a pipelining client may send them at once).
+  if (in_pos_ < in_.size()) {
+    size_t used = dec.feed(std::string_view(in_).substr(in_pos_));
+    in_pos_ += used;
+  }
+  char buf[65536];
+  while (!dec.done()) {
+    size_t n = co_await read_some(buf, sizeof buf, sc.data_timeout);
+    if (n == 0) {
+      spdlog::info("session={} client={} connection lost during DATA", sid_, ip_);
+      co_return false;
+    }
+    size_t used = dec.feed(std::string_view(buf, n));
+    if (used < n) {
+      // Pipelined commands after the final dot.
+      in_.erase(0, in_pos_);
+      in_pos_ = 0;
+      in_.append(buf + used, n - used);
+    }
+  }
+  if (in_pos_ >= in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  }
+  smtp::Reply reply;
+  if (dec.too_big()) {
+    reply = smtp::Reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+  } else if (dec.line_too_long()) {
+    reply = smtp::Reply(554, "5.6.0", "Line too long in message content");
+  } else {
+    reply = co_await finish_message(std::move(dec.message()), dec.has_8bit());
+  }
+  proto_->data_done();
+  run_->reset();
+  out_ += reply.wire();
+  co_return true;
+}
+
+asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&& raw_in,
+                                                                   bool eight_bit) {
+  auto started = std::chrono::steady_clock::now();
+  auto& stats = impl_.owner.stats_;
+  stats.messages++;
+  messages_++;
+  auto raw = std::make_shared<const std::string>(std::move(raw_in));
+  auto env = std::make_shared<Envelope>(proto_->envelope());
+  env->queue_id = impl_.spool.new_id();
+  env->received_at = static_cast<int64_t>(std::time(nullptr));
+  env->body_8bit = env->body_8bit || eight_bit;
+  auto msg = std::make_shared<Message>(raw);
+  run_->set_envelope(env);
+  run_->set_message(msg);
+  // Big messages are parsed on the CPU pool, never on an I/O thread.
+  if (raw->size() > 256 * 1024)
+    co_await asio::co_spawn(impl_.cpu_pool, [msg]() -> asio::awaitable<void> {
+      msg->facts();
+      co_return;
+    }, asio::use_awaitable);
+
+  // One verdict per recipient domain, in first-seen order.
+  std::vector<std::string> domains;
+  for (const auto& r : env->rcpts)
+    if (std::find(domains.begin(), domains.end(), r.domain) == domains.end())
+      domains.push_back(r.domain);
+  std::map<std::string, Verdict> verdicts;
+  for (const auto& d : domains) {
+    const DomainPolicy* policy = config_->domain(d);
+    verdicts[d] = co_await run_->evaluate(*policy, Phase::Data);
+  }
+  int accept = 0, reject = 0, tempfail = 0;
+  for (auto& [d, v] : verdicts) {
+    if (v.decision == Decision::Reject) ++reject;
+    else if (v.decision == Decision::Tempfail) ++tempfail;
+    else ++accept;
+  }
+  std::string summary_syms;
+  auto log_line = [&](const char* outcome, const std::string& extra) {
+    std::string rcpts, syms, times;
+    for (const auto& r : env->rcpts) rcpts += (rcpts.empty() ? "" : ",") + r.str();
+    for (const auto& [d, v] : verdicts) {
+      syms += fmt::format("{}{}:{}[{}]:{:.1f}", syms.empty() ? "" : " ", d, to_string(v.decision),
+                          v.tests(), v.score);
+      for (const auto& [f, us] : v.timings) times += fmt::format("{}{}={}", times.empty() ? "" : ",", f, us.count());
+      for (const auto& dr : v.dry_run) spdlog::info("queue={} dry-run: {}", env->queue_id, dr);
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::steady_clock::now() - started).count();
+    spdlog::info("queue={} session={} client={} helo={} from=<{}> to={} size={} verdicts=\"{}\" "
+                 "filter_us=\"{}\" outcome={} {}time_us={}",
+                 env->queue_id, sid_, ip_, env->helo, env->mail_from.str(), rcpts, raw->size(), syms,
+                 times, outcome, extra, ms);
+  };
+  if (accept == 0) {
+    auto& first = verdicts.begin()->second;
+    if (tempfail > 0) {
+      stats.tempfailed++;
+      log_line("tempfail", "");
+      co_return smtp::Reply(451, "4.7.1", "Try again later: " + first.reason);
+    }
+    stats.rejected++;
+    log_line("reject", "");
+    co_return smtp::Reply(550, "5.7.1", "Message refused: " + first.reason);
+  }
+
+  SpoolRecord rec;
+  rec.id = env->queue_id;
+  rec.state = SpoolState::Queued;
+  rec.envelope = *env;
+  rec.created = env->received_at;
+  for (const auto& d : domains) {
+    const Verdict& v = verdicts[d];
+    const DomainPolicy* policy = config_->domain(d);
+    std::string action = "deliver";
+    bool spam = false;
+    switch (v.decision) {
+      case Decision::Accept: break;
+      case Decision::Spam:
+        spam = true;
+        action = policy->spam_mode == SpamMode::Tag    ? "tag"
+                 : policy->spam_mode == SpamMode::Junk ? "junk"
+                                                       : "quarantine";
+        break;
+      case Decision::Reject:
+      case Decision::Tempfail:
+        // Other domains accepted this message, so it cannot be refused as a whole: it is
+        // kept in quarantine for this domain (never dropped silently).
+        spam = true;
+        action = "quarantine";
+        break;
+    }
+    std::vector<Address> group;
+    for (const auto& r : env->rcpts)
+      if (r.domain == d) group.push_back(r);
+    for (const auto& a : group) {
+      RcptState rs;
+      rs.address = a;
+      rs.action = action;
+      rec.rcpts.push_back(rs);
+    }
+    rec.headers[d] = headers::trace_block(*env, config_->server.hostname, group, v, spam);
+    if (action == "tag") rec.tags[d] = policy->tag_prefix;
+    if (spam && rec.deciding_filter.empty()) rec.deciding_filter = v.deciding_filter;
+    rec.summary += fmt::format("{}{}:{}:{:.1f}:{}", rec.summary.empty() ? "" : " ", d, action,
+                               v.score, v.deciding_filter);
+  }
+  error_code ec;
+  co_await impl_.spool.async_commit(raw, rec, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    stats.spool_errors++;
+    log_line("spool-error", fmt::format("error=\"{}\" ", ec.message()));
+    co_return smtp::Reply(452, "4.3.1", "Insufficient system storage, try again later");
+  }
+  stats.accepted++;
+  log_line("queued", fmt::format("actions=\"{}\" ", rec.summary));
+  std::string id = rec.id;
+  impl_.queue.submit(std::move(rec), raw);
+  co_return smtp::Reply(250, "2.0.0", "Ok: queued as " + id);
+}
+
+// ---- Server ----
+
+Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline,
+               Spool& spool, Queue& queue, Store* store)
+    : impl_(std::make_unique<Impl>(*this, std::move(config), std::move(pipeline), spool, queue,
+                                   store)) {
+  const ServerConfig& sc = impl_->config->server;
+  int n = sc.threads > 0 ? sc.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<Impl::Worker>();
+    w->services.store = store;
+    w->services.workers = &impl_->cpu_pool;
+    w->services.hostname = sc.hostname;
+    w->resolver = dns::make_resolver(w->io.get_executor(), impl_->config->dns);
+    w->services.resolver = w->resolver.get();
+    impl_->workers.push_back(std::move(w));
+  }
+}
+
+Server::~Server() {
+  impl_->cpu_pool.join();
+}
+
+void Server::bind() {
+  const ServerConfig& sc = impl_->config->server;
+  auto open = [&](const Endpoint& ep, bool tls) {
+    error_code ec;
+    auto addr = asio::ip::make_address(ep.host, ec);
+    if (ec) throw std::runtime_error("listen address must be an IP literal: " + ep.str());
+    tcp::endpoint endpoint(addr, ep.port);
+    for (auto& w : impl_->workers) {
+      tcp::acceptor acc(w->io);
+      acc.open(endpoint.protocol(), ec);
+      if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        int one = 1;
+        ::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (endpoint.protocol() == tcp::v6()) acc.set_option(asio::ip::v6_only(true), ec);
+      }
+      if (!ec) acc.bind(endpoint, ec);
+      if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) throw std::runtime_error("cannot listen on " + ep.str() + ": " + ec.message());
+      w->acceptors.emplace_back(std::move(acc), tls);
+    }
+  };
+  for (const auto& ep : sc.listen) open(ep, false);
+  for (const auto& ep : sc.listen_tls) open(ep, true);
+}
+
+void Server::run() {
+  Impl& impl = *impl_;
+  std::vector<std::thread> threads;
+  for (auto& wp : impl.workers) {
+    Impl::Worker* w = wp.get();
+    for (auto& [acc, tls] : w->acceptors) {
+      tcp::acceptor* a = &acc;
+      bool implicit = tls;
+      asio::co_spawn(w->io, [&impl, w, a, implicit]() -> asio::awaitable<void> {
+        while (!impl.stopping) {
+          error_code ec;
+          tcp::socket sock = co_await a->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) {
+            if (impl.stopping || ec == asio::error::operation_aborted) co_return;
+            // EMFILE and friends: back off a little instead of spinning.
+            spdlog::warn("accept failed: {}", ec.message());
+            asio::steady_timer t(w->io, std::chrono::milliseconds(100));
+            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+          }
+          sock.set_option(tcp::no_delay(true), ec);
+          auto s = std::make_shared<Impl::Session>(impl, *w, std::move(sock), implicit);
+          asio::co_spawn(w->io, [s]() { return s->run(); }, asio::detached);
+        }
+      }, asio::detached);
+    }
+    threads.emplace_back([w] {
+      auto guard = asio::make_work_guard(w->io);
+      for (;;) {
+        try {
+          w->io.run();
+          break;
+        } catch (const std::exception& e) {
+          // A broken session must not take the process down.
+          spdlog::error("session error: {}", e.what());
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+void Server::stop() {
+  Impl& impl = *impl_;
+  if (impl.stopping.exchange(true)) return;
+  auto grace = impl.config->server.shutdown_grace;
+  for (auto& wp : impl.workers) {
+    Impl::Worker* w = wp.get();
+    asio::co_spawn(w->io, [w, grace]() -> asio::awaitable<void> {
+      for (auto& [acc, tls] : w->acceptors) {
+        error_code ec;
+        acc.close(ec);
+      }
+      auto until = std::chrono::steady_clock::now() + grace;
+      asio::steady_timer t(w->io);
+      while (!w->sessions.empty() && std::chrono::steady_clock::now() < until) {
+        t.expires_after(std::chrono::milliseconds(50));
+        error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      for (auto* s : std::vector<Impl::Session*>(w->sessions.begin(), w->sessions.end())) s->abort();
+      t.expires_after(std::chrono::milliseconds(200));
+      error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      w->io.stop();
+    }, asio::detached);
+  }
+}
+
+void Server::reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline) {
+  std::lock_guard lk(impl_->mu);
+  impl_->config = std::move(config);
+  impl_->pipeline = std::move(pipeline);
+}
+
+}  // namespace digue

@@ -1,0 +1,316 @@
+// Bayes tokenizer and model tests, on hand-built parse results (independent of the MIME
+// parser) and the in-memory Store.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <sstream>
+
+#include "digue/bayes.hpp"
+
+using namespace digue;
+using namespace digue::bayes;
+
+namespace {
+
+mime::Parsed make_msg(const std::string& subject, const std::string& from,
+                      const std::string& text, const std::string& html = {},
+                      std::vector<mime::Header> extra = {}) {
+  mime::Parsed m;
+  mime::Part root;
+  root.headers = {{"Subject", subject, subject}, {"From", from, from}, {"To", "u@example.test", "u@example.test"}};
+  for (auto& h : extra) root.headers.push_back(h);
+  root.content_type = html.empty() ? "text/plain" : "text/html";
+  root.charset = "utf-8";
+  m.parts.push_back(root);
+  m.subject = subject;
+  m.text = text;
+  m.html = html;
+  m.leaf_count = 1;
+  return m;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& t) {
+  return std::find(v.begin(), v.end(), t) != v.end();
+}
+
+// Deterministic small corpus: spam talks money and pills, ham talks code and meetings.
+std::vector<mime::Parsed> corpus(bool spam, int n) {
+  static const char* kSpamWords[] = {"viagra", "cheap", "money", "offer", "click", "winner",
+                                     "free", "pills", "casino", "loan", "credit", "urgent"};
+  static const char* kHamWords[] = {"meeting", "patch", "kernel", "review", "lunch", "build",
+                                    "release", "thanks", "compiler", "bug", "merge", "agenda"};
+  std::vector<mime::Parsed> out;
+  for (int i = 0; i < n; ++i) {
+    const char** w = spam ? kSpamWords : kHamWords;
+    std::string body;
+    for (int k = 0; k < 8; ++k) body += std::string(w[(i * 7 + k * 5) % 12]) + " ";
+    body += "common words shared by both classes ref" + std::to_string(i);
+    std::string subj = std::string(w[i % 12]) + " " + w[(i + 3) % 12];
+    out.push_back(make_msg(subj, spam ? "Deals <promo@spam.example>" : "Ann <ann@work.example>",
+                           body));
+  }
+  return out;
+}
+
+void train(const Classifier& c, int n) {
+  std::vector<Classifier::Item> items;
+  for (auto& m : corpus(true, n)) items.push_back({tokenize(m), Class::Spam});
+  for (auto& m : corpus(false, n)) items.push_back({tokenize(m), Class::Ham});
+  c.learn(items);
+}
+
+}  // namespace
+
+TEST_CASE("bayes fold_case handles several scripts", "[bayes]") {
+  CHECK(fold_case("HeLLo") == "hello");
+  CHECK(fold_case("ÉCOLE Ça") == "école ça");
+  CHECK(fold_case("ΑΘΗΝΑ") == "αθηνα");
+  CHECK(fold_case("МОСКВА Ёж") == "москва ёж");
+  CHECK(fold_case("ŁÓDŹ") == "łódź");
+  CHECK(fold_case("日本") == "日本");
+  CHECK(fold_case(std::string("a\xff" "B")) == std::string("a\xff" "b"));  // invalid byte kept
+}
+
+TEST_CASE("bayes tokenizer: words, prefixes, buckets", "[bayes]") {
+  auto m = make_msg("FREE MONEY NOW", "\"Big Deals\" <Promo123@Mail.Spam.Example>",
+                    "Hello WORLD, call 5551234567 today! Price $19.99 at e-mail.example "
+                    "x supercalifragilisticexpialidocious-and-more 2024");
+  auto t = tokenize(m);
+  CHECK(has(t, "s:free"));
+  CHECK(has(t, "s:money"));
+  CHECK(!has(t, "s:MONEY"));
+  CHECK(has(t, "s:ALLCAPS"));
+  CHECK(has(t, "fn:big"));
+  CHECK(has(t, "fd:mail.spam.example"));
+  CHECK(has(t, "fd2:spam.example"));
+  CHECK(has(t, "fl:digits"));
+  CHECK(has(t, "hello"));
+  CHECK(has(t, "world"));
+  CHECK(has(t, "num:10"));      // long numbers bucketed by length
+  CHECK(has(t, "2024"));        // short ones kept
+  CHECK(has(t, "$19.99"));
+  CHECK(has(t, "e-mail.example"));
+  CHECK(has(t, "skip:s:40"));   // long tokens bucketed
+  CHECK(!has(t, "x"));          // single letters dropped
+  CHECK(has(t, "hn:subject"));
+  CHECK(has(t, "rcpt:1"));
+  // Distinct tokens only.
+  auto sorted = t;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+}
+
+TEST_CASE("bayes tokenizer: trace headers are never learnt", "[bayes]") {
+  auto m = make_msg("hi", "a@b.example", "body",
+                    {},
+                    {{"X-Spam-Status", "Yes, hits=20", "Yes, hits=20"},
+                     {"X-Digue-Bayes", "15.0", "15.0"},
+                     {"Authentication-Results", "mx; spf=pass", "mx; spf=pass"},
+                     {"Received-SPF", "pass", "pass"},
+                     {"X-Mailer", "Outlook Express 6", "Outlook Express 6"}});
+  auto t = tokenize(m);
+  for (const auto& tok : t) {
+    CHECK(tok.find("x-spam") == std::string::npos);
+    CHECK(tok.find("x-digue") == std::string::npos);
+    CHECK(tok.find("authentication") == std::string::npos);
+    CHECK(tok.find("received-spf") == std::string::npos);
+    CHECK(tok.find("hits") == std::string::npos);
+  }
+  CHECK(has(t, "xm:outlook"));
+  CHECK(has(t, "hn:x-mailer"));
+}
+
+TEST_CASE("bayes tokenizer: CJK bigrams, Cyrillic words, accents", "[bayes]") {
+  auto m = make_msg("日本語のメール", "a@b.example", "Привет МИР, café CAFÉ 東京都");
+  auto t = tokenize(m);
+  CHECK(has(t, "s:日本"));
+  CHECK(has(t, "s:本語"));
+  CHECK(has(t, "s:語の"));
+  CHECK(has(t, "東京"));
+  CHECK(has(t, "京都"));
+  CHECK(has(t, "привет"));
+  CHECK(has(t, "мир"));
+  CHECK(has(t, "café"));
+  CHECK(std::count(t.begin(), t.end(), "café") == 1);
+}
+
+TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
+  auto m = make_msg("x", "a@b.example", "Buy now",
+                    "<html><body><font color=\"red\" size=5>Buy</font>"
+                    "<div style=\"display:none\">hidden words</div><!-- x --><img src=a.gif>");
+  m.urls.push_back({"http://www.shop.example.co.uk/x", "www.shop.example.co.uk", "example.co.uk", false});
+  m.urls.push_back({"http://192.0.2.1/", "192.0.2.1", "192.0.2.1", true});
+  mime::Attachment a;
+  a.filename = "Invoice.PDF.exe";
+  a.declared_type = "application/pdf";
+  a.sniffed_type = "application/x-dosexec";
+  m.attachments.push_back(a);
+  auto t = tokenize(m);
+  CHECK(has(t, "mime:htmlonly"));
+  CHECK(has(t, "tag:font"));
+  CHECK(has(t, "attr:font.color"));
+  CHECK(has(t, "attr:font.size"));
+  CHECK(has(t, "html:hidden"));
+  CHECK(has(t, "html:comment"));
+  CHECK(has(t, "tag:img"));
+  CHECK(has(t, "url:example.co.uk"));
+  CHECK(has(t, "uh:www.shop.example.co.uk"));
+  CHECK(has(t, "url:ip"));
+  CHECK(has(t, "att:ext:exe"));
+  CHECK(has(t, "att:type:application/x-dosexec"));
+  CHECK(has(t, "an:invoice.pdf.exe"));
+}
+
+TEST_CASE("bayes tokenizer: OSB and token cap", "[bayes]") {
+  TokenizerOptions opt;
+  opt.osb = true;
+  auto t = tokenize(make_msg("s", "a@b.example", "alpha beta gamma delta epsilon"), opt);
+  CHECK(has(t, "osb1:alpha beta"));
+  CHECK(has(t, "osb4:alpha epsilon"));
+  CHECK(!has(t, "osb1:alpha gamma"));
+  std::string big;
+  for (int i = 0; i < 5000; ++i) big += "w" + std::to_string(i) + "x ";
+  opt.osb = false;
+  opt.max_tokens = 100;
+  CHECK(tokenize(make_msg("s", "a@b.example", big), opt).size() == 100);
+}
+
+TEST_CASE("bayes model is not ready before min_learned", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  train(c, 5);
+  auto r = c.classify(corpus(true, 1)[0]);
+  CHECK(!r.ready);
+  CHECK(r.score == 0.0);
+}
+
+TEST_CASE("bayes learning is idempotent and relearning moves", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  auto m = corpus(true, 1)[0];
+  auto toks = tokenize(m);
+  CHECK(c.learn(m, Class::Spam) == LearnOutcome::Learned);
+  auto key = token_key(token_hash(toks[0]));
+  auto before = store->get(key);
+  REQUIRE(before);
+  CHECK(c.learn(m, Class::Spam) == LearnOutcome::AlreadyKnown);
+  CHECK(store->get(key) == before);
+  auto st = c.stats();
+  CHECK(st.spam_messages == 1);
+  CHECK(st.ham_messages == 0);
+  CHECK(st.seen == 1);
+  CHECK(st.tokens == toks.size());
+  // The same message twice in one batch counts once too.
+  auto m2 = corpus(true, 2)[1];
+  auto outs = c.learn({{tokenize(m2), Class::Spam}, {tokenize(m2), Class::Spam}});
+  CHECK(outs == std::vector<LearnOutcome>{LearnOutcome::Learned, LearnOutcome::AlreadyKnown});
+  CHECK(c.stats().spam_messages == 2);
+  // Relearning as ham moves it.
+  CHECK(c.learn(m, Class::Ham) == LearnOutcome::Moved);
+  st = c.stats();
+  CHECK(st.spam_messages == 1);
+  CHECK(st.ham_messages == 1);
+  // Unlearning removes it and its tokens' counts.
+  CHECK(c.unlearn({{toks, Class::Ham}}) == std::vector<LearnOutcome>{LearnOutcome::Unlearned});
+  CHECK(c.unlearn({{toks, Class::Ham}}) == std::vector<LearnOutcome>{LearnOutcome::NotFound});
+  st = c.stats();
+  CHECK(st.spam_messages == 1);
+  CHECK(st.ham_messages == 0);
+  CHECK(st.seen == 1);
+}
+
+TEST_CASE("bayes separates a freshly trained model's classes", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  train(c, 60);
+  auto spam = make_msg("cheap pills offer", "Deals <promo@spam.example>",
+                       "winner click free money casino loan today");
+  auto ham = make_msg("kernel patch review", "Ann <ann@work.example>",
+                      "thanks for the merge, the build and release meeting is after lunch");
+  auto rs = c.classify(spam), rh = c.classify(ham);
+  REQUIRE(rs.ready);
+  CHECK(rs.score >= 12.0);
+  CHECK(rh.score <= 3.0);
+  CHECK(!rs.clues.empty());
+  CHECK(rs.clues.front().prob > 0.9);
+  CHECK(rs.evidence(3).find(':') != std::string::npos);
+  // Strongest first.
+  for (size_t i = 1; i < rs.clues.size(); ++i)
+    CHECK(std::fabs(rs.clues[i - 1].prob - 0.5) >= std::fabs(rs.clues[i].prob - 0.5));
+}
+
+TEST_CASE("bayes score is monotonic in spam evidence", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  train(c, 60);
+  static const char* kSpam[] = {"viagra", "cheap", "money", "offer", "click", "winner"};
+  static const char* kHam[] = {"meeting", "patch", "kernel", "review", "lunch", "build"};
+  double prev = -1;
+  for (int k = 0; k <= 6; ++k) {
+    std::string body;
+    for (int i = 0; i < 6; ++i) body += std::string(i < k ? kSpam[i] : kHam[i]) + " ";
+    auto r = c.classify(make_msg("note", "x@neutral.example", body));
+    CHECK(r.score >= prev);
+    CHECK(r.score >= 0.0);
+    CHECK(r.score <= kMaxScore);
+    prev = r.score;
+  }
+  CHECK(prev > kDefaultThreshold);
+}
+
+TEST_CASE("bayes dump and restore round trip", "[bayes]") {
+  auto a = make_memory_store();
+  Classifier ca(*a);
+  train(ca, 25);
+  std::stringstream dump;
+  ca.dump(dump);
+  auto b = make_memory_store();
+  Classifier cb(*b);
+  std::stringstream in(dump.str());
+  size_t n = cb.restore(in);
+  auto sa = ca.stats(), sb = cb.stats();
+  CHECK(n == 1 + sa.tokens + sa.seen);
+  CHECK(sb.spam_messages == sa.spam_messages);
+  CHECK(sb.ham_messages == sa.ham_messages);
+  CHECK(sb.tokens == sa.tokens);
+  CHECK(sb.seen == sa.seen);
+  std::stringstream dump2;
+  cb.dump(dump2);
+  CHECK(dump2.str() == dump.str());
+  auto probe = corpus(true, 30)[29];
+  CHECK(cb.classify(probe).score == Approx(ca.classify(probe).score));
+  // Learning a restored message again is still idempotent (seen markers came along).
+  CHECK(cb.learn(corpus(true, 1)[0], Class::Spam) == LearnOutcome::AlreadyKnown);
+  std::stringstream bad("digue-bayes 1\nt zz 1 2\n");
+  CHECK_THROWS_WITH(cb.restore(bad), Catch::Contains("line 2"));
+}
+
+TEST_CASE("bayes expire bounds the model", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  train(c, 25);
+  auto total = c.stats().tokens;
+  REQUIRE(total > 20);
+  // Nothing is stale today.
+  CHECK(c.expire(1000000, 30) == 0);
+  CHECK(c.expire(20, 30) == total - 20);
+  CHECK(c.stats().tokens == 20);
+  // Everything is stale 31 days later.
+  CHECK(c.expire(1000000, 30, Classifier::today() + 31) == 20);
+  CHECK(c.stats().tokens == 0);
+}
+
+TEST_CASE("bayes autolearn is off by default", "[bayes]") {
+  Autolearn al;
+  Result r;
+  r.ready = true;
+  r.score = 15.0;
+  r.clues.push_back({"x", 0.99});
+  CHECK(!al.decide(r));
+  al.enabled = true;
+  CHECK(al.decide(r) == Class::Spam);
+  r.score = 0.5;
+  CHECK(al.decide(r) == Class::Ham);
+  r.score = 7.0;
+  CHECK(!al.decide(r));
+}

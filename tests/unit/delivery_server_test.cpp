@@ -1,0 +1,413 @@
+// The SMTP/LMTP client against real servers started here on loopback free ports: Postfix's
+// smtp-sink (plain SMTP, pipelining or not, 4xx/5xx injected with -r/-f/-Q, delays with
+// -w/-W) and Dovecot LMTP with STARTTLS. Servers are stopped by RAII guards; waits are bounded.
+#include <grp.h>
+#include <pwd.h>
+
+#include <catch2/catch.hpp>
+
+#include "digue/delivery.hpp"
+#include "tests/unit/delivery_test_support.hpp"
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace digue::delivery;
+using namespace digue::test;
+using namespace std::chrono_literals;
+using Status = RcptResult::Status;
+
+namespace {
+
+// smtp-sink on 127.0.0.1:port dumping each transaction into dir (world-writable: it runs as
+// nobody); extra options are smtp-sink's (-r/-f/-Q/-W/-w/-n...).
+struct Sink {
+  TempDir dir;
+  uint16_t port = free_port();
+  std::unique_ptr<Process> proc;
+  explicit Sink(std::vector<std::string> extra = {}) {
+    fs::permissions(dir.path, fs::perms::all);
+    std::vector<std::string> argv = {
+        "/usr/sbin/smtp-sink", "-u", "nobody", "-c", "-d", (dir.path / "mail" / "%M.").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back("127.0.0.1:" + std::to_string(port));
+    argv.push_back("100");
+    fs::create_directory(dir.path / "mail");
+    fs::permissions(dir.path / "mail", fs::perms::all);
+    proc = std::make_unique<Process>(argv, dir.path / "sink.log");
+    wait_listening(port, *proc);
+  }
+  Target target() const { return *Target::parse("127.0.0.1:" + std::to_string(port), ""); }
+  std::vector<fs::path> mails() const { return files_in(dir.path / "mail"); }
+  // smtp-sink -c prints "sess=N quit=N mesg=N" counters; the last one printed.
+  std::string counters() const {
+    auto log = slurp(proc->log);
+    auto pos = log.rfind("sess=");
+    return pos == std::string::npos ? "" : log.substr(pos, log.find_first_of("\r\n", pos) - pos);
+  }
+};
+
+// Dovecot 2.3 serving only LMTP, as root with its own base/state dirs; users alice and bob
+// (any other recipient is unknown); mail in <dir>/mail/<user>/ as the nobody user.
+struct Dovecot {
+  TempDir dir;
+  uint16_t port = free_port();
+  std::unique_ptr<Process> proc;
+  explicit Dovecot(bool tls) {
+    auto d = dir.path.string();
+    fs::permissions(dir.path,
+                    fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+    for (auto sub : {"mail", "run", "state"}) fs::create_directory(dir.path / sub);
+    fs::permissions(dir.path / "mail", fs::perms::all);
+    auto* pw = ::getpwnam("nobody");
+    REQUIRE(pw);
+    std::string ids = std::to_string(pw->pw_uid) + ":" + std::to_string(pw->pw_gid);
+    {
+      std::ofstream users(dir.path / "users");
+      for (auto u : {"alice", "bob"})
+        users << u << ":{PLAIN}secret:" << ids << "::" << d << "/mail/" << u << "::\n";
+    }
+    if (tls) {
+      std::string cmd =
+          "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+          " -keyout " +
+          d + "/key.pem -out " + d + "/cert.pem >/dev/null 2>&1";
+      REQUIRE(std::system(cmd.c_str()) == 0);
+    }
+    std::ofstream conf(dir.path / "dovecot.conf");
+    conf << "protocols = lmtp\n"
+         << "listen = 127.0.0.1\n"
+         << "base_dir = " << d << "/run\n"
+         << "state_dir = " << d << "/state\n"
+         << "instance_name = digue-dlv-" << port << "\n"
+         << "log_path = " << d << "/dovecot.log\n"
+         << "default_internal_user = dovecot\n"
+         << "default_login_user = dovenull\n"
+         << "first_valid_uid = 1\n"
+         << "mail_location = maildir:" << d << "/mail/%n\n"
+         << "auth_username_format = %Ln\n"
+         << "recipient_delimiter = +\n"
+         << "lmtp_save_to_detail_mailbox = yes\n"
+         << "lda_mailbox_autocreate = yes\n"
+         << "ssl = " << (tls ? "yes" : "no") << "\n";
+    if (tls) {
+      conf << "ssl_cert = <" << d << "/cert.pem\n"
+           << "ssl_key = <" << d << "/key.pem\n"
+           << "ssl_min_protocol = TLSv1.2\n";
+    }
+    conf << "passdb {\n  driver = passwd-file\n  args = " << d << "/users\n}\n"
+         << "userdb {\n  driver = passwd-file\n  args = " << d << "/users\n}\n"
+         << "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n"
+         << "    port = " << port << "\n  }\n}\n";
+    conf.close();
+    proc = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/sbin/dovecot", "-F", "-c", d + "/dovecot.conf"},
+        dir.path / "stdout.log");
+    wait_listening(port, *proc);
+  }
+  Target target() const { return *Target::parse("lmtp:127.0.0.1:" + std::to_string(port), ""); }
+  std::vector<fs::path> mails(const std::string& user, const std::string& folder = "") const {
+    return files_in(dir.path / "mail" / user / folder / "new");
+  }
+  std::string log() const { return slurp(dir.path / "dovecot.log") + slurp(proc->log); }
+};
+
+// Runs several deliveries concurrently on one io_context; bounded.
+std::vector<std::vector<RcptResult>> run_all(asio::io_context& io, Deliverer& d, const Target& t,
+                                             const std::vector<Job>& jobs) {
+  std::vector<std::future<std::vector<RcptResult>>> futs;
+  for (const auto& j : jobs) futs.push_back(asio::co_spawn(io, d.deliver(t, j), asio::use_future));
+  auto end = std::chrono::steady_clock::now() + 30s;
+  io.restart();
+  auto all_ready = [&] {
+    for (auto& f : futs)
+      if (f.wait_for(0s) != std::future_status::ready) return false;
+    return true;
+  };
+  while (!all_ready() && std::chrono::steady_clock::now() < end) io.run_one_for(50ms);
+  REQUIRE(all_ready());
+  std::vector<std::vector<RcptResult>> out;
+  for (auto& f : futs) out.push_back(f.get());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("smtp delivery to smtp-sink, pipelined, with dot-stuffing", "[delivery]") {
+  Sink sink;
+  asio::io_context io;
+  Deliverer d(io.get_executor(), quick_options());
+  Job job = make_job({"a@example.test", "b@example.test"}, kMessage);
+  auto res = run(io, d.deliver(sink.target(), job));
+  REQUIRE(res.size() == 2);
+  for (const auto& r : res) {
+    CHECK(r.status == Status::Delivered);
+    CHECK(r.code == 250);
+  }
+  auto mails = sink.mails();
+  REQUIRE(mails.size() == 1);
+  auto m = slurp(mails[0]);
+  CHECK(m.find("X-Helo-Args: relay.test\n") != std::string::npos);
+  CHECK(m.find("X-Mail-Args: <sender@example.org>\n") != std::string::npos);
+  CHECK(m.find("X-Rcpt-Args: <a@example.test>\nX-Rcpt-Args: <b@example.test>\n") !=
+        std::string::npos);
+  // smtp-sink removes the stuffing: what it stores is what we were given.
+  CHECK(m.find("Subject: hello\n\n.leading dot\n..two dots\nbody\n") != std::string::npos);
+
+  // A last line without CRLF, and the null sender.
+  job = make_job({"a@example.test"}, "Subject: tail\r\n\r\n.no newline at the end");
+  job.mail_from = {};
+  res = run(io, d.deliver(sink.target(), job));
+  REQUIRE(res.size() == 1);
+  CHECK(res[0].status == Status::Delivered);
+  mails = sink.mails();
+  REQUIRE(mails.size() == 2);
+  std::string both = slurp(mails[0]) + slurp(mails[1]);
+  CHECK(both.find("X-Mail-Args: <>\n") != std::string::npos);
+  CHECK(both.find("Subject: tail\n\n.no newline at the end\n") != std::string::npos);
+}
+
+TEST_CASE("smtp extensions: HELO fallback, 8BITMIME, SMTPUTF8 refused", "[delivery]") {
+  asio::io_context io;
+  SECTION("no ESMTP: HELO, no pipelining, no parameters") {
+    Sink sink({"-e"});
+    Deliverer d(io.get_executor(), quick_options());
+    Job job = make_job({"a@example.test", "b@example.test"}, kMessage);
+    job.body_8bit = true;
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 2);
+    CHECK(res[0].status == Status::Delivered);
+    CHECK(res[1].status == Status::Delivered);
+    auto mails = sink.mails();
+    REQUIRE(mails.size() == 1);
+    auto m = slurp(mails[0]);
+    CHECK(m.find("X-Client-Proto: SMTP\n") != std::string::npos);
+    CHECK(m.find("X-Mail-Args: <sender@example.org>\n") != std::string::npos);
+  }
+  SECTION("8BITMIME offered: BODY=8BITMIME; SMTPUTF8 not offered: PermFail 5.6.7") {
+    Sink sink;
+    Deliverer d(io.get_executor(), quick_options());
+    Job job = make_job({"a@example.test"}, "Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0\r\n");
+    job.body_8bit = true;
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::Delivered);
+    REQUIRE(sink.mails().size() == 1);
+    CHECK(slurp(sink.mails()[0]).find("X-Mail-Args: <sender@example.org> BODY=8BITMIME\n") !=
+          std::string::npos);
+    job.smtputf8 = true;
+    res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::PermFail);
+    CHECK(res[0].enhanced == "5.6.7");
+    CHECK(sink.mails().size() == 1);
+  }
+}
+
+TEST_CASE("smtp connection reuse: two messages, one session", "[delivery]") {
+  Sink sink;
+  asio::io_context io;
+  Deliverer d(io.get_executor(), quick_options());
+  for (int i = 0; i < 2; ++i) {
+    auto res = run(io, d.deliver(sink.target(), make_job({"a@example.test"}, kMessage)));
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::Delivered);
+  }
+  auto st = d.stats();
+  CHECK(st.connections_opened == 1);
+  CHECK(st.connections_reused == 1);
+  CHECK(st.transactions == 2);
+  run(io, [&]() -> asio::awaitable<int> {
+    co_await d.close_idle();
+    co_return 0;
+  }());
+  CHECK(sink.mails().size() == 2);
+  // smtp-sink's own counters: one session ended by our QUIT carried both messages (the other
+  // session is wait_listening's probe, which sends no QUIT). Without reuse: sess=3 quit=2.
+  const std::string expected = "sess=2 quit=1 mesg=2";
+  auto end = std::chrono::steady_clock::now() + 5s;
+  while (sink.counters() != expected && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(20ms);
+  CHECK(sink.counters() == expected);
+}
+
+TEST_CASE("smtp per-recipient and transaction failures from smtp-sink", "[delivery]") {
+  asio::io_context io;
+  Job job = make_job({"a@example.test", "b@example.test"}, kMessage);
+  SECTION("RCPT 4xx: TempFail (no pipelining)") {
+    Sink sink({"-r", "RCPT"});
+    Deliverer d(io.get_executor(), quick_options());
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 2);
+    for (const auto& r : res) {
+      CHECK(r.status == Status::TempFail);
+      CHECK(r.code == 450);
+      CHECK(r.enhanced == "4.3.0");
+    }
+    for (const auto& m : sink.mails()) CHECK(slurp(m).find("Subject: hello") == std::string::npos);
+  }
+  SECTION("RCPT 5xx: PermFail") {
+    Sink sink({"-f", "RCPT"});
+    Deliverer d(io.get_executor(), quick_options());
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 2);
+    for (const auto& r : res) {
+      CHECK(r.status == Status::PermFail);
+      CHECK(r.code == 500);
+    }
+  }
+  SECTION("end of data 5xx: PermFail for every accepted recipient") {
+    Sink sink({"-f", "."});
+    Deliverer d(io.get_executor(), quick_options());
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 2);
+    for (const auto& r : res) CHECK(r.status == Status::PermFail);
+  }
+  SECTION("421 and disconnect at MAIL: TempFail, and the next delivery reconnects") {
+    Sink sink({"-Q", "MAIL"});
+    Deliverer d(io.get_executor(), quick_options());
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 2);
+    for (const auto& r : res) CHECK(r.status == Status::TempFail);
+    res = run(io, d.deliver(sink.target(), job));
+    CHECK(res[0].status == Status::TempFail);
+    CHECK(d.stats().connections_opened == 2);
+    CHECK(d.stats().connections_reused == 0);
+  }
+  SECTION("server too slow: TempFail saying timeout") {
+    // smtp-sink waits 3 s before answering DATA; as it answers pipelined commands in one
+    // batch, the wait shows on the MAIL reply.
+    Sink sink({"-w", "3"});
+    Options o = quick_options();
+    o.timeouts.command = o.timeouts.data_init = 500ms;
+    Deliverer d(io.get_executor(), o);
+    auto start = std::chrono::steady_clock::now();
+    auto res = run(io, d.deliver(sink.target(), job));
+    CHECK(std::chrono::steady_clock::now() - start < 2500ms);
+    REQUIRE(res.size() == 2);
+    for (const auto& r : res) {
+      CHECK(r.status == Status::TempFail);
+      CHECK(r.text.find("timeout after 500ms") != std::string::npos);
+    }
+  }
+  SECTION("TLS required but not offered: TempFail") {
+    Sink sink;
+    Options o = quick_options();
+    o.tls_required = true;
+    Deliverer d(io.get_executor(), o);
+    auto res = run(io, d.deliver(sink.target(), job));
+    REQUIRE(res.size() == 2);
+    CHECK(res[0].status == Status::TempFail);
+    CHECK(res[0].text.find("STARTTLS") != std::string::npos);
+    CHECK(sink.mails().empty());
+  }
+}
+
+TEST_CASE("smtp connection refused: TempFail", "[delivery]") {
+  asio::io_context io;
+  Deliverer d(io.get_executor(), quick_options());
+  auto port = free_port();
+  auto res = run(io, d.deliver(*Target::parse("127.0.0.1:" + std::to_string(port), ""),
+                               make_job({"a@example.test", "b@example.test"}, kMessage)));
+  REQUIRE(res.size() == 2);
+  for (const auto& r : res) {
+    CHECK(r.status == Status::TempFail);
+    CHECK(r.enhanced == "4.4.1");
+    CHECK(r.text.find("refused") != std::string::npos);
+  }
+}
+
+TEST_CASE("smtp per-destination concurrency cap", "[delivery]") {
+  Sink sink({"-w", "1"});  // one second before answering each DATA
+  asio::io_context io;
+  Options o = quick_options();
+  o.max_connections = 2;
+  Deliverer d(io.get_executor(), o);
+  std::vector<Job> jobs(4, make_job({"a@example.test"}, kMessage));
+  auto start = std::chrono::steady_clock::now();
+  auto all = run_all(io, d, sink.target(), jobs);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  for (const auto& res : all) {
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::Delivered);
+  }
+  // Four 1 s transactions over two connections take two rounds; uncapped would take one.
+  CHECK(elapsed >= 1900ms);
+  CHECK(elapsed < 4s);
+  auto st = d.stats();
+  CHECK(st.peak_active == 2);
+  CHECK(st.connections_opened == 2);
+  CHECK(st.connections_reused == 2);
+  CHECK(sink.mails().size() == 4);
+}
+
+TEST_CASE("smtp queue wait for a connection slot runs out: TempFail", "[delivery]") {
+  Sink sink({"-w", "1"});
+  asio::io_context io;
+  Options o = quick_options();
+  o.max_connections = 1;
+  o.queue_wait = 300ms;
+  Deliverer d(io.get_executor(), o);
+  std::vector<Job> jobs(2, make_job({"a@example.test"}, kMessage));
+  auto all = run_all(io, d, sink.target(), jobs);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0][0].status == Status::Delivered);
+  CHECK(all[1][0].status == Status::TempFail);
+  CHECK(all[1][0].text.find("no free connection") != std::string::npos);
+  CHECK(d.stats().connections_opened == 1);
+}
+
+TEST_CASE("lmtp delivery to dovecot with STARTTLS", "[delivery]") {
+  Dovecot dovecot(true);
+  INFO(dovecot.log());
+  asio::io_context io;
+  Options o = quick_options();
+  o.lmtp_folder_delimiter = "+";
+  Deliverer d(io.get_executor(), o);
+  Job job = make_job({"alice@example.test", "carol@example.test", "bob@example.test"}, kMessage);
+  auto res = run(io, d.deliver(dovecot.target(), job));
+  REQUIRE(res.size() == 3);
+  CHECK(res[0].status == Status::Delivered);
+  CHECK(res[1].status == Status::PermFail);
+  CHECK(res[1].code == 550);
+  CHECK(res[1].enhanced == "5.1.1");
+  CHECK(res[2].status == Status::Delivered);
+  CHECK(d.stats().tls_connections == 1);
+  auto alice = dovecot.mails("alice");
+  REQUIRE(alice.size() == 1);
+  auto m = slurp(alice[0]);
+  CHECK(m.find("Subject: hello\n\n.leading dot\n..two dots\nbody\n") != std::string::npos);
+  CHECK(dovecot.mails("bob").size() == 1);
+
+  job = make_job({"alice@example.test"}, kMessage);
+  job.folder = "Junk";
+  res = run(io, d.deliver(dovecot.target(), job));
+  REQUIRE(res.size() == 1);
+  CHECK(res[0].status == Status::Delivered);
+  CHECK(dovecot.mails("alice", ".Junk").size() == 1);
+  CHECK(dovecot.mails("alice").size() == 1);
+  CHECK(d.stats().connections_reused == 1);
+}
+
+TEST_CASE("lmtp STARTTLS with verification against a self-signed certificate", "[delivery]") {
+  Dovecot dovecot(true);
+  asio::io_context io;
+  Options o = quick_options();
+  o.tls_verify = true;
+  Job job = make_job({"alice@example.test"}, kMessage);
+  SECTION("opportunistic: falls back to plain text") {
+    Deliverer d(io.get_executor(), o);
+    auto res = run(io, d.deliver(dovecot.target(), job));
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::Delivered);
+    CHECK(d.stats().tls_connections == 0);
+  }
+  SECTION("required: TempFail") {
+    o.tls_required = true;
+    Deliverer d(io.get_executor(), o);
+    auto res = run(io, d.deliver(dovecot.target(), job));
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].status == Status::TempFail);
+    CHECK(res[0].text.find("TLS handshake") != std::string::npos);
+    CHECK(dovecot.mails("alice").empty());
+  }
+}

@@ -1,0 +1,236 @@
+// Resolver tests against a small scripted DNS server on a loopback UDP socket in the same
+// io_context: it counts the queries it receives, so caching and in-flight sharing are
+// observable, and it can answer NXDOMAIN, no data, SERVFAIL, garbage, or nothing at all.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <map>
+
+#include "digue/config.hpp"
+#include "digue/resolver.hpp"
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using namespace digue;
+
+namespace {
+
+void put16(std::string& s, uint16_t v) {
+  s += char(v >> 8);
+  s += char(v & 0xff);
+}
+void put32(std::string& s, uint32_t v) {
+  put16(s, uint16_t(v >> 16));
+  put16(s, uint16_t(v & 0xffff));
+}
+std::string wire_name(const std::string& name) {
+  std::string out;
+  size_t start = 0;
+  while (start < name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string::npos) dot = name.size();
+    out += char(dot - start);
+    out += name.substr(start, dot - start);
+    start = dot + 1;
+  }
+  return out + '\0';
+}
+
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(asio::io_context& io) : socket_(io, udp::endpoint(udp::v4(), 0)) {
+    asio::co_spawn(io, serve(), asio::detached);
+  }
+  uint16_t port() const { return socket_.local_endpoint().port(); }
+  int count(const std::string& name) const {
+    auto it = counts_.find(name);
+    return it == counts_.end() ? 0 : it->second;
+  }
+  void stop() { socket_.close(); }
+
+ private:
+  asio::awaitable<void> serve() {
+    char buf[1500];
+    udp::endpoint peer;
+    for (;;) {
+      boost::system::error_code ec;
+      size_t n = co_await socket_.async_receive_from(
+          asio::buffer(buf), peer, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      std::string q(buf, n);
+      // Question name and type (no compression in queries).
+      size_t p = 12;
+      std::string name;
+      while (p < q.size() && q[p]) {
+        if (!name.empty()) name += '.';
+        name += q.substr(p + 1, uint8_t(q[p]));
+        p += 1 + uint8_t(q[p]);
+      }
+      uint16_t qtype = uint16_t((uint8_t(q[p + 1]) << 8) | uint8_t(q[p + 2]));
+      std::string question = q.substr(12, p + 5 - 12);
+      ++counts_[name];
+      std::string reply = respond(q, question, name, qtype);
+      if (!reply.empty())
+        co_await socket_.async_send_to(asio::buffer(reply), peer,
+                                       asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  static std::string header(const std::string& q, int rcode, int an, int ns) {
+    std::string h = q.substr(0, 2);
+    put16(h, uint16_t(0x8580 | rcode));  // QR AA RD RA
+    put16(h, 1);
+    put16(h, uint16_t(an));
+    put16(h, uint16_t(ns));
+    put16(h, 0);
+    return h;
+  }
+  static std::string rr(uint16_t type, uint32_t ttl, const std::string& rdata) {
+    std::string r = "\xc0\x0c";  // the question's name
+    put16(r, type);
+    put16(r, 1);
+    put32(r, ttl);
+    put16(r, uint16_t(rdata.size()));
+    return r + rdata;
+  }
+  static std::string soa(uint32_t ttl, uint32_t minimum) {
+    std::string rdata = wire_name("ns.test") + wire_name("host.test");
+    for (uint32_t v : {1u, 3600u, 600u, 86400u, minimum}) put32(rdata, v);
+    return rr(6, ttl, rdata);
+  }
+
+  std::string respond(const std::string& q, const std::string& question,
+                      const std::string& name, uint16_t qtype) {
+    if (name == "drop.test") return {};
+    if (name == "fail.test") return header(q, 2, 0, 0) + question;
+    if (name == "nx.test") return header(q, 3, 0, 1) + question + soa(3600, 45);
+    if (name == "nodata.test") return header(q, 0, 0, 1) + question + soa(3600, 3600);
+    if (name == "bad.test") return header(q, 0, 1, 0) + question + "\xc0\x0c\x00\x01\x00";
+    if (name == "a.test" && qtype == 1) {
+      return header(q, 0, 2, 0) + question + rr(1, 120, std::string("\xc0\x00\x02\x01", 4)) +
+             rr(1, 300, std::string("\xc0\x00\x02\x02", 4));
+    }
+    if (name == "short.test" && qtype == 1)
+      return header(q, 0, 1, 0) + question + rr(1, 1, std::string("\xc0\x00\x02\x03", 4));
+    if (name == "txt.test" && qtype == 16) {
+      std::string one = std::string("\x0b") + "v=spf1 ip4:" + "\x0e" + "192.0.2.1 -all";
+      std::string two = "\x05other";
+      return header(q, 0, 2, 0) + question + rr(16, 300, one) + rr(16, 300, two);
+    }
+    if (name == "mx.test" && qtype == 15) {
+      std::string m20, m10, null;
+      put16(m20, 20);
+      m20 += wire_name("MX2.Example");
+      put16(m10, 10);
+      m10 += wire_name("mx1.example");
+      put16(null, 30);
+      null += '\0';
+      return header(q, 0, 3, 0) + question + rr(15, 300, m20) + rr(15, 300, m10) +
+             rr(15, 300, null);
+    }
+    return header(q, 3, 0, 0) + question;
+  }
+
+  udp::socket socket_;
+  std::map<std::string, int> counts_;
+};
+
+DnsConfig test_config(uint16_t port) {
+  DnsConfig c;
+  c.servers.push_back({"127.0.0.1", port});
+  c.timeout = std::chrono::milliseconds(200);
+  c.tries = 1;
+  c.min_ttl = 30;
+  c.max_ttl = 200;
+  c.negative_ttl = 300;
+  return c;
+}
+
+struct Fixture {
+  asio::io_context io;
+  ScriptedServer server{io};
+  std::unique_ptr<dns::Resolver> resolver = dns::make_resolver(io.get_executor(),
+                                                               test_config(server.port()));
+  dns::Answer ask(const std::string& name, dns::Type t) {
+    auto fut = asio::co_spawn(io, resolver->query(name, t), asio::use_future);
+    while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) io.run_one();
+    return fut.get();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("resolver: answers, TTL clamping and the cache", "[dns]") {
+  Fixture f;
+  auto a = f.ask("A.Test.", dns::Type::A);
+  REQUIRE(a.status == dns::Status::Ok);
+  CHECK(a.records == std::vector<std::string>{"192.0.2.1", "192.0.2.2"});
+  CHECK(a.ttl == 120);  // the smallest TTL of the RRset, inside [30, 200]
+  auto again = f.ask("a.test", dns::Type::A);
+  CHECK(again.records == a.records);
+  CHECK(f.server.count("a.test") == 1);
+  CHECK(f.resolver->stats().cache_hits == 1);
+  // A 1-second TTL is raised to min_ttl: still cached.
+  CHECK(f.ask("short.test", dns::Type::A).ttl == 30);
+  f.ask("short.test", dns::Type::A);
+  CHECK(f.server.count("short.test") == 1);
+}
+
+TEST_CASE("resolver: identical queries in flight share one network query", "[dns]") {
+  Fixture f;
+  std::vector<std::future<dns::Answer>> futures;
+  for (int i = 0; i < 5; ++i)
+    futures.push_back(asio::co_spawn(f.io, f.resolver->query("a.test", dns::Type::A),
+                                     asio::use_future));
+  futures.push_back(
+      asio::co_spawn(f.io, f.resolver->query("txt.test", dns::Type::TXT), asio::use_future));
+  // The server runs forever: turn the loop until every answer is in.
+  for (auto& fu : futures)
+    while (fu.wait_for(std::chrono::seconds(0)) != std::future_status::ready) f.io.run_one();
+  for (int i = 0; i < 5; ++i) CHECK(futures[i].get().records.size() == 2);
+  CHECK(futures[5].get().records.size() == 2);
+  CHECK(f.server.count("a.test") == 1);
+  CHECK(f.resolver->stats().joined == 4);
+  CHECK(f.resolver->stats().queries == 2);
+}
+
+TEST_CASE("resolver: NXDOMAIN, no data, SERVFAIL, timeout and garbage are distinct", "[dns]") {
+  Fixture f;
+  auto nx = f.ask("nx.test", dns::Type::A);
+  CHECK(nx.status == dns::Status::NxDomain);
+  CHECK(nx.ttl == 45);  // SOA MINIMUM bounds the negative TTL
+  f.ask("nx.test", dns::Type::A);
+  CHECK(f.server.count("nx.test") == 1);  // negative answers are cached too
+  auto nodata = f.ask("nodata.test", dns::Type::A);
+  CHECK(nodata.status == dns::Status::NoData);
+  CHECK(nodata.ttl == 300);  // capped by negative_ttl
+  CHECK(f.ask("fail.test", dns::Type::A).status == dns::Status::TempError);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(f.ask("drop.test", dns::Type::A).status == dns::Status::TempError);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+  CHECK(f.ask("bad.test", dns::Type::A).status == dns::Status::PermError);
+  // Errors are not cached: the next query goes out again.
+  f.ask("fail.test", dns::Type::A);
+  CHECK(f.server.count("fail.test") >= 2);
+}
+
+TEST_CASE("resolver: TXT strings joined per record, MX sorted, bad names refused", "[dns]") {
+  Fixture f;
+  auto txt = f.ask("txt.test", dns::Type::TXT);
+  CHECK(txt.records == std::vector<std::string>{"v=spf1 ip4:192.0.2.1 -all", "other"});
+  auto mx = f.ask("mx.test", dns::Type::MX);
+  REQUIRE(mx.mx.size() == 3);
+  CHECK(mx.mx[0].host == "mx1.example");
+  CHECK(mx.mx[1].host == "mx2.example");
+  CHECK(mx.mx[2].host == "");  // null MX
+  for (const char* bad : {"a..test", "", ".", "x\\y.test"})
+    CHECK(f.ask(bad, dns::Type::A).status == dns::Status::PermError);
+  CHECK(f.ask(std::string(64, 'a') + ".test", dns::Type::A).status == dns::Status::PermError);
+  CHECK(f.resolver->stats().queries == 2);
+}
