@@ -2,6 +2,7 @@
 #include "digue/filter_registry.hpp"
 
 #include "filters/bayes.hpp"
+#include "filters/checksum.hpp"
 #include "filters/empty_sender.hpp"
 #include "filters/keywords.hpp"
 #include "filters/relay_ips.hpp"
@@ -15,6 +16,7 @@ constexpr FilterInfo kFilters[] = {
     {"empty_sender", &filters::make_empty_sender},
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
     {"keywords", &filters::make_keywords},
+    {"checksum", &filters::make_checksum},
     {"bayes", &filters::make_bayes},
 };
 
