@@ -7,6 +7,7 @@
 #include "filters/keywords.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
+#include "filters/surbl.hpp"
 
 namespace digue {
 namespace {
@@ -17,6 +18,7 @@ constexpr FilterInfo kFilters[] = {
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
     {"keywords", &filters::make_keywords},
     {"checksum", &filters::make_checksum},
+    {"surbl", &filters::make_surbl},
     {"bayes", &filters::make_bayes},
 };
 
