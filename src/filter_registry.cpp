@@ -3,10 +3,14 @@
 
 #include "filters/bayes.hpp"
 #include "filters/checksum.hpp"
+#include "filters/empty_email.hpp"
 #include "filters/empty_sender.hpp"
 #include "filters/keywords.hpp"
+#include "filters/malformed_headers.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
+#include "filters/scripts.hpp"
+#include "filters/sender_complaints.hpp"
 #include "filters/surbl.hpp"
 
 namespace digue {
@@ -19,6 +23,10 @@ constexpr FilterInfo kFilters[] = {
     {"keywords", &filters::make_keywords},
     {"checksum", &filters::make_checksum},
     {"surbl", &filters::make_surbl},
+    {"empty_email", &filters::make_empty_email},
+    {"scripts", &filters::make_scripts},
+    {"malformed_headers", &filters::make_malformed_headers},
+    {"sender_complaints", &filters::make_sender_complaints},
     {"bayes", &filters::make_bayes},
 };
 
