@@ -7,10 +7,12 @@
 #include "filters/empty_sender.hpp"
 #include "filters/keywords.hpp"
 #include "filters/malformed_headers.hpp"
+#include "filters/rdns.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
 #include "filters/scripts.hpp"
 #include "filters/sender_complaints.hpp"
+#include "filters/spf.hpp"
 #include "filters/surbl.hpp"
 
 namespace digue {
@@ -28,6 +30,8 @@ constexpr FilterInfo kFilters[] = {
     {"malformed_headers", &filters::make_malformed_headers},
     {"sender_complaints", &filters::make_sender_complaints},
     {"bayes", &filters::make_bayes},
+    {"spf", &filters::make_spf},
+    {"rdns", &filters::make_rdns},
 };
 
 }  // namespace

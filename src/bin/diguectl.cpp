@@ -39,6 +39,7 @@ const Command kCommands[] = {
     {"scan", &ctl::scan, "run the data-phase pipeline on a message file"},
     {"queue", &ctl::queue, "list the spooled messages"},
     {"spf", &ctl::spf, "SPF check: CLIENT_IP MAIL_FROM HELO (or --batch FILE)"},
+    {"bayes", &ctl::bayes, "learn, classify, unlearn, stats, dump, restore"},
 };
 
 void usage() {
