@@ -576,6 +576,19 @@ class CaresResolver final : public Resolver {
 
 }  // namespace
 
+Answer parse_response(Type type, const unsigned char* abuf, int alen) {
+  // The same steps as Impl::make_answer for a response c-ares accepted (ARES_SUCCESS).
+  Answer a;
+  TtlInfo ttls = scan_ttls(abuf, alen);
+  if (!ttls.ok) {
+    a.status = Status::PermError;
+    return a;
+  }
+  a.status = parse_records(type, abuf, alen, a);
+  a.ttl = a.status == Status::Ok ? ttls.answer_min.value_or(0) : ttls.negative.value_or(0);
+  return a;
+}
+
 std::unique_ptr<Resolver> make_resolver(asio::any_io_executor executor,
                                         const DnsConfig& config) {
   return std::make_unique<CaresResolver>(std::move(executor), config);

@@ -63,6 +63,10 @@ class Resolver {
 std::unique_ptr<Resolver> make_resolver(boost::asio::any_io_executor executor,
                                         const DnsConfig& config);
 
+// Parses one raw DNS response (the answer records of `type`, with their TTLs) exactly as the
+// resolver does; exposed for the fuzz target. Untrusted input; never throws.
+Answer parse_response(Type type, const unsigned char* abuf, int alen);
+
 // A query name as sent: lower-case, no trailing dot; empty when it cannot be a DNS name.
 std::string normalize_name(std::string_view name);
 
