@@ -468,6 +468,8 @@ TEST_CASE("honeypot: trap hits, bulk ban, window", "[filters][honeypot]") {
   REQUIRE(r.verdict == V::Hit);
   CHECK(r.symbols[0].name == "HONEYPOT_TRAP");
   CHECK(r.symbols[0].evidence == "trap@example.net; 192.0.2.50 trap hit 1");
+  // The pipeline re-running the filter for the same recipient does not count it again.
+  CHECK(h.run(f).symbols.at(0).evidence == "trap@example.net; 192.0.2.50 trap hit 1");
 
   // Not yet banned: a normal recipient still passes.
   h.env.rcpts = {{"user", "example.net"}};
