@@ -140,12 +140,31 @@ Result Classifier::classify(const mime::Parsed& msg) const {
 Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const {
   Result r;
   r.tokens = tokens.size();
-  std::vector<std::string> keys;
-  keys.reserve(tokens.size() + 1);
-  keys.emplace_back(kMetaKey);
-  for (const auto& t : tokens) keys.push_back(token_key(token_hash(t)));
-  auto values = store_.get_many(keys);  // one read transaction for the whole message
-  Meta meta = decode_meta(values[0]);
+  // Keys in hash order (= key order), so consecutive B-tree lookups share pages, written
+  // into one buffer: no allocation per key, no copy per value (visit_many).
+  const size_t n = tokens.size();
+  std::vector<std::pair<uint64_t, uint32_t>> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = {token_hash(tokens[i]), static_cast<uint32_t>(i)};
+  std::sort(order.begin(), order.end());
+  const size_t klen = kTokenPrefix.size() + 16;
+  std::string buf(n * klen, '\0');
+  std::vector<std::string_view> keys;
+  keys.reserve(n + 1);
+  keys.push_back(kMetaKey);
+  for (size_t j = 0; j < n; ++j) {
+    char* p = buf.data() + j * klen;
+    std::memcpy(p, kTokenPrefix.data(), kTokenPrefix.size());
+    uint64_t h = order[j].first;
+    for (int d = 15; d >= 0; --d, h >>= 4) p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
+    keys.emplace_back(p, klen);
+  }
+  std::vector<Counts> counts(n);
+  std::optional<std::string> meta_value;
+  store_.visit_many(keys, [&](size_t i, std::string_view v) {
+    if (i == 0) meta_value.emplace(v);
+    else counts[order[i - 1].second] = decode_counts(v);
+  });
+  Meta meta = decode_meta(meta_value);
   if (meta.spam < params_.min_learned || meta.ham < params_.min_learned) return r;
   r.ready = true;
 
@@ -158,15 +177,13 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   };
   std::vector<Cand> cands;
   cands.reserve(tokens.size());
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const auto& v = values[i + 1];
-    if (!v) continue;
-    Counts c = decode_counts(*v);
-    double n = static_cast<double>(c.spam) + c.ham;
-    if (n == 0) continue;
+  for (size_t i = 0; i < n; ++i) {
+    const Counts& c = counts[i];
+    double total = static_cast<double>(c.spam) + c.ham;
+    if (total == 0) continue;
     double bs = std::min(1.0, c.spam / nspam), bh = std::min(1.0, c.ham / nham);
     double p = bs / (bs + bh);
-    double f = (s * x + n * p) / (s + n);
+    double f = (s * x + total * p) / (s + total);
     if (std::fabs(f - 0.5) < params_.min_dev) continue;
     cands.push_back({i, f, c});
   }

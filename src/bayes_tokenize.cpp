@@ -6,7 +6,6 @@
 #include <cctype>
 #include <cstring>
 #include <string>
-#include <unordered_set>
 
 #include "digue/bayes.hpp"
 
@@ -116,6 +115,57 @@ bool is_word_cp(char32_t c) {
   return true;
 }
 
+constexpr uint64_t kFnvOffset = 1469598103934665603ull;
+
+uint64_t fnv(uint64_t h, std::string_view s) {
+  for (unsigned char ch : s) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+uint64_t finish_hash(uint64_t h) {
+  // murmur3's finaliser: FNV alone mixes the last bytes poorly.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h;
+}
+
+// Open-addressing set of token hashes: dedup is on the hot path, std::unordered_set's node
+// allocations are not needed.
+class HashSet {
+ public:
+  HashSet() : slots_(1024, 0) {}
+  bool insert(uint64_t h) {
+    if (h == 0) h = 1;  // 0 marks an empty slot
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == h) return false;
+      if (slots_[i] == 0) {
+        slots_[i] = h;
+        ++count_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  void grow() {
+    std::vector<uint64_t> old(slots_.size() * 2, 0);
+    old.swap(slots_);
+    count_ = 0;
+    for (uint64_t h : old)
+      if (h) insert(h);
+  }
+  std::vector<uint64_t> slots_;
+  size_t count_ = 0;
+};
+
 class Collector {
  public:
   Collector(const TokenizerOptions& opt, std::vector<std::string>& out) : opt_(opt), out_(out) {}
@@ -124,13 +174,16 @@ class Collector {
 
   void add(std::string tok) {
     if (full() || tok.empty()) return;
-    if (seen_.insert(token_hash(tok)).second) out_.push_back(std::move(tok));
+    if (seen_.insert(token_hash(tok))) out_.push_back(std::move(tok));
   }
   void add(std::string_view prefix, std::string_view value) {
+    if (full() || value.empty()) return;
+    // Hash first: most words repeat, and a repeat costs no string.
+    if (!seen_.insert(finish_hash(fnv(fnv(kFnvOffset, prefix), value)))) return;
     std::string t;
     t.reserve(prefix.size() + value.size());
     t.append(prefix).append(value);
-    add(std::move(t));
+    out_.push_back(std::move(t));
   }
 
   // Splits UTF-8 text into words and adds them with the prefix; words go to `words` too when
@@ -232,7 +285,7 @@ class Collector {
 
   const TokenizerOptions& opt_;
   std::vector<std::string>& out_;
-  std::unordered_set<uint64_t> seen_;
+  HashSet seen_;
 };
 
 std::string_view trim(std::string_view s) {
@@ -371,20 +424,7 @@ std::string fold_case(std::string_view utf8) {
   return out;
 }
 
-uint64_t token_hash(std::string_view token) {
-  // FNV-1a then a murmur3 finaliser: cheap for short tokens, well mixed for key order.
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : token) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
+uint64_t token_hash(std::string_view token) { return finish_hash(fnv(kFnvOffset, token)); }
 
 std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOptions& opt) {
   std::vector<std::string> out;
@@ -492,9 +532,9 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
     if (opt.osb) {
       std::vector<std::string> words;
       c.text(body, "", &words);
-      // Orthogonal sparse bigrams: each word paired with each of the next 4, the gap kept.
+      // Orthogonal sparse bigrams: each word paired with each of the next few, the gap kept.
       for (size_t i = 0; i < words.size() && !c.full(); ++i)
-        for (size_t k = 1; k <= 4 && i + k < words.size(); ++k)
+        for (size_t k = 1; k <= opt.osb_window && i + k < words.size(); ++k)
           c.add("osb" + std::to_string(k) + ":" + words[i] + " " + words[i + k]);
     } else {
       c.text(body, "");

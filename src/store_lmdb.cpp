@@ -158,6 +158,24 @@ class LmdbStore final : public Store {
     return out;
   }
 
+  void visit_many(const std::vector<std::string_view>& keys,
+                  const std::function<void(size_t, std::string_view)>& found) override {
+    ReadTxn r(*this);
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      check_key(keys[i]);
+      MDB_val k = as_val(keys[i]), v;
+      int rc = mdb_get(r.txn, dbi_, &k, &v);
+      if (rc == MDB_NOTFOUND) continue;
+      check(rc, "get");
+      if (!live(v, now)) {
+        note_expired(keys[i]);
+        continue;
+      }
+      found(i, payload(v));
+    }
+  }
+
   void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
     write([&](MDB_txn* t, uint64_t now) { do_put(t, key, value, ttl, now); });
   }

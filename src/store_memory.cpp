@@ -54,6 +54,14 @@ class MemoryStore final : public Store {
     return out;
   }
 
+  void visit_many(const std::vector<std::string_view>& keys,
+                  const std::function<void(size_t, std::string_view)>& found) override {
+    std::lock_guard lock(mu_);
+    auto now = Clock::now();
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (auto* e = find_live(keys[i], now)) found(i, e->value);
+  }
+
   void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
     std::lock_guard lock(mu_);
     do_put(key, value, ttl, Clock::now());

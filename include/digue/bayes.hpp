@@ -43,7 +43,8 @@ struct TokenizerOptions {
   bool header_tokens = true;
   bool body_tokens = true;
   bool html_tokens = true;
-  bool osb = false;              // orthogonal sparse bigrams over body words (window 4)
+  bool osb = false;              // orthogonal sparse bigrams over body words
+  size_t osb_window = 4;         // pair each word with the next osb_window words
   size_t max_tokens = 3000;      // distinct tokens kept per message
   size_t max_body_bytes = 256u << 10;  // body text tokenized (the start is what matters)
 };

@@ -50,6 +50,12 @@ class Store {
   // Reads many keys at once (one read transaction); absent keys give nullopt.
   virtual std::vector<std::optional<std::string>> get_many(const std::vector<std::string>& keys);
 
+  // Batched zero-copy read: calls found(i, value) for each live keys[i], in one read
+  // transaction; value is only valid during the call. The hot path of Bayes classification.
+  // The base version is get_many.
+  virtual void visit_many(const std::vector<std::string_view>& keys,
+                          const std::function<void(size_t i, std::string_view value)>& found);
+
   // Read-modify-write: reads keys, calls fn with their values, applies the ops fn returns,
   // all in one write transaction, so concurrent updaters (threads or processes) never lose
   // an update (Bayes token counts, "seen" markers). fn may run more than once on stores that

@@ -38,6 +38,7 @@ const Command kCommands[] = {
     {"print-pipeline", &print_pipeline, "print the effective filter order"},
     {"scan", &ctl::scan, "run the data-phase pipeline on a message file"},
     {"queue", &ctl::queue, "list the spooled messages"},
+    {"bayes", &ctl::bayes, "learn, classify and maintain the Bayes model"},
     {"spf", &ctl::spf, "SPF check: CLIENT_IP MAIL_FROM HELO (or --batch FILE)"},
     {"bayes", &ctl::bayes, "learn, classify, unlearn, stats, dump, restore"},
 };

@@ -62,6 +62,9 @@ TEST_CASE("store get put del", "[store]") {
   CHECK(s.del("a:1"));
   CHECK(!s.del("a:1"));
   CHECK(!s.get("a:1"));
+  std::vector<std::pair<size_t, std::string>> seen;
+  s.visit_many({"nope", "a:2"}, [&](size_t i, std::string_view v) { seen.emplace_back(i, v); });
+  CHECK(seen == std::vector<std::pair<size_t, std::string>>{{1, ""}});
   auto many = s.get_many({"a:2", "nope", "a:1"});
   REQUIRE(many.size() == 3);
   CHECK(many[0] == "");

@@ -1,0 +1,73 @@
+#!/bin/sh
+# Bayes accuracy on the SpamAssassin corpus: digue, bogofilter and (optional) SpamAssassin's
+# Bayes, each trained on corpus/train only and tested once on corpus/test. Everything runs
+# offline in temp dirs; no message leaves the machine (SpamAssassin runs with -L, local only).
+#   bench/bayes_accuracy.sh [BUILD_DIR] [--sa]
+# BUILD_DIR must hold diguectl and bayes_bench (cmake -DDIGUE_BENCH=ON).
+set -eu
+BUILD=${1:-build}
+SA=${2:-}
+CORPUS=${CORPUS:-/work/shared/data/corpus}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TMP=$(mktemp -d /tmp/digue-bayes-acc-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+echo "== digue (bayes_bench: learn train, classify test)"
+"$BUILD/bayes_bench" --train "$CORPUS/train" --test "$CORPUS/test" --dir "$TMP/digue" \
+  --scores "$TMP/digue.scores"
+"$HERE/roc.py" digue 7.5 < "$TMP/digue.scores"
+
+echo "== digue via diguectl (the CLI path)"
+mkdir -p "$TMP/ctl"
+cat > "$TMP/ctl/digue.toml" <<TOML
+[store]
+dir = "$TMP/ctl/store"
+TOML
+start=$(date +%s.%N)
+"$BUILD/diguectl" --config "$TMP/ctl/digue.toml" bayes learn --spam "$CORPUS/train/spam"
+"$BUILD/diguectl" --config "$TMP/ctl/digue.toml" bayes learn --ham "$CORPUS/train/ham"
+end=$(date +%s.%N)
+echo "diguectl learn: $(echo "$end - $start" | bc) s"
+for label in spam ham; do
+  "$BUILD/diguectl" --config "$TMP/ctl/digue.toml" bayes classify "$CORPUS/test/$label" \
+    | sed "s/^/$label /"
+done > "$TMP/ctl.scores"
+"$HERE/roc.py" diguectl 7.5 < "$TMP/ctl.scores"
+"$BUILD/diguectl" --config "$TMP/ctl/digue.toml" bayes stats
+
+echo "== bogofilter $(bogofilter --version | head -1 | awk '{print $3}')"
+mkdir -p "$TMP/bogo"
+start=$(date +%s.%N)
+# -b reads file names from stdin (-B with a directory expects a Maildir).
+find "$CORPUS/train/spam" -type f | bogofilter -d "$TMP/bogo" -s -b
+find "$CORPUS/train/ham" -type f | bogofilter -d "$TMP/bogo" -n -b
+end=$(date +%s.%N)
+echo "bogofilter learn: $(echo "$end - $start" | bc) s"
+start=$(date +%s.%N)
+for label in spam ham; do
+  # -v prints spamicity with 6 decimals (-T rounds it); spam_cutoff 0.99 is the default.
+  find "$CORPUS/test/$label" -type f | bogofilter -d "$TMP/bogo" -v -b \
+    | sed -n "s/.*spamicity=\([0-9.]*\).*/$label \1/p"
+done > "$TMP/bogo.scores"
+end=$(date +%s.%N)
+echo "bogofilter classify: $(echo "$end - $start" | bc) s for $(wc -l < "$TMP/bogo.scores") msgs"
+"$HERE/roc.py" bogofilter 0.99 < "$TMP/bogo.scores"
+du -sb "$TMP/bogo" | awk '{print "bogofilter model bytes:", $1}'
+
+if [ "$SA" = "--sa" ]; then
+  echo "== SpamAssassin $(spamassassin --version | head -1 | awk '{print $3}') Bayes only (bench/sa_bayes.pl)"
+  start=$(date +%s.%N)
+  find "$CORPUS/train/spam" -type f | sort | xargs perl "$HERE/sa_bayes.pl" "$TMP/sa" learn spam
+  find "$CORPUS/train/ham" -type f | sort | xargs perl "$HERE/sa_bayes.pl" "$TMP/sa" learn ham
+  end=$(date +%s.%N)
+  echo "sa-learn (API): $(echo "$end - $start" | bc) s"
+  start=$(date +%s.%N)
+  for label in spam ham; do
+    find "$CORPUS/test/$label" -type f | sort | xargs perl "$HERE/sa_bayes.pl" "$TMP/sa" classify $label
+  done 2>/dev/null > "$TMP/sa.scores"
+  end=$(date +%s.%N)
+  echo "sa classify: $(echo "$end - $start" | bc) s"
+  # BAYES_99 starts at 0.99: SpamAssassin's own "surely spam" cut.
+  "$HERE/roc.py" sa-bayes 0.99 < "$TMP/sa.scores"
+  du -sb "$TMP/sa" | awk '{print "sa model bytes:", $1}'
+fi

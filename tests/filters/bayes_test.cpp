@@ -1,0 +1,158 @@
+// bayes filter: symbols against the domain's threshold, untrained model, worker offload,
+// store failure -> error result. Real MIME parsing, in-memory Store.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "digue/bayes.hpp"
+#include "digue/config.hpp"
+#include "digue/message.hpp"
+#include "digue/store.hpp"
+#include "filters/bayes.hpp"
+
+using namespace digue;
+namespace asio = boost::asio;
+
+namespace {
+
+std::string spam_raw(int i) {
+  return "From: Deals <promo" + std::to_string(i) + "@spam.example>\r\n"
+         "To: you@example.test\r\nSubject: cheap pills offer " + std::to_string(i) +
+         "\r\nContent-Type: text/plain\r\n\r\n"
+         "winner click free money casino loan viagra credit urgent ref" + std::to_string(i) + "\r\n";
+}
+
+std::string ham_raw(int i) {
+  return "From: Ann <ann@work.example>\r\nTo: team@example.test\r\n"
+         "Subject: kernel patch review " + std::to_string(i) +
+         "\r\nContent-Type: text/plain\r\n\r\n"
+         "thanks for the merge, the build and release meeting is after lunch ref" +
+         std::to_string(i) + "\r\n";
+}
+
+void train(Store& store, int n) {
+  bayes::Classifier c(store);
+  std::vector<bayes::Classifier::Item> items;
+  for (int i = 0; i < n; ++i) {
+    items.push_back({bayes::tokenize(mime::parse(spam_raw(i))), bayes::Class::Spam});
+    items.push_back({bayes::tokenize(mime::parse(ham_raw(i))), bayes::Class::Ham});
+  }
+  c.learn(items);
+}
+
+FilterResult run(const Filter& f, Services& services, const std::string& raw, double required) {
+  asio::io_context io;
+  Envelope env;
+  auto msg = std::make_shared<Message>(raw);
+  DomainPolicy policy;
+  policy.name = "example.test";
+  policy.required = required;
+  auto fut = asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<FilterResult> {
+        FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
+        co_return co_await f.check(ctx);
+      },
+      asio::use_future);
+  io.run();
+  return fut.get();
+}
+
+FilterPtr build(const std::string& toml_text) {
+  auto cfg = parse_config("[store]\ndir = \"/nonexistent\"\n" + toml_text, "test.toml");
+  SlotConfig slot;
+  slot.filter = "bayes";
+  FilterBuildContext b{*cfg, slot, filters::bayes_options(*cfg)};
+  return filters::make_bayes(b);
+}
+
+class FailingStore final : public Store {
+ public:
+  std::optional<std::string> get(std::string_view) override { throw StoreError("disk gone"); }
+  void put(std::string_view, std::string_view, std::chrono::seconds) override {}
+  bool del(std::string_view) override { return false; }
+  int64_t incr(std::string_view, int64_t, std::chrono::seconds) override { return 0; }
+  void scan(std::string_view, const std::function<bool(std::string_view, std::string_view)>&) override {}
+  void apply(const std::vector<Op>&) override {}
+};
+
+}  // namespace
+
+TEST_CASE("bayes filter scores against the domain threshold", "[bayes][filters]") {
+  auto store = make_memory_store();
+  train(*store, 40);
+  Services services;
+  services.store = store.get();
+  auto f = build("");
+  CHECK(f->name() == "bayes");
+  CHECK(f->phase() == Phase::Data);
+  CHECK(f->per_domain());
+
+  auto spam = run(*f, services, spam_raw(100), 7.5);
+  REQUIRE(spam.status == FilterResult::Status::Ok);
+  CHECK(spam.verdict == FilterResult::Verdict::Hit);
+  REQUIRE(spam.symbols.size() == 1);
+  CHECK(spam.symbols[0].name == "BAYES_SPAM");
+  CHECK(spam.symbols[0].score >= 12.0);
+  CHECK(spam.symbols[0].evidence.find("required=7.5") != std::string::npos);
+  CHECK(spam.symbols[0].evidence.find("tokens:") != std::string::npos);
+
+  auto ham = run(*f, services, ham_raw(100), 7.5);
+  CHECK(ham.verdict == FilterResult::Verdict::None);
+  REQUIRE(ham.symbols.size() == 1);
+  CHECK(ham.symbols[0].name == "BAYES_HAM");
+  CHECK(ham.symbols[0].score == 0.0);
+
+  // The most lenient level above the spam score turns the hit off.
+  double s = spam.symbols[0].score;
+  auto lenient = run(*f, services, spam_raw(100), s + 0.01);
+  CHECK(lenient.verdict == FilterResult::Verdict::None);
+  CHECK(lenient.symbols[0].name == "BAYES_HAM");
+}
+
+TEST_CASE("bayes filter: untrained model, no store, store failure", "[bayes][filters]") {
+  auto f = build("[filters.bayes]\nmin_learned = 50\n");
+  auto store = make_memory_store();
+  train(*store, 10);
+  Services services;
+  services.store = store.get();
+  auto r = run(*f, services, spam_raw(1), 7.5);
+  CHECK(r.verdict == FilterResult::Verdict::None);
+  REQUIRE(r.symbols.size() == 1);
+  CHECK(r.symbols[0].name == "BAYES_UNTRAINED");
+
+  Services none;
+  CHECK(run(*f, none, spam_raw(1), 7.5).status == FilterResult::Status::Error);
+
+  FailingStore failing;
+  Services bad;
+  bad.store = &failing;
+  auto e = run(*f, bad, spam_raw(1), 7.5);
+  CHECK(e.status == FilterResult::Status::Error);
+  CHECK(e.reason.find("disk gone") != std::string::npos);
+}
+
+TEST_CASE("bayes filter offloads large messages to the worker pool", "[bayes][filters]") {
+  auto store = make_memory_store();
+  train(*store, 40);
+  asio::thread_pool pool(1);
+  Services services;
+  services.store = store.get();
+  services.workers = &pool;
+  auto f = build("[filters.bayes]\noffload_bytes = 0\nautolearn = true\n");
+  auto r = run(*f, services, spam_raw(200), 7.5);
+  CHECK(r.verdict == FilterResult::Verdict::Hit);
+  pool.join();
+  // Autolearn (on here) learnt the confident spam on the pool.
+  CHECK(bayes::Classifier(*store).stats().spam_messages == 41);
+}
+
+TEST_CASE("bayes filter options are validated", "[bayes][filters]") {
+  CHECK_THROWS_AS(build("[filters.bayes]\nmax_clues = 0\n"), ConfigError);
+  CHECK_THROWS_AS(build("[filters.bayes]\nunknown_key = 1\n"), ConfigError);
+  CHECK_THROWS_AS(build("[filters.bayes]\nautolearn_spam_at = 1.0\nautolearn_ham_below = 2.0\n"),
+                  ConfigError);
+}
