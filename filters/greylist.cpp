@@ -51,7 +51,8 @@ class Greylist final : public Filter {
     auto ip = net::Ip::parse(ctx.envelope.client_ip);
     if (!ip) co_return FilterResult::error("greylist: bad client IP");
     std::string net = greylist_network(*ip, s_.v4_prefix, s_.v6_prefix);
-    std::string sender = ctx.envelope.mail_from.empty() ? "<>" : lower(ctx.envelope.mail_from.str());
+    const Address& from = ctx.envelope.mail_from;
+    std::string sender = from.empty() ? "<>" : lower(from.str());
     try {
       co_return run(*store, net, sender, ctx);
     } catch (const StoreError& e) {

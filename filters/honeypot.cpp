@@ -42,7 +42,7 @@ class Honeypot final : public Filter {
     std::string ban_key = "honeypot:ban:" + ip->str();
     try {
       if (!trap.empty()) {
-        int64_t n = store->incr("honeypot:hits:" + ip->str(), 1, s_.window);
+        int64_t n = count(*store, *ip, env.session_id + "|" + trap);
         if (n >= s_.bulk_threshold) {
           store->put(ban_key, std::to_string(n), s_.ban);
           co_return trap_hit(trap, "; " + ip->str() + " banned after " + std::to_string(n) +
@@ -63,6 +63,31 @@ class Honeypot final : public Filter {
   }
 
  private:
+  // Counts one trap hit for ip, once per session and trap address: the pipeline may run this
+  // filter again for the same recipient (at DATA, after a later RCPT was refused).
+  int64_t count(Store& store, const net::Ip& ip, const std::string& seen_id) const {
+    std::string hits_key = "honeypot:hits:" + ip.str();
+    std::string seen_key = "honeypot:seen:" + seen_id;
+    int64_t n = 0;
+    std::vector<std::string> keys{seen_key, hits_key};
+    Store::UpdateFn fn = [&](const std::vector<std::optional<std::string>>& v) {
+      std::vector<Store::Op> ops;
+      n = 0;
+      if (v[1]) {
+        const std::string& t = *v[1];
+        if (!t.empty() && t.find_first_not_of("0123456789") == std::string::npos)
+          n = std::stoll(t);
+      }
+      if (v[0]) return ops;
+      ++n;
+      ops.push_back({Store::Op::Kind::Put, seen_key, "1", 0, s_.window});
+      ops.push_back({Store::Op::Kind::Incr, hits_key, "", 1, s_.window});
+      return ops;
+    };
+    store.update(keys, fn);
+    return n;
+  }
+
   FilterResult trap_hit(const std::string& trap, const std::string& more) const {
     return FilterResult::hit("HONEYPOT_TRAP", s_.score, trap + more, "spam trap recipient");
   }

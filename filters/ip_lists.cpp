@@ -21,8 +21,9 @@ class NeverSpamIps final : public Filter {
   boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
     const net::Cidr* c = find(ctx.policy.never_spam_ips, ctx.envelope.client_ip);
     if (!c) co_return FilterResult::none();
-    co_return FilterResult::pass("NEVER_SPAM_IP",
-                                 "Whitelisted IP " + ctx.envelope.client_ip + " (" + c->str() + ")");
+    // The evidence becomes the whitelist reason (X-Digue-Whitelist), in the vendor's words.
+    std::string reason = "Whitelisted IP " + ctx.envelope.client_ip + " (" + c->str() + ")";
+    co_return FilterResult::pass("NEVER_SPAM_IP", std::move(reason));
   }
 };
 

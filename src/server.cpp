@@ -385,6 +385,12 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
   run_->set_envelope(env);
   run_->forget(Phase::Rcpt, policy->name);
   Verdict v = co_await run_->evaluate(*policy, Phase::Rcpt);
+  if (v.decision == Decision::Reject || v.decision == Decision::Tempfail) {
+    // The refused recipient is not part of the transaction: its rcpt-phase results (a
+    // greylisted triplet) must not decide for the recipients already accepted at DATA.
+    run_->set_envelope(std::make_shared<Envelope>(proto_->envelope()));
+    run_->forget(Phase::Rcpt, policy->name);
+  }
   switch (v.decision) {
     case Decision::Reject:
       spdlog::info("session={} client={} from=<{}> to=<{}> refused filter={} reason=\"{}\"", sid_,

@@ -495,6 +495,8 @@ TEST_CASE("honeypot: trap hits, bulk ban, window", "[filters][honeypot]") {
   REQUIRE(r.verdict == V::Hit);
   CHECK(r.symbols[0].name == "HONEYPOT_TRAP");
   CHECK(r.symbols[0].evidence == "trap@example.net; 192.0.2.50 trap hit 1");
+  // The pipeline re-running the filter for the same recipient does not count it again.
+  CHECK(h.run(f).symbols.at(0).evidence == "trap@example.net; 192.0.2.50 trap hit 1");
 
   // Not yet banned: a normal recipient still passes.
   h.env.rcpts = {{"user", "example.net"}};
@@ -610,10 +612,20 @@ TEST_CASE("conf/filters defaults of the network filters load and build", "[filte
     text += std::string(std::istreambuf_iterator<char>(body), {}) + "\n";
   }
   text += "[domains.\"example.test\"]\ngreylisting = true\n";
-  // ip_complaints' default file is relative to the working directory: the source tree.
+  // ip_complaints' default file is relative to the working directory: the source tree
+  // (the previous directory is restored for the other tests).
+  char previous[4096];
+  REQUIRE(getcwd(previous, sizeof previous));
   REQUIRE(chdir(DIGUE_SOURCE_DIR) == 0);
   auto config = parse_config(text, "conf-filters-test.toml");
-  auto pipeline = Pipeline::build(config);
+  std::shared_ptr<const Pipeline> pipeline;
+  try {
+    pipeline = Pipeline::build(config);
+  } catch (...) {
+    REQUIRE(chdir(previous) == 0);
+    throw;
+  }
+  REQUIRE(chdir(previous) == 0);
   REQUIRE(pipeline->slots().size() == 9);
   CHECK(pipeline->slots()[1].config.action == SlotAction::Tempfail);  // greylist
   CHECK(pipeline->slots()[0].config.action == SlotAction::Reject);    // ip_blacklist_cache
