@@ -74,19 +74,25 @@ struct Metrics {
   double one_minus_roca_pct = 0;
 };
 
-Metrics metrics(const std::vector<std::pair<bool, double>>& scored, double threshold) {
+struct Scored {
+  bool spam;
+  double score;  // 0..15, compared with the threshold
+  double rank;   // unclamped evidence (decades), for FN at FP = 0 and the ROC area
+};
+
+Metrics metrics(const std::vector<Scored>& scored, double threshold) {
   Metrics m;
-  double max_ham = -1;
+  double max_ham = -1e300;
   std::vector<double> hs, ss;
-  for (auto [spam, s] : scored) {
+  for (auto [spam, score, s] : scored) {
     if (spam) {
       ++m.spam;
       ss.push_back(s);
-      if (s < threshold) ++m.fn;
+      if (score < threshold) ++m.fn;
     } else {
       ++m.ham;
       hs.push_back(s);
-      if (s >= threshold) ++m.fp;
+      if (score >= threshold) ++m.fp;
       max_ham = std::max(max_ham, s);
     }
   }
@@ -147,6 +153,58 @@ std::vector<Variant> variants() {
          p.tokenizer.osb_window = 2;
          bogo(p);
        }},
+      {"nohtml+osb2+bogo+allhdr", [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.tokenizer.all_headers = true;
+         bogo(p);
+       }},
+      {"nohtml+osb2+allhdr", [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.tokenizer.all_headers = true;
+       }},
+      {"nohtml+bogo+allhdr", [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.all_headers = true;
+         bogo(p);
+       }},
+      {"nohtml+osb2 s=0.1 md=0.3", [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.robinson_s = 0.1;
+         p.min_dev = 0.3;
+       }},
+      {"nohtml+osb2 s=0.1 md=0.375", [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.robinson_s = 0.1;
+         p.min_dev = 0.375;
+       }},
+      {"nohtml+osb2 s=0.45 md=0.375", [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.min_dev = 0.375;
+       }},
+      {"nohtml+osb2 s=0.0178 md=0.2", [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.robinson_s = 0.0178;
+         p.robinson_x = 0.52;
+         p.min_dev = 0.2;
+       }},
+      {"defaults without osb", [&](bayes::Params& p) { p.tokenizer.osb = false; }},
+      {"defaults with html tokens", [&](bayes::Params& p) { p.tokenizer.html_tokens = true; }},
+      {"defaults s=0.45 md=0.1 (SpamBayes)", [&](bayes::Params& p) {
+         p.robinson_s = 0.45;
+         p.min_dev = 0.1;
+       }},
       {"nohtml+bogo+clues400", [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          bogo(p);
@@ -159,7 +217,7 @@ std::vector<Variant> variants() {
 
 int main(int argc, char** argv) {
   std::string train_dir, test_dir, scores_file, tmp_dir;
-  int cv = 0;
+  int cv = 0, variant = -1;
   bool all_variants = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -168,6 +226,7 @@ int main(int argc, char** argv) {
     else if (a == "--test") test_dir = next();
     else if (a == "--cv") cv = std::stoi(next());
     else if (a == "--variants") all_variants = true;
+    else if (a == "--variant") variant = std::stoi(next());
     else if (a == "--scores") scores_file = next();
     else if (a == "--dir") tmp_dir = next();
     else {
@@ -189,13 +248,16 @@ int main(int argc, char** argv) {
 
   if (cv > 0) {
     auto vs = variants();
-    if (!all_variants) vs.resize(1);
-    for (const auto& [vname, tweak] : vs) {
+    if (variant >= 0) vs = {vs.at(static_cast<size_t>(variant))};
+    else if (!all_variants) vs.resize(1);
+    for (size_t vi = 0; vi < vs.size(); ++vi) {
+      const auto& [vname, tweak] = vs[vi];
       bayes::Params p;
       tweak(p);
       std::vector<std::vector<std::string>> toks;
       for (auto& m : train) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
-      std::vector<std::pair<bool, double>> scored;
+      std::vector<Scored> scored;
+      std::vector<std::string> lines;
       for (int fold = 0; fold < cv; ++fold) {
         auto store = make_memory_store();
         bayes::Classifier c(*store, p);
@@ -205,10 +267,20 @@ int main(int argc, char** argv) {
             items.push_back({toks[i], train[i].spam ? bayes::Class::Spam : bayes::Class::Ham});
         c.learn(items);
         for (size_t i = 0; i < train.size(); ++i)
-          if (static_cast<int>(i % cv) == fold)
-            scored.emplace_back(train[i].spam, c.classify_tokens(toks[i]).score);
+          if (static_cast<int>(i % cv) == fold) {
+            auto r = c.classify_tokens(toks[i]);
+            scored.push_back({train[i].spam, r.score, r.evidence_decades});
+            if (!scores_file.empty())
+              lines.push_back(std::string(train[i].spam ? "spam " : "ham ") +
+                              std::to_string(r.evidence_decades) + " " + train[i].name + " " +
+                              r.evidence(10));
+          }
       }
       print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold), bayes::kDefaultThreshold);
+      if (!scores_file.empty()) {
+        std::ofstream out(scores_file + "." + std::to_string(vi));
+        for (const auto& l : lines) out << l << '\n';
+      }
       std::fflush(stdout);
     }
     return 0;
@@ -254,7 +326,7 @@ int main(int argc, char** argv) {
   auto b = Clock::now();
   auto store = make_lmdb_store(tmp_dir, size_t{1} << 30);
   bayes::Classifier c(*store, p);
-  std::vector<std::pair<bool, double>> scored;
+  std::vector<Scored> scored;
   std::vector<bayes::Result> results;
   // Best of 3 passes: the machine is shared, the first pass also warms the page cache.
   double best = 1e9;
@@ -264,7 +336,8 @@ int main(int argc, char** argv) {
     for (auto& m : test) results.push_back(c.classify(m.parsed));
     best = std::min(best, secs(s, Clock::now()));
   }
-  for (size_t i = 0; i < test.size(); ++i) scored.emplace_back(test[i].spam, results[i].score);
+  for (size_t i = 0; i < test.size(); ++i)
+    scored.push_back({test[i].spam, results[i].score, results[i].evidence_decades});
   {
     // The two halves apart: tokenizing, and the model lookups + combining.
     std::vector<std::vector<std::string>> toks;
@@ -289,8 +362,9 @@ int main(int argc, char** argv) {
   if (!scores_file.empty()) {
     std::ofstream out(scores_file);
     for (size_t i = 0; i < test.size(); ++i)
-      out << (test[i].spam ? "spam " : "ham ") << results[i].score << ' ' << test[i].name << ' '
-          << results[i].evidence(6) << '\n';
+      out << (test[i].spam ? "spam " : "ham ") << results[i].score << ' '
+          << results[i].evidence_decades << ' ' << test[i].name << ' ' << results[i].evidence(6)
+          << '\n';
   }
   return 0;
 }

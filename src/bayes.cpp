@@ -89,15 +89,21 @@ std::string digest_of(const std::vector<uint64_t>& hashes) {
   return s;
 }
 
-// Survival function of chi-square with v (even) degrees of freedom at x2.
-double chi2q(double x2, size_t v) {
+// Survival function of chi-square with v (even) degrees of freedom at x2, as its
+// natural log, exact where chi2q underflows (strong evidence gives
+// tails of 1e-300 and beyond, and their depth is what ranks the surest spam above the rest).
+double log_chi2q(double x2, size_t v) {
   double m = x2 / 2.0;
-  double term = std::exp(-m), sum = term;
-  for (size_t i = 1; i < v / 2; ++i) {
-    term *= m / static_cast<double>(i);
-    sum += term;
+  if (m <= 0) return 0.0;
+  double lm = std::log(m), best = -1e300;
+  std::vector<double> terms(v / 2);
+  for (size_t i = 0; i < v / 2; ++i) {
+    terms[i] = static_cast<double>(i) * lm - std::lgamma(static_cast<double>(i) + 1.0);
+    best = std::max(best, terms[i]);
   }
-  return std::min(sum, 1.0);
+  double sum = 0;
+  for (double t : terms) sum += std::exp(t - best);
+  return std::min(0.0, -m + best + std::log(sum));
 }
 
 }  // namespace
@@ -200,10 +206,23 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     ln_ham += std::log(c.f);         // small when the tokens look like ham
     ln_spam += std::log(1.0 - c.f);  // small when they look like spam
   }
-  double spamminess = 1.0 - chi2q(-2.0 * ln_spam, 2 * k);
-  double hamminess = 1.0 - chi2q(-2.0 * ln_ham, 2 * k);
-  r.probability = std::clamp((spamminess - hamminess + 1.0) / 2.0, 0.0, 1.0);
-  r.score = kMaxScore * r.probability;
+  double log_qs = log_chi2q(-2.0 * ln_spam, 2 * k);  // very negative: spam evidence
+  double log_qh = log_chi2q(-2.0 * ln_ham, 2 * k);   // very negative: ham evidence
+  // I = (S - H + 1) / 2 with S = 1 - q_s, H = 1 - q_h; I and 1 - I are both formed from
+  // terms that keep their precision near 0 and 1, so the log-odds does not saturate at the
+  // edges where spam and hard ham both sit.
+  double indicator = (std::exp(log_qh) - std::expm1(log_qs)) / 2.0;  // I
+  double complement = (std::exp(log_qs) - std::expm1(log_qh)) / 2.0;  // 1 - I
+  r.probability = std::clamp(indicator, 0.0, 1.0);
+  // When both tests are overwhelming (many strong ham and many strong spam clues), I rounds
+  // to exactly 0.5; which tail is deeper, D = log10(q_h / q_s), then says which side is
+  // stronger. D/1000 breaks those ties without reordering one-sided messages (|L| >> 0).
+  double decades = (log_qh - log_qs) / std::log(10.0);
+  r.evidence_decades = std::log10(std::max(indicator, 1e-300)) -
+                       std::log10(std::max(complement, 1e-300)) + decades / 1000.0;
+  r.score = std::clamp(kDefaultThreshold + (r.evidence_decades - params_.pivot_decades) *
+                                               params_.score_per_decade,
+                       0.0, kMaxScore);
   r.clues.reserve(k);
   for (const auto& c : cands) r.clues.push_back({tokens[c.index], c.f, c.c.spam, c.c.ham});
   return r;

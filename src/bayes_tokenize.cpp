@@ -462,6 +462,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
         if (lower_ascii(v).find("undisclosed") != std::string::npos) c.add("to:", "undisclosed");
       } else if (name == "received") {
         received(c, h.raw_value);
+        if (opt.all_headers) c.text(std::string_view(h.raw_value).substr(0, 1000), "rcvd:");
       } else if (name == "x-mailer" || name == "user-agent") {
         c.text(v, "xm:");
       } else if (name == "message-id") {
@@ -478,6 +479,10 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       } else if (name == "content-type") {
         size_t semi = v.find(';');
         c.add("ct:", lower_ascii(trim(v.substr(0, semi))));
+      } else if (opt.all_headers && name != "to" && name != "cc") {
+        // Every other header's words, under the header's name: mailers, list managers and
+        // bulk senders each leave their own vocabulary there.
+        c.text(std::string_view(v).substr(0, 1000), "h:" + name.substr(0, 24) + ":");
       }
     }
     c.add("rcpt:", bucket(rcpts));

@@ -145,7 +145,9 @@ TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
   a.declared_type = "application/pdf";
   a.sniffed_type = "application/x-dosexec";
   m.attachments.push_back(a);
-  auto t = tokenize(m);
+  TokenizerOptions opt;
+  opt.html_tokens = true;  // off by default (CV), still available
+  auto t = tokenize(m, opt);
   CHECK(has(t, "mime:htmlonly"));
   CHECK(has(t, "tag:font"));
   CHECK(has(t, "attr:font.color"));
@@ -157,6 +159,7 @@ TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
   CHECK(has(t, "uh:www.shop.example.co.uk"));
   CHECK(has(t, "url:ip"));
   CHECK(has(t, "att:ext:exe"));
+  CHECK(!has(tokenize(m), "tag:font"));  // default: no HTML structure tokens
   CHECK(has(t, "att:type:application/x-dosexec"));
   CHECK(has(t, "an:invoice.pdf.exe"));
 }
@@ -164,6 +167,7 @@ TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
 TEST_CASE("bayes tokenizer: OSB and token cap", "[bayes]") {
   TokenizerOptions opt;
   opt.osb = true;
+  opt.osb_window = 4;
   auto t = tokenize(make_msg("s", "a@b.example", "alpha beta gamma delta epsilon"), opt);
   CHECK(has(t, "osb1:alpha beta"));
   CHECK(has(t, "osb4:alpha epsilon"));
