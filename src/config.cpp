@@ -292,6 +292,7 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     if (!d.bounce_relay.empty() && !Endpoint::parse(d.bounce_relay, 25))
       r.fail("bounce_relay", "bad address '" + d.bounce_relay + "'");
     d.starttls = r.boolean("starttls", true);
+    d.lmtp_folder_delimiter = r.str("lmtp_folder_delimiter", "");
     d.quarantine_days =
         std::chrono::seconds(r.integer("quarantine_days", 30, 1, 3650) * 86400);
     r.finish();

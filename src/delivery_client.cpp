@@ -251,7 +251,7 @@ asio::awaitable<bool> Connection::starttls() {
 
 asio::awaitable<bool> Connection::reset() {
   cur_ex_ = co_await asio::this_coro::executor;
-  auto r = co_await command("RSET\r\n", opts_.timeouts.command, "RSET");
+  auto r = co_await command("RSET\r\n", opts_.timeouts.rset, "RSET");
   if (r && r->code / 100 != 2) fail(peer_ + " rejected RSET: " + r->str());
   co_return !broken_;
 }

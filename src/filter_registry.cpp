@@ -3,8 +3,18 @@
 
 #include "filters/bayes.hpp"
 #include "filters/empty_sender.hpp"
+#include "filters/greylist.hpp"
+#include "filters/helo.hpp"
+#include "filters/honeypot.hpp"
+#include "filters/invalid_mx.hpp"
+#include "filters/ip_blacklist_cache.hpp"
+#include "filters/ip_complaints.hpp"
+#include "filters/ip_lists.hpp"
+#include "filters/rbl.hpp"
+#include "filters/rdns.hpp"
 #include "filters/relay_ips.hpp"
 #include "filters/same_sender_rcpt.hpp"
+#include "filters/spf.hpp"
 
 namespace digue {
 namespace {
@@ -14,6 +24,17 @@ constexpr FilterInfo kFilters[] = {
     {"empty_sender", &filters::make_empty_sender},
     {"same_sender_rcpt", &filters::make_same_sender_rcpt},
     {"bayes", &filters::make_bayes},
+    {"spf", &filters::make_spf},
+    {"rdns", &filters::make_rdns},
+    {"helo", &filters::make_helo},
+    {"invalid_mx", &filters::make_invalid_mx},
+    {"rbl", &filters::make_rbl},
+    {"never_spam_ips", &filters::make_never_spam_ips},
+    {"always_spam_ips", &filters::make_always_spam_ips},
+    {"ip_blacklist_cache", &filters::make_ip_blacklist_cache},
+    {"ip_complaints", &filters::make_ip_complaints},
+    {"honeypot", &filters::make_honeypot},
+    {"greylist", &filters::make_greylist},
 };
 
 }  // namespace

@@ -74,6 +74,14 @@ const toml::table* OptionReader::table(const std::string& key) {
   return n->as_table();
 }
 
+const toml::array* OptionReader::array(const std::string& key) {
+  seen_.insert(key);
+  const toml::node* n = table_.get(key);
+  if (!n) return nullptr;
+  if (!n->is_array()) fail(key, "expected an array");
+  return n->as_array();
+}
+
 void OptionReader::finish() const {
   for (const auto& [k, v] : table_) {
     std::string key(k.str());

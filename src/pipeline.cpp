@@ -158,8 +158,12 @@ asio::awaitable<PipelineRun::Cached> PipelineRun::run_slot(const Slot& slot,
         st->timer.cancel();
       },
       asio::detached);
-  boost::system::error_code ec;
-  co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // The filter may have finished inside co_spawn already (then the cancel found no waiter).
+  // Filter and waiter share one single-threaded executor, so this check cannot race.
+  if (!st->result) {
+    boost::system::error_code ec;
+    co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
   Cached c;
   c.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - start);

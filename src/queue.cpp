@@ -67,6 +67,7 @@ struct Queue::Impl {
     o.timeouts.connect = c->delivery.connect_timeout;
     o.timeouts.command = c->delivery.command_timeout;
     o.starttls = c->delivery.starttls;
+    o.lmtp_folder_delimiter = c->delivery.lmtp_folder_delimiter;
     o.blocking_executor = blocking.get_executor();
     deliverer = std::make_unique<delivery::Deliverer>(io.get_executor(), std::move(o));
     resolver = dns::make_resolver(io.get_executor(), c->dns);
@@ -423,6 +424,15 @@ void Queue::stop() {
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (impl.running > 0 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Polite QUIT on pooled idle connections, bounded by the same deadline.
+  std::atomic<bool> closed{false};
+  asio::co_spawn(impl.io, [&impl, &closed]() -> asio::awaitable<void> {
+    co_await impl.deliverer->close_idle();
+    closed = true;
+  }, asio::detached);
+  until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!closed && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   impl.io.stop();
   impl.thread.join();
   impl.deliverer.reset();

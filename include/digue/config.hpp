@@ -126,6 +126,7 @@ struct DeliveryConfig {
   std::string maildir_root = "./data/mail";  // default for "maildir:" without a path
   std::string bounce_relay;                  // "host:port" for DSNs; empty: the sender's MX
   bool starttls = true;                      // use STARTTLS downstream when offered
+  std::string lmtp_folder_delimiter;         // "+": Junk via RCPT TO:<local+Junk@domain>
   std::chrono::seconds quarantine_days{30 * 86400};  // quarantine retention
 };
 

@@ -4,10 +4,11 @@
 // Contract:
 // - deliver() returns exactly one RcptResult per recipient of the Job, in the Job's order.
 //   It never throws for anything the network or the disk does: connection failures, timeouts,
-//   TLS failures and disk errors become TempFail results whose text says why. Only replies
-//   from the next hop (5xx) or checks that can never succeed (message larger than the
-//   server's SIZE, SMTPUTF8 not offered) give PermFail. The caller (the queue manager) decides
-//   on retries and on DSNs (make_dsn); this layer never retries a transaction after DATA.
+//   TLS failures and disk errors become TempFail results whose text says why (recipients
+//   the next hop already answered keep that answer). Only replies from the next hop (5xx) or
+//   checks that can never succeed (message larger than the server's SIZE, SMTPUTF8 not
+//   offered) give PermFail. The caller (the queue manager) decides on retries and on DSNs
+//   (make_dsn); this layer never retries a transaction after DATA.
 // - SMTP (RFC 5321): EHLO (HELO fallback), opportunistic STARTTLS (TLS >= 1.2, no peer
 //   verification unless Options::tls_verify; a failed handshake is retried once in plain text
 //   unless Options::tls_required), SIZE / 8BITMIME / SMTPUTF8 parameters when offered,
@@ -22,8 +23,9 @@
 //   fsync'ed before Delivered is reported. Line ends are stored as LF (Maildir convention);
 //   Return-Path and Delivered-To are prepended. The blocking work runs on
 //   Options::blocking_executor when one is given, else inline.
-// - Deliverer is thread-safe; one per daemon. Untrusted input: the next hop's replies (line
-//   length and reply size are bounded).
+// - Deliverer is thread-safe; one per daemon. Each deliver() must be awaited on a
+//   single-threaded executor or a strand. Call close_idle() before shutdown to QUIT politely.
+// - Untrusted input: the next hop's replies (line length and reply size are bounded).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -49,7 +51,7 @@ struct Target {
   enum class Kind { Smtp, Lmtp, Maildir };
   Kind kind = Kind::Smtp;
   std::string host;   // name or IP literal without brackets (Smtp, Lmtp)
-  uint16_t port = 0;  // 25 by default for Smtp; LMTP needs an explicit port
+  uint16_t port = 0;  // parse() defaults: 25 for Smtp, 24 for Lmtp (name it: few use 24)
   std::string path;   // Maildir root
 
   // "host", "host:port", "[::1]:25", "::1", "1.2.3.4", "smtp:host:port", "lmtp:host:port",
@@ -86,6 +88,7 @@ struct Timeouts {  // RFC 5321 section 4.5.3.2 defaults
   std::chrono::milliseconds data_init{std::chrono::minutes(2)};
   std::chrono::milliseconds data_block{std::chrono::minutes(3)};  // per written chunk
   std::chrono::milliseconds data_term{std::chrono::minutes(10)};
+  std::chrono::milliseconds rset{std::chrono::seconds(20)};  // probe of a pooled connection
   std::chrono::milliseconds quit{std::chrono::seconds(10)};
 };
 

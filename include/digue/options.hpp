@@ -22,6 +22,9 @@ class OptionReader {
   double number(const std::string& key, double def, double min, double max);
   std::vector<std::string> strings(const std::string& key, std::vector<std::string> def = {});
   const toml::table* table(const std::string& key);  // nullptr when absent
+  // An array of mixed elements (strings or tables) that the caller checks itself with
+  // config_fail on the element; nullptr when absent.
+  const toml::array* array(const std::string& key);
   bool has(const std::string& key) const;
   // Throws ConfigError for a bad value of key.
   [[noreturn]] void fail(const std::string& key, const std::string& what) const;

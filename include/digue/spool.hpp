@@ -1,10 +1,10 @@
 // Spool: the durable queue. One message = `<id>.msg` (the bytes as received, CRLF, dot-
 // unstuffed) + `<id>.env` (envelope, per-recipient state, the trace headers to prepend).
 // Contract: commit() completes only when both files and their directory entries are on disk
-// (write to tmp/, syncfs, rename into queue/, fsync the directory): a 250 is sent only after
-// it. Commits from all sessions are batched by one writer thread (group commit: one syncfs
-// and one directory fsync make a whole batch durable; no commit completes before its own
-// files are durable). A write error (disk full, EIO) completes the commit with an error: the
+// (write to tmp/, fdatasync, rename into queue/, fsync the directory): a 250 is sent only after
+// it. Commits from all sessions are batched by one writer thread (group commit: the batch's
+// files are fdatasync'ed concurrently, then renamed, then one directory fsync; no commit
+// completes before its own files are durable). A write error (disk full, EIO) completes the commit with an error: the
 // session answers 452 4.3.1 and nothing is acknowledged.
 // States: received (spooled, not yet filtered), queued (filtered, to deliver), deferred
 // (retry at next_try), held (attachment-hash hold), quarantined, done (removed).
@@ -16,6 +16,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/system/error_code.hpp>
 #include <atomic>
 #include <optional>
@@ -123,6 +124,7 @@ class Spool {
   std::condition_variable cv_;
   std::deque<Job> pending_;
   bool stop_ = false;
+  boost::asio::thread_pool sync_pool_{8};  // concurrent fdatasync of one batch
   std::thread writer_;
   std::atomic<uint64_t> counter_{0};
   std::atomic<uint64_t> commits_{0}, batches_{0};

@@ -16,6 +16,9 @@ Contract:
   directly (so a delegation to a dead server would only be a referral, not a timeout).
   When `drop` is set, clients talk to a small UDP/TCP relay in this process that forwards
   every other query to nsd unchanged and ignores the dropped ones.
+- `garble`: (name, type-or-None) pairs whose answers the relay replaces with a malformed one
+  (the header announces one answer record whose rdata is cut short), to test how clients
+  handle a broken packet (c-ares: EBADRESP).
 """
 
 import os
@@ -120,12 +123,26 @@ def parse_question(packet):
         return None
 
 
-class _DropRelay:
-    """Forwards queries to nsd, ignoring the ones `should_drop` selects (UDP and TCP)."""
+def garbled_reply(query):
+    """A reply to `query` whose single A answer record is cut short: a malformed packet."""
+    q = parse_question(query)
+    if q is None:
+        return None
+    qend = 12 + sum(len(label) + 1 for label in q[0].split(b".") if label) + 1 + 4
+    header = query[:2] + bytes([0x84 | (query[2] & 0x01), 0x00]) + struct.pack(">HHHH", 1, 1, 0, 0)
+    # Owner = pointer to the question name, type A, class IN, TTL 60, RDLENGTH 4, 2 bytes.
+    record = struct.pack(">HHHIH", 0xC00C, 1, 1, 60, 4) + b"\x7f\x00"
+    return header + query[12:qend] + record
 
-    def __init__(self, upstream_port, should_drop):
+
+class _DropRelay:
+    """Forwards queries to nsd, ignoring the ones `should_drop` selects and answering the ones
+    `should_garble` selects with a malformed reply (UDP and TCP)."""
+
+    def __init__(self, upstream_port, should_drop, should_garble=lambda n, t: False):
         self.upstream = ("127.0.0.1", upstream_port)
         self.should_drop = should_drop
+        self.should_garble = should_garble
         self.port = free_port()
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind(("127.0.0.1", self.port))
@@ -143,6 +160,8 @@ class _DropRelay:
         q = parse_question(packet)
         if q is not None and self.should_drop(*q):
             return None
+        if q is not None and self.should_garble(*q):
+            return garbled_reply(packet)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(2.0)
             s.sendto(packet, self.upstream)
@@ -200,6 +219,10 @@ class _DropRelay:
                     q = parse_question(packet)
                     if q is not None and self.should_drop(*q):
                         continue
+                    if q is not None and self.should_garble(*q):
+                        reply = garbled_reply(packet)
+                        conn.sendall(struct.pack(">H", len(reply)) + reply)
+                        continue
                     with socket.create_connection(self.upstream, timeout=2.0) as s:
                         s.sendall(struct.pack(">H", len(packet)) + packet)
                         reply = _read_tcp_message(s)
@@ -243,12 +266,16 @@ def _read_tcp_message(sock):
 class DnsServer:
     """nsd serving `zones` ({zone name: [rr(...) lines]}) on 127.0.0.1:port."""
 
-    def __init__(self, zones, drop=()):
+    def __init__(self, zones, drop=(), garble=()):
         self.zones = zones
-        # Each drop entry: (name, None) drops every type, (name, "TXT") only that type.
-        self.drop = {(n.rstrip(".").lower().encode("utf-8", "surrogateescape")
-                      if isinstance(n, str) else n.rstrip(b".").lower(),
-                      TYPE_CODES[t] if t else None) for n, t in drop}
+
+        # Each entry: (name, None) selects every type, (name, "TXT") only that type.
+        def keys(pairs):
+            return {(n.rstrip(".").lower().encode("utf-8", "surrogateescape")
+                     if isinstance(n, str) else n.rstrip(b".").lower(),
+                     TYPE_CODES[t] if t else None) for n, t in pairs}
+        self.drop = keys(drop)
+        self.garble = keys(garble)
         self.dir = None
         self.proc = None
         self.relay = None
@@ -260,6 +287,9 @@ class DnsServer:
 
     def _should_drop(self, name, qtype):
         return (name, None) in self.drop or (name, qtype) in self.drop
+
+    def _should_garble(self, name, qtype):
+        return (name, None) in self.garble or (name, qtype) in self.garble
 
     def _write(self):
         zone_conf = []
@@ -316,8 +346,8 @@ remote-control:
                 self.stop()
                 raise RuntimeError("nsd did not start:\n" + log)
             time.sleep(0.02)
-        if self.drop:
-            self.relay = _DropRelay(self.port, self._should_drop)
+        if self.drop or self.garble:
+            self.relay = _DropRelay(self.port, self._should_drop, self._should_garble)
         return self
 
     def _answers(self):

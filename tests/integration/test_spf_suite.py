@@ -21,8 +21,10 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dnsharness import DnsServer, TYPE_CODES, rr  # noqa: E402
 
-BUILD = os.environ.get("DIGUE_BUILD", "build")
-DATA = os.environ.get("DIGUE_DATA", "/work/shared/data")
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get("DIGUE_BUILD", os.path.join(HERE, "..", "..", "build"))
+SOURCE = os.environ.get("DIGUE_SOURCE", os.path.join(HERE, "..", ".."))
+DATA = os.environ.get("DIGUE_DATA", os.path.join(SOURCE, "..", "shared", "data"))
 SUITE = os.path.join(DATA, "spf", "rfc7208-tests.yml")
 DIGUECTL = os.path.join(BUILD, "diguectl")
 BATCH_TIMEOUT = 120

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <catch2/catch.hpp>
 
 #include "digue/delivery.hpp"
@@ -230,6 +231,66 @@ TEST_CASE("smtp connection reuse: two messages, one session", "[delivery]") {
   CHECK(sink.counters() == expected);
 }
 
+TEST_CASE("smtp pool: stale, reaped and used-up connections", "[delivery]") {
+  asio::io_context io;
+  Job job = make_job({"a@example.test"}, kMessage);
+  SECTION("the server dropped the idle connection: RSET fails, a new one is opened") {
+    Sink sink({"-t", "1"});  // smtp-sink hangs up after 1 s without a command
+    Deliverer d(io.get_executor(), quick_options());
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    std::this_thread::sleep_for(1500ms);
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    CHECK(d.stats().connections_opened == 2);
+    CHECK(d.stats().connections_reused == 0);
+    CHECK(sink.mails().size() == 2);
+  }
+  SECTION("idle timeout: the connection is closed with QUIT") {
+    Sink sink;
+    Options o = quick_options();
+    o.idle_timeout = 200ms;
+    Deliverer d(io.get_executor(), o);
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    io.restart();
+    io.run_for(1s);  // returns early once the reaper has sent QUIT
+    auto end = std::chrono::steady_clock::now() + 5s;
+    while (sink.counters().find("quit=1") == std::string::npos &&
+           std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(20ms);
+    CHECK(sink.counters() == "sess=2 quit=1 mesg=1");
+    CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    CHECK(d.stats().connections_opened == 2);
+  }
+  SECTION("max_messages_per_connection") {
+    Sink sink;
+    Options o = quick_options();
+    o.max_messages_per_connection = 1;
+    Deliverer d(io.get_executor(), o);
+    for (int i = 0; i < 2; ++i)
+      CHECK(run(io, d.deliver(sink.target(), job))[0].status == Status::Delivered);
+    CHECK(d.stats().connections_opened == 2);
+    CHECK(d.stats().connections_reused == 0);
+  }
+}
+
+TEST_CASE("smtp large message with many dot lines", "[delivery]") {
+  Sink sink;
+  asio::io_context io;
+  Deliverer d(io.get_executor(), quick_options());
+  std::string body, body_lf;
+  for (int i = 0; body.size() < 1500000; ++i) {
+    std::string line = (i % 3 == 0 ? "." : "") + std::string(70, char('a' + i % 26));
+    body += line + "\r\n";
+    body_lf += line + "\n";
+  }
+  auto res = run(
+      io, d.deliver(sink.target(), make_job({"a@example.test"}, "Subject: big\r\n\r\n" + body)));
+  REQUIRE(res.size() == 1);
+  CHECK(res[0].status == Status::Delivered);
+  REQUIRE(sink.mails().size() == 1);
+  auto m = slurp(sink.mails()[0]);
+  CHECK(m.find("Subject: big\n\n" + body_lf) != std::string::npos);
+}
+
 TEST_CASE("smtp per-recipient and transaction failures from smtp-sink", "[delivery]") {
   asio::io_context io;
   Job job = make_job({"a@example.test", "b@example.test"}, kMessage);
@@ -338,6 +399,43 @@ TEST_CASE("smtp per-destination concurrency cap", "[delivery]") {
   CHECK(st.connections_opened == 2);
   CHECK(st.connections_reused == 2);
   CHECK(sink.mails().size() == 4);
+}
+
+TEST_CASE("one deliverer shared by two threads honours the cap", "[delivery]") {
+  Sink sink;
+  asio::io_context io1, io2;
+  auto guard1 = asio::make_work_guard(io1);
+  auto guard2 = asio::make_work_guard(io2);
+  std::thread t1([&] { io1.run(); });
+  std::thread t2([&] { io2.run(); });
+  Options o = quick_options();
+  o.max_connections = 1;
+  {
+    Deliverer d(io1.get_executor(), o);
+    std::vector<std::future<std::vector<RcptResult>>> futs;
+    for (int i = 0; i < 6; ++i) {
+      auto& io = i % 2 ? io2 : io1;
+      futs.push_back(asio::co_spawn(
+          io, d.deliver(sink.target(), make_job({"a@example.test"}, kMessage)), asio::use_future));
+    }
+    for (auto& f : futs) {
+      REQUIRE(f.wait_for(30s) == std::future_status::ready);
+      auto res = f.get();
+      REQUIRE(res.size() == 1);
+      CHECK(res[0].status == Status::Delivered);
+    }
+    auto st = d.stats();
+    CHECK(st.peak_active == 1);
+    CHECK(st.connections_opened == 1);
+    CHECK(st.connections_reused == 5);
+  }
+  guard1.reset();
+  guard2.reset();
+  io1.stop();
+  io2.stop();
+  t1.join();
+  t2.join();
+  CHECK(sink.mails().size() == 6);
 }
 
 TEST_CASE("smtp queue wait for a connection slot runs out: TempFail", "[delivery]") {

@@ -1,0 +1,92 @@
+#include "filters/honeypot.hpp"
+
+#include <set>
+
+#include "digue/options.hpp"
+#include "digue/store.hpp"
+
+namespace digue::filters {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+struct Settings {
+  std::set<std::string> traps;
+  int64_t bulk_threshold = 3;
+  std::chrono::seconds window{3600};
+  std::chrono::seconds ban{86400};
+  double score = 10.0;
+};
+
+class Honeypot final : public Filter {
+ public:
+  explicit Honeypot(Settings s) : s_(std::move(s)) {}
+  std::string_view name() const override { return "honeypot"; }
+  Phase phase() const override { return Phase::Rcpt; }
+
+  boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
+    const Envelope& env = ctx.envelope;
+    auto ip = net::Ip::parse(env.client_ip);
+    std::string trap;
+    if (!env.rcpts.empty() && s_.traps.count(lower(env.rcpts.back().str())))
+      trap = lower(env.rcpts.back().str());
+    Store* store = ctx.services.store;
+    if (!store || !ip) {
+      if (!trap.empty()) co_return trap_hit(trap, "");
+      co_return FilterResult::error(store ? "honeypot: bad client IP" : "honeypot: no store");
+    }
+    std::string ban_key = "honeypot:ban:" + ip->str();
+    try {
+      if (!trap.empty()) {
+        int64_t n = store->incr("honeypot:hits:" + ip->str(), 1, s_.window);
+        if (n >= s_.bulk_threshold) {
+          store->put(ban_key, std::to_string(n), s_.ban);
+          co_return trap_hit(trap, "; " + ip->str() + " banned after " + std::to_string(n) +
+                                       " trap hits");
+        }
+        co_return trap_hit(trap, "; " + ip->str() + " trap hit " + std::to_string(n));
+      }
+      auto banned = store->get(ban_key);
+      if (banned)
+        co_return FilterResult::hit("HONEYPOT_BANNED", s_.score,
+                                    ip->str() + " mailed " + *banned + " trap addresses",
+                                    "client mailed spam traps");
+    } catch (const StoreError& e) {
+      if (!trap.empty()) co_return trap_hit(trap, "; store: " + std::string(e.what()));
+      co_return FilterResult::error(std::string("honeypot: store: ") + e.what());
+    }
+    co_return FilterResult::none();
+  }
+
+ private:
+  FilterResult trap_hit(const std::string& trap, const std::string& more) const {
+    return FilterResult::hit("HONEYPOT_TRAP", s_.score, trap + more, "spam trap recipient");
+  }
+
+  Settings s_;
+};
+
+}  // namespace
+
+FilterPtr make_honeypot(const FilterBuildContext& b) {
+  OptionReader r(b.options, "filters.honeypot");
+  Settings s;
+  for (const auto& t : r.strings("traps")) {
+    if (t.find('@') == std::string::npos || t.front() == '@' || t.back() == '@')
+      r.fail("traps", "not an address: " + t);
+    s.traps.insert(lower(t));
+  }
+  s.bulk_threshold = r.integer("bulk_threshold", 3, 1, 1000000);
+  s.window = std::chrono::seconds(r.integer("window", 3600, 1, 365 * 86400));
+  s.ban = std::chrono::seconds(r.integer("ban_seconds", 86400, 1, 365 * 86400));
+  s.score = r.number("score", 10.0, -100, 100);
+  r.finish();
+  if (s.traps.empty()) r.fail("traps", "at least one trap address is needed");
+  return std::make_shared<Honeypot>(std::move(s));
+}
+
+}  // namespace digue::filters

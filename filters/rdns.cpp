@@ -1,0 +1,75 @@
+#include "filters/rdns.hpp"
+
+#include "digue/net.hpp"
+#include "digue/options.hpp"
+#include "digue/resolver.hpp"
+
+namespace digue::filters {
+namespace {
+
+// Bounds the work a hostile PTR RRset can cause (as RFC 7208 does for "ptr").
+constexpr size_t kMaxNames = 10;
+
+class Rdns final : public Filter {
+ public:
+  Rdns(double score_none, double score_unconfirmed, bool unconfirmed_is_hit)
+      : score_none_(score_none),
+        score_unconfirmed_(score_unconfirmed),
+        unconfirmed_is_hit_(unconfirmed_is_hit) {}
+  std::string_view name() const override { return "rdns"; }
+  Phase phase() const override { return Phase::Connect; }
+
+  boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
+    if (!ctx.services.resolver) co_return FilterResult::error("rdns: no DNS resolver");
+    auto ip = net::Ip::parse(ctx.envelope.client_ip);
+    if (!ip) co_return FilterResult::error("rdns: bad client IP " + ctx.envelope.client_ip);
+    dns::Resolver& resolver = *ctx.services.resolver;
+    std::string reverse = ip->reversed() + (ip->v6 ? ".ip6.arpa" : ".in-addr.arpa");
+    dns::Answer ptr = co_await resolver.query(reverse, dns::Type::PTR);
+    if (ptr.status == dns::Status::TempError)
+      co_return FilterResult::error("rdns: PTR lookup for " + ip->str() + " failed");
+    if (!ptr.ok())
+      co_return FilterResult::hit("RDNS_NONE", score_none_, ip->str() + " has no PTR",
+                                  "no reverse DNS for " + ip->str());
+    std::string names;
+    size_t n = std::min(ptr.records.size(), kMaxNames);
+    for (size_t i = 0; i < n; ++i) {
+      const std::string& name = ptr.records[i];
+      names += (i ? " " : "") + name;
+      dns::Answer fwd = co_await resolver.query(name, ip->v6 ? dns::Type::AAAA : dns::Type::A);
+      for (const auto& addr : fwd.records) {
+        auto x = net::Ip::parse(addr);
+        if (x && *x == *ip) {
+          FilterResult ok;
+          ok.symbols.push_back({"RDNS_OK", 0.0, name});
+          co_return ok;
+        }
+      }
+    }
+    std::string evidence = ip->str() + " PTR " + names + ": none resolves back";
+    if (!unconfirmed_is_hit_) {
+      FilterResult info;
+      info.symbols.push_back({"RDNS_UNCONFIRMED", 0.0, evidence});
+      co_return info;
+    }
+    co_return FilterResult::hit("RDNS_UNCONFIRMED", score_unconfirmed_, evidence,
+                                "reverse DNS of " + ip->str() + " is not forward-confirmed");
+  }
+
+ private:
+  double score_none_, score_unconfirmed_;
+  bool unconfirmed_is_hit_;
+};
+
+}  // namespace
+
+FilterPtr make_rdns(const FilterBuildContext& b) {
+  OptionReader r(b.options, "filters.rdns");
+  double none = r.number("score_none", 3.0, -100, 100);
+  double unconfirmed = r.number("score_unconfirmed", 1.5, -100, 100);
+  bool hit = r.boolean("unconfirmed_is_hit", true);
+  r.finish();
+  return std::make_shared<Rdns>(none, unconfirmed, hit);
+}
+
+}  // namespace digue::filters

@@ -1,0 +1,115 @@
+// The spf and rdns filters over an in-memory resolver: symbols, hits, evidence and options.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+
+#include "digue/config.hpp"
+#include "digue/filter_registry.hpp"
+#include "tests/filters/fake_resolver.hpp"
+
+namespace asio = boost::asio;
+using namespace digue;
+
+namespace {
+
+struct Harness {
+  Config config;
+  SlotConfig slot;
+  toml::table options;
+  test::FakeResolver resolver;
+  Services services;
+  DomainPolicy policy;
+  std::string domain = "example.net";
+  Envelope env;
+
+  FilterPtr build(const std::string& name) {
+    config.server.hostname = "mx.digue.test";
+    slot.filter = name;
+    const FilterInfo* info = find_filter(name);
+    REQUIRE(info);
+    return info->make(FilterBuildContext{config, slot, options});
+  }
+  FilterResult run(const FilterPtr& f) {
+    services.resolver = &resolver;
+    asio::io_context io;
+    FilterContext ctx{env, nullptr, domain, policy, services, io.get_executor()};
+    auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
+    io.run();
+    return fut.get();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("spf filter: fail is a hit with the Received-SPF header as evidence", "[filters][spf]") {
+  Harness h;
+  h.resolver.add("example.org", dns::Type::TXT, {"v=spf1 ip4:192.0.2.0/24 -all"});
+  h.env.client_ip = "198.51.100.7";
+  h.env.helo = "client.example.org";
+  h.env.mail_from = {"bob", "example.org"};
+  auto f = h.build("spf");
+  CHECK(f->phase() == Phase::Mail);
+  auto r = h.run(f);
+  CHECK(r.verdict == FilterResult::Verdict::Hit);
+  REQUIRE(r.symbols.size() == 1);
+  CHECK(r.symbols[0].name == "SPF_FAIL");
+  CHECK(r.symbols[0].score == 5.0);
+  CHECK(r.symbols[0].evidence.rfind("Received-SPF: fail (mx.digue.test: ", 0) == 0);
+  CHECK(r.symbols[0].evidence.find("identity=mailfrom;") != std::string::npos);
+
+  h.env.client_ip = "192.0.2.9";
+  auto pass = h.run(f);
+  CHECK(pass.verdict == FilterResult::Verdict::None);
+  CHECK(pass.symbols.at(0).name == "SPF_PASS");
+  CHECK(pass.symbols.at(0).score == 0.0);
+}
+
+TEST_CASE("spf filter: hits and score are options; null sender checks HELO", "[filters][spf]") {
+  Harness h;
+  h.options.insert("hits", toml::array{"fail", "softfail"});
+  h.options.insert("score", 2.5);
+  h.resolver.add("helo.example", dns::Type::TXT, {"v=spf1 ~all"});
+  h.env.client_ip = "192.0.2.1";
+  h.env.helo = "helo.example";
+  auto r = h.run(h.build("spf"));
+  CHECK(r.verdict == FilterResult::Verdict::Hit);
+  CHECK(r.symbols.at(0).name == "SPF_SOFTFAIL");
+  CHECK(r.symbols.at(0).score == 2.5);
+  CHECK(r.symbols.at(0).evidence.find("identity=helo;") != std::string::npos);
+
+  Harness bad;
+  bad.options.insert("hits", toml::array{"failed"});
+  CHECK_THROWS_AS(bad.build("spf"), ConfigError);
+}
+
+TEST_CASE("rdns filter: none, unconfirmed, confirmed, DNS error", "[filters][rdns]") {
+  Harness h;
+  auto f = h.build("rdns");
+  CHECK(f->phase() == Phase::Connect);
+  h.env.client_ip = "192.0.2.1";
+  auto none = h.run(f);
+  CHECK(none.verdict == FilterResult::Verdict::Hit);
+  CHECK(none.symbols.at(0).name == "RDNS_NONE");
+
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"liar.example", "host.example"});
+  h.resolver.add("liar.example", dns::Type::A, {"203.0.113.1"});
+  auto unconfirmed = h.run(f);
+  CHECK(unconfirmed.verdict == FilterResult::Verdict::Hit);
+  CHECK(unconfirmed.symbols.at(0).name == "RDNS_UNCONFIRMED");
+  CHECK(unconfirmed.symbols.at(0).evidence.find("liar.example host.example") !=
+        std::string::npos);
+
+  h.resolver.add("host.example", dns::Type::A, {"192.0.2.1"});
+  auto ok = h.run(f);
+  CHECK(ok.verdict == FilterResult::Verdict::None);
+  CHECK(ok.symbols.at(0).name == "RDNS_OK");
+  CHECK(ok.symbols.at(0).evidence == "host.example");
+
+  h.env.client_ip = "2001:db8::1";
+  h.resolver.fail(
+      "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+      dns::Type::PTR, dns::Status::TempError);
+  auto err = h.run(f);
+  CHECK(err.status == FilterResult::Status::Error);
+}

@@ -1,0 +1,593 @@
+// The network and IP-list filters (helo, invalid_mx, rbl, never/always_spam_ips,
+// ip_blacklist_cache, ip_complaints, honeypot, greylist) over an in-memory resolver and
+// store: symbols, verdicts, evidence, options and their errors.
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "digue/config.hpp"
+#include "digue/filter_registry.hpp"
+#include "digue/pipeline.hpp"
+#include "digue/store.hpp"
+#include "filters/greylist.hpp"
+#include "filters/helo.hpp"
+#include "filters/ip_blacklist_cache.hpp"
+#include "tests/filters/fake_resolver.hpp"
+
+namespace asio = boost::asio;
+using namespace digue;
+using V = FilterResult::Verdict;
+
+namespace {
+
+struct Net {
+  Config config;
+  SlotConfig slot;
+  toml::table options;
+  test::FakeResolver resolver;
+  std::unique_ptr<Store> store = make_memory_store();
+  Services services;
+  DomainPolicy policy;
+  std::string domain = "example.net";
+  Envelope env;
+
+  Net() {
+    config.server.hostname = "mx.digue.test";
+    services.hostname = "mx.digue.test";
+    policy.name = domain;
+    config.domains["example.net"] = policy;
+    env.client_ip = "192.0.2.1";
+  }
+  FilterPtr build(const std::string& name) {
+    slot.filter = name;
+    const FilterInfo* info = find_filter(name);
+    REQUIRE(info);
+    return info->make(FilterBuildContext{config, slot, options});
+  }
+  FilterResult run(const FilterPtr& f) {
+    services.resolver = &resolver;
+    services.store = store.get();
+    asio::io_context io;
+    FilterContext ctx{env, nullptr, domain, policy, services, io.get_executor()};
+    auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
+    io.run();
+    return fut.get();
+  }
+  std::string first_symbol(const FilterResult& r) {
+    return r.symbols.empty() ? std::string() : r.symbols[0].name;
+  }
+};
+
+std::string tmp_file(const std::string& text) {
+  char name[] = "/tmp/digue-ipc-XXXXXX";
+  int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream(name) << text;
+  return name;
+}
+
+}  // namespace
+
+TEST_CASE("helo: RFC 5321 domain syntax", "[filters][helo]") {
+  CHECK(filters::is_rfc5321_domain("mail.example.org"));
+  CHECK(filters::is_rfc5321_domain("a-b.x1"));
+  CHECK_FALSE(filters::is_rfc5321_domain(""));
+  CHECK_FALSE(filters::is_rfc5321_domain("mail.example.org."));
+  CHECK_FALSE(filters::is_rfc5321_domain("-a.example"));
+  CHECK_FALSE(filters::is_rfc5321_domain("a-.example"));
+  CHECK_FALSE(filters::is_rfc5321_domain("a..example"));
+  CHECK_FALSE(filters::is_rfc5321_domain("under_score.example"));
+  CHECK_FALSE(filters::is_rfc5321_domain(std::string(64, 'a') + ".example"));
+  CHECK(filters::is_rfc5321_domain(std::string(63, 'a') + ".example"));
+}
+
+TEST_CASE("helo: syntax, bare IP, literal, ours", "[filters][helo]") {
+  Net h;
+  auto f = h.build("helo");
+  CHECK(f->phase() == Phase::Helo);
+  auto sym = [&](const std::string& helo) {
+    h.env.helo = helo;
+    auto r = h.run(f);
+    return r.verdict == V::Hit ? h.first_symbol(r) : std::string("-");
+  };
+  CHECK(sym("client.example.org") == "-");
+  CHECK(sym("bad_name.example.org") == "HELO_INVALID");
+  CHECK(sym("localhost") == "HELO_INVALID");  // require_fqdn
+  CHECK(sym("") == "HELO_INVALID");
+  CHECK(sym("192.0.2.1") == "HELO_BARE_IP");
+  CHECK(sym("[192.0.2.1]") == "-");
+  CHECK(sym("[192.0.2.99]") == "HELO_IP_MISMATCH");
+  CHECK(sym("[2001:db8::1]") == "HELO_INVALID");  // IPv6 needs the tag
+  CHECK(sym("[foo]") == "HELO_INVALID");
+  CHECK(sym("mx.digue.test") == "HELO_OURS");
+  CHECK(sym("EXAMPLE.net") == "HELO_OURS");
+  h.env.client_ip = "2001:db8::1";
+  CHECK(sym("[IPv6:2001:db8::1]") == "-");
+  CHECK(sym("[ipv6:2001:DB8:0::1]") == "-");
+  CHECK(sym("[IPv6:2001:db8::2]") == "HELO_IP_MISMATCH");
+  h.env.client_ip = "::ffff:192.0.2.1";  // IPv4 client on a dual-stack socket
+  CHECK(sym("[192.0.2.1]") == "-");
+
+  h.env.helo = std::string("a\r\nX-Evil: 1");
+  h.env.client_ip = "192.0.2.1";
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols[0].evidence.find('\n') == std::string::npos);
+
+  Net lax;
+  lax.options.insert("require_fqdn", false);
+  lax.env.helo = "localhost";
+  CHECK(lax.run(lax.build("helo")).verdict == V::None);
+}
+
+TEST_CASE("helo: strict mode resolves the name", "[filters][helo]") {
+  Net h;
+  h.options.insert("strict", true);
+  auto f = h.build("helo");
+  h.env.client_ip = "192.0.2.1";
+  h.resolver.add("good.example.org", dns::Type::A, {"192.0.2.1"});
+  h.resolver.add("other.example.org", dns::Type::A, {"203.0.113.5"});
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"out1.example.com"});
+  h.resolver.add("out1.example.com", dns::Type::A, {"192.0.2.1"});
+  h.resolver.add("mx.example.com", dns::Type::A, {"198.51.100.1"});
+
+  h.env.helo = "good.example.org";
+  CHECK(h.run(f).verdict == V::None);
+
+  h.env.helo = "nowhere.example.org";
+  auto r = h.run(f);
+  CHECK(r.verdict == V::Hit);
+  CHECK(h.first_symbol(r) == "HELO_NOT_RESOLVING");
+  CHECK(r.symbols[0].evidence.find("out1.example.com") != std::string::npos);
+
+  h.env.helo = "other.example.org";
+  r = h.run(f);
+  CHECK(h.first_symbol(r) == "HELO_MISMATCH_PTR");
+  CHECK(r.symbols[0].evidence.find("203.0.113.5") != std::string::npos);
+
+  // Same registered domain as the forward-confirmed PTR: consistent.
+  h.env.helo = "mx.example.com";
+  r = h.run(f);
+  CHECK(r.verdict == V::None);
+  CHECK(h.first_symbol(r) == "HELO_PTR_DOMAIN");
+
+  h.resolver.fail("slow.example.org", dns::Type::A, dns::Status::TempError);
+  h.env.helo = "slow.example.org";
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+
+  Net bad;
+  bad.options.insert("strict", "yes");
+  CHECK_THROWS_AS(bad.build("helo"), ConfigError);
+}
+
+TEST_CASE("invalid_mx: MX, A fallback, null MX, NXDOMAIN, errors", "[filters][invalid_mx]") {
+  Net h;
+  auto f = h.build("invalid_mx");
+  CHECK(f->phase() == Phase::Mail);
+  h.resolver.add_mx("good.example", {{10, "mx1.good.example"}, {20, "mx2.good.example"}});
+  h.env.mail_from = {"bob", "good.example"};
+  auto ok = h.run(f);
+  CHECK(ok.verdict == V::None);
+  CHECK(h.first_symbol(ok) == "MX_OK");
+  CHECK(ok.symbols[0].evidence == "good.example MX mx1.good.example mx2.good.example");
+
+  h.resolver.add_mx("nullmx.example", {{0, ""}});
+  h.env.mail_from = {"bob", "nullmx.example"};
+  auto null_mx = h.run(f);
+  CHECK(null_mx.verdict == V::Hit);
+  CHECK(null_mx.symbols.at(0).evidence == "nullmx.example publishes a null MX (RFC 7505)");
+
+  h.env.mail_from = {};
+  CHECK(h.run(f).verdict == V::None);  // null sender: nothing to check
+  CHECK(h.run(f).symbols.empty());
+
+  h.env.mail_from = {"bob", "nx.example"};
+  auto r = h.run(f);
+  CHECK(r.verdict == V::Hit);
+  CHECK(h.first_symbol(r) == "INVALID_MX");
+  CHECK(r.symbols[0].evidence == "nx.example does not exist");
+
+  h.resolver.add("aonly.example", dns::Type::A, {"192.0.2.8"});
+  h.env.mail_from = {"bob", "aonly.example"};
+  r = h.run(f);
+  CHECK(r.verdict == V::None);
+  CHECK(h.first_symbol(r) == "MX_A_FALLBACK");
+  CHECK(r.symbols[0].score == 0.0);
+
+  h.resolver.add("txtonly.example", dns::Type::TXT, {"hello"});
+  h.env.mail_from = {"bob", "txtonly.example"};
+  r = h.run(f);
+  CHECK(r.verdict == V::Hit);
+  CHECK(r.symbols[0].evidence == "txtonly.example has no MX and no A/AAAA");
+
+  h.resolver.fail("slow.example", dns::Type::MX, dns::Status::TempError);
+  h.env.mail_from = {"bob", "slow.example"};
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+  h.resolver.fail("garbled.example", dns::Type::MX, dns::Status::PermError);
+  h.env.mail_from = {"bob", "garbled.example"};
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+
+  h.env.mail_from = {"bob", "nodot"};
+  CHECK(h.first_symbol(h.run(f)) == "INVALID_MX");
+
+  Net hit;
+  hit.options.insert("a_fallback_is_hit", true);
+  hit.options.insert("score_a_fallback", 0.5);
+  hit.resolver.add("aonly.example", dns::Type::AAAA, {"2001:db8::8"});
+  hit.env.mail_from = {"bob", "aonly.example"};
+  r = hit.run(hit.build("invalid_mx"));
+  CHECK(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).score == 0.5);
+}
+
+namespace {
+
+// Answers like FakeResolver, each after `delay`: shows whether queries overlap.
+class SlowResolver : public dns::Resolver {
+ public:
+  explicit SlowResolver(test::FakeResolver& inner) : inner_(inner) {}
+  asio::awaitable<dns::Answer> query(std::string name, dns::Type type) override {
+    asio::steady_timer t(co_await asio::this_coro::executor, delay);
+    co_await t.async_wait(asio::use_awaitable);
+    dns::Answer a = co_await inner_.query(name, type);
+    co_return a;
+  }
+  std::chrono::milliseconds delay{100};
+
+ private:
+  test::FakeResolver& inner_;
+};
+
+toml::array zone_list(std::initializer_list<const char*> zones) {
+  toml::array a;
+  for (const char* z : zones) a.push_back(z);
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("rbl: quorum over the zones that answered", "[filters][rbl]") {
+  Net h;
+  h.options.insert("zones", zone_list({"a.test", "b.test", "c.test", "d.test"}));
+  auto f = h.build("rbl");
+  CHECK(f->phase() == Phase::Connect);
+  h.env.client_ip = "192.0.2.1";
+  CHECK(h.run(f).verdict == V::None);  // NXDOMAIN everywhere
+
+  h.resolver.add("1.2.0.192.a.test", dns::Type::A, {"127.0.0.2"});
+  auto one = h.run(f);
+  CHECK(one.verdict == V::None);  // 1 of 4 < 0.5
+  CHECK(h.first_symbol(one) == "RBL_BELOW_QUORUM");
+
+  h.resolver.add("1.2.0.192.b.test", dns::Type::A, {"127.0.0.4"});
+  auto two = h.run(f);
+  REQUIRE(two.verdict == V::Hit);  // 2 of 4 meets 0.5
+  CHECK(two.symbols[0].name == "RBL_LISTED");
+  CHECK(two.symbols[0].score == 5.0);
+  CHECK(two.symbols[0].evidence ==
+        "listed in a.test (127.0.0.2), b.test (127.0.0.4); 2/4 answered");
+
+  // Timeouts leave the quorum: 1 listed of 2 answering.
+  h.resolver.fail("1.2.0.192.b.test", dns::Type::A, dns::Status::TempError);
+  h.resolver.fail("1.2.0.192.c.test", dns::Type::A, dns::Status::TempError);
+  auto timed = h.run(f);
+  CHECK(timed.verdict == V::Hit);
+  CHECK(timed.symbols[0].evidence ==
+        "listed in a.test (127.0.0.2); 1/2 answered; timed out or failed: "
+        "b.test(temperror) c.test(temperror)");
+
+  h.resolver.fail("1.2.0.192.a.test", dns::Type::A, dns::Status::TempError);
+  h.resolver.fail("1.2.0.192.d.test", dns::Type::A, dns::Status::PermError);
+  CHECK(h.run(f).status == FilterResult::Status::Error);  // nobody answered
+}
+
+TEST_CASE("rbl: return codes, refusals, IPv6, domain zones", "[filters][rbl]") {
+  Net h;
+  toml::table strict_zone{{"zone", "zen.test"}, {"codes", toml::array{"127.0.0.2", "127.0.0.4"}}};
+  toml::array zones;
+  zones.push_back(strict_zone);
+  zones.push_back("any.test");
+  h.options.insert("zones", zones);
+  h.options.insert("quorum", 1.0);
+  auto f = h.build("rbl");
+
+  h.resolver.add("1.2.0.192.zen.test", dns::Type::A, {"127.0.0.10"});  // not an accepted code
+  h.resolver.add("1.2.0.192.any.test", dns::Type::A, {"127.0.0.3"});
+  auto r = h.run(f);
+  CHECK(r.verdict == V::None);
+  CHECK(r.symbols.at(0).evidence == "listed in any.test (127.0.0.3); 1/2 answered");
+
+  h.resolver.add("1.2.0.192.zen.test", dns::Type::A, {"127.0.0.10", "127.0.0.4"});
+  CHECK(h.run(f).verdict == V::Hit);
+
+  // "Query refused" answers are not listings, and say so.
+  h.resolver.add("1.2.0.192.zen.test", dns::Type::A, {"127.255.255.254"});
+  h.resolver.add("1.2.0.192.any.test", dns::Type::A, {"127.0.0.1"});
+  r = h.run(f);
+  CHECK(r.verdict == V::None);
+  CHECK(r.symbols.empty());
+  // A hijacking resolver's public address is not a listing either.
+  h.resolver.add("1.2.0.192.any.test", dns::Type::A, {"198.51.100.1"});
+  CHECK(h.run(f).verdict == V::None);
+
+  h.env.client_ip = "2001:db8::1";
+  h.resolver.add(
+      "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.any.test",
+      dns::Type::A, {"127.0.0.2"});
+  h.resolver.add(
+      "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.zen.test",
+      dns::Type::A, {"127.0.0.2"});
+  CHECK(h.run(f).verdict == V::Hit);
+
+  Net d;
+  d.options.insert("zones", zone_list({"ip.test"}));
+  d.options.insert("domain_zones", zone_list({"dbl.test"}));
+  auto fd = d.build("rbl");
+  CHECK(fd->phase() == Phase::Mail);
+  d.env.mail_from = {"x", "spammy.example"};
+  d.resolver.add("spammy.example.dbl.test", dns::Type::A, {"127.0.1.2"});
+  auto dr = d.run(fd);
+  CHECK(dr.verdict == V::Hit);  // 1 of 2
+  CHECK(dr.symbols.at(0).evidence.find("dbl.test (127.0.1.2)") != std::string::npos);
+  d.env.mail_from = {};
+  CHECK(d.run(fd).verdict == V::None);  // null sender: the IP zone only
+}
+
+TEST_CASE("rbl: queries run in parallel; bad options", "[filters][rbl]") {
+  Net h;
+  h.options.insert("zones", zone_list({"a.test", "b.test", "c.test", "d.test", "e.test"}));
+  auto f = h.build("rbl");
+  SlowResolver slow(h.resolver);
+  h.resolver.add("1.2.0.192.e.test", dns::Type::A, {"127.0.0.2"});
+  h.services.store = h.store.get();
+  asio::io_context io;
+  h.services.resolver = &slow;
+  FilterContext ctx{h.env, nullptr, h.domain, h.policy, h.services, io.get_executor()};
+  auto start = std::chrono::steady_clock::now();
+  auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
+  io.run();
+  auto r = fut.get();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - start).count();
+  CHECK(r.verdict == V::None);
+  CHECK(r.symbols.at(0).evidence == "listed in e.test (127.0.0.2); 1/5 answered");
+  CHECK(ms < 350);  // five 100 ms queries one after the other would take 500 ms
+
+  for (auto bad : {"zones = []", "zones = [\"\"]", "zones = [{zone = \"a.test\", codes = [\"x\"]}]",
+                   "zones = [\"a.test\"]\nquorum = 0", "zones = [\"a.test\"]\nquorum = 1.5",
+                   "zones = [{zone = \"a.test\", code = [\"127.0.0.2\"]}]", "zones = [3]"}) {
+    Net b;
+    b.options = toml::parse(bad);
+    CHECK_THROWS_AS(b.build("rbl"), ConfigError);
+  }
+}
+
+TEST_CASE("never_spam_ips and always_spam_ips", "[filters][ip_lists]") {
+  Net h;
+  h.policy.never_spam_ips = {*net::Cidr::parse("192.0.2.0/24")};
+  h.policy.always_spam_ips = {*net::Cidr::parse("2001:db8::/32")};
+  auto never = h.build("never_spam_ips");
+  auto always = h.build("always_spam_ips");
+  CHECK(never->per_domain());
+  CHECK(always->per_domain());
+  h.env.client_ip = "192.0.2.77";
+  auto w = h.run(never);
+  CHECK(w.verdict == V::Pass);
+  CHECK(w.symbols.at(0).evidence == "Whitelisted IP 192.0.2.77 (192.0.2.0/24)");
+  CHECK(h.run(always).verdict == V::None);
+  h.env.client_ip = "2001:db8::5";
+  CHECK(h.run(never).verdict == V::None);
+  auto b = h.run(always);
+  CHECK(b.verdict == V::Hit);
+  CHECK(b.symbols.at(0).name == "ALWAYS_SPAM_IP");
+  CHECK(b.symbols.at(0).evidence == "2001:db8::5 in 2001:db8::/32");
+  h.env.client_ip = "garbage";
+  CHECK(h.run(never).verdict == V::None);
+  CHECK(h.run(always).verdict == V::None);
+}
+
+TEST_CASE("ip_blacklist_cache: record_spammer bans for the TTL", "[filters][ip_blacklist_cache]") {
+  Net h;
+  auto f = h.build("ip_blacklist_cache");
+  h.env.client_ip = "2001:db8:0::9";
+  CHECK(h.run(f).verdict == V::None);
+  filters::record_spammer(*h.store, *net::Ip::parse("2001:db8::9"), std::chrono::seconds(1),
+                          "spam: queue Q1\r\nX-Evil: 1");
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols[0].name == "IP_BLACKLIST_CACHE");
+  CHECK(r.symbols[0].evidence.rfind("2001:db8::9 recorded 20", 0) == 0);
+  CHECK(r.symbols[0].evidence.find("spam: queue Q1  X-Evil: 1") != std::string::npos);
+  h.env.client_ip = "2001:db8::10";
+  CHECK(h.run(f).verdict == V::None);
+  h.env.client_ip = "2001:db8::9";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the ban expires
+  CHECK(h.run(f).verdict == V::None);
+
+  Net nostore;
+  nostore.store.reset();
+  CHECK(nostore.run(nostore.build("ip_blacklist_cache")).status == FilterResult::Status::Error);
+}
+
+TEST_CASE("ip_complaints: file of CIDRs with comments", "[filters][ip_complaints]") {
+  std::string path = tmp_file("# complaints\n\n198.51.100.0/24  # ticket 42\n203.0.113.9\n"
+                              "2001:db8:bad::/48\n");
+  Net h;
+  h.options.insert("file", path);
+  auto f = h.build("ip_complaints");
+  h.env.client_ip = "198.51.100.200";
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols[0].evidence == "198.51.100.200 in 198.51.100.0/24 (" + path + ":3) ticket 42");
+  h.env.client_ip = "203.0.113.9";
+  CHECK(h.run(f).verdict == V::Hit);
+  h.env.client_ip = "203.0.113.10";
+  CHECK(h.run(f).verdict == V::None);
+  h.env.client_ip = "2001:db8:bad:1::1";
+  CHECK(h.run(f).verdict == V::Hit);
+  std::remove(path.c_str());
+
+  std::string bad = tmp_file("192.0.2.0/24\n192.0.2.300\n");
+  Net b;
+  b.options.insert("file", bad);
+  try {
+    b.build("ip_complaints");
+    FAIL("a bad line must be refused");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find(bad + ":2") != std::string::npos);
+  }
+  std::remove(bad.c_str());
+  Net missing;
+  missing.options.insert("file", "/nonexistent/complaints.txt");
+  CHECK_THROWS_AS(missing.build("ip_complaints"), ConfigError);
+}
+
+TEST_CASE("honeypot: trap hits, bulk ban, window", "[filters][honeypot]") {
+  Net h;
+  h.options.insert("traps", toml::array{"Trap@Example.net", "bait@example.org"});
+  h.options.insert("bulk_threshold", 2);
+  h.options.insert("ban_seconds", 60);
+  auto f = h.build("honeypot");
+  CHECK(f->phase() == Phase::Rcpt);
+  h.env.client_ip = "192.0.2.50";
+  h.env.rcpts = {{"user", "example.net"}};
+  CHECK(h.run(f).verdict == V::None);
+
+  h.env.rcpts.push_back({"trap", "example.net"});
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols[0].name == "HONEYPOT_TRAP");
+  CHECK(r.symbols[0].evidence == "trap@example.net; 192.0.2.50 trap hit 1");
+
+  // Not yet banned: a normal recipient still passes.
+  h.env.rcpts = {{"user", "example.net"}};
+  CHECK(h.run(f).verdict == V::None);
+
+  h.env.rcpts = {{"BAIT", "example.org"}};
+  r = h.run(f);
+  CHECK(r.symbols.at(0).evidence == "bait@example.org; 192.0.2.50 banned after 2 trap hits");
+
+  h.env.rcpts = {{"user", "example.net"}};
+  r = h.run(f);
+  CHECK(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).name == "HONEYPOT_BANNED");
+  h.env.client_ip = "192.0.2.51";  // another IP is not banned
+  CHECK(h.run(f).verdict == V::None);
+
+  Net none;
+  CHECK_THROWS_AS(none.build("honeypot"), ConfigError);  // no traps
+  Net bad;
+  bad.options.insert("traps", toml::array{"nodomain"});
+  CHECK_THROWS_AS(bad.build("honeypot"), ConfigError);
+}
+
+TEST_CASE("greylist: first sight, early retry, pass, auto-whitelist", "[filters][greylist]") {
+  Net h;
+  h.options.insert("delay", 300);
+  int64_t now = 1'700'000'000;
+  h.slot.filter = "greylist";
+  auto f = filters::make_greylist(FilterBuildContext{h.config, h.slot, h.options},
+                                  [&] { return now; });
+  CHECK(f->phase() == Phase::Rcpt);
+  CHECK(f->per_domain());
+  h.env.client_ip = "192.0.2.10";
+  h.env.mail_from = {"Bob", "sender.example"};
+  h.env.rcpts = {{"alice", "example.net"}};
+
+  CHECK(h.run(f).verdict == V::None);  // the domain does not greylist
+  h.policy.greylisting = true;
+
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols[0].name == "GREYLIST");
+  CHECK(r.symbols[0].evidence ==
+        "192.0.2.0/24 bob@sender.example -> alice@example.net: first seen, retry after 300 s");
+
+  now += 100;
+  h.env.client_ip = "192.0.2.11";  // same /24
+  r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols[0].evidence.find("retry too early, 200 s left") != std::string::npos);
+
+  // A different sender is a different triplet.
+  h.env.mail_from = {"carol", "sender.example"};
+  CHECK(h.run(f).symbols.at(0).evidence.find("first seen") != std::string::npos);
+  h.env.mail_from = {"Bob", "sender.example"};
+
+  now += 200;
+  r = h.run(f);
+  CHECK(r.verdict == V::None);
+  CHECK(r.symbols.at(0).name == "GREYLIST_PASSED");
+
+  // The network is now whitelisted: a brand-new triplet from it passes at once.
+  h.env.mail_from = {"dave", "other.example"};
+  h.env.rcpts = {{"zed", "example.net"}};
+  r = h.run(f);
+  CHECK(r.verdict == V::None);
+  CHECK(r.symbols.at(0).name == "GREYLIST_WHITELISTED");
+
+  // Another network is still greylisted, IPv6 by /64.
+  h.env.client_ip = "2001:db8:1:2::99";
+  r = h.run(f);
+  CHECK(r.verdict == V::Hit);
+  CHECK(r.symbols[0].evidence.rfind("2001:db8:1:2::/64 ", 0) == 0);
+}
+
+TEST_CASE("greylist: without auto-whitelist each triplet waits; all recipients recorded",
+          "[filters][greylist]") {
+  Net h;
+  h.options.insert("auto_whitelist_days", 0);
+  h.options.insert("delay", 60);
+  h.policy.greylisting = true;
+  int64_t now = 1'700'000'000;
+  h.slot.filter = "greylist";
+  auto f = filters::make_greylist(FilterBuildContext{h.config, h.slot, h.options},
+                                  [&] { return now; });
+  h.env.mail_from = {};
+  h.env.rcpts = {{"a", "example.net"}, {"b", "example.net"}, {"c", "other.example"}};
+  auto r = h.run(f);
+  CHECK(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).evidence.find("<> -> a@example.net") != std::string::npos);
+  now += 61;
+  r = h.run(f);
+  REQUIRE(r.verdict == V::None);
+  CHECK(r.symbols.at(0).evidence == "192.0.2.0/24 <> -> a@example.net, b@example.net");
+  h.env.rcpts = {{"new", "example.net"}};
+  CHECK(h.run(f).verdict == V::Hit);  // no auto-whitelist
+
+  CHECK(filters::greylist_network(*net::Ip::parse("10.1.2.3"), 16, 64) == "10.1.0.0/16");
+  Net bad;
+  bad.options.insert("delay", 600);
+  bad.options.insert("retry_window", 300);
+  CHECK_THROWS_AS(bad.build("greylist"), ConfigError);
+}
+
+TEST_CASE("conf/filters defaults of the network filters load and build", "[filters][conf]") {
+  std::string text = "[pipeline]\norder = [\"ip_blacklist_cache\", \"greylist\", "
+                     "\"never_spam_ips\", \"always_spam_ips\", \"helo\", \"invalid_mx\", "
+                     "\"rbl\", \"honeypot\", \"ip_complaints\"]\n";
+  for (const char* f : {"helo", "invalid_mx", "rbl", "ip_lists", "ip_blacklist_cache",
+                        "ip_complaints", "honeypot", "greylist"}) {
+    auto body = std::ifstream(std::string(DIGUE_SOURCE_DIR) + "/conf/filters/" + f + ".toml");
+    REQUIRE(body);
+    text += std::string(std::istreambuf_iterator<char>(body), {}) + "\n";
+  }
+  text += "[domains.\"example.test\"]\ngreylisting = true\n";
+  // ip_complaints' default file is relative to the working directory: the source tree.
+  REQUIRE(chdir(DIGUE_SOURCE_DIR) == 0);
+  auto config = parse_config(text, "conf-filters-test.toml");
+  auto pipeline = Pipeline::build(config);
+  REQUIRE(pipeline->slots().size() == 9);
+  CHECK(pipeline->slots()[1].config.action == SlotAction::Tempfail);  // greylist
+  CHECK(pipeline->slots()[0].config.action == SlotAction::Reject);    // ip_blacklist_cache
+}
