@@ -117,11 +117,15 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   return s;
 }
 
-const toml::table& bayes_options(const Config& config) {
-  static const toml::table kEmpty;
+toml::table bayes_options(const Config& config) {
+  if (auto it = config.filter_options.find("bayes"); it != config.filter_options.end())
+    return it->second;
+  // Not in the pipeline order: the raw table, minus the keys the pipeline reads for a slot.
+  toml::table t;
   if (const auto* filters = config.root["filters"].as_table())
-    if (const auto* t = (*filters)["bayes"].as_table()) return *t;
-  return kEmpty;
+    if (const auto* b = (*filters)["bayes"].as_table()) t = *b;
+  for (const char* k : {"action", "timeout_ms", "on_error", "dry_run", "always"}) t.erase(k);
+  return t;
 }
 
 FilterPtr make_bayes(const FilterBuildContext& b) {

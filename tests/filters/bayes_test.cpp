@@ -65,7 +65,9 @@ FilterPtr build(const std::string& toml_text) {
   auto cfg = parse_config("[store]\ndir = \"/nonexistent\"\n" + toml_text, "test.toml");
   SlotConfig slot;
   slot.filter = "bayes";
-  FilterBuildContext b{*cfg, slot, filters::bayes_options(*cfg)};
+  static toml::table options;  // outlives the build (the factory copies what it needs)
+  options = filters::bayes_options(*cfg);
+  FilterBuildContext b{*cfg, slot, options};
   return filters::make_bayes(b);
 }
 
@@ -148,6 +150,19 @@ TEST_CASE("bayes filter offloads large messages to the worker pool", "[bayes][fi
   pool.join();
   // Autolearn (on here) learnt the confident spam on the pool.
   CHECK(bayes::Classifier(*store).stats().spam_messages == 41);
+}
+
+TEST_CASE("bayes options come without the slot keys", "[bayes][filters]") {
+  auto cfg = parse_config(
+      "[store]\ndir = \"/nonexistent\"\n[pipeline]\norder = [\"bayes\"]\n"
+      "[filters.bayes]\naction = \"score\"\ntimeout_ms = 2000\nmin_learned = 7\n",
+      "test.toml");
+  auto t = filters::bayes_options(*cfg);
+  CHECK(!t.contains("action"));
+  CHECK(filters::read_bayes_settings(t).params.min_learned == 7);
+  auto cfg2 = parse_config("[store]\ndir = \"/x\"\n[filters.bayes]\naction = \"log\"\nosb = true\n",
+                           "test.toml");
+  CHECK(filters::read_bayes_settings(filters::bayes_options(*cfg2)).params.tokenizer.osb);
 }
 
 TEST_CASE("bayes filter options are validated", "[bayes][filters]") {
