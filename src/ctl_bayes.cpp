@@ -1,5 +1,6 @@
 // diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -192,6 +193,8 @@ int classify(const bayes::Classifier& c, const Args& args) {
   auto tokens = tokenize_all(msgs, c.params().tokenizer);
   for (size_t i = 0; i < msgs.size(); ++i) {
     auto r = c.classify_tokens(tokens[i]);
+    // Decide on the printed value, so the score and the spam flag never disagree.
+    r.score = std::round(r.score * 1000.0) / 1000.0;
     if (json)
       std::printf("{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": \"%s\"}\n",
                   json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
