@@ -4,6 +4,8 @@
 // on the train split for each parameter variant (how parameters were chosen); otherwise it
 // learns the whole train split into an LMDB store and classifies the test split once.
 // Prints FN/FP at the default threshold, FN at FP = 0, (1 - ROC area) %, and speeds.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +16,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "digue/bayes.hpp"
 #include "digue/mime.hpp"
@@ -112,11 +113,12 @@ Metrics metrics(const std::vector<Scored>& scored, double threshold) {
 }
 
 void print(const char* what, const Metrics& m, double threshold) {
-  std::printf("%-28s FP %3zu/%zu (%.2f%%)  FN %3zu/%zu (%.2f%%) at %.1f   FN@FP=0 %3zu (%.2f%%)"
-              "   1-ROCA %.4f%%\n",
-              what, m.fp, m.ham, 100.0 * m.fp / std::max<size_t>(1, m.ham), m.fn, m.spam,
-              100.0 * m.fn / std::max<size_t>(1, m.spam), threshold, m.fn_at_fp0,
-              100.0 * m.fn_at_fp0 / std::max<size_t>(1, m.spam), m.one_minus_roca_pct);
+  std::printf(
+      "%-28s FP %3zu/%zu (%.2f%%)  FN %3zu/%zu (%.2f%%) at %.1f   FN@FP=0 %3zu (%.2f%%)"
+      "   1-ROCA %.4f%%\n",
+      what, m.fp, m.ham, 100.0 * m.fp / std::max<size_t>(1, m.ham), m.fn, m.spam,
+      100.0 * m.fn / std::max<size_t>(1, m.spam), threshold, m.fn_at_fp0,
+      100.0 * m.fn_at_fp0 / std::max<size_t>(1, m.spam), m.one_minus_roca_pct);
 }
 
 using Variant = std::pair<std::string, std::function<void(bayes::Params&)>>;
@@ -129,69 +131,81 @@ std::vector<Variant> variants() {
   };
   return {
       {"baseline", [](bayes::Params&) {}},
-      {"nohtml+osb", [](bayes::Params& p) {
+      {"nohtml+osb",
+       [](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
        }},
-      {"nohtml+osb2", [](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-       }},
-      {"nohtml+bogo", [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         bogo(p);
-       }},
-      {"nohtml+osb+bogo", [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         bogo(p);
-       }},
-      {"nohtml+osb2+bogo", [&](bayes::Params& p) {
+      {"nohtml+osb2",
+       [](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
+       }},
+      {"nohtml+bogo",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
          bogo(p);
        }},
-      {"nohtml+osb2+bogo+allhdr", [&](bayes::Params& p) {
+      {"nohtml+osb+bogo",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         bogo(p);
+       }},
+      {"nohtml+osb2+bogo",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         bogo(p);
+       }},
+      {"nohtml+osb2+bogo+allhdr",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
          p.tokenizer.all_headers = true;
          bogo(p);
        }},
-      {"nohtml+osb2+allhdr", [&](bayes::Params& p) {
+      {"nohtml+osb2+allhdr",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
          p.tokenizer.all_headers = true;
        }},
-      {"nohtml+bogo+allhdr", [&](bayes::Params& p) {
+      {"nohtml+bogo+allhdr",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.all_headers = true;
          bogo(p);
        }},
-      {"nohtml+osb2 s=0.1 md=0.3", [&](bayes::Params& p) {
+      {"nohtml+osb2 s=0.1 md=0.3",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
          p.robinson_s = 0.1;
          p.min_dev = 0.3;
        }},
-      {"nohtml+osb2 s=0.1 md=0.375", [&](bayes::Params& p) {
+      {"nohtml+osb2 s=0.1 md=0.375",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
          p.robinson_s = 0.1;
          p.min_dev = 0.375;
        }},
-      {"nohtml+osb2 s=0.45 md=0.375", [&](bayes::Params& p) {
+      {"nohtml+osb2 s=0.45 md=0.375",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
          p.min_dev = 0.375;
        }},
-      {"nohtml+osb2 s=0.0178 md=0.2", [&](bayes::Params& p) {
+      {"nohtml+osb2 s=0.0178 md=0.2",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
@@ -201,11 +215,13 @@ std::vector<Variant> variants() {
        }},
       {"defaults without osb", [&](bayes::Params& p) { p.tokenizer.osb = false; }},
       {"defaults with html tokens", [&](bayes::Params& p) { p.tokenizer.html_tokens = true; }},
-      {"defaults s=0.45 md=0.1 (SpamBayes)", [&](bayes::Params& p) {
+      {"defaults s=0.45 md=0.1 (SpamBayes)",
+       [&](bayes::Params& p) {
          p.robinson_s = 0.45;
          p.min_dev = 0.1;
        }},
-      {"nohtml+bogo+clues400", [&](bayes::Params& p) {
+      {"nohtml+bogo+clues400",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          bogo(p);
          p.max_clues = 400;
@@ -222,13 +238,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--train") train_dir = next();
-    else if (a == "--test") test_dir = next();
-    else if (a == "--cv") cv = std::stoi(next());
-    else if (a == "--variants") all_variants = true;
-    else if (a == "--variant") variant = std::stoi(next());
-    else if (a == "--scores") scores_file = next();
-    else if (a == "--dir") tmp_dir = next();
+    if (a == "--train")
+      train_dir = next();
+    else if (a == "--test")
+      test_dir = next();
+    else if (a == "--cv")
+      cv = std::stoi(next());
+    else if (a == "--variants")
+      all_variants = true;
+    else if (a == "--variant")
+      variant = std::stoi(next());
+    else if (a == "--scores")
+      scores_file = next();
+    else if (a == "--dir")
+      tmp_dir = next();
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -248,8 +271,10 @@ int main(int argc, char** argv) {
 
   if (cv > 0) {
     auto vs = variants();
-    if (variant >= 0) vs = {vs.at(static_cast<size_t>(variant))};
-    else if (!all_variants) vs.resize(1);
+    if (variant >= 0)
+      vs = {vs.at(static_cast<size_t>(variant))};
+    else if (!all_variants)
+      vs.resize(1);
     for (size_t vi = 0; vi < vs.size(); ++vi) {
       const auto& [vname, tweak] = vs[vi];
       bayes::Params p;
@@ -276,7 +301,8 @@ int main(int argc, char** argv) {
                               r.evidence(10));
           }
       }
-      print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold), bayes::kDefaultThreshold);
+      print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold),
+            bayes::kDefaultThreshold);
       if (!scores_file.empty()) {
         std::ofstream out(scores_file + "." + std::to_string(vi));
         for (const auto& l : lines) out << l << '\n';
@@ -298,8 +324,9 @@ int main(int argc, char** argv) {
     auto a = Clock::now();
     double ca = cpu_now();
     std::vector<bayes::Classifier::Item> items;
-    for (auto& m : train) items.push_back({bayes::tokenize(m.parsed, p.tokenizer),
-                                           m.spam ? bayes::Class::Spam : bayes::Class::Ham});
+    for (auto& m : train)
+      items.push_back({bayes::tokenize(m.parsed, p.tokenizer),
+                       m.spam ? bayes::Class::Spam : bayes::Class::Ham});
     auto b = Clock::now();
     for (size_t s = 0; s < items.size(); s += 500) {
       std::vector<bayes::Classifier::Item> batch(items.begin() + s,
@@ -310,10 +337,11 @@ int main(int argc, char** argv) {
     auto e = Clock::now();
     std::printf("learn CPU time (tokenize + store, this thread): %.2fs\n", cpu_now() - ca);
     auto st = c.stats();
-    std::printf("learn: tokenize %.2fs, store %.2fs, total with parse %.2fs (%.0f msgs/s); "
-                "%llu tokens\n",
-                secs(a, b), secs(b, e), secs(t1, t2) + secs(a, e),
-                train.size() / (secs(t1, t2) + secs(a, e)), (unsigned long long)st.tokens);
+    std::printf(
+        "learn: tokenize %.2fs, store %.2fs, total with parse %.2fs (%.0f msgs/s); "
+        "%llu tokens\n",
+        secs(a, b), secs(b, e), secs(t1, t2) + secs(a, e),
+        train.size() / (secs(t1, t2) + secs(a, e)), (unsigned long long)st.tokens);
   }
   std::error_code ec;
   std::printf("model on disk: %llu bytes (data.mdb)\n",
@@ -350,14 +378,16 @@ int main(int argc, char** argv) {
     double c3 = cpu_now();
     size_t ntok = 0;
     for (auto& t : toks) ntok += t.size();
-    std::printf("  CPU time, one core: tokenize %.0f msgs/s, classify_tokens %.0f msgs/s, "
-                "tokenize+classify %.0f msgs/s; %.0f tokens/msg\n",
-                test.size() / (c1 - c0), test.size() / (c2 - c1), test.size() / (c3 - c2),
-                double(ntok) / test.size());
+    std::printf(
+        "  CPU time, one core: tokenize %.0f msgs/s, classify_tokens %.0f msgs/s, "
+        "tokenize+classify %.0f msgs/s; %.0f tokens/msg\n",
+        test.size() / (c1 - c0), test.size() / (c2 - c1), test.size() / (c3 - c2),
+        double(ntok) / test.size());
   }
-  std::printf("classify: parse %.2fs (%.0f msgs/s); tokenize+classify %.3fs (%.0f msgs/s, one "
-              "thread)\n",
-              secs(a, b), test.size() / secs(a, b), best, test.size() / best);
+  std::printf(
+      "classify: parse %.2fs (%.0f msgs/s); tokenize+classify %.3fs (%.0f msgs/s, one "
+      "thread)\n",
+      secs(a, b), test.size() / secs(a, b), best, test.size() / best);
   print("digue test split", metrics(scored, bayes::kDefaultThreshold), bayes::kDefaultThreshold);
   if (!scores_file.empty()) {
     std::ofstream out(scores_file);

@@ -161,14 +161,17 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     char* p = buf.data() + j * klen;
     std::memcpy(p, kTokenPrefix.data(), kTokenPrefix.size());
     uint64_t h = order[j].first;
-    for (int d = 15; d >= 0; --d, h >>= 4) p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
+    for (int d = 15; d >= 0; --d, h >>= 4)
+      p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
     keys.emplace_back(p, klen);
   }
   std::vector<Counts> counts(n);
   std::optional<std::string> meta_value;
   store_.visit_many(keys, [&](size_t i, std::string_view v) {
-    if (i == 0) meta_value.emplace(v);
-    else counts[order[i - 1].second] = decode_counts(v);
+    if (i == 0)
+      meta_value.emplace(v);
+    else
+      counts[order[i - 1].second] = decode_counts(v);
   });
   Meta meta = decode_meta(meta_value);
   if (meta.spam < params_.min_learned || meta.ham < params_.min_learned) return r;
@@ -194,10 +197,9 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     cands.push_back({i, f, c});
   }
   size_t k = std::min(cands.size(), params_.max_clues);
-  std::partial_sort(cands.begin(), cands.begin() + static_cast<ptrdiff_t>(k), cands.end(),
-                    [](const Cand& a, const Cand& b) {
-                      return std::fabs(a.f - 0.5) > std::fabs(b.f - 0.5);
-                    });
+  std::partial_sort(
+      cands.begin(), cands.begin() + static_cast<ptrdiff_t>(k), cands.end(),
+      [](const Cand& a, const Cand& b) { return std::fabs(a.f - 0.5) > std::fabs(b.f - 0.5); });
   cands.resize(k);
   if (k == 0) return r;
 
@@ -211,7 +213,7 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   // I = (S - H + 1) / 2 with S = 1 - q_s, H = 1 - q_h; I and 1 - I are both formed from
   // terms that keep their precision near 0 and 1, so the log-odds does not saturate at the
   // edges where spam and hard ham both sit.
-  double indicator = (std::exp(log_qh) - std::expm1(log_qs)) / 2.0;  // I
+  double indicator = (std::exp(log_qh) - std::expm1(log_qs)) / 2.0;   // I
   double complement = (std::exp(log_qs) - std::expm1(log_qh)) / 2.0;  // 1 - I
   r.probability = std::clamp(indicator, 0.0, 1.0);
   // When both tests are overwhelming (many strong ham and many strong spam clues), I rounds
@@ -220,9 +222,9 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   double decades = (log_qh - log_qs) / std::log(10.0);
   r.evidence_decades = std::log10(std::max(indicator, 1e-300)) -
                        std::log10(std::max(complement, 1e-300)) + decades / 1000.0;
-  r.score = std::clamp(kDefaultThreshold + (r.evidence_decades - params_.pivot_decades) *
-                                               params_.score_per_decade,
-                       0.0, kMaxScore);
+  r.score = std::clamp(
+      kDefaultThreshold + (r.evidence_decades - params_.pivot_decades) * params_.score_per_decade,
+      0.0, kMaxScore);
   r.clues.reserve(k);
   for (const auto& c : cands) r.clues.push_back({tokens[c.index], c.f, c.c.spam, c.c.ham});
   return r;
@@ -238,7 +240,7 @@ struct Batch {
     Class cls;
   };
   std::vector<Msg> msgs;
-  std::vector<std::string> keys;             // meta, seen keys, token keys
+  std::vector<std::string> keys;              // meta, seen keys, token keys
   std::unordered_map<uint64_t, size_t> slot;  // token hash -> index in keys
   std::map<std::string, size_t> seen_slot;
 
@@ -313,14 +315,18 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
     ops.push_back({K::Put, std::string(kMetaKey), encode_meta(meta)});
     for (const auto& [idx, v] : seen) {
       bool had = values[idx].has_value();
-      if (v) ops.push_back({K::Put, b.keys[idx], std::string(1, *v)});
-      else if (had) ops.push_back({K::Del, b.keys[idx], ""});
+      if (v)
+        ops.push_back({K::Put, b.keys[idx], std::string(1, *v)});
+      else if (had)
+        ops.push_back({K::Del, b.keys[idx], ""});
     }
     for (size_t idx = 0; idx < values.size(); ++idx) {
       if (!touched[idx]) continue;
       const auto& c = counts[idx];
-      if (c.spam == 0 && c.ham == 0) ops.push_back({K::Del, b.keys[idx], ""});
-      else ops.push_back({K::Put, b.keys[idx], encode_counts(c)});
+      if (c.spam == 0 && c.ham == 0)
+        ops.push_back({K::Del, b.keys[idx], ""});
+      else
+        ops.push_back({K::Put, b.keys[idx], encode_counts(c)});
     }
     return ops;
   });
@@ -408,7 +414,8 @@ size_t Classifier::restore(std::istream& in) const {
         }
         auto it = merged.find(r.key);
         if (it == merged.end())
-          it = merged.emplace(r.key, values[i + 1] ? decode_counts(*values[i + 1]) : Counts{}).first;
+          it =
+              merged.emplace(r.key, values[i + 1] ? decode_counts(*values[i + 1]) : Counts{}).first;
         it->second.spam += r.c.spam;
         it->second.ham += r.c.ham;
         it->second.day = std::max(it->second.day, r.c.day);
@@ -432,9 +439,9 @@ size_t Classifier::restore(std::istream& in) const {
       if (std::sscanf(line.c_str(), "%7s %64s %llu %llu %llu", kind, id, &a, &b, &d) != 5 ||
           std::strlen(id) != 16 || a > UINT32_MAX || b > UINT32_MAX || d > UINT32_MAX)
         bad("bad token record");
-      batch.push_back({std::string(kTokenPrefix) + id,
-                       Counts{static_cast<uint32_t>(a), static_cast<uint32_t>(b),
-                              static_cast<uint32_t>(d)}});
+      batch.push_back(
+          {std::string(kTokenPrefix) + id,
+           Counts{static_cast<uint32_t>(a), static_cast<uint32_t>(b), static_cast<uint32_t>(d)}});
     } else if (line.rfind("seen ", 0) == 0) {
       if (std::sscanf(line.c_str(), "%7s %64s %c", kind, id, &cls) != 3 ||
           (cls != 'S' && cls != 'H'))

@@ -1,13 +1,13 @@
 // bayes filter: symbols against the domain's threshold, untrained model, worker offload,
 // store failure -> error result. Real MIME parsing, in-memory Store.
-#include <catch2/catch.hpp>
+#include "digue/bayes.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
 
-#include "digue/bayes.hpp"
 #include "digue/config.hpp"
 #include "digue/message.hpp"
 #include "digue/store.hpp"
@@ -19,15 +19,19 @@ namespace asio = boost::asio;
 namespace {
 
 std::string spam_raw(int i) {
-  return "From: Deals <promo" + std::to_string(i) + "@spam.example>\r\n"
-         "To: you@example.test\r\nSubject: cheap pills offer " + std::to_string(i) +
+  return "From: Deals <promo" + std::to_string(i) +
+         "@spam.example>\r\n"
+         "To: you@example.test\r\nSubject: cheap pills offer " +
+         std::to_string(i) +
          "\r\nContent-Type: text/plain\r\n\r\n"
-         "winner click free money casino loan viagra credit urgent ref" + std::to_string(i) + "\r\n";
+         "winner click free money casino loan viagra credit urgent ref" +
+         std::to_string(i) + "\r\n";
 }
 
 std::string ham_raw(int i) {
   return "From: Ann <ann@work.example>\r\nTo: team@example.test\r\n"
-         "Subject: kernel patch review " + std::to_string(i) +
+         "Subject: kernel patch review " +
+         std::to_string(i) +
          "\r\nContent-Type: text/plain\r\n\r\n"
          "thanks for the merge, the build and release meeting is after lunch ref" +
          std::to_string(i) + "\r\n";
@@ -77,7 +81,8 @@ class FailingStore final : public Store {
   void put(std::string_view, std::string_view, std::chrono::seconds) override {}
   bool del(std::string_view) override { return false; }
   int64_t incr(std::string_view, int64_t, std::chrono::seconds) override { return 0; }
-  void scan(std::string_view, const std::function<bool(std::string_view, std::string_view)>&) override {}
+  void scan(std::string_view,
+            const std::function<bool(std::string_view, std::string_view)>&) override {}
   void apply(const std::vector<Op>&) override {}
 };
 
