@@ -1,8 +1,11 @@
 #include "filters/ip_blacklist_cache.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <ctime>
 
 #include "digue/options.hpp"
+#include "digue/pipeline.hpp"
 #include "digue/store.hpp"
 
 namespace digue::filters {
@@ -32,7 +35,7 @@ std::string format_time(int64_t t) {
 
 class IpBlacklistCache final : public Filter {
  public:
-  explicit IpBlacklistCache(double score) : score_(score) {}
+  IpBlacklistCache(double score, std::chrono::seconds ban) : score_(score), ban_(ban) {}
   std::string_view name() const override { return "ip_blacklist_cache"; }
   Phase phase() const override { return Phase::Connect; }
 
@@ -59,8 +62,23 @@ class IpBlacklistCache final : public Filter {
                                 ip->str() + " recently sent spam");
   }
 
+  // A message classed as spam (not merely scored, not whitelisted) bans its client IP.
+  void after_verdict(const FilterContext& ctx, const Verdict& v) const override {
+    if (ban_.count() == 0 || v.whitelisted || v.decision != Decision::Spam) return;
+    if (!ctx.services.store) return;
+    auto ip = net::Ip::parse(ctx.envelope.client_ip);
+    if (!ip || (!ip->v6 && ip->bytes[0] == 127) || ctx.envelope.client_ip == "::1") return;
+    try {
+      record_spammer(*ctx.services.store, *ip, ban_,
+                     "spam: queue " + ctx.envelope.queue_id + " " + v.deciding_filter);
+    } catch (const StoreError& e) {
+      spdlog::warn("ip_blacklist_cache: cannot record {}: {}", ip->str(), e.what());
+    }
+  }
+
  private:
   double score_;
+  std::chrono::seconds ban_;
 };
 
 }  // namespace
@@ -68,8 +86,11 @@ class IpBlacklistCache final : public Filter {
 FilterPtr make_ip_blacklist_cache(const FilterBuildContext& b) {
   OptionReader r(b.options, "filters.ip_blacklist_cache");
   double score = r.number("score", 10.0, -100, 100);
+  // 0 turns recording off (the cache is then filled only by other nodes or tools).
+  auto ban = std::chrono::seconds(r.integer("ban_seconds", kDefaultSpammerBan.count(), 0,
+                                            30LL * 86400));
   r.finish();
-  return std::make_shared<IpBlacklistCache>(score);
+  return std::make_shared<IpBlacklistCache>(score, ban);
 }
 
 }  // namespace digue::filters

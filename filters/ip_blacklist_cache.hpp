@@ -1,7 +1,9 @@
 // ip_blacklist_cache — the platform's short-term IP blacklist: a client IP recently found
 // sending spam is refused for a while (the ban time), whatever the recipient domain.
 // Phase: connect. Symbols: IP_BLACKLIST_CACHE (hit; evidence: the IP, when it was recorded
-// and why). Options ([filters.ip_blacklist_cache]): score (10).
+// and why). Options ([filters.ip_blacklist_cache]): score (10), ban_seconds (86400; 0 = do
+// not record). Recording: after_verdict() bans the client IP of every message classed as
+// spam (not whitelisted; loopback never).
 // Store: key "ipbl:<ip>" (the IP as net::Ip::str() prints it, so every IPv6 spelling maps to
 // one key), value "<unix time recorded> <reason>", TTL = the ban time: the ban lifts by
 // itself when the key expires. Writers call record_spammer() (the queue, when a message is

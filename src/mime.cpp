@@ -325,7 +325,7 @@ class Parser {
 
   void parse_message(int idx, std::string_view buf, int source, size_t begin, size_t end) {
     std::string_view body = buf.substr(begin, end - begin);
-    const std::string& cte = part(idx).transfer_encoding;
+    const std::string cte = part(idx).transfer_encoding;  // a copy: new_part reallocates parts
     int child = new_part(idx);
     if (child < 0) return;
     if (cte == "base64" || cte == "quoted-printable") {

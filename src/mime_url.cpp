@@ -171,7 +171,7 @@ void find_urls(std::string_view text, std::vector<std::string_view>& found) {
       begin = www;
     } else if (colon != std::string_view::npos) {
       size_t s = colon;
-      while (s > i && s > colon - 6 && ((text[s - 1] >= 'a' && text[s - 1] <= 'z') ||
+      while (s > i && s + 6 > colon && ((text[s - 1] >= 'a' && text[s - 1] <= 'z') ||
                                         (text[s - 1] >= 'A' && text[s - 1] <= 'Z')))
         --s;
       std::string_view scheme = text.substr(s, colon - s);

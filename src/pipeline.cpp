@@ -112,6 +112,19 @@ void PipelineRun::reset() {
   message_.reset();
 }
 
+void PipelineRun::after_verdict(const DomainPolicy& policy, const Verdict& verdict) {
+  if (!envelope_) return;
+  FilterContext ctx{*envelope_, message_.get(), policy.name, policy, services_, executor_};
+  for (const Slot& slot : pipeline_->slots()) {
+    if (slot.config.dry_run) continue;
+    try {
+      slot.filter->after_verdict(ctx, verdict);
+    } catch (const std::exception& e) {
+      spdlog::warn("filter={} after_verdict failed: {}", slot.config.filter, e.what());
+    }
+  }
+}
+
 void PipelineRun::forget(Phase phase, const std::string& domain) {
   for (auto it = cache_.begin(); it != cache_.end();) {
     const Slot& slot = pipeline_->slots()[it->first.first];

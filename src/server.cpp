@@ -547,6 +547,7 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
     rec.summary += fmt::format("{}{}:{}:{:.1f}:{}", rec.summary.empty() ? "" : " ", d, action,
                                v.score, v.deciding_filter);
   }
+  for (const auto& d : domains) run_->after_verdict(*config_->domain(d), verdicts[d]);
   error_code ec;
   co_await impl_.spool.async_commit(raw, rec, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {

@@ -26,6 +26,7 @@ namespace digue {
 class Message;
 class Store;
 struct DomainPolicy;
+struct Verdict;
 namespace dns {
 class Resolver;
 }
@@ -104,6 +105,10 @@ class Filter {
   // pipeline then runs it once per domain instead of once per message.
   virtual bool per_domain() const { return false; }
   virtual boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const = 0;
+  // Called once per recipient domain after the final verdict of an accepted message (also
+  // for slots that did not run because the chain stopped earlier), for filters that learn
+  // from outcomes (IP blacklist cache, autolearn). Must be quick and must not throw.
+  virtual void after_verdict(const FilterContext& ctx, const Verdict& verdict) const {}
 };
 
 using FilterPtr = std::shared_ptr<const Filter>;

@@ -97,6 +97,8 @@ class PipelineRun {
   void forget(Phase phase, const std::string& domain);
 
   boost::asio::awaitable<Verdict> evaluate(const DomainPolicy& policy, Phase upto);
+  // Runs every slot's after_verdict hook for this domain's final verdict.
+  void after_verdict(const DomainPolicy& policy, const Verdict& verdict);
 
   const Pipeline& pipeline() const { return *pipeline_; }
 

@@ -40,7 +40,6 @@ const Command kCommands[] = {
     {"queue", &ctl::queue, "list the spooled messages"},
     {"bayes", &ctl::bayes, "learn, classify and maintain the Bayes model"},
     {"spf", &ctl::spf, "SPF check: CLIENT_IP MAIL_FROM HELO (or --batch FILE)"},
-    {"bayes", &ctl::bayes, "learn, classify, unlearn, stats, dump, restore"},
 };
 
 void usage() {

@@ -419,6 +419,33 @@ TEST_CASE("ip_blacklist_cache: record_spammer bans for the TTL", "[filters][ip_b
   CHECK(nostore.run(nostore.build("ip_blacklist_cache")).status == FilterResult::Status::Error);
 }
 
+TEST_CASE("ip_blacklist_cache: a spam verdict bans the client", "[filters][ip_blacklist_cache]") {
+  Net h;
+  h.options.insert("ban_seconds", 60);
+  auto f = h.build("ip_blacklist_cache");
+  h.services.store = h.store.get();
+  asio::io_context io;
+  FilterContext ctx{h.env, nullptr, h.domain, h.policy, h.services, io.get_executor()};
+  Verdict v;
+  v.decision = Decision::Accept;
+  f->after_verdict(ctx, v);
+  CHECK(h.run(f).verdict == V::None);  // not spam: no ban
+  v.decision = Decision::Spam;
+  v.whitelisted = true;
+  f->after_verdict(ctx, v);
+  CHECK(h.run(f).verdict == V::None);  // whitelisted: no ban
+  v.whitelisted = false;
+  v.deciding_filter = "rbl";
+  f->after_verdict(ctx, v);
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols[0].evidence.find("rbl") != std::string::npos);
+  h.env.client_ip = "127.0.0.1";  // loopback (local injection) is never banned
+  FilterContext local{h.env, nullptr, h.domain, h.policy, h.services, io.get_executor()};
+  f->after_verdict(local, v);
+  CHECK(h.run(f).verdict == V::None);
+}
+
 TEST_CASE("ip_complaints: file of CIDRs with comments", "[filters][ip_complaints]") {
   std::string path = tmp_file("# complaints\n\n198.51.100.0/24  # ticket 42\n203.0.113.9\n"
                               "2001:db8:bad::/48\n");

@@ -358,6 +358,24 @@ def test_reload_on_sighup_and_graceful_stop():
             assert d.stop() == 0
 
 
+def test_shipped_configs_are_valid():
+    src = os.path.join(os.path.dirname(__file__), "..", "..")
+    r = subprocess.run([DIGUED, "--config", "conf/digue.toml", "--check-config"], cwd=src,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(src, "conf", "digue-production.toml")) as f:
+        prod = f.read().replace("/etc/digue/rules/", "rules/")
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", dir=src, delete=False) as f:
+        f.write(prod)
+    try:
+        r = subprocess.run([DIGUED, "--config", f.name, "--print-pipeline"], cwd=src,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert len(r.stdout.splitlines()) == 22, r.stdout
+    finally:
+        os.unlink(f.name)
+
+
 def test_check_config_and_print_pipeline():
     with tempfile.TemporaryDirectory() as tmp:
         good = os.path.join(tmp, "good.toml")

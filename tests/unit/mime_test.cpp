@@ -287,6 +287,10 @@ TEST_CASE("URLs: hosts, registered domains, IP forms, deduplication", "[mime]") 
       "sub.example.com|example.com",          "files.example.net|example.net",
       "foo.blogspot.com|foo.blogspot.com",    "unsub.mailer.example.com|example.com"};
   CHECK(got == want);
+  // A URL at the very start of a text (regression: scheme look-back underflowed).
+  Parsed q = parse("\nhttp://start.example.com/\n");
+  REQUIRE(q.urls.size() == 1);
+  CHECK(q.urls[0].host == "start.example.com");
   CHECK(digue::mime::registered_domain("a.b.example.com") == "example.com");
   CHECK(digue::mime::registered_domain("com") == "");
   CHECK(digue::mime::registered_domain("www.city.kawasaki.jp") == "city.kawasaki.jp");

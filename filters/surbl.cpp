@@ -1,0 +1,155 @@
+#include "filters/surbl.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <set>
+
+#include "digue/message.hpp"
+#include "digue/options.hpp"
+#include "digue/resolver.hpp"
+
+namespace digue::filters {
+namespace {
+
+namespace asio = boost::asio;
+
+bool listed(const dns::Answer& a) {
+  if (!a.ok()) return false;
+  for (const auto& r : a.records) {
+    if (!r.starts_with("127.")) continue;
+    if (r == "127.0.0.1" || r.starts_with("127.255.255.")) continue;
+    return true;
+  }
+  return false;
+}
+
+std::string reverse_ipv4(const std::string& ip) {
+  std::vector<std::string_view> parts;
+  std::string_view s = ip;
+  while (true) {
+    size_t dot = s.find('.');
+    parts.push_back(s.substr(0, dot));
+    if (dot == std::string_view::npos) break;
+    s.remove_prefix(dot + 1);
+  }
+  std::string out;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (!out.empty()) out.push_back('.');
+    out.append(*it);
+  }
+  return out;
+}
+
+class Surbl final : public Filter {
+ public:
+  Surbl(std::vector<std::string> zones, double quorum, size_t max_domains,
+        std::set<std::string> skip, double score)
+      : zones_(std::move(zones)),
+        quorum_(quorum),
+        max_domains_(max_domains),
+        skip_(std::move(skip)),
+        score_(score) {}
+
+  std::string_view name() const override { return "surbl"; }
+  Phase phase() const override { return Phase::Data; }
+
+  asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
+    if (!ctx.message) co_return FilterResult::error("surbl: no message");
+    if (!ctx.services.resolver) co_return FilterResult::error("surbl: no resolver configured");
+    // Distinct query labels, in message order, capped.
+    std::vector<std::string> labels, shown;
+    std::set<std::string> seen;
+    for (const auto& u : ctx.message->facts().urls) {
+      if (labels.size() >= max_domains_) break;
+      if (u.registered_domain.empty() || skip_.count(u.registered_domain)) continue;
+      if (u.is_ip && u.registered_domain.find(':') != std::string::npos) continue;  // IPv6
+      if (!seen.insert(u.registered_domain).second) continue;
+      labels.push_back(u.is_ip ? reverse_ipv4(u.registered_domain) : u.registered_domain);
+      shown.push_back(u.registered_domain);
+    }
+    if (labels.empty() || zones_.empty()) co_return FilterResult::none();
+
+    dns::Resolver& resolver = *ctx.services.resolver;
+    using Op = decltype(asio::co_spawn(ctx.executor, resolver.query("", dns::Type::A),
+                                       asio::deferred));
+    std::vector<Op> ops;
+    for (const auto& l : labels)
+      for (const auto& z : zones_)
+        ops.push_back(asio::co_spawn(ctx.executor, resolver.query(l + "." + z, dns::Type::A),
+                                     asio::deferred));
+    auto [order, errors, answers] =
+        co_await asio::experimental::make_parallel_group(std::move(ops))
+            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    (void)order;
+
+    std::string evidence;
+    size_t failed = 0;
+    for (size_t d = 0; d < labels.size(); ++d) {
+      size_t answered = 0;
+      std::vector<std::string> hits;
+      for (size_t z = 0; z < zones_.size(); ++z) {
+        size_t i = d * zones_.size() + z;
+        if (errors[i]) {
+          ++failed;
+          continue;
+        }
+        const dns::Answer& a = answers[i];
+        if (a.status == dns::Status::TempError || a.status == dns::Status::PermError) {
+          ++failed;  // no answer from this zone: out of the quorum, counted
+          continue;
+        }
+        ++answered;
+        if (listed(a)) hits.push_back(zones_[z]);
+      }
+      if (answered == 0 || hits.empty()) continue;
+      if (static_cast<double>(hits.size()) < quorum_ * static_cast<double>(answered) - 1e-9)
+        continue;
+      if (!evidence.empty()) evidence += ", ";
+      evidence += shown[d] + " (";
+      for (size_t k = 0; k < hits.size(); ++k) evidence += (k ? ", " : "") + hits[k];
+      evidence += ")";
+    }
+    FilterResult result;
+    if (failed == labels.size() * zones_.size())
+      co_return FilterResult::error("surbl: no zone answered (" + std::to_string(failed) +
+                                    " queries failed)");
+    if (!evidence.empty()) {
+      result = FilterResult::hit("SURBL", score_, evidence, "URL domain blocklisted");
+    }
+    if (failed)
+      result.symbols.push_back({"SURBL_TIMEOUT", 0.0, std::to_string(failed) + " queries unanswered"});
+    co_return result;
+  }
+
+ private:
+  std::vector<std::string> zones_;
+  double quorum_;
+  size_t max_domains_;
+  std::set<std::string> skip_;
+  double score_;
+};
+
+}  // namespace
+
+FilterPtr make_surbl(const FilterBuildContext& b) {
+  OptionReader r(b.options, "filters.surbl");
+  auto zones = r.strings("zones", {"multi.surbl.org", "multi.uribl.com", "dbl.spamhaus.org"});
+  for (auto& z : zones) {
+    std::string n = dns::normalize_name(z);
+    bool ok = !n.empty() && n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-._") ==
+                                std::string::npos;
+    if (!ok) r.fail("zones", "'" + z + "' is not a DNS zone name");
+    z = n;
+  }
+  double quorum = r.number("quorum", 0.5, 0.01, 1.0);
+  auto max_domains = static_cast<size_t>(r.integer("max_domains", 20, 1, 200));
+  std::set<std::string> skip;
+  for (auto& s : r.strings("skip_domains")) skip.insert(dns::normalize_name(s));
+  double score = r.number("score", 5.0, -100, 100);
+  r.finish();
+  return std::make_shared<Surbl>(std::move(zones), quorum, max_domains, std::move(skip), score);
+}
+
+}  // namespace digue::filters

@@ -1,0 +1,106 @@
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include "digue/resolver.hpp"
+#include "filters/surbl.hpp"
+#include "tests/filters/filter_harness.hpp"
+
+using digue::test::FilterHarness;
+using digue::test::is_hit;
+namespace dns = digue::dns;
+
+namespace {
+
+// In-test resolver: fixed answers, NXDOMAIN otherwise; zones listed in `dead` time out.
+class FakeResolver final : public dns::Resolver {
+ public:
+  std::map<std::string, std::string> a;  // name -> address
+  std::vector<std::string> dead;
+  std::vector<std::string> asked;
+  boost::asio::awaitable<dns::Answer> query(std::string name, dns::Type type) override {
+    asked.push_back(name);
+    dns::Answer ans;
+    for (const auto& z : dead)
+      if (name.ends_with("." + z)) co_return ans;  // TempError
+    if (auto it = a.find(name); it != a.end() && type == dns::Type::A) {
+      ans.status = dns::Status::Ok;
+      ans.records.push_back(it->second);
+    } else {
+      ans.status = dns::Status::NxDomain;
+    }
+    co_return ans;
+  }
+};
+
+const char* kOpts = "zones = [\"one.test\", \"two.test\", \"three.test\", \"four.test\"]\n";
+
+std::string msg(const std::string& body) {
+  return "Subject: x\nContent-Type: text/html\n\n" + body + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("surbl: hit at quorum, evidence names domain and zones", "[filters][surbl]") {
+  FakeResolver res;
+  res.a["bad.example.one.test"] = "127.0.0.2";
+  res.a["bad.example.two.test"] = "127.0.0.4";
+  FilterHarness h(&digue::filters::make_surbl, kOpts);
+  h.services.resolver = &res;
+  auto r = h.run(msg("<a href='http://www.bad.example/x'>x</a> http://good.example/"));
+  REQUIRE(is_hit(r));
+  CHECK(r.symbols[0].name == "SURBL");
+  CHECK(r.symbols[0].evidence == "bad.example (one.test, two.test)");
+  CHECK(res.asked.size() == 8);  // 2 domains x 4 zones
+}
+
+TEST_CASE("surbl: below quorum, refusal codes and unlisted domains miss", "[filters][surbl]") {
+  FakeResolver res;
+  res.a["bad.example.one.test"] = "127.0.0.2";        // 1 of 4: below 50%
+  res.a["meh.example.one.test"] = "127.0.0.1";        // "query refused", not a listing
+  res.a["meh.example.two.test"] = "127.255.255.254";  // error code
+  res.a["meh.example.three.test"] = "10.0.0.1";       // not a 127/8 answer
+  FilterHarness h(&digue::filters::make_surbl, kOpts);
+  h.services.resolver = &res;
+  CHECK_FALSE(is_hit(h.run(msg("http://bad.example/ http://meh.example/"))));
+  CHECK(h.run(msg("no links here")).symbols.empty());
+}
+
+TEST_CASE("surbl: zones that time out are excluded from the quorum and counted",
+          "[filters][surbl]") {
+  FakeResolver res;
+  res.a["bad.example.one.test"] = "127.0.0.2";
+  res.dead = {"two.test", "three.test"};
+  FilterHarness h(&digue::filters::make_surbl, kOpts);
+  h.services.resolver = &res;
+  auto r = h.run(msg("http://bad.example/"));
+  REQUIRE(is_hit(r));  // 1 of the 2 zones that answered
+  REQUIRE(r.symbols.size() == 2);
+  CHECK(r.symbols[1].name == "SURBL_TIMEOUT");
+  CHECK(r.symbols[1].evidence == "2 queries unanswered");
+  res.dead = {"one.test", "two.test", "three.test", "four.test"};
+  CHECK(h.run(msg("http://bad.example/")).status == digue::FilterResult::Status::Error);
+}
+
+TEST_CASE("surbl: IP URLs reversed, domains deduplicated and capped", "[filters][surbl]") {
+  FakeResolver res;
+  res.a["4.3.2.1.one.test"] = "127.0.0.2";
+  res.a["4.3.2.1.two.test"] = "127.0.0.2";
+  FilterHarness h(&digue::filters::make_surbl, std::string(kOpts) + "max_domains = 2\n");
+  h.services.resolver = &res;
+  auto r = h.run(msg("http://1.2.3.4/a http://a.same.example/ http://b.same.example/ "
+                     "http://third.example/ http://[::1]/"));
+  REQUIRE(is_hit(r));
+  CHECK(r.symbols[0].evidence == "1.2.3.4 (one.test, two.test)");
+  CHECK(res.asked.size() == 8);  // 1.2.3.4 and same.example only
+}
+
+TEST_CASE("surbl: no resolver is an error; malformed options are config errors",
+          "[filters][surbl]") {
+  FilterHarness h(&digue::filters::make_surbl, kOpts);
+  CHECK(h.run(msg("http://x.example/")).status == digue::FilterResult::Status::Error);
+  CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl, "quorum = 2.0\n"),
+                  digue::ConfigError);
+  CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl, "zones = [\"bad zone!\"]\n"),
+                  digue::ConfigError);
+}
