@@ -4,6 +4,8 @@
 // on the train split for each parameter variant (how parameters were chosen); otherwise it
 // learns the whole train split into an LMDB store and classifies the test split once.
 // Prints FN/FP at the default threshold, FN at FP = 0, (1 - ROC area) %, and speeds.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +16,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "digue/bayes.hpp"
 #include "digue/mime.hpp"
@@ -74,19 +75,25 @@ struct Metrics {
   double one_minus_roca_pct = 0;
 };
 
-Metrics metrics(const std::vector<std::pair<bool, double>>& scored, double threshold) {
+struct Scored {
+  bool spam;
+  double score;  // 0..15, compared with the threshold
+  double rank;   // unclamped evidence (decades), for FN at FP = 0 and the ROC area
+};
+
+Metrics metrics(const std::vector<Scored>& scored, double threshold) {
   Metrics m;
-  double max_ham = -1;
+  double max_ham = -1e300;
   std::vector<double> hs, ss;
-  for (auto [spam, s] : scored) {
+  for (auto [spam, score, s] : scored) {
     if (spam) {
       ++m.spam;
       ss.push_back(s);
-      if (s < threshold) ++m.fn;
+      if (score < threshold) ++m.fn;
     } else {
       ++m.ham;
       hs.push_back(s);
-      if (s >= threshold) ++m.fp;
+      if (score >= threshold) ++m.fp;
       max_ham = std::max(max_ham, s);
     }
   }
@@ -106,11 +113,12 @@ Metrics metrics(const std::vector<std::pair<bool, double>>& scored, double thres
 }
 
 void print(const char* what, const Metrics& m, double threshold) {
-  std::printf("%-28s FP %3zu/%zu (%.2f%%)  FN %3zu/%zu (%.2f%%) at %.1f   FN@FP=0 %3zu (%.2f%%)"
-              "   1-ROCA %.4f%%\n",
-              what, m.fp, m.ham, 100.0 * m.fp / std::max<size_t>(1, m.ham), m.fn, m.spam,
-              100.0 * m.fn / std::max<size_t>(1, m.spam), threshold, m.fn_at_fp0,
-              100.0 * m.fn_at_fp0 / std::max<size_t>(1, m.spam), m.one_minus_roca_pct);
+  std::printf(
+      "%-28s FP %3zu/%zu (%.2f%%)  FN %3zu/%zu (%.2f%%) at %.1f   FN@FP=0 %3zu (%.2f%%)"
+      "   1-ROCA %.4f%%\n",
+      what, m.fp, m.ham, 100.0 * m.fp / std::max<size_t>(1, m.ham), m.fn, m.spam,
+      100.0 * m.fn / std::max<size_t>(1, m.spam), threshold, m.fn_at_fp0,
+      100.0 * m.fn_at_fp0 / std::max<size_t>(1, m.spam), m.one_minus_roca_pct);
 }
 
 using Variant = std::pair<std::string, std::function<void(bayes::Params&)>>;
@@ -123,31 +131,97 @@ std::vector<Variant> variants() {
   };
   return {
       {"baseline", [](bayes::Params&) {}},
-      {"nohtml+osb", [](bayes::Params& p) {
+      {"nohtml+osb",
+       [](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
        }},
-      {"nohtml+osb2", [](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-       }},
-      {"nohtml+bogo", [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         bogo(p);
-       }},
-      {"nohtml+osb+bogo", [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         bogo(p);
-       }},
-      {"nohtml+osb2+bogo", [&](bayes::Params& p) {
+      {"nohtml+osb2",
+       [](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          p.tokenizer.osb = true;
          p.tokenizer.osb_window = 2;
+       }},
+      {"nohtml+bogo",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
          bogo(p);
        }},
-      {"nohtml+bogo+clues400", [&](bayes::Params& p) {
+      {"nohtml+osb+bogo",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         bogo(p);
+       }},
+      {"nohtml+osb2+bogo",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         bogo(p);
+       }},
+      {"nohtml+osb2+bogo+allhdr",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.tokenizer.all_headers = true;
+         bogo(p);
+       }},
+      {"nohtml+osb2+allhdr",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.tokenizer.all_headers = true;
+       }},
+      {"nohtml+bogo+allhdr",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.all_headers = true;
+         bogo(p);
+       }},
+      {"nohtml+osb2 s=0.1 md=0.3",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.robinson_s = 0.1;
+         p.min_dev = 0.3;
+       }},
+      {"nohtml+osb2 s=0.1 md=0.375",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.robinson_s = 0.1;
+         p.min_dev = 0.375;
+       }},
+      {"nohtml+osb2 s=0.45 md=0.375",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.min_dev = 0.375;
+       }},
+      {"nohtml+osb2 s=0.0178 md=0.2",
+       [&](bayes::Params& p) {
+         p.tokenizer.html_tokens = false;
+         p.tokenizer.osb = true;
+         p.tokenizer.osb_window = 2;
+         p.robinson_s = 0.0178;
+         p.robinson_x = 0.52;
+         p.min_dev = 0.2;
+       }},
+      {"defaults without osb", [&](bayes::Params& p) { p.tokenizer.osb = false; }},
+      {"defaults with html tokens", [&](bayes::Params& p) { p.tokenizer.html_tokens = true; }},
+      {"defaults s=0.45 md=0.1 (SpamBayes)",
+       [&](bayes::Params& p) {
+         p.robinson_s = 0.45;
+         p.min_dev = 0.1;
+       }},
+      {"nohtml+bogo+clues400",
+       [&](bayes::Params& p) {
          p.tokenizer.html_tokens = false;
          bogo(p);
          p.max_clues = 400;
@@ -159,17 +233,25 @@ std::vector<Variant> variants() {
 
 int main(int argc, char** argv) {
   std::string train_dir, test_dir, scores_file, tmp_dir;
-  int cv = 0;
+  int cv = 0, variant = -1;
   bool all_variants = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--train") train_dir = next();
-    else if (a == "--test") test_dir = next();
-    else if (a == "--cv") cv = std::stoi(next());
-    else if (a == "--variants") all_variants = true;
-    else if (a == "--scores") scores_file = next();
-    else if (a == "--dir") tmp_dir = next();
+    if (a == "--train")
+      train_dir = next();
+    else if (a == "--test")
+      test_dir = next();
+    else if (a == "--cv")
+      cv = std::stoi(next());
+    else if (a == "--variants")
+      all_variants = true;
+    else if (a == "--variant")
+      variant = std::stoi(next());
+    else if (a == "--scores")
+      scores_file = next();
+    else if (a == "--dir")
+      tmp_dir = next();
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -189,13 +271,18 @@ int main(int argc, char** argv) {
 
   if (cv > 0) {
     auto vs = variants();
-    if (!all_variants) vs.resize(1);
-    for (const auto& [vname, tweak] : vs) {
+    if (variant >= 0)
+      vs = {vs.at(static_cast<size_t>(variant))};
+    else if (!all_variants)
+      vs.resize(1);
+    for (size_t vi = 0; vi < vs.size(); ++vi) {
+      const auto& [vname, tweak] = vs[vi];
       bayes::Params p;
       tweak(p);
       std::vector<std::vector<std::string>> toks;
       for (auto& m : train) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
-      std::vector<std::pair<bool, double>> scored;
+      std::vector<Scored> scored;
+      std::vector<std::string> lines;
       for (int fold = 0; fold < cv; ++fold) {
         auto store = make_memory_store();
         bayes::Classifier c(*store, p);
@@ -205,10 +292,21 @@ int main(int argc, char** argv) {
             items.push_back({toks[i], train[i].spam ? bayes::Class::Spam : bayes::Class::Ham});
         c.learn(items);
         for (size_t i = 0; i < train.size(); ++i)
-          if (static_cast<int>(i % cv) == fold)
-            scored.emplace_back(train[i].spam, c.classify_tokens(toks[i]).score);
+          if (static_cast<int>(i % cv) == fold) {
+            auto r = c.classify_tokens(toks[i]);
+            scored.push_back({train[i].spam, r.score, r.evidence_decades});
+            if (!scores_file.empty())
+              lines.push_back(std::string(train[i].spam ? "spam " : "ham ") +
+                              std::to_string(r.evidence_decades) + " " + train[i].name + " " +
+                              r.evidence(10));
+          }
       }
-      print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold), bayes::kDefaultThreshold);
+      print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold),
+            bayes::kDefaultThreshold);
+      if (!scores_file.empty()) {
+        std::ofstream out(scores_file + "." + std::to_string(vi));
+        for (const auto& l : lines) out << l << '\n';
+      }
       std::fflush(stdout);
     }
     return 0;
@@ -226,8 +324,9 @@ int main(int argc, char** argv) {
     auto a = Clock::now();
     double ca = cpu_now();
     std::vector<bayes::Classifier::Item> items;
-    for (auto& m : train) items.push_back({bayes::tokenize(m.parsed, p.tokenizer),
-                                           m.spam ? bayes::Class::Spam : bayes::Class::Ham});
+    for (auto& m : train)
+      items.push_back({bayes::tokenize(m.parsed, p.tokenizer),
+                       m.spam ? bayes::Class::Spam : bayes::Class::Ham});
     auto b = Clock::now();
     for (size_t s = 0; s < items.size(); s += 500) {
       std::vector<bayes::Classifier::Item> batch(items.begin() + s,
@@ -238,10 +337,11 @@ int main(int argc, char** argv) {
     auto e = Clock::now();
     std::printf("learn CPU time (tokenize + store, this thread): %.2fs\n", cpu_now() - ca);
     auto st = c.stats();
-    std::printf("learn: tokenize %.2fs, store %.2fs, total with parse %.2fs (%.0f msgs/s); "
-                "%llu tokens\n",
-                secs(a, b), secs(b, e), secs(t1, t2) + secs(a, e),
-                train.size() / (secs(t1, t2) + secs(a, e)), (unsigned long long)st.tokens);
+    std::printf(
+        "learn: tokenize %.2fs, store %.2fs, total with parse %.2fs (%.0f msgs/s); "
+        "%llu tokens\n",
+        secs(a, b), secs(b, e), secs(t1, t2) + secs(a, e),
+        train.size() / (secs(t1, t2) + secs(a, e)), (unsigned long long)st.tokens);
   }
   std::error_code ec;
   std::printf("model on disk: %llu bytes (data.mdb)\n",
@@ -254,7 +354,7 @@ int main(int argc, char** argv) {
   auto b = Clock::now();
   auto store = make_lmdb_store(tmp_dir, size_t{1} << 30);
   bayes::Classifier c(*store, p);
-  std::vector<std::pair<bool, double>> scored;
+  std::vector<Scored> scored;
   std::vector<bayes::Result> results;
   // Best of 3 passes: the machine is shared, the first pass also warms the page cache.
   double best = 1e9;
@@ -264,7 +364,8 @@ int main(int argc, char** argv) {
     for (auto& m : test) results.push_back(c.classify(m.parsed));
     best = std::min(best, secs(s, Clock::now()));
   }
-  for (size_t i = 0; i < test.size(); ++i) scored.emplace_back(test[i].spam, results[i].score);
+  for (size_t i = 0; i < test.size(); ++i)
+    scored.push_back({test[i].spam, results[i].score, results[i].evidence_decades});
   {
     // The two halves apart: tokenizing, and the model lookups + combining.
     std::vector<std::vector<std::string>> toks;
@@ -277,20 +378,23 @@ int main(int argc, char** argv) {
     double c3 = cpu_now();
     size_t ntok = 0;
     for (auto& t : toks) ntok += t.size();
-    std::printf("  CPU time, one core: tokenize %.0f msgs/s, classify_tokens %.0f msgs/s, "
-                "tokenize+classify %.0f msgs/s; %.0f tokens/msg\n",
-                test.size() / (c1 - c0), test.size() / (c2 - c1), test.size() / (c3 - c2),
-                double(ntok) / test.size());
+    std::printf(
+        "  CPU time, one core: tokenize %.0f msgs/s, classify_tokens %.0f msgs/s, "
+        "tokenize+classify %.0f msgs/s; %.0f tokens/msg\n",
+        test.size() / (c1 - c0), test.size() / (c2 - c1), test.size() / (c3 - c2),
+        double(ntok) / test.size());
   }
-  std::printf("classify: parse %.2fs (%.0f msgs/s); tokenize+classify %.3fs (%.0f msgs/s, one "
-              "thread)\n",
-              secs(a, b), test.size() / secs(a, b), best, test.size() / best);
+  std::printf(
+      "classify: parse %.2fs (%.0f msgs/s); tokenize+classify %.3fs (%.0f msgs/s, one "
+      "thread)\n",
+      secs(a, b), test.size() / secs(a, b), best, test.size() / best);
   print("digue test split", metrics(scored, bayes::kDefaultThreshold), bayes::kDefaultThreshold);
   if (!scores_file.empty()) {
     std::ofstream out(scores_file);
     for (size_t i = 0; i < test.size(); ++i)
-      out << (test[i].spam ? "spam " : "ham ") << results[i].score << ' ' << test[i].name << ' '
-          << results[i].evidence(6) << '\n';
+      out << (test[i].spam ? "spam " : "ham ") << results[i].score << ' '
+          << results[i].evidence_decades << ' ' << test[i].name << ' ' << results[i].evidence(6)
+          << '\n';
   }
   return 0;
 }

@@ -76,14 +76,14 @@ class BayesFilter final : public Filter {
     // Learning is a store write: done on the pool, never awaited by the message; learning is
     // idempotent, so the per-domain runs of one message teach it once.
     Store* store = ctx.services.store;
-    asio::post(*ctx.services.workers, [store, params = s_.params, cls = *cls,
-                                       tokens = std::move(tokens)]() mutable {
-      try {
-        bayes::Classifier(*store, params).learn({{std::move(tokens), cls}});
-      } catch (const StoreError&) {
-        // Best effort: a missed autolearn only means one message less in the model.
-      }
-    });
+    asio::post(*ctx.services.workers,
+               [store, params = s_.params, cls = *cls, tokens = std::move(tokens)]() mutable {
+                 try {
+                   bayes::Classifier(*store, params).learn({{std::move(tokens), cls}});
+                 } catch (const StoreError&) {
+                   // Best effort: a missed autolearn only means one message less in the model.
+                 }
+               });
   }
 
   BayesSettings s_;
@@ -98,7 +98,8 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   p.robinson_s = r.number("robinson_s", p.robinson_s, 0.001, 10);
   p.robinson_x = r.number("robinson_x", p.robinson_x, 0.01, 0.99);
   p.min_dev = r.number("min_dev", p.min_dev, 0.0, 0.49);
-  p.max_clues = static_cast<size_t>(r.integer("max_clues", static_cast<int64_t>(p.max_clues), 1, 10000));
+  p.max_clues =
+      static_cast<size_t>(r.integer("max_clues", static_cast<int64_t>(p.max_clues), 1, 10000));
   p.min_learned = static_cast<uint32_t>(r.integer("min_learned", p.min_learned, 1, 1000000));
   p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
   p.tokenizer.max_tokens = static_cast<size_t>(r.integer(
@@ -110,18 +111,23 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   s.autolearn.ham_below = r.number("autolearn_ham_below", s.autolearn.ham_below, 0, 15);
   if (s.autolearn.ham_below >= s.autolearn.spam_at)
     r.fail("autolearn_ham_below", "must be below autolearn_spam_at");
-  s.model_max_tokens = static_cast<size_t>(
-      r.integer("model_max_tokens", static_cast<int64_t>(s.model_max_tokens), 1000, int64_t{1} << 40));
-  s.model_stale_days = static_cast<uint32_t>(r.integer("model_stale_days", s.model_stale_days, 1, 36500));
+  s.model_max_tokens = static_cast<size_t>(r.integer(
+      "model_max_tokens", static_cast<int64_t>(s.model_max_tokens), 1000, int64_t{1} << 40));
+  s.model_stale_days =
+      static_cast<uint32_t>(r.integer("model_stale_days", s.model_stale_days, 1, 36500));
   r.finish();
   return s;
 }
 
-const toml::table& bayes_options(const Config& config) {
-  static const toml::table kEmpty;
+toml::table bayes_options(const Config& config) {
+  if (auto it = config.filter_options.find("bayes"); it != config.filter_options.end())
+    return it->second;
+  // Not in the pipeline order: the raw table, minus the keys the pipeline reads for a slot.
+  toml::table t;
   if (const auto* filters = config.root["filters"].as_table())
-    if (const auto* t = (*filters)["bayes"].as_table()) return *t;
-  return kEmpty;
+    if (const auto* b = (*filters)["bayes"].as_table()) t = *b;
+  for (const char* k : {"action", "timeout_ms", "on_error", "dry_run", "always"}) t.erase(k);
+  return t;
 }
 
 FilterPtr make_bayes(const FilterBuildContext& b) {

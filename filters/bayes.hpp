@@ -31,8 +31,9 @@ struct BayesSettings {
 
 // Reads [filters.bayes] (shared by the filter and `diguectl bayes`); throws ConfigError.
 BayesSettings read_bayes_settings(const toml::table& options);
-// The [filters.bayes] table of a loaded config (an empty table when absent).
-const toml::table& bayes_options(const Config& config);
+// The filter's own options of a loaded config ([filters.bayes] without the slot keys such as
+// action and timeout_ms; empty when absent), for `diguectl bayes`.
+toml::table bayes_options(const Config& config);
 
 FilterPtr make_bayes(const FilterBuildContext& b);
 

@@ -89,15 +89,21 @@ std::string digest_of(const std::vector<uint64_t>& hashes) {
   return s;
 }
 
-// Survival function of chi-square with v (even) degrees of freedom at x2.
-double chi2q(double x2, size_t v) {
+// Survival function of chi-square with v (even) degrees of freedom at x2, as its
+// natural log, exact where chi2q underflows (strong evidence gives
+// tails of 1e-300 and beyond, and their depth is what ranks the surest spam above the rest).
+double log_chi2q(double x2, size_t v) {
   double m = x2 / 2.0;
-  double term = std::exp(-m), sum = term;
-  for (size_t i = 1; i < v / 2; ++i) {
-    term *= m / static_cast<double>(i);
-    sum += term;
+  if (m <= 0) return 0.0;
+  double lm = std::log(m), best = -1e300;
+  std::vector<double> terms(v / 2);
+  for (size_t i = 0; i < v / 2; ++i) {
+    terms[i] = static_cast<double>(i) * lm - std::lgamma(static_cast<double>(i) + 1.0);
+    best = std::max(best, terms[i]);
   }
-  return std::min(sum, 1.0);
+  double sum = 0;
+  for (double t : terms) sum += std::exp(t - best);
+  return std::min(0.0, -m + best + std::log(sum));
 }
 
 }  // namespace
@@ -155,14 +161,17 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     char* p = buf.data() + j * klen;
     std::memcpy(p, kTokenPrefix.data(), kTokenPrefix.size());
     uint64_t h = order[j].first;
-    for (int d = 15; d >= 0; --d, h >>= 4) p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
+    for (int d = 15; d >= 0; --d, h >>= 4)
+      p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
     keys.emplace_back(p, klen);
   }
   std::vector<Counts> counts(n);
   std::optional<std::string> meta_value;
   store_.visit_many(keys, [&](size_t i, std::string_view v) {
-    if (i == 0) meta_value.emplace(v);
-    else counts[order[i - 1].second] = decode_counts(v);
+    if (i == 0)
+      meta_value.emplace(v);
+    else
+      counts[order[i - 1].second] = decode_counts(v);
   });
   Meta meta = decode_meta(meta_value);
   if (meta.spam < params_.min_learned || meta.ham < params_.min_learned) return r;
@@ -188,10 +197,9 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     cands.push_back({i, f, c});
   }
   size_t k = std::min(cands.size(), params_.max_clues);
-  std::partial_sort(cands.begin(), cands.begin() + static_cast<ptrdiff_t>(k), cands.end(),
-                    [](const Cand& a, const Cand& b) {
-                      return std::fabs(a.f - 0.5) > std::fabs(b.f - 0.5);
-                    });
+  std::partial_sort(
+      cands.begin(), cands.begin() + static_cast<ptrdiff_t>(k), cands.end(),
+      [](const Cand& a, const Cand& b) { return std::fabs(a.f - 0.5) > std::fabs(b.f - 0.5); });
   cands.resize(k);
   if (k == 0) return r;
 
@@ -200,10 +208,23 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     ln_ham += std::log(c.f);         // small when the tokens look like ham
     ln_spam += std::log(1.0 - c.f);  // small when they look like spam
   }
-  double spamminess = 1.0 - chi2q(-2.0 * ln_spam, 2 * k);
-  double hamminess = 1.0 - chi2q(-2.0 * ln_ham, 2 * k);
-  r.probability = std::clamp((spamminess - hamminess + 1.0) / 2.0, 0.0, 1.0);
-  r.score = kMaxScore * r.probability;
+  double log_qs = log_chi2q(-2.0 * ln_spam, 2 * k);  // very negative: spam evidence
+  double log_qh = log_chi2q(-2.0 * ln_ham, 2 * k);   // very negative: ham evidence
+  // I = (S - H + 1) / 2 with S = 1 - q_s, H = 1 - q_h; I and 1 - I are both formed from
+  // terms that keep their precision near 0 and 1, so the log-odds does not saturate at the
+  // edges where spam and hard ham both sit.
+  double indicator = (std::exp(log_qh) - std::expm1(log_qs)) / 2.0;   // I
+  double complement = (std::exp(log_qs) - std::expm1(log_qh)) / 2.0;  // 1 - I
+  r.probability = std::clamp(indicator, 0.0, 1.0);
+  // When both tests are overwhelming (many strong ham and many strong spam clues), I rounds
+  // to exactly 0.5; which tail is deeper, D = log10(q_h / q_s), then says which side is
+  // stronger. D/1000 breaks those ties without reordering one-sided messages (|L| >> 0).
+  double decades = (log_qh - log_qs) / std::log(10.0);
+  r.evidence_decades = std::log10(std::max(indicator, 1e-300)) -
+                       std::log10(std::max(complement, 1e-300)) + decades / 1000.0;
+  r.score = std::clamp(
+      kDefaultThreshold + (r.evidence_decades - params_.pivot_decades) * params_.score_per_decade,
+      0.0, kMaxScore);
   r.clues.reserve(k);
   for (const auto& c : cands) r.clues.push_back({tokens[c.index], c.f, c.c.spam, c.c.ham});
   return r;
@@ -219,7 +240,7 @@ struct Batch {
     Class cls;
   };
   std::vector<Msg> msgs;
-  std::vector<std::string> keys;             // meta, seen keys, token keys
+  std::vector<std::string> keys;              // meta, seen keys, token keys
   std::unordered_map<uint64_t, size_t> slot;  // token hash -> index in keys
   std::map<std::string, size_t> seen_slot;
 
@@ -294,14 +315,18 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
     ops.push_back({K::Put, std::string(kMetaKey), encode_meta(meta)});
     for (const auto& [idx, v] : seen) {
       bool had = values[idx].has_value();
-      if (v) ops.push_back({K::Put, b.keys[idx], std::string(1, *v)});
-      else if (had) ops.push_back({K::Del, b.keys[idx], ""});
+      if (v)
+        ops.push_back({K::Put, b.keys[idx], std::string(1, *v)});
+      else if (had)
+        ops.push_back({K::Del, b.keys[idx], ""});
     }
     for (size_t idx = 0; idx < values.size(); ++idx) {
       if (!touched[idx]) continue;
       const auto& c = counts[idx];
-      if (c.spam == 0 && c.ham == 0) ops.push_back({K::Del, b.keys[idx], ""});
-      else ops.push_back({K::Put, b.keys[idx], encode_counts(c)});
+      if (c.spam == 0 && c.ham == 0)
+        ops.push_back({K::Del, b.keys[idx], ""});
+      else
+        ops.push_back({K::Put, b.keys[idx], encode_counts(c)});
     }
     return ops;
   });
@@ -389,7 +414,8 @@ size_t Classifier::restore(std::istream& in) const {
         }
         auto it = merged.find(r.key);
         if (it == merged.end())
-          it = merged.emplace(r.key, values[i + 1] ? decode_counts(*values[i + 1]) : Counts{}).first;
+          it =
+              merged.emplace(r.key, values[i + 1] ? decode_counts(*values[i + 1]) : Counts{}).first;
         it->second.spam += r.c.spam;
         it->second.ham += r.c.ham;
         it->second.day = std::max(it->second.day, r.c.day);
@@ -413,9 +439,9 @@ size_t Classifier::restore(std::istream& in) const {
       if (std::sscanf(line.c_str(), "%7s %64s %llu %llu %llu", kind, id, &a, &b, &d) != 5 ||
           std::strlen(id) != 16 || a > UINT32_MAX || b > UINT32_MAX || d > UINT32_MAX)
         bad("bad token record");
-      batch.push_back({std::string(kTokenPrefix) + id,
-                       Counts{static_cast<uint32_t>(a), static_cast<uint32_t>(b),
-                              static_cast<uint32_t>(d)}});
+      batch.push_back(
+          {std::string(kTokenPrefix) + id,
+           Counts{static_cast<uint32_t>(a), static_cast<uint32_t>(b), static_cast<uint32_t>(d)}});
     } else if (line.rfind("seen ", 0) == 0) {
       if (std::sscanf(line.c_str(), "%7s %64s %c", kind, id, &cls) != 3 ||
           (cls != 'S' && cls != 'H'))

@@ -16,15 +16,29 @@ namespace {
 // would make the model copy other filters (or our own previous runs) instead of the mail.
 bool is_trace_header(std::string_view lname) {
   static constexpr std::string_view kPrefixes[] = {
-      "x-spam",     "x-digue",   "x-virus",       "x-bogosity", "x-dspam", "x-amavis",
-      "x-mailscanner", "x-barracuda", "x-proofpoint", "x-ironport", "x-forefront",
-      "x-microsoft-antispam", "x-ms-exchange", "arc-", "x-quarantine", "x-razor", "x-pyzor",
-      "x-crm114", "x-rspamd", "x-greylist"};
-  static constexpr std::string_view kExact[] = {
-      "received-spf", "authentication-results", "x-original-authentication-results",
-      "delivered-to", "x-original-to", "return-path", "envelope-to", "x-envelope-to",
-      "x-envelope-from", "status", "x-status", "x-keywords", "x-uid", "x-uidl", "lines",
-      "content-length", "x-filtered-by", "x-loop"};
+      "x-spam",        "x-digue",    "x-virus",       "x-bogosity",
+      "x-dspam",       "x-amavis",   "x-mailscanner", "x-barracuda",
+      "x-proofpoint",  "x-ironport", "x-forefront",   "x-microsoft-antispam",
+      "x-ms-exchange", "arc-",       "x-quarantine",  "x-razor",
+      "x-pyzor",       "x-crm114",   "x-rspamd",      "x-greylist"};
+  static constexpr std::string_view kExact[] = {"received-spf",
+                                                "authentication-results",
+                                                "x-original-authentication-results",
+                                                "delivered-to",
+                                                "x-original-to",
+                                                "return-path",
+                                                "envelope-to",
+                                                "x-envelope-to",
+                                                "x-envelope-from",
+                                                "status",
+                                                "x-status",
+                                                "x-keywords",
+                                                "x-uid",
+                                                "x-uidl",
+                                                "lines",
+                                                "content-length",
+                                                "x-filtered-by",
+                                                "x-loop"};
   for (auto p : kPrefixes)
     if (lname.substr(0, p.size()) == p) return true;
   for (auto e : kExact)
@@ -84,10 +98,10 @@ void append_cp(std::string& out, char32_t cp) {
 
 char32_t lower_cp(char32_t c) {
   if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;              // Latin-1
+  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;  // Latin-1
   if (c >= 0x100 && c <= 0x17E && c != 0x130 && c != 0x138 && c != 0x149 && c != 0x178)
     return (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E) ? (c % 2 ? c + 1 : c)
-                                                                      : (c % 2 ? c : c + 1);
+                                                                    : (c % 2 ? c : c + 1);
   if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 32;  // Greek
   if (c >= 0x410 && c <= 0x42F) return c + 32;                // Cyrillic
   if (c >= 0x400 && c <= 0x40F) return c + 80;
@@ -109,8 +123,8 @@ bool is_word_cp(char32_t c) {
   if (c >= 0x2000 && c <= 0x2BFF) return false;  // punctuation, symbols, arrows, boxes
   if (c >= 0x3000 && c <= 0x303F) return false;  // CJK punctuation
   if (c >= 0xFE30 && c <= 0xFE4F) return false;
-  if (c >= 0xFF00 && c <= 0xFF0F) return false;  // fullwidth punctuation
-  if (c >= 0xE000 && c <= 0xF8FF) return false;  // private use
+  if (c >= 0xFF00 && c <= 0xFF0F) return false;    // fullwidth punctuation
+  if (c >= 0xE000 && c <= 0xF8FF) return false;    // private use
   if (c >= 0x1F000 && c <= 0x1FAFF) return false;  // emoji: see is_symbol_token
   return true;
 }
@@ -188,7 +202,8 @@ class Collector {
 
   // Splits UTF-8 text into words and adds them with the prefix; words go to `words` too when
   // given (for bigrams).
-  void text(std::string_view s, std::string_view prefix, std::vector<std::string>* words = nullptr) {
+  void text(std::string_view s, std::string_view prefix,
+            std::vector<std::string>* words = nullptr) {
     size_t i = 0;
     std::string word;
     std::u32string cjk;
@@ -224,8 +239,10 @@ class Collector {
       if (is_word_cp(c)) {
         append_cp(word, lower_cp(c));
         ++cps;
-        if (c >= '0' && c <= '9') ++digits;
-        else ++letters;
+        if (c >= '0' && c <= '9')
+          ++digits;
+        else
+          ++letters;
         continue;
       }
       // '.', '-', '\'', '_' , ',' inside a word ("e-mail", "www.x.com", "1,000", "don't")
@@ -261,7 +278,8 @@ class Collector {
   void emit_word(const std::string& w, size_t cps, size_t digits, size_t letters,
                  std::string_view prefix, std::vector<std::string>* words) {
     std::string_view v = w;
-    while (!v.empty() && (v.back() == '.' || v.back() == ',' || v.back() == '-')) v.remove_suffix(1);
+    while (!v.empty() && (v.back() == '.' || v.back() == ',' || v.back() == '-'))
+      v.remove_suffix(1);
     if (v.empty()) return;
     if (cps < 2 && digits == 0) return;  // single letters carry nothing
     std::string tok;
@@ -271,8 +289,10 @@ class Collector {
     } else if (letters == 0 || (digits > 0 && v.front() != '$' && digits * 2 > cps)) {
       // Numbers: short ones (years, prices, "24") stay, long ones (phone numbers, ids)
       // collapse to their length, which is what generalises.
-      if (cps <= 4) tok.assign(v);
-      else tok = "num:" + std::to_string(std::min<size_t>(cps, 20));
+      if (cps <= 4)
+        tok.assign(v);
+      else
+        tok = "num:" + std::to_string(std::min<size_t>(cps, 20));
     } else if (cps > 20) {
       // Long words: base64 leftovers, hashes, glued words; keep their first letter and size.
       tok = "skip:" + std::string(v.substr(0, 1)) + ":" + std::to_string(cps / 10 * 10);
@@ -318,7 +338,8 @@ void address(Collector& c, std::string_view value, std::string_view pfx) {
   size_t lt = value.find('<');
   if (lt != std::string_view::npos) {
     size_t gt = value.find('>', lt);
-    addr = value.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
+    addr =
+        value.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
     name = value.substr(0, lt);
   } else if (size_t lp = value.find('('); lp != std::string_view::npos) {
     name = value.substr(lp + 1);
@@ -327,8 +348,10 @@ void address(Collector& c, std::string_view value, std::string_view pfx) {
   addr = trim(addr);
   name = trim(name);
   std::string p(pfx);
-  if (!name.empty()) c.text(name, p + "n:");
-  else c.add(p, "n:none");
+  if (!name.empty())
+    c.text(name, p + "n:");
+  else
+    c.add(p, "n:none");
   size_t at = addr.rfind('@');
   if (at == std::string_view::npos) {
     c.add(p, "a:noat");
@@ -339,7 +362,8 @@ void address(Collector& c, std::string_view value, std::string_view pfx) {
   c.add(p + "d:", dom);
   c.add(p + "d2:", last_two_labels(dom));
   c.add(p + "l:", local.size() > 20 ? "long" : local);
-  size_t digits = std::count_if(local.begin(), local.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  size_t digits =
+      std::count_if(local.begin(), local.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
   if (digits >= 3) c.add(p, "l:digits");
 }
 
@@ -349,17 +373,20 @@ void received(Collector& c, std::string_view v) {
   size_t from = lv.find("from ");
   if (from == std::string::npos) return;
   size_t by = lv.find(" by ", from);
-  std::string_view seg = std::string_view(lv).substr(from + 5, by == std::string::npos ? 200 : by - from - 5);
+  std::string_view seg =
+      std::string_view(lv).substr(from + 5, by == std::string::npos ? 200 : by - from - 5);
   size_t i = 0;
   while (i < seg.size()) {
     while (i < seg.size() && !(std::isalnum(static_cast<unsigned char>(seg[i])))) ++i;
     size_t j = i;
-    while (j < seg.size() && (std::isalnum(static_cast<unsigned char>(seg[j])) || seg[j] == '.' ||
-                              seg[j] == '-'))
+    while (j < seg.size() &&
+           (std::isalnum(static_cast<unsigned char>(seg[j])) || seg[j] == '.' || seg[j] == '-'))
       ++j;
     std::string_view host = seg.substr(i, j - i);
     if (host.find('.') != std::string_view::npos) {
-      bool ip = std::all_of(host.begin(), host.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)) || ch == '.'; });
+      bool ip = std::all_of(host.begin(), host.end(), [](char ch) {
+        return std::isdigit(static_cast<unsigned char>(ch)) || ch == '.';
+      });
       if (ip) {
         size_t d1 = host.find('.');
         size_t d2 = d1 == std::string_view::npos ? d1 : host.find('.', d1 + 1);
@@ -391,7 +418,8 @@ void html_structure(Collector& c, std::string_view html) {
     if (closing) continue;
     c.add("tag:", tag);
     size_t end = html.find('>', j);
-    std::string_view attrs = html.substr(j, end == std::string_view::npos ? 300 : std::min<size_t>(end - j, 300));
+    std::string_view attrs =
+        html.substr(j, end == std::string_view::npos ? 300 : std::min<size_t>(end - j, 300));
     std::string la = lower_ascii(attrs);
     for (std::string_view a : {"color", "bgcolor", "size", "face", "width", "height", "style",
                                "align", "border", "href", "src", "alt", "class"}) {
@@ -400,7 +428,8 @@ void html_structure(Collector& c, std::string_view html) {
           (p == 0 || la[p - 1] == ' '))
         c.add("attr:" + tag + ".", a);
     }
-    if (la.find("display:none") != std::string::npos || la.find("display: none") != std::string::npos)
+    if (la.find("display:none") != std::string::npos ||
+        la.find("display: none") != std::string::npos)
       c.add("html:", "hidden");
     i = j;
   }
@@ -453,22 +482,30 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       } else if (name == "from") {
         address(c, v, "f");
         size_t at = v.rfind('@');
-        if (at != std::string::npos) from_domain = lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1))));
+        if (at != std::string::npos)
+          from_domain =
+              lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1))));
       } else if (name == "reply-to") {
         size_t at = v.rfind('@');
-        if (at != std::string::npos) reply_domain = lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1))));
+        if (at != std::string::npos)
+          reply_domain =
+              lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1))));
       } else if (name == "to" || name == "cc") {
         rcpts += static_cast<size_t>(std::count(v.begin(), v.end(), '@'));
         if (lower_ascii(v).find("undisclosed") != std::string::npos) c.add("to:", "undisclosed");
       } else if (name == "received") {
         received(c, h.raw_value);
+        if (opt.all_headers) c.text(std::string_view(h.raw_value).substr(0, 1000), "rcvd:");
       } else if (name == "x-mailer" || name == "user-agent") {
         c.text(v, "xm:");
       } else if (name == "message-id") {
         have_mid = true;
         size_t at = v.rfind('@');
-        if (at == std::string::npos) c.add("mid:", "noat");
-        else c.add("mid:", lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1)))));
+        if (at == std::string::npos)
+          c.add("mid:", "noat");
+        else
+          c.add("mid:",
+                lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1)))));
       } else if (name == "date") {
         have_date = true;
         size_t sp = v.find_last_of(' ');
@@ -478,6 +515,10 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       } else if (name == "content-type") {
         size_t semi = v.find(';');
         c.add("ct:", lower_ascii(trim(v.substr(0, semi))));
+      } else if (opt.all_headers && name != "to" && name != "cc") {
+        // Every other header's words, under the header's name: mailers, list managers and
+        // bulk senders each leave their own vocabulary there.
+        c.text(std::string_view(v).substr(0, 1000), "h:" + name.substr(0, 24) + ":");
       }
     }
     c.add("rcpt:", bucket(rcpts));
@@ -501,20 +542,24 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
   }
   c.add("parts:", bucket(msg.leaf_count));
   if (have_html && !have_plain) c.add("mime:", "htmlonly");
-  for (const auto& d : msg.defects) c.add("defect:", d.substr(0, d.find(' ') == std::string::npos ? d.size() : d.find(' ')));
+  for (const auto& d : msg.defects)
+    c.add("defect:", d.substr(0, d.find(' ') == std::string::npos ? d.size() : d.find(' ')));
 
   for (const auto& u : msg.urls) {
     if (c.full()) break;
     c.add("url:", u.registered_domain);
-    if (u.is_ip) c.add("url:", "ip");
-    else if (u.host != u.registered_domain) c.add("uh:", u.host);
+    if (u.is_ip)
+      c.add("url:", "ip");
+    else if (u.host != u.registered_domain)
+      c.add("uh:", u.host);
   }
   c.add("urls:", bucket(msg.urls.size()));
 
   for (const auto& a : msg.attachments) {
     std::string fname = fold_case(a.filename);
     size_t dot = fname.rfind('.');
-    if (dot != std::string::npos && fname.size() - dot <= 6) c.add("att:ext:", fname.substr(dot + 1));
+    if (dot != std::string::npos && fname.size() - dot <= 6)
+      c.add("att:ext:", fname.substr(dot + 1));
     c.add("att:type:", a.sniffed_type.empty() ? a.declared_type : a.sniffed_type);
     if (a.image) c.add("att:", "image");
     c.text(fname, "an:");

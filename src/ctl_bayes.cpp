@@ -1,5 +1,6 @@
 // diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -48,7 +49,8 @@ std::vector<std::string> split_mbox(const std::string& data) {
     size_t eol = data.find('\n', pos);
     size_t next = eol == std::string::npos ? data.size() : eol + 1;
     std::string_view line(data.data() + pos, next - pos);
-    bool blank_before = cur.empty() || (cur.size() >= 2 && cur.compare(cur.size() - 2, 2, "\n\n") == 0) ||
+    bool blank_before = cur.empty() ||
+                        (cur.size() >= 2 && cur.compare(cur.size() - 2, 2, "\n\n") == 0) ||
                         (cur.size() >= 4 && cur.compare(cur.size() - 4, 4, "\r\n\r\n") == 0);
     if (line.rfind("From ", 0) == 0 && (first || blank_before)) {
       if (!first) out.push_back(std::move(cur));
@@ -86,13 +88,16 @@ std::vector<Loaded> load(const std::vector<std::string>& paths, bool& ok) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
       std::vector<fs::path> files;
-      bool maildir = fs::is_directory(fs::path(path) / "cur") || fs::is_directory(fs::path(path) / "new");
-      std::vector<fs::path> dirs = maildir ? std::vector<fs::path>{fs::path(path) / "cur", fs::path(path) / "new"}
-                                           : std::vector<fs::path>{fs::path(path)};
+      bool maildir =
+          fs::is_directory(fs::path(path) / "cur") || fs::is_directory(fs::path(path) / "new");
+      std::vector<fs::path> dirs =
+          maildir ? std::vector<fs::path>{fs::path(path) / "cur", fs::path(path) / "new"}
+                  : std::vector<fs::path>{fs::path(path)};
       for (const auto& d : dirs) {
         if (!fs::is_directory(d, ec)) continue;
         for (const auto& e : fs::directory_iterator(d, ec))
-          if (e.is_regular_file() && e.path().filename().string()[0] != '.') files.push_back(e.path());
+          if (e.is_regular_file() && e.path().filename().string()[0] != '.')
+            files.push_back(e.path());
       }
       std::sort(files.begin(), files.end());
       for (const auto& f : files) add_file(f, out, ok);
@@ -114,7 +119,8 @@ std::vector<std::vector<std::string>> tokenize_all(const std::vector<Loaded>& ms
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < n; ++t)
     threads.emplace_back([&, t] {
-      for (size_t i = t; i < msgs.size(); i += n) out[i] = bayes::tokenize(mime::parse(msgs[i].raw), opt);
+      for (size_t i = t; i < msgs.size(); i += n)
+        out[i] = bayes::tokenize(mime::parse(msgs[i].raw), opt);
     });
   for (auto& th : threads) th.join();
   return out;
@@ -150,9 +156,12 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
   std::optional<bayes::Class> cls;
   std::vector<std::string> paths;
   for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--spam") cls = bayes::Class::Spam;
-    else if (args[i] == "--ham") cls = bayes::Class::Ham;
-    else paths.push_back(args[i]);
+    if (args[i] == "--spam")
+      cls = bayes::Class::Spam;
+    else if (args[i] == "--ham")
+      cls = bayes::Class::Ham;
+    else
+      paths.push_back(args[i]);
   }
   if ((!unlearn && !cls) || paths.empty()) return usage();
   bool ok = true;
@@ -170,7 +179,8 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
   }
   using O = bayes::LearnOutcome;
   if (unlearn)
-    std::printf("unlearned %zu, not found %zu\n", counts[int(O::Unlearned)], counts[int(O::NotFound)]);
+    std::printf("unlearned %zu, not found %zu\n", counts[int(O::Unlearned)],
+                counts[int(O::NotFound)]);
   else
     std::printf("learned %zu, already known %zu, moved %zu\n", counts[int(O::Learned)],
                 counts[int(O::AlreadyKnown)], counts[int(O::Moved)]);
@@ -182,9 +192,12 @@ int classify(const bayes::Classifier& c, const Args& args) {
   double threshold = bayes::kDefaultThreshold;
   std::vector<std::string> paths;
   for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--json") json = true;
-    else if (args[i] == "--threshold" && i + 1 < args.size()) threshold = std::stod(args[++i]);
-    else paths.push_back(args[i]);
+    if (args[i] == "--json")
+      json = true;
+    else if (args[i] == "--threshold" && i + 1 < args.size())
+      threshold = std::stod(args[++i]);
+    else
+      paths.push_back(args[i]);
   }
   if (paths.empty()) return usage();
   bool ok = true;
@@ -192,10 +205,13 @@ int classify(const bayes::Classifier& c, const Args& args) {
   auto tokens = tokenize_all(msgs, c.params().tokenizer);
   for (size_t i = 0; i < msgs.size(); ++i) {
     auto r = c.classify_tokens(tokens[i]);
+    // Decide on the printed value, so the score and the spam flag never disagree.
+    r.score = std::round(r.score * 1000.0) / 1000.0;
     if (json)
-      std::printf("{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": \"%s\"}\n",
-                  json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
-                  r.ready ? "true" : "false", json_escape(r.evidence(8)).c_str());
+      std::printf(
+          "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": \"%s\"}\n",
+          json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
+          r.ready ? "true" : "false", json_escape(r.evidence(8)).c_str());
     else
       std::printf("%.3f\n", r.score);
   }
@@ -265,9 +281,12 @@ int bayes(const Config& config, const Args& args) {
       size_t max_tokens = settings.model_max_tokens;
       uint32_t stale = settings.model_stale_days;
       for (size_t i = 1; i + 1 < args.size(); i += 2) {
-        if (args[i] == "--max-tokens") max_tokens = std::stoull(args[i + 1]);
-        else if (args[i] == "--stale-days") stale = static_cast<uint32_t>(std::stoul(args[i + 1]));
-        else return usage();
+        if (args[i] == "--max-tokens")
+          max_tokens = std::stoull(args[i + 1]);
+        else if (args[i] == "--stale-days")
+          stale = static_cast<uint32_t>(std::stoul(args[i + 1]));
+        else
+          return usage();
       }
       std::printf("expired %zu tokens\n", c.expire(max_tokens, stale));
       return 0;

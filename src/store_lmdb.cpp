@@ -24,8 +24,8 @@ namespace digue {
 namespace {
 
 constexpr size_t kHeader = 8;
-constexpr size_t kMaxPending = 4096;     // expired keys remembered for the next write
-constexpr size_t kPurgeChunk = 10000;    // keys examined per purge transaction
+constexpr size_t kMaxPending = 4096;   // expired keys remembered for the next write
+constexpr size_t kPurgeChunk = 10000;  // keys examined per purge transaction
 
 [[noreturn]] void fail(const std::string& what, int rc) {
   throw StoreError("lmdb: " + what + ": " + mdb_strerror(rc));
@@ -69,9 +69,7 @@ std::string encode(uint64_t expiry, std::string_view value) {
   return out;
 }
 
-MDB_val as_val(std::string_view s) {
-  return MDB_val{s.size(), const_cast<char*>(s.data())};
-}
+MDB_val as_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 
 class LmdbStore final : public Store {
  public:
@@ -133,8 +131,7 @@ class LmdbStore final : public Store {
     return std::string(payload(v));
   }
 
-  std::vector<std::optional<std::string>> get_many(
-      const std::vector<std::string>& keys) override {
+  std::vector<std::optional<std::string>> get_many(const std::vector<std::string>& keys) override {
     std::vector<std::optional<std::string>> out;
     out.reserve(keys.size());
     ReadTxn r(*this);
@@ -308,8 +305,10 @@ class LmdbStore final : public Store {
     ~ReadTxn() {
       mdb_txn_reset(txn);
       std::lock_guard lock(store.pool_mu_);
-      if (store.read_pool_.size() < 64) store.read_pool_.push_back(txn);
-      else mdb_txn_abort(txn);
+      if (store.read_pool_.size() < 64)
+        store.read_pool_.push_back(txn);
+      else
+        mdb_txn_abort(txn);
     }
     LmdbStore& store;
     MDB_txn* txn = nullptr;
@@ -338,8 +337,8 @@ class LmdbStore final : public Store {
                        std::to_string(max_key_) + ")");
   }
 
-  void do_put(MDB_txn* t, std::string_view key, std::string_view value,
-              std::chrono::seconds ttl, uint64_t now) {
+  void do_put(MDB_txn* t, std::string_view key, std::string_view value, std::chrono::seconds ttl,
+              uint64_t now) {
     check_key(key);
     std::string buf = encode(expiry_for(ttl, now), value);
     MDB_val k = as_val(key), v = as_val(buf);
@@ -386,9 +385,15 @@ class LmdbStore final : public Store {
   void apply_ops(MDB_txn* t, const std::vector<Op>& ops, uint64_t now) {
     for (const auto& op : ops) {
       switch (op.kind) {
-        case Op::Kind::Put: do_put(t, op.key, op.value, op.ttl, now); break;
-        case Op::Kind::Del: do_del(t, op.key, now); break;
-        case Op::Kind::Incr: do_incr(t, op.key, op.delta, op.ttl, now); break;
+        case Op::Kind::Put:
+          do_put(t, op.key, op.value, op.ttl, now);
+          break;
+        case Op::Kind::Del:
+          do_del(t, op.key, now);
+          break;
+        case Op::Kind::Incr:
+          do_incr(t, op.key, op.delta, op.ttl, now);
+          break;
       }
     }
   }

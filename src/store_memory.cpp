@@ -14,9 +14,7 @@ using Clock = std::chrono::system_clock;
 struct Entry {
   std::string value;
   Clock::time_point expires{};  // epoch = never
-  bool live(Clock::time_point now) const {
-    return expires == Clock::time_point{} || now < expires;
-  }
+  bool live(Clock::time_point now) const { return expires == Clock::time_point{} || now < expires; }
 };
 
 Clock::time_point expiry_for(std::chrono::seconds ttl, Clock::time_point now) {
@@ -41,8 +39,7 @@ class MemoryStore final : public Store {
     return e->value;
   }
 
-  std::vector<std::optional<std::string>> get_many(
-      const std::vector<std::string>& keys) override {
+  std::vector<std::optional<std::string>> get_many(const std::vector<std::string>& keys) override {
     std::lock_guard lock(mu_);
     auto now = Clock::now();
     std::vector<std::optional<std::string>> out;
@@ -174,15 +171,23 @@ class MemoryStore final : public Store {
     try {
       for (const auto& op : ops) {
         switch (op.kind) {
-          case Op::Kind::Put: do_put(op.key, op.value, op.ttl, now); break;
-          case Op::Kind::Del: do_del(op.key, now); break;
-          case Op::Kind::Incr: do_incr(op.key, op.delta, op.ttl, now); break;
+          case Op::Kind::Put:
+            do_put(op.key, op.value, op.ttl, now);
+            break;
+          case Op::Kind::Del:
+            do_del(op.key, now);
+            break;
+          case Op::Kind::Incr:
+            do_incr(op.key, op.delta, op.ttl, now);
+            break;
         }
       }
     } catch (...) {
       for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
-        if (it->second) map_[it->first] = *it->second;
-        else map_.erase(it->first);
+        if (it->second)
+          map_[it->first] = *it->second;
+        else
+          map_.erase(it->first);
       }
       throw;
     }

@@ -1,13 +1,13 @@
 // bayes filter: symbols against the domain's threshold, untrained model, worker offload,
 // store failure -> error result. Real MIME parsing, in-memory Store.
-#include <catch2/catch.hpp>
+#include "digue/bayes.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
 
-#include "digue/bayes.hpp"
 #include "digue/config.hpp"
 #include "digue/message.hpp"
 #include "digue/store.hpp"
@@ -19,15 +19,19 @@ namespace asio = boost::asio;
 namespace {
 
 std::string spam_raw(int i) {
-  return "From: Deals <promo" + std::to_string(i) + "@spam.example>\r\n"
-         "To: you@example.test\r\nSubject: cheap pills offer " + std::to_string(i) +
+  return "From: Deals <promo" + std::to_string(i) +
+         "@spam.example>\r\n"
+         "To: you@example.test\r\nSubject: cheap pills offer " +
+         std::to_string(i) +
          "\r\nContent-Type: text/plain\r\n\r\n"
-         "winner click free money casino loan viagra credit urgent ref" + std::to_string(i) + "\r\n";
+         "winner click free money casino loan viagra credit urgent ref" +
+         std::to_string(i) + "\r\n";
 }
 
 std::string ham_raw(int i) {
   return "From: Ann <ann@work.example>\r\nTo: team@example.test\r\n"
-         "Subject: kernel patch review " + std::to_string(i) +
+         "Subject: kernel patch review " +
+         std::to_string(i) +
          "\r\nContent-Type: text/plain\r\n\r\n"
          "thanks for the merge, the build and release meeting is after lunch ref" +
          std::to_string(i) + "\r\n";
@@ -65,7 +69,9 @@ FilterPtr build(const std::string& toml_text) {
   auto cfg = parse_config("[store]\ndir = \"/nonexistent\"\n" + toml_text, "test.toml");
   SlotConfig slot;
   slot.filter = "bayes";
-  FilterBuildContext b{*cfg, slot, filters::bayes_options(*cfg)};
+  static toml::table options;  // outlives the build (the factory copies what it needs)
+  options = filters::bayes_options(*cfg);
+  FilterBuildContext b{*cfg, slot, options};
   return filters::make_bayes(b);
 }
 
@@ -75,7 +81,8 @@ class FailingStore final : public Store {
   void put(std::string_view, std::string_view, std::chrono::seconds) override {}
   bool del(std::string_view) override { return false; }
   int64_t incr(std::string_view, int64_t, std::chrono::seconds) override { return 0; }
-  void scan(std::string_view, const std::function<bool(std::string_view, std::string_view)>&) override {}
+  void scan(std::string_view,
+            const std::function<bool(std::string_view, std::string_view)>&) override {}
   void apply(const std::vector<Op>&) override {}
 };
 
@@ -148,6 +155,19 @@ TEST_CASE("bayes filter offloads large messages to the worker pool", "[bayes][fi
   pool.join();
   // Autolearn (on here) learnt the confident spam on the pool.
   CHECK(bayes::Classifier(*store).stats().spam_messages == 41);
+}
+
+TEST_CASE("bayes options come without the slot keys", "[bayes][filters]") {
+  auto cfg = parse_config(
+      "[store]\ndir = \"/nonexistent\"\n[pipeline]\norder = [\"bayes\"]\n"
+      "[filters.bayes]\naction = \"score\"\ntimeout_ms = 2000\nmin_learned = 7\n",
+      "test.toml");
+  auto t = filters::bayes_options(*cfg);
+  CHECK(!t.contains("action"));
+  CHECK(filters::read_bayes_settings(t).params.min_learned == 7);
+  auto cfg2 = parse_config("[store]\ndir = \"/x\"\n[filters.bayes]\naction = \"log\"\nosb = true\n",
+                           "test.toml");
+  CHECK(filters::read_bayes_settings(filters::bayes_options(*cfg2)).params.tokenizer.osb);
 }
 
 TEST_CASE("bayes filter options are validated", "[bayes][filters]") {

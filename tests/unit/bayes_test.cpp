@@ -1,23 +1,23 @@
 // Bayes tokenizer and model tests, on hand-built parse results (independent of the MIME
 // parser) and the in-memory Store.
-#include <catch2/catch.hpp>
+#include "digue/bayes.hpp"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <sstream>
-
-#include "digue/bayes.hpp"
 
 using namespace digue;
 using namespace digue::bayes;
 
 namespace {
 
-mime::Parsed make_msg(const std::string& subject, const std::string& from,
-                      const std::string& text, const std::string& html = {},
-                      std::vector<mime::Header> extra = {}) {
+mime::Parsed make_msg(const std::string& subject, const std::string& from, const std::string& text,
+                      const std::string& html = {}, std::vector<mime::Header> extra = {}) {
   mime::Parsed m;
   mime::Part root;
-  root.headers = {{"Subject", subject, subject}, {"From", from, from}, {"To", "u@example.test", "u@example.test"}};
+  root.headers = {{"Subject", subject, subject},
+                  {"From", from, from},
+                  {"To", "u@example.test", "u@example.test"}};
   for (auto& h : extra) root.headers.push_back(h);
   root.content_type = html.empty() ? "text/plain" : "text/html";
   root.charset = "utf-8";
@@ -35,10 +35,10 @@ bool has(const std::vector<std::string>& v, const std::string& t) {
 
 // Deterministic small corpus: spam talks money and pills, ham talks code and meetings.
 std::vector<mime::Parsed> corpus(bool spam, int n) {
-  static const char* kSpamWords[] = {"viagra", "cheap", "money", "offer", "click", "winner",
-                                     "free", "pills", "casino", "loan", "credit", "urgent"};
-  static const char* kHamWords[] = {"meeting", "patch", "kernel", "review", "lunch", "build",
-                                    "release", "thanks", "compiler", "bug", "merge", "agenda"};
+  static const char* kSpamWords[] = {"viagra", "cheap", "money",  "offer", "click",  "winner",
+                                     "free",   "pills", "casino", "loan",  "credit", "urgent"};
+  static const char* kHamWords[] = {"meeting", "patch",  "kernel",   "review", "lunch", "build",
+                                    "release", "thanks", "compiler", "bug",    "merge", "agenda"};
   std::vector<mime::Parsed> out;
   for (int i = 0; i < n; ++i) {
     const char** w = spam ? kSpamWords : kHamWords;
@@ -46,8 +46,8 @@ std::vector<mime::Parsed> corpus(bool spam, int n) {
     for (int k = 0; k < 8; ++k) body += std::string(w[(i * 7 + k * 5) % 12]) + " ";
     body += "common words shared by both classes ref" + std::to_string(i);
     std::string subj = std::string(w[i % 12]) + " " + w[(i + 3) % 12];
-    out.push_back(make_msg(subj, spam ? "Deals <promo@spam.example>" : "Ann <ann@work.example>",
-                           body));
+    out.push_back(
+        make_msg(subj, spam ? "Deals <promo@spam.example>" : "Ann <ann@work.example>", body));
   }
   return out;
 }
@@ -68,7 +68,9 @@ TEST_CASE("bayes fold_case handles several scripts", "[bayes]") {
   CHECK(fold_case("МОСКВА Ёж") == "москва ёж");
   CHECK(fold_case("ŁÓDŹ") == "łódź");
   CHECK(fold_case("日本") == "日本");
-  CHECK(fold_case(std::string("a\xff" "B")) == std::string("a\xff" "b"));  // invalid byte kept
+  CHECK(fold_case(std::string("a\xff"
+                              "B")) == std::string("a\xff"
+                                                   "b"));  // invalid byte kept
 }
 
 TEST_CASE("bayes tokenizer: words, prefixes, buckets", "[bayes]") {
@@ -86,12 +88,12 @@ TEST_CASE("bayes tokenizer: words, prefixes, buckets", "[bayes]") {
   CHECK(has(t, "fl:digits"));
   CHECK(has(t, "hello"));
   CHECK(has(t, "world"));
-  CHECK(has(t, "num:10"));      // long numbers bucketed by length
-  CHECK(has(t, "2024"));        // short ones kept
+  CHECK(has(t, "num:10"));  // long numbers bucketed by length
+  CHECK(has(t, "2024"));    // short ones kept
   CHECK(has(t, "$19.99"));
   CHECK(has(t, "e-mail.example"));
-  CHECK(has(t, "skip:s:40"));   // long tokens bucketed
-  CHECK(!has(t, "x"));          // single letters dropped
+  CHECK(has(t, "skip:s:40"));  // long tokens bucketed
+  CHECK(!has(t, "x"));         // single letters dropped
   CHECK(has(t, "hn:subject"));
   CHECK(has(t, "rcpt:1"));
   // Distinct tokens only.
@@ -101,8 +103,7 @@ TEST_CASE("bayes tokenizer: words, prefixes, buckets", "[bayes]") {
 }
 
 TEST_CASE("bayes tokenizer: trace headers are never learnt", "[bayes]") {
-  auto m = make_msg("hi", "a@b.example", "body",
-                    {},
+  auto m = make_msg("hi", "a@b.example", "body", {},
                     {{"X-Spam-Status", "Yes, hits=20", "Yes, hits=20"},
                      {"X-Digue-Bayes", "15.0", "15.0"},
                      {"Authentication-Results", "mx; spf=pass", "mx; spf=pass"},
@@ -138,14 +139,17 @@ TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
   auto m = make_msg("x", "a@b.example", "Buy now",
                     "<html><body><font color=\"red\" size=5>Buy</font>"
                     "<div style=\"display:none\">hidden words</div><!-- x --><img src=a.gif>");
-  m.urls.push_back({"http://www.shop.example.co.uk/x", "www.shop.example.co.uk", "example.co.uk", false});
+  m.urls.push_back(
+      {"http://www.shop.example.co.uk/x", "www.shop.example.co.uk", "example.co.uk", false});
   m.urls.push_back({"http://192.0.2.1/", "192.0.2.1", "192.0.2.1", true});
   mime::Attachment a;
   a.filename = "Invoice.PDF.exe";
   a.declared_type = "application/pdf";
   a.sniffed_type = "application/x-dosexec";
   m.attachments.push_back(a);
-  auto t = tokenize(m);
+  TokenizerOptions opt;
+  opt.html_tokens = true;  // off by default (CV), still available
+  auto t = tokenize(m, opt);
   CHECK(has(t, "mime:htmlonly"));
   CHECK(has(t, "tag:font"));
   CHECK(has(t, "attr:font.color"));
@@ -157,6 +161,7 @@ TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
   CHECK(has(t, "uh:www.shop.example.co.uk"));
   CHECK(has(t, "url:ip"));
   CHECK(has(t, "att:ext:exe"));
+  CHECK(!has(tokenize(m), "tag:font"));  // default: no HTML structure tokens
   CHECK(has(t, "att:type:application/x-dosexec"));
   CHECK(has(t, "an:invoice.pdf.exe"));
 }
@@ -164,6 +169,7 @@ TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
 TEST_CASE("bayes tokenizer: OSB and token cap", "[bayes]") {
   TokenizerOptions opt;
   opt.osb = true;
+  opt.osb_window = 4;
   auto t = tokenize(make_msg("s", "a@b.example", "alpha beta gamma delta epsilon"), opt);
   CHECK(has(t, "osb1:alpha beta"));
   CHECK(has(t, "osb4:alpha epsilon"));

@@ -1,11 +1,11 @@
 // Store contract tests, run against every implementation (memory and LMDB on a temp dir).
-#include <catch2/catch.hpp>
+#include "digue/store.hpp"
+
 #include <stdlib.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
-
-#include "digue/store.hpp"
 
 using digue::Store;
 using digue::StoreError;
