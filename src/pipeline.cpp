@@ -125,6 +125,15 @@ void PipelineRun::after_verdict(const DomainPolicy& policy, const Verdict& verdi
   }
 }
 
+void PipelineRun::forget_all(Phase phase) {
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (pipeline_->slots()[it->first.first].phase == phase)
+      it = cache_.erase(it);
+    else
+      ++it;
+  }
+}
+
 void PipelineRun::forget(Phase phase, const std::string& domain) {
   for (auto it = cache_.begin(); it != cache_.end();) {
     const Slot& slot = pipeline_->slots()[it->first.first];

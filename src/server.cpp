@@ -337,7 +337,11 @@ asio::awaitable<void> Server::Impl::Session::session_loop_entry() {
     }
     switch (step.kind) {
       case smtp::Step::Kind::Reply:
+        out_ += step.reply.wire();
+        break;
       case smtp::Step::Kind::Helo:
+        // A new EHLO/HELO (also the one required after STARTTLS) is a new HELO identity.
+        run_->forget_all(Phase::Helo);
         out_ += step.reply.wire();
         break;
       case smtp::Step::Kind::Mail:

@@ -95,6 +95,8 @@ class PipelineRun {
   void reset();
   // Forget cached results of one phase for one domain (a new RCPT changes their input).
   void forget(Phase phase, const std::string& domain);
+  // Forget every cached result of one phase (a new EHLO/HELO changes helo-phase inputs).
+  void forget_all(Phase phase);
 
   boost::asio::awaitable<Verdict> evaluate(const DomainPolicy& policy, Phase upto);
   // Runs every slot's after_verdict hook for this domain's final verdict.
