@@ -30,10 +30,11 @@ SINK = "/usr/sbin/smtp-sink"
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
+def cpu_times(pid):
+    """(user, system) CPU seconds of a process, all threads."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    return int(fields[11]) / CLK, int(fields[12]) / CLK
 
 
 def status(pid, key):
@@ -83,16 +84,16 @@ def bench(n, sessions, size, reuse, pipeline_text):
     try:
         d.start()
         time.sleep(0.3)
-        c0 = cpu_seconds(d.proc.pid)
+        u0, s0 = cpu_times(d.proc.pid)
         relay = timed(d.port, sink, n, sessions, size, reuse)
-        c1 = cpu_seconds(d.proc.pid)
+        u1, s1 = cpu_times(d.proc.pid)
         log = d.log()
     finally:
         d.cleanup()
         if sink.poll() is None:
             sink.kill()
     queued = log.count("outcome=queued")
-    return direct, relay, (c1 - c0), queued
+    return direct, relay, (u1 - u0, s1 - s0), queued
 
 
 def idle_rss(count):
@@ -143,7 +144,9 @@ def main():
         print("  smtp-source -> digued -> smtp-sink: %8.0f msgs/s (%.2f s), %d queued"
               % (a.messages / relay, relay, queued))
         print("  ratio digued/direct               : %8.2f" % (direct / relay))
-        print("  digued CPU per message            : %8.3f ms" % (cpu * 1000 / a.messages))
+        print("  digued CPU per message            : %8.3f ms (user %.3f + system %.3f)"
+              % (sum(cpu) * 1000 / a.messages, cpu[0] * 1000 / a.messages,
+                 cpu[1] * 1000 / a.messages))
     base, rss, hwm = idle_rss(a.idle)
     print("[%d idle connections]" % a.idle)
     print("  digued RSS before / with idle / peak: %d / %d / %d KiB (%.1f KiB per connection)"

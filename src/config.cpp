@@ -262,6 +262,11 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     OptionReader r(sub(top, "store"), "store");
     c->store.dir = r.str("dir", c->store.dir);
     c->store.map_size = r.integer("map_size", c->store.map_size, 1 << 20, 1LL << 40);
+    c->store.sync = r.str("sync", c->store.sync);
+    if (c->store.sync != "periodic" && c->store.sync != "commit" && c->store.sync != "full")
+      r.fail("sync", "must be periodic, commit or full");
+    c->store.sync_interval_ms =
+        static_cast<int>(r.integer("sync_interval_ms", c->store.sync_interval_ms, 10, 60000));
     r.finish();
   }
   {

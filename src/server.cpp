@@ -145,7 +145,13 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
     auto e = std::make_shared<Envelope>(proto_->envelope());
     return e;
   }
-  void set_deadline(std::chrono::seconds s) { deadline_.expires_after(s); }
+  // Moving the deadline only stores it: the watchdog timer, armed at the old deadline,
+  // re-arms itself when it fires early. This keeps timer syscalls and coroutine wake-ups
+  // off the per-command path.
+  void set_deadline(std::chrono::seconds s) {
+    deadline_at_ = asio::steady_timer::clock_type::now() + s;
+    if (deadline_at_ < deadline_.expiry()) deadline_.cancel();  // rare: an earlier deadline
+  }
 
   Impl& impl_;
   Worker& worker_;
@@ -153,6 +159,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   bool implicit_tls_;
   bool tls_active_ = false;
   asio::steady_timer deadline_;
+  asio::steady_timer::time_point deadline_at_ = asio::steady_timer::time_point::max();
   std::shared_ptr<const Config> config_;
   std::shared_ptr<const Pipeline> pipeline_;
   std::unique_ptr<smtp::Protocol> proto_;
@@ -170,10 +177,11 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
 asio::awaitable<void> Server::Impl::Session::watchdog() {
   auto self = shared_from_this();
   while (!closed_) {
+    deadline_.expires_at(deadline_at_);
     error_code ec;
     co_await deadline_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (closed_) break;
-    if (deadline_.expiry() <= asio::steady_timer::clock_type::now()) {
+    if (deadline_at_ <= asio::steady_timer::clock_type::now()) {
       spdlog::info("session={} client={} timeout", sid_, ip_);
       closed_ = true;
       abort();
@@ -261,6 +269,7 @@ asio::awaitable<void> Server::Impl::Session::run() {
   proto_->envelope().client_port = port_;
   run_ = std::make_unique<PipelineRun>(pipeline_, worker_.services, worker_.io.get_executor());
 
+  set_deadline(sc.greeting_timeout);
   asio::co_spawn(worker_.io, watchdog(), asio::detached);
   bool admitted = impl_.acquire(ip_, sc);
   if (!admitted) {

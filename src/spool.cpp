@@ -333,7 +333,11 @@ boost::system::error_code Spool::write_batch(std::vector<Job>& jobs) {
     fds.push_back(fd);
     written.push_back(base + ".env");
   }
-  if (fsync_) {
+  if (fsync_ && fds.size() <= 2) {
+    // One message: syncing inline is cheaper than handing off to the pool.
+    for (int fd : fds)
+      if (::fdatasync(fd) != 0) return fail(errno);
+  } else if (fsync_) {
     // fdatasync every file of the batch concurrently: the kernel folds concurrent syncs into
     // shared journal commits, and unlike syncfs() this never waits for unrelated dirty data
     // on the same file system (other programs' writes, the store, Maildirs).

@@ -106,6 +106,11 @@ struct SpoolConfig {
 struct StoreConfig {
   std::string dir = "./data/store";
   size_t map_size = size_t{1} << 32;
+  // "periodic": MDB_NOSYNC + a sync every sync_interval_ms (counters, greylist, ban and
+  // quarantine-index writes never wait for the disk on the data path; an OS crash can lose
+  // the last interval, never corrupt the store). "commit": one fdatasync per write.
+  std::string sync = "periodic";
+  int sync_interval_ms = 1000;
 };
 
 struct DnsConfig {

@@ -100,7 +100,14 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   try {
-    auto store = make_lmdb_store(loaded.config->store.dir, loaded.config->store.map_size);
+    const StoreConfig& sc = loaded.config->store;
+    LmdbOptions lo;
+    lo.map_size = sc.map_size;
+    lo.sync = sc.sync == "commit" ? LmdbSync::Commit
+              : sc.sync == "full" ? LmdbSync::Full
+                                  : LmdbSync::Periodic;
+    lo.sync_interval = std::chrono::milliseconds(sc.sync_interval_ms);
+    auto store = make_lmdb_store(sc.dir, lo);
     Spool spool(loaded.config->spool);
     Queue queue(loaded.config, spool, store.get());
     Server server(loaded.config, loaded.pipeline, spool, queue, store.get());
