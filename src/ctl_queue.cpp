@@ -19,16 +19,15 @@ int queue(const Config& config, const Args& args) {
   int n = 0;
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(config.spool.dir + "/queue", ec))
-    if (e.path().extension() == ".env") files.push_back(e.path());
+    if (e.is_regular_file()) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   for (const auto& p : files) {
-    auto text = text::read_file(p.string());
-    if (!text) continue;
-    auto rec = SpoolRecord::parse(*text);
-    if (!rec) {
-      std::cout << p.stem().string() << " (unreadable record)\n";
+    auto loaded = Spool::read_path(p.string(), false);
+    if (!loaded) {
+      std::cout << p.filename().string() << " (being written, or unreadable)\n";
       continue;
     }
+    const SpoolRecord* rec = &loaded->record;
     ++n;
     std::cout << rec->id << " " << to_string(rec->state) << " created=" << rec->created
               << " next_try=" << rec->next_try << " attempts=" << rec->attempts << " from=<"

@@ -378,7 +378,8 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
     rec.state = SpoolState::Deferred;
     rec.next_try = now_s() + std::max<int64_t>(1, delay);
     queue.stats_.deferred++;
-    if (!spool.update(rec)) spdlog::warn("queue={} could not update the spool record", rec.id);
+    if (!spool.update(rec, raw.get()))
+      spdlog::warn("queue={} could not update the spool record", rec.id);
     if (stopping) co_return;
   }
 }

@@ -1,10 +1,12 @@
-// Spool: the durable queue. One message = `<id>.msg` (the bytes as received, CRLF, dot-
-// unstuffed) + `<id>.env` (envelope, per-recipient state, the trace headers to prepend).
-// Contract: commit() completes only when both files and their directory entries are on disk
-// (write to tmp/, fdatasync, rename into queue/, fsync the directory): a 250 is sent only after
-// it. Commits from all sessions are batched by one writer thread (group commit: the batch's
-// files are fdatasync'ed concurrently, then renamed, then one directory fsync; no commit
-// completes before its own files are durable). A write error (disk full, EIO) completes the commit with an error: the
+// Spool: the durable queue. One file per message, `queue/<id>`: a header line with both
+// lengths ("digue-spool 2 RECORD_LEN MESSAGE_LEN"), the record (envelope, per-recipient
+// state, the trace headers to prepend), then the message bytes as received (CRLF,
+// dot-unstuffed).
+// Contract: commit() completes only when the file and its directory entry are on disk
+// (written in place, fdatasync, fsync of the directory): a 250 is sent only after it.
+// Commits from all sessions are batched by one writer thread (group commit: the batch's
+// files are fdatasync'ed concurrently, then one directory fsync; no commit completes before
+// its own file is durable). A file cut short by a crash is recognised by its lengths. A write error (disk full, EIO) completes the commit with an error: the
 // session answers 452 4.3.1 and nothing is acknowledged.
 // States: received (spooled, not yet filtered), queued (filtered, to deliver), deferred
 // (retry at next_try), held (attachment-hash hold), quarantined, done (removed).
@@ -94,10 +96,18 @@ class Spool {
         token, std::move(message), std::move(record));
   }
 
-  // Rewrites the record (atomic rename; not fsync'ed: see the contract above).
-  bool update(const SpoolRecord& record);
-  // Removes both files of a finished message.
+  // Rewrites the record (atomic rename; not fsync'ed: see the contract above). `message`:
+  // the message bytes when the caller has them, else they are read from the spool.
+  bool update(const SpoolRecord& record, const std::string* message = nullptr);
+  // Removes a finished message.
   void remove(const std::string& id);
+
+  struct Loaded {
+    SpoolRecord record;
+    std::shared_ptr<std::string> message;  // null unless asked for
+  };
+  // Reads one spool file; nullopt when it is cut short or unreadable.
+  static std::optional<Loaded> read_path(const std::string& path, bool with_message);
   std::shared_ptr<std::string> load_message(const std::string& id) const;
   // Every record on disk (orphan and temporary files are cleaned up).
   std::vector<SpoolRecord> recover();
@@ -116,6 +126,7 @@ class Spool {
   void enqueue(Job job);
   void writer_loop();
   boost::system::error_code write_batch(std::vector<Job>& jobs);
+  static std::string file_header(size_t record_len, size_t message_len);
 
   std::string dir_;
   bool fsync_;

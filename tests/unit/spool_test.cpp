@@ -77,14 +77,26 @@ TEST_CASE("spool commit, recover, orphans", "[spool]") {
   }
   std::set<std::string> unique(ids.begin(), ids.end());
   CHECK(unique.size() == ids.size());
-  // A message file without its record was never acknowledged: recovery removes it.
-  std::FILE* f = std::fopen((dir + "/queue/ORPHAN.msg").c_str(), "w");
-  std::fputs("x", f);
+  // A file cut short (a crash before its sync) was never acknowledged: recovery removes it.
+  std::FILE* f = std::fopen((dir + "/queue/CUTSHORT").c_str(), "w");
+  std::fputs("digue-spool 2 500 1000\ndigue-spool 1\nid CUTSHORT\n", f);
+  std::fclose(f);
+  // A complete file whose record cannot be read is kept aside, never deleted.
+  f = std::fopen((dir + "/queue/GARBLED").c_str(), "w");
+  std::fputs("digue-spool 2 4 2\nxxxxyy", f);
   std::fclose(f);
   Spool again(cfg);
   auto recs = again.recover();
   CHECK(recs.size() == 20);
-  CHECK(!std::filesystem::exists(dir + "/queue/ORPHAN.msg"));
+  CHECK(!std::filesystem::exists(dir + "/queue/CUTSHORT"));
+  CHECK(std::filesystem::exists(dir + "/corrupt/GARBLED"));
+  // A deferral rewrites the record and keeps the message.
+  recs[0].attempts = 3;
+  REQUIRE(again.update(recs[0]));
+  auto reread = Spool::read_path(dir + "/queue/" + recs[0].id, true);
+  REQUIRE(reread);
+  CHECK(reread->record.attempts == 3);
+  CHECK(reread->message->rfind("Subject: ", 0) == 0);
   auto msg = again.load_message(recs[0].id);
   REQUIRE(msg);
   CHECK(msg->rfind("Subject: ", 0) == 0);
