@@ -5,6 +5,7 @@
 #include "digue/config.hpp"
 #include "digue/options.hpp"
 #include "digue/store.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 
@@ -23,11 +24,7 @@ std::string greylist_network(const net::Ip& ip, int v4_prefix, int v6_prefix) {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using text::lower;
 
 struct Settings {
   int64_t delay = 300;

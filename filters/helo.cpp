@@ -7,6 +7,7 @@
 #include "digue/net.hpp"
 #include "digue/options.hpp"
 #include "digue/resolver.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 
@@ -31,11 +32,7 @@ namespace {
 constexpr size_t kMaxPtrNames = 10;
 constexpr size_t kMaxEvidence = 100;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using text::lower;
 
 // The HELO as evidence: it is attacker text bound for headers and logs.
 std::string printable(std::string_view s) {

@@ -4,15 +4,12 @@
 
 #include "digue/options.hpp"
 #include "digue/store.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using text::lower;
 
 struct Settings {
   std::set<std::string> traps;

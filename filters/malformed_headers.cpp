@@ -6,15 +6,12 @@
 
 #include "digue/message.hpp"
 #include "digue/options.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
-}
+using text::lower;
 
 // "[Day, ] D Mon YYYY HH:MM[:SS] zone" loosely: a month name, a 4- or 2-digit year and a
 // time; real mailers vary in the rest (obsolete zones, comments).

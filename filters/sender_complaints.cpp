@@ -6,15 +6,12 @@
 #include "digue/message.hpp"
 #include "digue/options.hpp"
 #include "digue/rule_file.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
-}
+using text::lower;
 
 // Addresses in a From header value: the parts around each '@', bounded by separators.
 std::vector<std::string> header_addresses(std::string_view v) {

@@ -10,15 +10,13 @@
 
 #include "digue/filter_registry.hpp"
 #include "digue/options.hpp"
+#include "digue/text.hpp"
 
 namespace digue {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
+using text::lower;
 
 std::vector<Endpoint> endpoints(OptionReader& r, const std::string& key, uint16_t default_port) {
   std::vector<Endpoint> out;

@@ -22,6 +22,8 @@ std::string_view trim(std::string_view s);
 
 // Charset conversion and RFC 2047, appending to out (see mime::to_utf8 and
 // mime::decode_header_value).
+// Appends one code point as UTF-8 (no validation: callers pass valid scalar values).
+void append_utf8(std::string& out, uint32_t cp);
 void to_utf8_append(std::string_view bytes, std::string_view charset, std::string& out);
 void decode_words_append(std::string_view raw, std::string& out);
 

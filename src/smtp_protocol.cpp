@@ -1,5 +1,6 @@
 // SMTP server protocol state machine and DATA decoder; see include/digue/smtp_protocol.hpp.
 #include "digue/smtp_protocol.hpp"
+#include "digue/text.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -13,11 +14,7 @@ std::string upper(std::string_view s) {
   for (char& c : o) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return o;
 }
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
-}
+using text::lower;
 bool iprefix(std::string_view s, std::string_view p) {
   if (s.size() < p.size()) return false;
   for (size_t i = 0; i < p.size(); ++i)

@@ -8,6 +8,14 @@
 
 namespace digue::text {
 
+// ASCII lower-case (domains, header names, keywords); other bytes unchanged.
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
 std::string json_escape(std::string_view s);  // without the surrounding quotes
 std::optional<std::string> read_file(const std::string& path);
 // Drops a leading mbox "From " envelope line and turns bare LF line ends into CRLF.
