@@ -71,7 +71,7 @@ double cpu_now() {
 }
 
 struct Metrics {
-  size_t ham = 0, spam = 0, fp = 0, fn = 0, fn_at_fp0 = 0;
+  size_t ham = 0, spam = 0, fp = 0, fn = 0, fn_at_fp0 = 0, fn_at_fp3 = 0;
   double one_minus_roca_pct = 0;
 };
 
@@ -99,6 +99,15 @@ Metrics metrics(const std::vector<Scored>& scored, double threshold) {
   }
   for (double s : ss)
     if (s <= max_ham) ++m.fn_at_fp0;
+  {
+    // FN when 3 ham (~0.1 % of the train split) may score above the cut: less hostage to
+    // the single worst ham than FN at FP = 0.
+    std::vector<double> h = hs;
+    std::sort(h.rbegin(), h.rend());
+    double cut = h.size() > 3 ? h[3] : -1e300;
+    for (double s : ss)
+      if (s <= cut) ++m.fn_at_fp3;
+  }
   // ROC area = P(spam score > ham score), ties count half.
   std::sort(hs.begin(), hs.end());
   double wins = 0;
@@ -115,10 +124,10 @@ Metrics metrics(const std::vector<Scored>& scored, double threshold) {
 void print(const char* what, const Metrics& m, double threshold) {
   std::printf(
       "%-28s FP %3zu/%zu (%.2f%%)  FN %3zu/%zu (%.2f%%) at %.1f   FN@FP=0 %3zu (%.2f%%)"
-      "   1-ROCA %.4f%%\n",
+      "   FN@FP=3 %3zu   1-ROCA %.4f%%\n",
       what, m.fp, m.ham, 100.0 * m.fp / std::max<size_t>(1, m.ham), m.fn, m.spam,
       100.0 * m.fn / std::max<size_t>(1, m.spam), threshold, m.fn_at_fp0,
-      100.0 * m.fn_at_fp0 / std::max<size_t>(1, m.spam), m.one_minus_roca_pct);
+      100.0 * m.fn_at_fp0 / std::max<size_t>(1, m.spam), m.fn_at_fp3, m.one_minus_roca_pct);
 }
 
 using Variant = std::pair<std::string, std::function<void(bayes::Params&)>>;
@@ -229,12 +238,45 @@ std::vector<Variant> variants() {
   };
 }
 
+// "--set key=value,key=value": parameter overrides for CV experiments.
+bool apply_set(bayes::Params& p, const std::string& spec) {
+  std::stringstream ss(spec);
+  std::string kv;
+  while (std::getline(ss, kv, ',')) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) return false;
+    std::string k = kv.substr(0, eq);
+    double v = std::stod(kv.substr(eq + 1));
+    auto& t = p.tokenizer;
+    if (k == "s") p.robinson_s = v;
+    else if (k == "x") p.robinson_x = v;
+    else if (k == "md") p.min_dev = v;
+    else if (k == "clues") p.max_clues = static_cast<size_t>(v);
+    else if (k == "comb") p.combine = static_cast<int>(v);
+    else if (k == "pivot") p.pivot_decades = v;
+    else if (k == "spd") p.score_per_decade = v;
+    else if (k == "osb") t.osb = v != 0;
+    else if (k == "osbw") t.osb_window = static_cast<size_t>(v);
+    else if (k == "html") t.html_tokens = v != 0;
+    else if (k == "allhdr") t.all_headers = v != 0;
+    else if (k == "hdr") t.header_tokens = v != 0;
+    else if (k == "urlpath") t.url_paths = v != 0;
+    else if (k == "caps") t.shape_tokens = v != 0;
+    else if (k == "rcvdfix") t.received_fix = v != 0;
+    else return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string train_dir, test_dir, scores_file, tmp_dir;
   int cv = 0, variant = -1;
   bool all_variants = false;
+  std::vector<std::string> sets;
+  int toe_passes = 0;
+  double toe_margin = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -252,6 +294,12 @@ int main(int argc, char** argv) {
       scores_file = next();
     else if (a == "--dir")
       tmp_dir = next();
+    else if (a == "--set")
+      sets.push_back(next());
+    else if (a == "--toe")
+      toe_passes = std::stoi(next());
+    else if (a == "--toe-margin")
+      toe_margin = std::stod(next());
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -271,7 +319,13 @@ int main(int argc, char** argv) {
 
   if (cv > 0) {
     auto vs = variants();
-    if (variant >= 0)
+    if (!sets.empty()) {
+      vs.clear();
+      for (const auto& spec : sets)
+        vs.push_back({spec, [spec](bayes::Params& p) {
+                        if (!apply_set(p, spec)) throw std::runtime_error("bad --set " + spec);
+                      }});
+    } else if (variant >= 0)
       vs = {vs.at(static_cast<size_t>(variant))};
     else if (!all_variants)
       vs.resize(1);
@@ -291,6 +345,23 @@ int main(int argc, char** argv) {
           if (static_cast<int>(i % cv) != fold)
             items.push_back({toks[i], train[i].spam ? bayes::Class::Spam : bayes::Class::Ham});
         c.learn(items);
+        // Train on errors: relearn the fold's training messages that score on the wrong side
+        // of (or within toe_margin of) the default threshold; a nonce token makes the
+        // relearnt copy a new message for the "seen" digest.
+        for (int pass = 0; pass < toe_passes; ++pass) {
+          std::vector<bayes::Classifier::Item> again;
+          for (auto& it : items) {
+            double e = c.classify_tokens(it.tokens).evidence_decades - p.pivot_decades;
+            bool spam = it.cls == bayes::Class::Spam;
+            if (spam ? e < toe_margin : e > -toe_margin) {
+              auto t = it.tokens;
+              t.push_back("\x01toe:" + std::to_string(pass));
+              again.push_back({std::move(t), it.cls});
+            }
+          }
+          if (again.empty()) break;
+          c.learn(again);
+        }
         for (size_t i = 0; i < train.size(); ++i)
           if (static_cast<int>(i % cv) == fold) {
             auto r = c.classify_tokens(toks[i]);
@@ -318,6 +389,8 @@ int main(int argc, char** argv) {
     tmp_dir = mkdtemp(tmpl);
   }
   bayes::Params p;
+  for (const auto& spec : sets)
+    if (!apply_set(p, spec)) throw std::runtime_error("bad --set " + spec);
   {
     auto store = make_lmdb_store(tmp_dir, size_t{1} << 30);
     bayes::Classifier c(*store, p);

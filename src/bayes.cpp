@@ -222,6 +222,14 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   double decades = (log_qh - log_qs) / std::log(10.0);
   r.evidence_decades = std::log10(std::max(indicator, 1e-300)) -
                        std::log10(std::max(complement, 1e-300)) + decades / 1000.0;
+  if (params_.combine == 1) {
+    // P = 1 - (prod (1-f))^(1/n), Q = 1 - (prod f)^(1/n)
+    double kk = static_cast<double>(k);
+    double P = -std::expm1(ln_spam / kk), Q = -std::expm1(ln_ham / kk);
+    r.evidence_decades = P + Q > 0 ? 10.0 * (P - Q) / (P + Q) : 0.0;
+  } else if (params_.combine == 2) {
+    r.evidence_decades = (ln_spam - ln_ham) / std::log(10.0) / static_cast<double>(k) * -1.0;
+  }
   r.score = std::clamp(
       kDefaultThreshold + (r.evidence_decades - params_.pivot_decades) * params_.score_per_decade,
       0.0, kMaxScore);

@@ -367,7 +367,28 @@ void address(Collector& c, std::string_view value, std::string_view pfx) {
   if (digits >= 3) c.add(p, "l:digits");
 }
 
-void received(Collector& c, std::string_view v) {
+// A dotted quad with octets 0..255 ("8.12.5", sendmail's version, is not one).
+bool dotted_quad(std::string_view s) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find('.', i);
+    if (j == std::string_view::npos) j = s.size();
+    std::string_view o = s.substr(i, j - i);
+    if (o.empty() || o.size() > 3) return false;
+    int v = 0;
+    for (char ch : o) {
+      if (ch < '0' || ch > '9') return false;
+      v = v * 10 + (ch - '0');
+    }
+    if (v > 255) return false;
+    ++parts;
+    i = j + 1;
+  }
+  return parts == 4;
+}
+
+void received(Collector& c, std::string_view v, bool fix) {
   // "from HELO (rdns [ip]) by ..." : the sending hosts as the relay saw them.
   std::string lv = lower_ascii(v.substr(0, 400));
   size_t from = lv.find("from ");
@@ -387,7 +408,9 @@ void received(Collector& c, std::string_view v) {
       bool ip = std::all_of(host.begin(), host.end(), [](char ch) {
         return std::isdigit(static_cast<unsigned char>(ch)) || ch == '.';
       });
-      if (ip) {
+      if (ip && fix && !dotted_quad(host)) {
+        // a version number ("8.12.5/8.12.5"): not a host
+      } else if (ip) {
         size_t d1 = host.find('.');
         size_t d2 = d1 == std::string_view::npos ? d1 : host.find('.', d1 + 1);
         c.add("rip:", host.substr(0, d2));  // the /16: provider, not the single host
@@ -434,6 +457,36 @@ void html_structure(Collector& c, std::string_view html) {
     i = j;
   }
   c.add("html:tags:", bucket(tags / 10));
+}
+
+// Capitalisation and punctuation: SHOUTED words keep their case ("caps:FREE"), and the share
+// of shouted words, exclamation marks and dollar signs, bucketed.
+void shape(Collector& c, std::string_view body) {
+  size_t words = 0, caps = 0, bangs = 0, dollars = 0;
+  size_t i = 0;
+  while (i < body.size() && !c.full()) {
+    unsigned char ch = static_cast<unsigned char>(body[i]);
+    if (ch == '!') ++bangs;
+    if (ch == '$') ++dollars;
+    if (!std::isalpha(ch)) {
+      ++i;
+      continue;
+    }
+    size_t j = i, up = 0;
+    while (j < body.size() && std::isalpha(static_cast<unsigned char>(body[j]))) {
+      if (std::isupper(static_cast<unsigned char>(body[j]))) ++up;
+      ++j;
+    }
+    ++words;
+    if (up == j - i && j - i >= 3) {
+      ++caps;
+      if (j - i <= 20) c.add("caps:", body.substr(i, j - i));
+    }
+    i = j;
+  }
+  if (words >= 20) c.add("capsratio:", bucket(caps * 100 / words / 2));
+  c.add("bangs:", bucket(bangs));
+  c.add("dollars:", bucket(dollars));
 }
 
 }  // namespace
@@ -494,7 +547,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
         rcpts += static_cast<size_t>(std::count(v.begin(), v.end(), '@'));
         if (lower_ascii(v).find("undisclosed") != std::string::npos) c.add("to:", "undisclosed");
       } else if (name == "received") {
-        received(c, h.raw_value);
+        received(c, h.raw_value, opt.received_fix);
         if (opt.all_headers) c.text(std::string_view(h.raw_value).substr(0, 1000), "rcvd:");
       } else if (name == "x-mailer" || name == "user-agent") {
         c.text(v, "xm:");
@@ -554,6 +607,26 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       c.add("uh:", u.host);
   }
   c.add("urls:", bucket(msg.urls.size()));
+  if (opt.url_paths) {
+    size_t n = 0;
+    for (const auto& u : msg.urls) {
+      if (c.full() || ++n > 50) break;
+      std::string_view url = u.url;
+      size_t scheme = url.find("://");
+      size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+      size_t slash = url.find('/', start);
+      if (slash == std::string_view::npos) continue;
+      std::string path = lower_ascii(url.substr(slash + 1, 200));
+      // Path segments and query words: "remove.cgi", "?id=", tracking ids collapse to num:N.
+      c.text(path, "up:");
+      size_t q = path.find('?');
+      std::string_view p = std::string_view(path).substr(0, q);
+      size_t dot = p.rfind('.');
+      if (dot != std::string_view::npos && p.size() - dot <= 6 && p.find('/', dot) == p.npos)
+        c.add("ux:", p.substr(dot + 1));
+      if (q != std::string::npos) c.add("ux:", "query");
+    }
+  }
 
   for (const auto& a : msg.attachments) {
     std::string fname = fold_case(a.filename);
@@ -585,6 +658,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       c.text(body, "");
     }
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) c.add("body:", "empty");
+    if (opt.shape_tokens) shape(c, body);
   }
   return out;
 }

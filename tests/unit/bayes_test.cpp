@@ -320,3 +320,38 @@ TEST_CASE("bayes autolearn is off by default", "[bayes]") {
   r.score = 7.0;
   CHECK(!al.decide(r));
 }
+
+TEST_CASE("bayes tokenizer: Received takes dotted quads as IPs, not sendmail versions", "[bayes]") {
+  std::string rcvd =
+      "from mx.sender.example (mx.sender.example [192.0.2.77]) (8.12.5/8.12.5) by "
+      "relay.example with ESMTP id g7";
+  auto m = make_msg("hello", "Ann <ann@work.example>", "body text",
+                    {}, {{"Received", rcvd, rcvd}});
+  auto t = tokenize(m);
+  CHECK(has(t, "rip:192.0"));
+  CHECK(has(t, "rh:sender.example"));
+  CHECK(!has(t, "rip:8.12"));
+  CHECK(!has(t, "rh:8.12.5"));
+  TokenizerOptions old;
+  old.received_fix = false;  // the previous behaviour, kept for comparison in bench
+  CHECK(has(tokenize(m, old), "rip:8.12"));
+}
+
+TEST_CASE("bayes tokenizer: URL path and shape tokens are opt-in", "[bayes]") {
+  auto m = make_msg("hi", "Ann <ann@work.example>", "BUY NOW this FREE offer!!! $5 $6");
+  m.urls.push_back({"http://www.promo.example/remove.cgi?id=123456", "www.promo.example",
+                    "promo.example", false});
+  auto plain = tokenize(m);
+  CHECK(!has(plain, "ux:cgi"));
+  CHECK(!has(plain, "caps:FREE"));
+  TokenizerOptions opt;
+  opt.url_paths = true;
+  opt.shape_tokens = true;
+  auto t = tokenize(m, opt);
+  CHECK(has(t, "up:remove.cgi"));
+  CHECK(has(t, "ux:cgi"));
+  CHECK(has(t, "ux:query"));
+  CHECK(has(t, "caps:FREE"));
+  CHECK(has(t, "caps:BUY"));
+  CHECK(has(t, "dollars:2"));
+}
