@@ -48,6 +48,39 @@ std::string header_value(std::string_view raw, std::string_view name) {
   return {};
 }
 
+// A recipient's last error as recorded ("550 5.1.1 text" from the next hop, or our own
+// "451 4.4.7 delivery time expired; ...") back into code, enhanced status and text.
+delivery::RcptResult parse_failure(const std::string& last_error) {
+  delivery::RcptResult r;
+  r.status = delivery::RcptResult::Status::PermFail;
+  r.code = 550;
+  r.enhanced = "5.0.0";
+  std::string_view rest = last_error;
+  auto token = [&]() {
+    auto sp = rest.find(' ');
+    std::string_view t = rest.substr(0, sp);
+    return std::pair{t, sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1)};
+  };
+  auto [first, after_first] = token();
+  if (first.size() == 3 && std::all_of(first.begin(), first.end(), ::isdigit) &&
+      (first[0] == '4' || first[0] == '5')) {
+    r.code = std::atoi(std::string(first).c_str());
+    r.enhanced = first[0] == '4' ? "4.0.0" : "5.0.0";
+    rest = after_first;
+    auto [second, after_second] = token();
+    bool enhanced = second.size() >= 5 && (second[0] == '4' || second[0] == '5') &&
+                    second[1] == '.' && std::count(second.begin(), second.end(), '.') == 2 &&
+                    std::all_of(second.begin(), second.end(),
+                                [](char c) { return c == '.' || std::isdigit(c); });
+    if (enhanced) {
+      r.enhanced = std::string(second);
+      rest = after_second;
+    }
+  }
+  r.text = std::string(rest);
+  return r;
+}
+
 }  // namespace
 
 struct Queue::Impl {
@@ -282,15 +315,7 @@ asio::awaitable<void> Queue::Impl::bounce(SpoolRecord& rec, const std::string& r
     if (rs.status != RcptState::Status::Failed || rs.last_error.rfind("[dsn]", 0) == 0) continue;
     delivery::DsnRecipient d;
     d.rcpt = rs.address;
-    d.result.status = delivery::RcptResult::Status::PermFail;
-    d.result.text = rs.last_error;
-    int code = std::atoi(rs.last_error.c_str());
-    d.result.code = code ? code : 550;
-    auto sp = rs.last_error.find(' ');
-    if (sp != std::string::npos) {
-      auto sp2 = rs.last_error.find(' ', sp + 1);
-      d.result.enhanced = rs.last_error.substr(sp + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp - 1);
-    }
+    d.result = parse_failure(rs.last_error);
     failed.push_back(d);
     rs.last_error = "[dsn] " + rs.last_error;
   }
@@ -363,7 +388,7 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
       for (auto& rs : rec.rcpts)
         if (rs.status == RcptState::Status::Pending) {
           rs.status = RcptState::Status::Failed;
-          rs.last_error = "4.4.7 delivery time expired; last error: " + rs.last_error;
+          rs.last_error = "451 4.4.7 delivery time expired; last error: " + rs.last_error;
         }
     }
     co_await bounce(rec, *raw);

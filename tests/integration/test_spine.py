@@ -284,7 +284,6 @@ def test_permanent_failure_sends_dsn():
     try:
         with Sink(extra=["-f", "RCPT"]) as sink:
             cfg = PIPELINE + domain_cfg(sink.port)
-            cfg = cfg.replace("[domains.", '[delivery_extra]\n[domains.', 1) if False else cfg
             d = Digued(cfg)
             with open(d.config_path) as f:
                 text = f.read()
@@ -298,7 +297,7 @@ def test_permanent_failure_sends_dsn():
                 dsn = bounce.messages()[0].decode()
                 assert "multipart/report" in dsn and "report-type=delivery-status" in dsn
                 assert "Final-Recipient: rfc822; user@example.test" in dsn, dsn
-                assert "Action: failed" in dsn
+                assert "Action: failed" in dsn and "Status: 5." in dsn, dsn
                 assert "Subject: will bounce" in dsn
                 # Never a DSN to the null sender.
                 send(d.port, message(subject="null"), sender="")
@@ -306,6 +305,34 @@ def test_permanent_failure_sends_dsn():
                 assert len(bounce.messages()) == 1
     finally:
         bounce.cleanup()
+
+
+def test_queue_lifetime_expiry_bounces():
+    bounce = Sink().start()
+    try:
+        dead = free_port()  # nothing listens there: every attempt is a temporary failure
+        d = Digued(PIPELINE + domain_cfg(dead))
+        with open(d.config_path) as f:
+            text = f.read()
+        text = text.replace("connect_timeout = 2\n", 'connect_timeout = 2\nqueue_lifetime = 3\n'
+                            'bounce_relay = "127.0.0.1:%d"\n' % bounce.port)
+        with open(d.config_path, "w") as f:
+            f.write(text)
+        with d:
+            send(d.port, message(subject="never delivered"))
+            assert wait_until(lambda: len(bounces_of(bounce)) == 1, 20), d.log()
+            dsn = bounces_of(bounce)[0]
+            assert "Action: failed" in dsn and "Status: 4.4.7" in dsn, dsn
+            assert "Diagnostic-Code: smtp; 451 4.4.7 delivery time expired" in dsn, dsn
+            assert "Subject: never delivered" in dsn
+            assert wait_until(lambda: not os.listdir(os.path.join(d.tmp, "spool", "queue")), 10)
+    finally:
+        bounce.cleanup()
+
+
+def bounces_of(sink):
+    return [m.decode(errors="replace") for m in sink.messages()
+            if b"report-type=delivery-status" in m and b"\n--" in m]
 
 
 def test_disk_full_answers_452():
