@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 
@@ -135,6 +136,7 @@ struct Queue::Impl {
   }
 
   asio::awaitable<void> process(SpoolRecord rec, std::shared_ptr<const std::string> raw);
+  asio::awaitable<void> pickup_loop();
   asio::awaitable<void> attempt(SpoolRecord& rec, const std::string& raw);
   asio::awaitable<std::vector<delivery::Target>> targets_for(const SpoolRecord& rec,
                                                              const RcptState& rs);
@@ -244,7 +246,10 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
     auto tag_it = rec.tags.find(domain);
     std::string tag = action == "tag" && tag_it != rec.tags.end() ? tag_it->second : "";
     auto data = std::make_shared<std::string>(rec.headers[domain]);
-    *data += action == "bounce" ? raw : headers::rewrite(raw, tag);
+    // A DSN is ours, and a released quarantine copy already carries our trace headers: both
+    // go out as they are.
+    bool as_is = action == "bounce" || action == "release";
+    *data += as_is ? raw : headers::rewrite(raw, tag);
     if (action == "quarantine") {
       bool ok = quarantine(rec, domain, *data);
       for (auto* m : members) {
@@ -409,6 +414,40 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
   }
 }
 
+// Tools beside the daemon (diguectl quarantine release) drop complete spool files into
+// spool/pickup/; they are moved into the queue (same file system: an atomic rename) and
+// delivered like any other record.
+asio::awaitable<void> Queue::Impl::pickup_loop() {
+  namespace fs = std::filesystem;
+  asio::steady_timer timer(io);
+  sleepers.push_back(&timer);
+  const std::string dir = spool.dir() + "/pickup";
+  while (!stopping) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      if (!e.is_regular_file()) continue;
+      std::string id = e.path().filename().string();
+      auto loaded = Spool::read_path(e.path().string(), true);
+      if (!loaded || loaded->record.id != id) {
+        spdlog::warn("queue: ignoring unreadable pickup file {}", id);
+        continue;
+      }
+      std::string to = spool.dir() + "/queue/" + id;
+      if (::rename(e.path().c_str(), to.c_str()) != 0) {
+        spdlog::warn("queue: cannot move pickup file {}: {}", id, std::strerror(errno));
+        continue;
+      }
+      spdlog::info("queue={} picked up ({} recipient(s))", id, loaded->record.rcpts.size());
+      queue.stats_.submitted++;
+      admit(std::move(loaded->record), loaded->message);
+    }
+    timer.expires_after(std::chrono::seconds(2));
+    error_code tec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, tec));
+  }
+  sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
+}
+
 Queue::Queue(std::shared_ptr<const Config> config, Spool& spool, Store* store)
     : impl_(std::make_unique<Impl>(*this, std::move(config), spool, store)) {}
 
@@ -425,6 +464,7 @@ void Queue::start() {
   for (auto& r : records) {
     asio::post(impl.io, [&impl, r = std::move(r)]() mutable { impl.admit(std::move(r), nullptr); });
   }
+  asio::co_spawn(impl.io, impl.pickup_loop(), asio::detached);
   impl.thread = std::thread([&impl] {
     auto guard = asio::make_work_guard(impl.io);
     for (;;) {

@@ -241,7 +241,7 @@ std::optional<SpoolRecord> SpoolRecord::parse(std::string_view text) {
 }
 
 Spool::Spool(const SpoolConfig& config) : dir_(config.dir), fsync_(config.fsync) {
-  for (const char* sub : {"", "/tmp", "/queue", "/quarantine"}) {
+  for (const char* sub : {"", "/tmp", "/queue", "/quarantine", "/pickup"}) {
     std::error_code ec;
     fs::create_directories(dir_ + sub, ec);
     if (ec) throw std::runtime_error("spool: cannot create " + dir_ + sub + ": " + ec.message());
@@ -390,6 +390,30 @@ boost::system::error_code Spool::write_batch(std::vector<Job>& jobs) {
   // The directory entries of the whole batch: one fsync.
   if (fsync_ && ::fsync(queue_fd_) != 0) return fail(errno);
   return {};
+}
+
+bool Spool::write_pickup(const std::string& spool_dir, const SpoolRecord& record,
+                         const std::string& message) {
+  std::error_code ec;
+  fs::create_directories(spool_dir + "/pickup", ec);
+  fs::create_directories(spool_dir + "/tmp", ec);
+  std::string tmp = spool_dir + "/tmp/" + record.id + ".pickup";
+  std::string dst = spool_dir + "/pickup/" + record.id;
+  std::string rec = record.serialize();
+  int fd = write_file_fd(tmp, file_header(rec.size(), message.size()) + rec, message);
+  if (fd < 0) return false;
+  bool ok = ::fdatasync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(tmp.c_str(), dst.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  int dfd = ::open((spool_dir + "/pickup").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
 }
 
 bool Spool::update(const SpoolRecord& record, const std::string* message) {

@@ -19,6 +19,7 @@ int bayes(const Config& config, const Args& args);
 
 int scan(const Config& config, const Args& args);   // src/ctl_scan.cpp
 int queue(const Config& config, const Args& args);  // src/ctl_queue.cpp
+int quarantine(const Config& config, const Args& args);  // src/ctl_quarantine.cpp
 // `spf CLIENT_IP MAIL_FROM HELO`: prints the RFC 7208 result word on the first line, then a
 // detail line (the explanation for a fail with exp=, else a description) and the
 // Received-SPF header. MAIL_FROM "" or "<>" is the null sender (the HELO identity is checked).

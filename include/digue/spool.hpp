@@ -106,6 +106,12 @@ class Spool {
     SpoolRecord record;
     std::shared_ptr<std::string> message;  // null unless asked for
   };
+  // Writes a complete spool file into <spool dir>/pickup/ (tmp, fsync, rename, fsync dir):
+  // the daemon's queue moves it into the queue within seconds. For tools (diguectl
+  // quarantine release) that run beside the daemon. Returns false on any write error.
+  static bool write_pickup(const std::string& spool_dir, const SpoolRecord& record,
+                           const std::string& message);
+
   // Reads one spool file; nullopt when it is cut short or unreadable.
   static std::optional<Loaded> read_path(const std::string& path, bool with_message);
   std::shared_ptr<std::string> load_message(const std::string& id) const;

@@ -335,6 +335,38 @@ def bounces_of(sink):
             if b"report-type=delivery-status" in m and b"\n--" in m]
 
 
+def test_quarantine_list_show_release_delete():
+    with Sink() as sink:
+        cfg = PIPELINE + domain_cfg(sink.port).replace('spam_mode = "tag"', 'spam_mode = "quarantine"')
+        with Digued(cfg) as d:
+            ctl = lambda *a: subprocess.run([DIGUECTL, "--config", d.config_path, "quarantine", *a],
+                                            capture_output=True, text=True, timeout=30)
+            for subject in ("hold me", "drop me"):
+                with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                    s.ehlo("x")
+                    s.sendmail("", ["u@example.test"], message(subject=subject))
+            assert wait_until(lambda: ctl("list").stdout.count("from=<>") == 2, 10), d.log()
+            listing = ctl("list", "example.test").stdout
+            assert "filter=empty_sender" in listing and 'subject="hold me"' in listing, listing
+            ids = {line.split()[0]: line for line in listing.splitlines() if "from=<>" in line}
+            hold = [i for i, l in ids.items() if "hold me" in l][0]
+            drop = [i for i, l in ids.items() if "drop me" in l][0]
+            shown = ctl("show", hold)
+            assert shown.returncode == 0 and "Subject: hold me" in shown.stdout
+            assert "X-Spam-Status: Yes" in shown.stdout
+            assert sink.messages() == []  # quarantined, not delivered
+            r = ctl("release", hold)
+            assert r.returncode == 0 and "released" in r.stdout, r.stderr
+            assert wait_until(lambda: len(sink.messages()) == 1, 15), d.log()
+            assert b"Subject: hold me" in sink.messages()[0]
+            r = ctl("delete", drop)
+            assert r.returncode == 0 and "deleted" in r.stdout
+            assert "0 quarantined" in ctl("list").stdout
+            assert ctl("show", drop).returncode == 1
+            time.sleep(2.5)
+            assert len(sink.messages()) == 1
+
+
 def test_disk_full_answers_452():
     tmp = tempfile.mkdtemp(prefix="digue-full-")
     spool = os.path.join(tmp, "spool")
