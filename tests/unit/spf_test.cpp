@@ -7,6 +7,7 @@
 #include <map>
 
 #include "digue/spf.hpp"
+#include "tests/filters/fake_resolver.hpp"
 
 namespace asio = boost::asio;
 using namespace digue;
@@ -14,38 +15,7 @@ using spf::Result;
 
 namespace {
 
-// Answers from a table; anything absent is NXDOMAIN. Counts the queries it was asked.
-class FakeResolver : public dns::Resolver {
- public:
-  void add(const std::string& name, dns::Type t, std::vector<std::string> records) {
-    auto& a = table_[{name, t}];
-    a.status = dns::Status::Ok;
-    a.records = std::move(records);
-  }
-  void add_mx(const std::string& name, std::vector<dns::Mx> mx) {
-    auto& a = table_[{name, dns::Type::MX}];
-    a.status = dns::Status::Ok;
-    a.mx = std::move(mx);
-  }
-  void fail(const std::string& name, dns::Type t, dns::Status s) { table_[{name, t}].status = s; }
-  asio::awaitable<dns::Answer> query(std::string name, dns::Type type) override {
-    ++queries;
-    dns::Answer a;
-    auto it = table_.find({name, type});
-    if (it != table_.end()) {
-      a = it->second;
-    } else {
-      bool exists = false;
-      for (const auto& [k, v] : table_) exists = exists || k.first == name;
-      a.status = exists ? dns::Status::NoData : dns::Status::NxDomain;
-    }
-    co_return a;
-  }
-  int queries = 0;
-
- private:
-  std::map<std::pair<std::string, dns::Type>, dns::Answer> table_;
-};
+using test::FakeResolver;
 
 spf::SpfResult run_check(FakeResolver& r, const std::string& ip, const std::string& from,
                          const std::string& helo = "mail.example.org") {
