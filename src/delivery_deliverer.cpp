@@ -204,7 +204,7 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
         if (!err.empty()) {
           conn->close();
           release(key, nullptr);
-          spdlog::info("delivery qid={} to={} status=deferred reason=\"{}\"", job.queue_id, key,
+          spdlog::debug("delivery qid={} to={} status=deferred reason=\"{}\"", job.queue_id, key,
                        err);
           co_return fail_all(err);
         }
@@ -220,7 +220,7 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
       ++stats_.transactions;
       if (reused) ++stats_.connections_reused;
     }
-    spdlog::info("delivery qid={} to={} peer={} conn={} tls={} {}", job.queue_id, key, conn->peer(),
+    spdlog::debug("delivery qid={} to={} peer={} conn={} tls={} {}", job.queue_id, key, conn->peer(),
                  reused ? "reused" : "new",
                  conn->tls_version().empty() ? "none" : conn->tls_version(), summary(results));
     if (conn->broken() || conn->messages() >= opts_.max_messages_per_connection) {
@@ -264,7 +264,8 @@ asio::awaitable<std::vector<RcptResult>> Deliverer::deliver(Target target, Job j
   } else {
     results = write_maildir(target.path, job, hostname);
   }
-  spdlog::info("delivery qid={} to={} {}", job.queue_id, target.key(), summary(results));
+  // The queue logs the canonical line per attempt (relay, status, reply); these are details.
+  spdlog::debug("delivery qid={} to={} {}", job.queue_id, target.key(), summary(results));
   co_return results;
 }
 
