@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "digue/delivery.hpp"
+#include "digue/files.hpp"
 
 namespace digue::delivery {
 
@@ -29,11 +30,9 @@ std::string sys_error(const std::string& what, const std::string& path, int err)
   return "maildir: " + what + " " + path + ": " + std::strerror(err);
 }
 
-// fsync a directory so that a name created or renamed in it survives a crash.
 bool sync_dir(const std::string& dir, std::string& err) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.fd < 0 || ::fsync(fd.fd) != 0) {
-    err = sys_error("fsync", dir, errno);
+  if (auto e = files::sync_dir(dir)) {
+    err = "maildir: " + e.message();
     return false;
   }
   return true;
@@ -109,18 +108,6 @@ std::string unique_name(const std::string& hostname, std::size_t size) {
          (host.empty() ? "localhost" : host) + ",S=" + std::to_string(size);
 }
 
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
 std::string to_lf(std::string_view data) {
   std::string out;
   out.reserve(data.size());
@@ -152,28 +139,8 @@ RcptResult deliver_one(const std::string& root, const Job& job, const Address& r
   std::string name = unique_name(hostname, content.size());
   std::string tmp = dir + "/tmp/" + name;
   std::string fin = dir + "/new/" + name;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return temp_fail(sys_error("create", tmp, errno));
-  bool ok = write_all(fd, content);
-  int saved = errno;
-  if (ok && ::fsync(fd) != 0) {
-    ok = false;
-    saved = errno;
-  }
-  if (::close(fd) != 0 && ok) {  // NFS reports write errors at close
-    ok = false;
-    saved = errno;
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return temp_fail(sys_error("write", tmp, saved));
-  }
-  if (::rename(tmp.c_str(), fin.c_str()) != 0) {
-    saved = errno;
-    ::unlink(tmp.c_str());
-    return temp_fail(sys_error("rename", fin, saved));
-  }
-  if (!sync_dir(dir + "/new", err)) return temp_fail(err);
+  if (auto e = files::write_durably(tmp, fin, {content}, 0600, /*exclusive=*/true))
+    return temp_fail("maildir: " + e.message());
   return {RcptResult::Status::Delivered, 250, "2.0.0", "delivered to maildir " + fin};
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "digue/delivery.hpp"
+#include "digue/files.hpp"
 #include "digue/headers.hpp"
 #include "digue/resolver.hpp"
 #include "digue/store.hpp"
@@ -193,23 +194,11 @@ asio::awaitable<std::vector<delivery::Target>> Queue::Impl::targets_for(const Sp
 
 bool Queue::Impl::quarantine(const SpoolRecord& rec, const std::string& domain,
                              const std::string& data) {
-  namespace fs = std::filesystem;
   std::string dir = spool.dir() + "/quarantine";
   std::string path = dir + "/" + rec.id + "." + delivery::sanitize_path_component(domain) + ".eml";
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
+  if (auto e = files::write_durably(path + ".tmp", path, {data})) {
+    spdlog::warn("queue={} quarantine: {}", rec.id, e.message());
     return false;
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
   }
   if (store) {
     std::string rcpts;

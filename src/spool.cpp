@@ -1,6 +1,8 @@
 // Durable spool with group commit; see include/digue/spool.hpp.
 #include "digue/spool.hpp"
 
+#include "digue/files.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -89,17 +91,7 @@ const char* status_name(RcptState::Status s) {
   return "pending";
 }
 
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
+using files::write_all;
 
 // Writes a whole file and returns its open descriptor (>= 0) or -errno. Not synced here.
 int write_file_fd(const std::string& path, std::string_view a, std::string_view b = {}) {
@@ -397,23 +389,12 @@ bool Spool::write_pickup(const std::string& spool_dir, const SpoolRecord& record
   std::error_code ec;
   fs::create_directories(spool_dir + "/pickup", ec);
   fs::create_directories(spool_dir + "/tmp", ec);
-  std::string tmp = spool_dir + "/tmp/" + record.id + ".pickup";
-  std::string dst = spool_dir + "/pickup/" + record.id;
   std::string rec = record.serialize();
-  int fd = write_file_fd(tmp, file_header(rec.size(), message.size()) + rec, message);
-  if (fd < 0) return false;
-  bool ok = ::fdatasync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(tmp.c_str(), dst.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  int dfd = ::open((spool_dir + "/pickup").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return true;
+  auto e = files::write_durably(spool_dir + "/tmp/" + record.id + ".pickup",
+                                spool_dir + "/pickup/" + record.id,
+                                {file_header(rec.size(), message.size()), rec, message});
+  if (e) spdlog::error("spool: pickup {}", e.message());
+  return !e;
 }
 
 bool Spool::update(const SpoolRecord& record, const std::string* message) {
@@ -440,11 +421,7 @@ bool Spool::move_to(const std::string& id, const std::string& subdir) {
   std::string to = dir_ + "/" + subdir + "/" + id;
   if (::rename(from.c_str(), to.c_str()) != 0) return false;
   if (fsync_) {
-    int fd = ::open((dir_ + "/" + subdir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
+    files::sync_dir(dir_ + "/" + subdir);
     ::fsync(queue_fd_);
   }
   return true;
