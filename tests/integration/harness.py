@@ -105,7 +105,7 @@ class Sink:
 class Digued:
     """The real daemon with a config made for the test."""
 
-    def __init__(self, config_body, port=None, tmp=None, extra_server=""):
+    def __init__(self, config_body, port=None, tmp=None, extra_server="", extra_delivery=""):
         self.tmp = tmp or tempfile.mkdtemp(prefix="digue-it-")
         self.port = port or free_port()
         self.config_path = os.path.join(self.tmp, "digue.toml")
@@ -114,8 +114,8 @@ class Digued:
                 'threads = 2\nshutdown_grace = 5\n%s\n'
                 '[spool]\ndir = "%s/spool"\n[store]\ndir = "%s/store"\nmap_size = 67108864\n'
                 '[delivery]\nmaildir_root = "%s/mail"\nretry_min = 1\nretry_max = 2\n'
-                'connect_timeout = 2\n'
-                % (self.port, extra_server, self.tmp, self.tmp, self.tmp))
+                'connect_timeout = 2\n%s\n'
+                % (self.port, extra_server, self.tmp, self.tmp, self.tmp, extra_delivery))
         text += config_body
         with open(self.config_path, "w") as f:
             f.write(text)

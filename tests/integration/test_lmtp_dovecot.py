@@ -110,13 +110,8 @@ def test_lmtp_inbox_junk_and_bounce():
         cfg = ('[pipeline]\norder = ["empty_sender"]\n[filters.empty_sender]\naction = "spam"\n'
                '[domains."example.test"]\ndownstream = ["lmtp:127.0.0.1:%d"]\n'
                'spam_mode = "junk"\n' % dc.port)
-        d = Digued(cfg)
-        with open(d.config_path) as f:
-            text = f.read()
-        text = text.replace("connect_timeout = 2\n", 'connect_timeout = 2\nbounce_relay = '
-                            '"127.0.0.1:%d"\nlmtp_folder_delimiter = "+"\n' % bounces.port)
-        with open(d.config_path, "w") as f:
-            f.write(text)
+        d = Digued(cfg, extra_delivery='bounce_relay = "127.0.0.1:%d"\n'
+                   'lmtp_folder_delimiter = "+"' % bounces.port)
         with d:
             with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
                 s.ehlo("client.example.org")

@@ -284,13 +284,7 @@ def test_permanent_failure_sends_dsn():
     try:
         with Sink(extra=["-f", "RCPT"]) as sink:
             cfg = PIPELINE + domain_cfg(sink.port)
-            d = Digued(cfg)
-            with open(d.config_path) as f:
-                text = f.read()
-            text = text.replace("connect_timeout = 2\n",
-                                'connect_timeout = 2\nbounce_relay = "127.0.0.1:%d"\n' % bounce.port)
-            with open(d.config_path, "w") as f:
-                f.write(text)
+            d = Digued(cfg, extra_delivery='bounce_relay = "127.0.0.1:%d"' % bounce.port)
             with d:
                 send(d.port, message(subject="will bounce"), sender="sender@example.org")
                 assert wait_until(lambda: len(bounce.messages()) == 1, 15), d.log()
@@ -311,13 +305,8 @@ def test_queue_lifetime_expiry_bounces():
     bounce = Sink().start()
     try:
         dead = free_port()  # nothing listens there: every attempt is a temporary failure
-        d = Digued(PIPELINE + domain_cfg(dead))
-        with open(d.config_path) as f:
-            text = f.read()
-        text = text.replace("connect_timeout = 2\n", 'connect_timeout = 2\nqueue_lifetime = 3\n'
-                            'bounce_relay = "127.0.0.1:%d"\n' % bounce.port)
-        with open(d.config_path, "w") as f:
-            f.write(text)
+        d = Digued(PIPELINE + domain_cfg(dead), extra_delivery='queue_lifetime = 3\n'
+                   'bounce_relay = "127.0.0.1:%d"' % bounce.port)
         with d:
             send(d.port, message(subject="never delivered"))
             assert wait_until(lambda: len(bounces_of(bounce)) == 1, 20), d.log()
