@@ -7,40 +7,12 @@
 #include "digue/config.hpp"
 #include "digue/filter_registry.hpp"
 #include "tests/filters/fake_resolver.hpp"
+#include "tests/filters/net_harness.hpp"
 
 namespace asio = boost::asio;
 using namespace digue;
 
-namespace {
-
-struct Harness {
-  Config config;
-  SlotConfig slot;
-  toml::table options;
-  test::FakeResolver resolver;
-  Services services;
-  DomainPolicy policy;
-  std::string domain = "example.net";
-  Envelope env;
-
-  FilterPtr build(const std::string& name) {
-    config.server.hostname = "mx.digue.test";
-    slot.filter = name;
-    const FilterInfo* info = find_filter(name);
-    REQUIRE(info);
-    return info->make(FilterBuildContext{config, slot, options});
-  }
-  FilterResult run(const FilterPtr& f) {
-    services.resolver = &resolver;
-    asio::io_context io;
-    FilterContext ctx{env, nullptr, domain, policy, services, io.get_executor()};
-    auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
-    io.run();
-    return fut.get();
-  }
-};
-
-}  // namespace
+using Harness = test::Net;
 
 TEST_CASE("spf filter: fail is a hit with the Received-SPF header as evidence", "[filters][spf]") {
   Harness h;

@@ -22,50 +22,14 @@
 #include "filters/helo.hpp"
 #include "filters/ip_blacklist_cache.hpp"
 #include "tests/filters/fake_resolver.hpp"
+#include "tests/filters/net_harness.hpp"
 
 namespace asio = boost::asio;
 using namespace digue;
 using V = FilterResult::Verdict;
+using test::Net;
 
 namespace {
-
-struct Net {
-  Config config;
-  SlotConfig slot;
-  toml::table options;
-  test::FakeResolver resolver;
-  std::unique_ptr<Store> store = make_memory_store();
-  Services services;
-  DomainPolicy policy;
-  std::string domain = "example.net";
-  Envelope env;
-
-  Net() {
-    config.server.hostname = "mx.digue.test";
-    services.hostname = "mx.digue.test";
-    policy.name = domain;
-    config.domains["example.net"] = policy;
-    env.client_ip = "192.0.2.1";
-  }
-  FilterPtr build(const std::string& name) {
-    slot.filter = name;
-    const FilterInfo* info = find_filter(name);
-    REQUIRE(info);
-    return info->make(FilterBuildContext{config, slot, options});
-  }
-  FilterResult run(const FilterPtr& f) {
-    services.resolver = &resolver;
-    services.store = store.get();
-    asio::io_context io;
-    FilterContext ctx{env, nullptr, domain, policy, services, io.get_executor()};
-    auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
-    io.run();
-    return fut.get();
-  }
-  std::string first_symbol(const FilterResult& r) {
-    return r.symbols.empty() ? std::string() : r.symbols[0].name;
-  }
-};
 
 std::string tmp_file(const std::string& text) {
   char name[] = "/tmp/digue-ipc-XXXXXX";
