@@ -9,12 +9,9 @@ using namespace digue::dns;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 65535) return 0;
-  for (Type t : {Type::A, Type::AAAA, Type::MX, Type::TXT, Type::PTR, Type::NS, Type::CNAME}) {
-    Answer a = parse_response(t, data, static_cast<int>(size));
-    if (a.status != Status::Ok && !a.records.empty() && t != Type::MX) {
-      // Records are only reported with an Ok status by the resolver; here we only check that
-      // parsing garbage neither crashes nor leaks (ASan).
-    }
-  }
+  // Parsing garbage must neither crash nor leak (ASan/UBSan report it); the result itself
+  // is not checked here: the resolver tests check the meaning of well-formed answers.
+  for (Type t : {Type::A, Type::AAAA, Type::MX, Type::TXT, Type::PTR, Type::NS, Type::CNAME})
+    (void)parse_response(t, data, static_cast<int>(size));
   return 0;
 }
