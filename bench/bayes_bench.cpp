@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <random>
+#include <unordered_map>
 
 #include "digue/bayes.hpp"
 #include "digue/mime.hpp"
@@ -129,6 +132,52 @@ void print(const char* what, const Metrics& m, double threshold) {
       100.0 * m.fn / std::max<size_t>(1, m.spam), threshold, m.fn_at_fp0,
       100.0 * m.fn_at_fp0 / std::max<size_t>(1, m.spam), m.fn_at_fp3, m.one_minus_roca_pct);
 }
+
+
+// Experiment (not the product): online logistic regression over the same tokens, binary
+// features, for comparing rankings in CV. spec: "eta=0.02,passes=5,norm=1".
+struct LrSpec {
+  double eta = 0.02;
+  int passes = 5;
+  bool norm = true;
+  double l2 = 0;
+  bool nb = false;       // NB-weighted features: x_f = log-count ratio of f in the fold
+  double alpha = 1.0;    // NB smoothing
+  double w0 = 0;         // initial weight of every feature (1: start from the NB sum)
+  unsigned seed = 42;
+};
+LrSpec parse_lr(const std::string& spec) {
+  LrSpec s;
+  std::stringstream ss(spec);
+  std::string kv;
+  while (std::getline(ss, kv, ',')) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    std::string k = kv.substr(0, eq);
+    double v = std::stod(kv.substr(eq + 1));
+    if (k == "eta") s.eta = v;
+    else if (k == "passes") s.passes = static_cast<int>(v);
+    else if (k == "norm") s.norm = v != 0;
+    else if (k == "l2") s.l2 = v;
+    else if (k == "nb") s.nb = v != 0;
+    else if (k == "alpha") s.alpha = v;
+    else if (k == "w0") s.w0 = v;
+    else if (k == "seed") s.seed = static_cast<unsigned>(v);
+  }
+  return s;
+}
+struct Lr {
+  std::unordered_map<uint64_t, double> w;
+  double b = 0;
+  double dot(const std::vector<uint64_t>& x, double scale) const {
+    double z = b;
+    for (auto f : x) {
+      auto it = w.find(f);
+      if (it != w.end()) z += it->second * scale;
+    }
+    return z;
+  }
+};
 
 using Variant = std::pair<std::string, std::function<void(bayes::Params&)>>;
 
@@ -253,6 +302,8 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "md") p.min_dev = v;
     else if (k == "clues") p.max_clues = static_cast<size_t>(v);
     else if (k == "comb") p.combine = static_cast<int>(v);
+    else if (k == "exp") p.exponent = v;
+    else if (k == "alpha") p.alpha = v;
     else if (k == "pivot") p.pivot_decades = v;
     else if (k == "spd") p.score_per_decade = v;
     else if (k == "osb") t.osb = v != 0;
@@ -263,6 +314,9 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "urlpath") t.url_paths = v != 0;
     else if (k == "caps") t.shape_tokens = v != 0;
     else if (k == "rcvdfix") t.received_fix = v != 0;
+    else if (k == "fp") t.fingerprints = v != 0;
+    else if (k == "cons") t.consistency = v != 0;
+    else if (k == "to") t.recipient_tokens = v != 0;
     else return false;
   }
   return true;
@@ -277,6 +331,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> sets;
   int toe_passes = 0;
   double toe_margin = 0;
+  std::string lr_spec;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -298,6 +353,8 @@ int main(int argc, char** argv) {
       sets.push_back(next());
     else if (a == "--toe")
       toe_passes = std::stoi(next());
+    else if (a == "--lr")
+      lr_spec = next();
     else if (a == "--toe-margin")
       toe_margin = std::stod(next());
     else {
@@ -316,6 +373,83 @@ int main(int argc, char** argv) {
   auto t2 = Clock::now();
   std::printf("train: %zu messages, read %.2fs, parse %.2fs (%.0f msgs/s)\n", train.size(),
               secs(t0, t1), secs(t1, t2), train.size() / secs(t1, t2));
+
+
+  if (cv > 0 && !lr_spec.empty()) {
+    LrSpec ls = parse_lr(lr_spec);
+    bayes::Params p;
+    for (const auto& spec : sets)
+      if (!apply_set(p, spec)) throw std::runtime_error("bad --set " + spec);
+    std::vector<std::vector<uint64_t>> feats;
+    for (auto& m : train) {
+      std::vector<uint64_t> f;
+      for (auto& t : bayes::tokenize(m.parsed, p.tokenizer)) f.push_back(bayes::token_hash(t));
+      feats.push_back(std::move(f));
+    }
+    std::vector<Scored> scored;
+    std::vector<std::string> lines;
+    std::mt19937 rng(ls.seed);
+    for (int fold = 0; fold < cv; ++fold) {
+      Lr lr;
+      std::vector<size_t> idx;
+      for (size_t i = 0; i < train.size(); ++i)
+        if (static_cast<int>(i % cv) != fold) idx.push_back(i);
+      std::unordered_map<uint64_t, std::pair<double, double>> cnt;
+      double S = 0, H = 0;
+      for (size_t i : idx) {
+        (train[i].spam ? S : H) += 1;
+        for (auto f : feats[i]) (train[i].spam ? cnt[f].first : cnt[f].second) += 1;
+      }
+      auto val = [&](uint64_t f) {
+        if (!ls.nb) return 1.0;
+        auto it = cnt.find(f);
+        double a = ls.alpha, sf = it == cnt.end() ? 0 : it->second.first,
+               hf = it == cnt.end() ? 0 : it->second.second;
+        return std::log((sf + a) / (S + 2 * a)) - std::log((hf + a) / (H + 2 * a));
+      };
+      for (int pass = 0; pass < ls.passes; ++pass) {
+        std::shuffle(idx.begin(), idx.end(), rng);
+        for (size_t i : idx) {
+          const auto& x = feats[i];
+          double scale = ls.norm && !x.empty() ? 1.0 / std::sqrt(double(x.size())) : 1.0;
+          double z = lr.b;
+          for (auto f : x) {
+            auto it = lr.w.find(f);
+            z += (it == lr.w.end() ? ls.w0 : it->second) * val(f) * scale;
+          }
+          double pr = 1.0 / (1.0 + std::exp(-z));
+          double g = (train[i].spam ? 1.0 : 0.0) - pr;
+          for (auto f : x) {
+            auto [it, fresh] = lr.w.try_emplace(f, ls.w0);
+            double& wf = it->second;
+            wf += ls.eta * (g * val(f) * scale - ls.l2 * (wf - ls.w0));
+          }
+          lr.b += ls.eta * g * 0.1;
+        }
+      }
+      for (size_t i = 0; i < train.size(); ++i)
+        if (static_cast<int>(i % cv) == fold) {
+          const auto& x = feats[i];
+          double scale = ls.norm && !x.empty() ? 1.0 / std::sqrt(double(x.size())) : 1.0;
+          double z = lr.b;
+          for (auto f : x) {
+            auto it = lr.w.find(f);
+            z += (it == lr.w.end() ? ls.w0 : it->second) * val(f) * scale;
+          }
+          scored.push_back({train[i].spam, z > 0 ? 15.0 : 0.0, z});
+          if (!scores_file.empty())
+            lines.push_back(std::string(train[i].spam ? "spam " : "ham ") + std::to_string(z) +
+                            " " + train[i].name);
+        }
+    }
+    print(("lr " + lr_spec).c_str(), metrics(scored, bayes::kDefaultThreshold),
+          bayes::kDefaultThreshold);
+    if (!scores_file.empty()) {
+      std::ofstream out(scores_file + ".lr");
+      for (const auto& l : lines) out << l << '\n';
+    }
+    return 0;
+  }
 
   if (cv > 0) {
     auto vs = variants();

@@ -388,7 +388,7 @@ bool dotted_quad(std::string_view s) {
   return parts == 4;
 }
 
-void received(Collector& c, std::string_view v, bool fix) {
+void received(Collector& c, std::string_view v, bool fix, std::vector<std::string>* domains) {
   // "from HELO (rdns [ip]) by ..." : the sending hosts as the relay saw them.
   std::string lv = lower_ascii(v.substr(0, 400));
   size_t from = lv.find("from ");
@@ -416,6 +416,7 @@ void received(Collector& c, std::string_view v, bool fix) {
         c.add("rip:", host.substr(0, d2));  // the /16: provider, not the single host
       } else {
         c.add("rh:", last_two_labels(host));
+        if (domains) domains->emplace_back(last_two_labels(host));
       }
     }
     i = j + 1;
@@ -489,6 +490,22 @@ void shape(Collector& c, std::string_view body) {
   c.add("dollars:", bucket(dollars));
 }
 
+// The shape of a machine-made string: digit runs -> "9", lower-case runs -> "a", upper-case
+// runs -> "A", other bytes kept, capped at 40 bytes. "<20020828.1A2b@x>" -> "<9.9A9a9@x>":
+// the software that made a Message-ID, a MIME boundary or a Date shows in its shape.
+std::string shape_of(std::string_view s) {
+  std::string out;
+  char last = 0;
+  for (unsigned char ch : s.substr(0, 80)) {
+    char k = std::isdigit(ch) ? '9' : std::islower(ch) ? 'a' : std::isupper(ch) ? 'A' : char(ch);
+    if (k == last && (k == '9' || k == 'a' || k == 'A')) continue;
+    out += k;
+    last = k;
+    if (out.size() >= 40) break;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string fold_case(std::string_view utf8) {
@@ -516,11 +533,18 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
   if (opt.header_tokens && !msg.parts.empty()) {
     size_t rcpts = 0;
     bool have_date = false, have_mid = false;
-    std::string from_domain, reply_domain;
+    std::string from_domain, reply_domain, mid_domain, prev_name = "^";
+    std::vector<std::string> rcvd_domains;
+    size_t hops = 0;
     for (const auto& h : msg.headers()) {
       std::string name = lower_ascii(h.name);
       if (name.empty() || is_trace_header(name)) continue;
       c.add("hn:", name);
+      if (opt.fingerprints) {
+        // Header order: each header's name after the previous one's.
+        c.add("ho:", prev_name + ">" + name.substr(0, 30));
+        prev_name = name.substr(0, 30);
+      }
       const std::string& v = h.value;
       if (name == "subject") {
         // From the header list rather than msg.subject so that repeated Subjects all count.
@@ -546,14 +570,43 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       } else if (name == "to" || name == "cc") {
         rcpts += static_cast<size_t>(std::count(v.begin(), v.end(), '@'));
         if (lower_ascii(v).find("undisclosed") != std::string::npos) c.add("to:", "undisclosed");
+        if (opt.recipient_tokens) {
+          // The first few addresses: a list's or a person's own address is a strong ham cue,
+          // a harvested alphabetic run a spam one.
+          std::string lv = lower_ascii(std::string_view(v).substr(0, 400));
+          size_t at = 0, n = 0;
+          while ((at = lv.find('@', at)) != std::string::npos && n++ < 5) {
+            size_t b = lv.find_last_of(" <,;:\"", at);
+            b = b == std::string::npos ? 0 : b + 1;
+            size_t e = lv.find_first_of(" >,;\"", at);
+            std::string_view local = std::string_view(lv).substr(b, at - b);
+            std::string_view dom = std::string_view(lv).substr(at + 1, e == std::string::npos ? std::string::npos : e - at - 1);
+            c.add("tod:", dom);
+            c.add("toa:", std::string(local.substr(0, 20)) + "@" + std::string(dom));
+            ++at;
+          }
+        }
       } else if (name == "received") {
-        received(c, h.raw_value, opt.received_fix);
+        received(c, h.raw_value, opt.received_fix, opt.consistency ? &rcvd_domains : nullptr);
+        ++hops;
+        if (opt.fingerprints) {
+          std::string lv = lower_ascii(h.raw_value.substr(0, 400));
+          size_t w = lv.find(" with ");
+          if (w != std::string::npos) {
+            size_t e = lv.find_first_of(" ;(", w + 6);
+            c.add("rw:", lv.substr(w + 6, e == std::string::npos ? 20 : std::min<size_t>(e - w - 6, 20)));
+          }
+        }
         if (opt.all_headers) c.text(std::string_view(h.raw_value).substr(0, 1000), "rcvd:");
       } else if (name == "x-mailer" || name == "user-agent") {
         c.text(v, "xm:");
       } else if (name == "message-id") {
         have_mid = true;
         size_t at = v.rfind('@');
+        if (opt.fingerprints) c.add("mids:", shape_of(trim(v.substr(0, at))));
+        if (at != std::string::npos)
+          mid_domain =
+              lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1))));
         if (at == std::string::npos)
           c.add("mid:", "noat");
         else
@@ -561,6 +614,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
                 lower_ascii(last_two_labels(trim(v.substr(at + 1, v.find('>', at) - at - 1)))));
       } else if (name == "date") {
         have_date = true;
+        if (opt.fingerprints) c.add("ds:", shape_of(trim(v)));
         size_t sp = v.find_last_of(' ');
         if (sp != std::string::npos) c.add("tz:", v.substr(sp + 1, 6));
       } else if (name == "list-id" || name == "organization" || name == "precedence") {
@@ -575,6 +629,16 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       }
     }
     c.add("rcpt:", bucket(rcpts));
+    if (opt.fingerprints) c.add("hops:", bucket(hops));
+    if (opt.consistency && !from_domain.empty()) {
+      // Mail from a domain's own servers names them in Received and Message-ID; forged
+      // senders (free-mail addresses on spam) do not.
+      bool in_rcvd = std::find(rcvd_domains.begin(), rcvd_domains.end(), from_domain) !=
+                     rcvd_domains.end();
+      c.add("cons:rcvd:", in_rcvd ? "from" : "other");
+      c.add("cons:mid:", mid_domain.empty() ? "none" : mid_domain == from_domain ? "from" : "other");
+      if (in_rcvd) c.add("cons:fd:", from_domain);
+    }
     if (!have_date) c.add("date:", "none");
     if (!have_mid) c.add("mid:", "none");
     if (!reply_domain.empty() && reply_domain != from_domain) c.add("rt:", "diff");
@@ -585,6 +649,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
   for (const auto& p : msg.parts) {
     if (p.multipart) {
       c.add("mp:", p.content_type);
+      if (opt.fingerprints && !p.boundary.empty()) c.add("bs:", shape_of(p.boundary));
       continue;
     }
     c.add("pt:", p.content_type);

@@ -55,7 +55,14 @@ struct TokenizerOptions {
   bool osb = false;
   bool url_paths = false;     // words of URL paths ("up:"), beside the hosts
   bool shape_tokens = false;  // capitalisation and punctuation features of the body
-  bool received_fix = true;   // Received: only dotted quads are IPs (not "8.12.5" versions)
+  bool received_fix = true;
+  // Fingerprints of the sending software: Message-ID, Date and MIME boundary shapes, header
+  // order, Received "with" protocols and hop count.
+  bool fingerprints = false;
+  // Whether the From domain shows in the Received hosts and the Message-ID.
+  bool consistency = false;
+  // The To/Cc addresses (domain, and address).
+  bool recipient_tokens = false;   // Received: only dotted quads are IPs (not "8.12.5" versions)
   size_t osb_window = 2;               // pair each word with the next osb_window words
   size_t max_tokens = 3000;            // distinct tokens kept per message
   size_t max_body_bytes = 256u << 10;  // body text tokenized (the start is what matters)
@@ -81,7 +88,9 @@ struct Params {
   uint32_t min_learned = 20;
   // 0: Fisher/Robinson chi-square; 1: Robinson's geometric means S = (P - Q) / (P + Q),
   // evidence = 10 * S; 2: mean clue log-odds (decades).
-  int combine = 2;  // below this many spam or ham messages the model is not ready
+  int combine = 2;
+  double exponent = 1.0;
+  double alpha = 0.5;  // below this many spam or ham messages the model is not ready
   // Score mapping: score = 7.5 + (evidence_decades - pivot_decades) * score_per_decade,
   // clamped to 0..15 (see Result::evidence_decades). Chosen by cross-validation on the train
   // split (bench/README.md): the default threshold sits where no ham was seen.
