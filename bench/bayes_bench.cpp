@@ -317,6 +317,13 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "fp") t.fingerprints = v != 0;
     else if (k == "cons") t.consistency = v != 0;
     else if (k == "to") t.recipient_tokens = v != 0;
+    else if (k == "w") p.weights = v != 0;
+    else if (k == "weta") p.weight_eta = v;
+    else if (k == "wpass") p.weight_passes = static_cast<int>(v);
+    else if (k == "walpha") p.weight_alpha = v;
+    else if (k == "wmix") p.weight_mix = v;
+    else if (k == "wpivot") p.weighted_pivot = v;
+    else if (k == "wspu") p.weighted_score_per_unit = v;
     else return false;
   }
   return true;
@@ -496,14 +503,16 @@ int main(int argc, char** argv) {
           if (again.empty()) break;
           c.learn(again);
         }
+        if (p.weights) c.train_weights();
         for (size_t i = 0; i < train.size(); ++i)
           if (static_cast<int>(i % cv) == fold) {
             auto r = c.classify_tokens(toks[i]);
             scored.push_back({train[i].spam, r.score, r.evidence_decades});
             if (!scores_file.empty())
               lines.push_back(std::string(train[i].spam ? "spam " : "ham ") +
-                              std::to_string(r.evidence_decades) + " " + train[i].name + " " +
-                              r.evidence(10));
+                              std::to_string(r.evidence_decades) + " " + train[i].name + " E=" +
+                              std::to_string(r.bayes_evidence) + " z=" +
+                              std::to_string(r.weight_logit) + " " + r.evidence(10));
           }
       }
       print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold),
@@ -540,6 +549,10 @@ int main(int argc, char** argv) {
                                                  items.begin() + std::min(items.size(), s + 500));
       c.learn(batch);
     }
+    auto tw = Clock::now();
+    auto wt = c.train_weights();
+    std::printf("train_weights: %zu messages, %zu weights, %.2fs\n", wt.messages, wt.nonzero,
+                secs(tw, Clock::now()));
     store->sync();
     auto e = Clock::now();
     std::printf("learn CPU time (tokenize + store, this thread): %.2fs\n", cpu_now() - ca);

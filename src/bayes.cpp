@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -17,28 +18,116 @@
 namespace digue::bayes {
 namespace {
 
+// A token record: u32 LE spam count, ham count, last day learnt, then the token weight as an
+// IEEE float (bits LE); 12-byte records (no weight) from older versions read as weight 0.
 struct Counts {
   uint32_t spam = 0, ham = 0, day = 0;
+  float weight = 0;
 };
 
+void put_u32(std::string& out, uint32_t v) {
+  for (int b = 0; b < 4; ++b) out += static_cast<char>((v >> (8 * b)) & 0xff);
+}
+
+uint32_t get_u32(std::string_view s, size_t at) {
+  uint32_t v = 0;
+  for (int b = 3; b >= 0; --b) v = (v << 8) | static_cast<unsigned char>(s[at + b]);
+  return v;
+}
+
 std::string encode_counts(const Counts& c) {
-  std::string out(12, '\0');
-  uint32_t v[3] = {c.spam, c.ham, c.day};
-  for (int k = 0; k < 3; ++k)
-    for (int b = 0; b < 4; ++b) out[k * 4 + b] = static_cast<char>((v[k] >> (8 * b)) & 0xff);
+  std::string out;
+  out.reserve(16);
+  put_u32(out, c.spam);
+  put_u32(out, c.ham);
+  put_u32(out, c.day);
+  uint32_t w;
+  std::memcpy(&w, &c.weight, 4);
+  put_u32(out, w);
   return out;
 }
 
 Counts decode_counts(std::string_view s) {
   Counts c;
   if (s.size() < 12) return c;
-  uint32_t v[3] = {0, 0, 0};
-  for (int k = 0; k < 3; ++k)
-    for (int b = 3; b >= 0; --b) v[k] = (v[k] << 8) | static_cast<unsigned char>(s[k * 4 + b]);
-  c.spam = v[0];
-  c.ham = v[1];
-  c.day = v[2];
+  c.spam = get_u32(s, 0);
+  c.ham = get_u32(s, 4);
+  c.day = get_u32(s, 8);
+  if (s.size() >= 16) {
+    uint32_t w = get_u32(s, 12);
+    std::memcpy(&c.weight, &w, 4);
+    if (!std::isfinite(c.weight)) c.weight = 0;
+  }
   return c;
+}
+
+// A seen record: 'S' or 'H', then (kept for weight training) u32 LE day and the message's
+// sorted token hashes as u64 LE. One byte alone: a marker whose token list was not kept.
+struct SeenRecord {
+  char cls = 0;
+  uint32_t day = 0;
+  std::vector<uint64_t> hashes;
+};
+
+std::string encode_seen(char cls, uint32_t day, const std::vector<uint64_t>& hashes) {
+  std::string out(1, cls);
+  if (hashes.empty()) return out;
+  out.reserve(5 + hashes.size() * 8);
+  put_u32(out, day);
+  for (uint64_t h : hashes) {
+    put_u32(out, static_cast<uint32_t>(h));
+    put_u32(out, static_cast<uint32_t>(h >> 32));
+  }
+  return out;
+}
+
+SeenRecord decode_seen(std::string_view v) {
+  SeenRecord r;
+  if (v.empty()) return r;
+  r.cls = v[0];
+  if (v.size() < 5) return r;
+  r.day = get_u32(v, 1);
+  size_t n = (v.size() - 5) / 8;
+  r.hashes.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    r.hashes.push_back(uint64_t{get_u32(v, 5 + i * 8)} |
+                       (uint64_t{get_u32(v, 5 + i * 8 + 4)} << 32));
+  return r;
+}
+
+// "bayes:weights" -> "<bias> <messages>".
+struct WeightsMeta {
+  double bias = 0;
+  uint64_t messages = 0;
+};
+
+WeightsMeta decode_weights_meta(const std::optional<std::string>& v) {
+  WeightsMeta m;
+  if (!v) return m;
+  double b = 0;
+  unsigned long long n = 0;
+  if (std::sscanf(v->c_str(), "%lf %llu", &b, &n) == 2 && std::isfinite(b)) {
+    m.bias = b;
+    m.messages = n;
+  }
+  return m;
+}
+
+std::string encode_weights_meta(const WeightsMeta& m) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g %llu", m.bias, static_cast<unsigned long long>(m.messages));
+  return buf;
+}
+
+// r(w): the token's log-count ratio, the feature the weights multiply.
+double log_ratio(const Counts& c, double nspam, double nham, double a) {
+  return std::log((c.spam + a) / (nspam + 2 * a)) - std::log((c.ham + a) / (nham + 2 * a));
+}
+
+bool parse_hex64(std::string_view s, uint64_t& out) {
+  if (s.size() != 16) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + 16, out, 16);
+  return ec == std::errc() && p == s.data() + 16;
 }
 
 struct Meta {
@@ -155,7 +244,7 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   const size_t klen = kTokenPrefix.size() + 16;
   std::string buf(n * klen, '\0');
   std::vector<std::string_view> keys;
-  keys.reserve(n + 1);
+  keys.reserve(n + 2);
   keys.push_back(kMetaKey);
   for (size_t j = 0; j < n; ++j) {
     char* p = buf.data() + j * klen;
@@ -165,11 +254,14 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
       p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
     keys.emplace_back(p, klen);
   }
+  keys.push_back(kWeightsKey);
   std::vector<Counts> counts(n);
-  std::optional<std::string> meta_value;
+  std::optional<std::string> meta_value, weights_value;
   store_.visit_many(keys, [&](size_t i, std::string_view v) {
     if (i == 0)
       meta_value.emplace(v);
+    else if (i == n + 1)
+      weights_value.emplace(v);
     else
       counts[order[i - 1].second] = decode_counts(v);
   });
@@ -239,9 +331,24 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     }
     r.evidence_decades = sum / std::pow(double(k), params_.exponent);
   }
-  r.score = std::clamp(
-      kDefaultThreshold + (r.evidence_decades - params_.pivot_decades) * params_.score_per_decade,
-      0.0, kMaxScore);
+  r.bayes_evidence = r.evidence_decades;
+  WeightsMeta wm = decode_weights_meta(weights_value);
+  double pivot = params_.pivot_decades, per_unit = params_.score_per_decade;
+  if (params_.weights && wm.messages > 0) {
+    // The logistic model's logit over the tokens it knows, scaled as in training.
+    double z = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (counts[i].weight != 0)
+        z += counts[i].weight * log_ratio(counts[i], nspam, nham, params_.weight_alpha);
+    z = wm.bias + z / std::sqrt(static_cast<double>(n));
+    r.weighted = true;
+    r.weight_logit = z;
+    r.evidence_decades += params_.weight_mix * z;
+    pivot = params_.weighted_pivot;
+    per_unit = params_.weighted_score_per_unit;
+  }
+  r.score = std::clamp(kDefaultThreshold + (r.evidence_decades - pivot) * per_unit, 0.0,
+                       kMaxScore);
   r.clues.reserve(k);
   for (const auto& c : cands) r.clues.push_back({tokens[c.index], c.f, c.c.spam, c.c.ham});
   return r;
@@ -285,7 +392,9 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
     Meta meta = decode_meta(values[0]);
     std::vector<Counts> counts(values.size());
     std::vector<bool> touched(values.size(), false);
-    std::map<size_t, std::optional<char>> seen;  // key index -> 'S' / 'H' / absent
+    // key index -> the record's class ('S' / 'H' / absent), and its new value when changed
+    std::map<size_t, std::optional<char>> seen;
+    std::map<size_t, std::optional<std::string>> seen_new;
     for (const auto& [key, idx] : b.seen_slot) {
       const auto& v = values[idx];
       seen[idx] = v && !v->empty() ? std::optional<char>((*v)[0]) : std::nullopt;
@@ -315,6 +424,7 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
         if (!prev) continue;
         add(m, *prev, -1);
         prev.reset();
+        seen_new[sidx] = std::nullopt;
         outcomes[i] = LearnOutcome::Unlearned;
       } else if (prev == want) {
         outcomes[i] = LearnOutcome::AlreadyKnown;
@@ -323,6 +433,7 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
         add(m, want, +1);
         outcomes[i] = prev ? LearnOutcome::Moved : LearnOutcome::Learned;
         prev = want;
+        seen_new[sidx] = encode_seen(want, day, m.hashes);
       }
     }
 
@@ -330,11 +441,10 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
     ops.reserve(b.keys.size());
     using K = Store::Op::Kind;
     ops.push_back({K::Put, std::string(kMetaKey), encode_meta(meta)});
-    for (const auto& [idx, v] : seen) {
-      bool had = values[idx].has_value();
+    for (const auto& [idx, v] : seen_new) {
       if (v)
-        ops.push_back({K::Put, b.keys[idx], std::string(1, *v)});
-      else if (had)
+        ops.push_back({K::Put, b.keys[idx], *v});
+      else if (values[idx])
         ops.push_back({K::Del, b.keys[idx], ""});
     }
     for (size_t idx = 0; idx < values.size(); ++idx) {
@@ -362,17 +472,115 @@ std::vector<LearnOutcome> Classifier::unlearn(const std::vector<Item>& items) co
   return run_batch(store_, items, true, today());
 }
 
+WeightTraining Classifier::train_weights() const {
+  WeightTraining out;
+  Meta meta = decode_meta(store_.get(kMetaKey));
+  // The model's tokens, numbered, with their log-count ratios.
+  std::unordered_map<uint64_t, uint32_t> index;
+  std::vector<std::string> keys;
+  std::vector<double> ratio;
+  const double nspam = static_cast<double>(meta.spam), nham = static_cast<double>(meta.ham);
+  store_.scan(kTokenPrefix, [&](std::string_view k, std::string_view v) {
+    uint64_t h = 0;
+    if (!parse_hex64(k.substr(kTokenPrefix.size()), h)) return true;
+    index.emplace(h, static_cast<uint32_t>(keys.size()));
+    keys.emplace_back(k);
+    ratio.push_back(log_ratio(decode_counts(v), nspam, nham, params_.weight_alpha));
+    return true;
+  });
+  // The kept messages, as feature numbers; the scale is over all their tokens, as when
+  // classifying (tokens the model lost since still count in the message's size).
+  struct TrainMsg {
+    bool spam;
+    double scale;
+    std::vector<uint32_t> f;
+  };
+  std::vector<TrainMsg> msgs;
+  size_t spam_msgs = 0, ham_msgs = 0;
+  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
+    SeenRecord rec = decode_seen(v);
+    if (rec.hashes.empty() || (rec.cls != 'S' && rec.cls != 'H')) return true;
+    TrainMsg m{rec.cls == 'S', 1.0 / std::sqrt(static_cast<double>(rec.hashes.size())), {}};
+    m.f.reserve(rec.hashes.size());
+    for (uint64_t h : rec.hashes)
+      if (auto it = index.find(h); it != index.end()) m.f.push_back(it->second);
+    (m.spam ? spam_msgs : ham_msgs)++;
+    msgs.push_back(std::move(m));
+    return true;
+  });
+  std::vector<double> w(keys.size(), 0.0);
+  double bias = 0;
+  bool enough = spam_msgs >= params_.min_learned && ham_msgs >= params_.min_learned;
+  if (enough) {
+    // Stochastic gradient descent on the log loss, a fixed shuffle per pass (deterministic).
+    std::vector<size_t> order(msgs.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    const double eta = params_.weight_eta;
+    for (int pass = 0; pass < params_.weight_passes; ++pass) {
+      for (size_t i = order.size(); i > 1; --i) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::swap(order[i - 1], order[rng % i]);
+      }
+      for (size_t i : order) {
+        const auto& m = msgs[i];
+        double z = bias;
+        for (uint32_t f : m.f) z += w[f] * ratio[f] * m.scale;
+        double g = (m.spam ? 1.0 : 0.0) - 1.0 / (1.0 + std::exp(-z));
+        for (uint32_t f : m.f) w[f] += eta * g * ratio[f] * m.scale;
+        bias += eta * g * 0.1;
+      }
+    }
+    out.messages = msgs.size();
+    out.features = 0;
+    for (double x : w) out.features += x != 0;
+  }
+  // Write the weights into the token records (read-modify-write: counts learnt meanwhile are
+  // kept), in chunks of one transaction each; the bias and message count last.
+  for (size_t start = 0; start < keys.size(); start += 20000) {
+    size_t end = std::min(keys.size(), start + 20000);
+    std::vector<std::string> chunk(keys.begin() + static_cast<ptrdiff_t>(start),
+                                   keys.begin() + static_cast<ptrdiff_t>(end));
+    size_t written = 0;
+    store_.update(chunk, [&](const std::vector<std::optional<std::string>>& values) {
+      std::vector<Store::Op> ops;
+      written = 0;
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        if (!values[i]) continue;
+        Counts c = decode_counts(*values[i]);
+        float nw = static_cast<float>(w[start + i]);
+        if (nw != 0) ++written;
+        if (c.weight == nw && values[i]->size() >= 16) continue;
+        c.weight = nw;
+        ops.push_back({Store::Op::Kind::Put, chunk[i], encode_counts(c)});
+      }
+      return ops;
+    });
+    out.nonzero += written;
+  }
+  if (enough)
+    store_.put(kWeightsKey, encode_weights_meta({bias, msgs.size()}));
+  else
+    store_.del(kWeightsKey);
+  return out;
+}
+
 Stats Classifier::stats() const {
   Stats st;
   Meta m = decode_meta(store_.get(kMetaKey));
   st.spam_messages = m.spam;
   st.ham_messages = m.ham;
-  store_.scan(kTokenPrefix, [&](std::string_view, std::string_view) {
+  st.weight_messages = decode_weights_meta(store_.get(kWeightsKey)).messages;
+  store_.scan(kTokenPrefix, [&](std::string_view, std::string_view v) {
     ++st.tokens;
+    if (decode_counts(v).weight != 0) ++st.weighted_tokens;
     return true;
   });
-  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view) {
+  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
     ++st.seen;
+    if (v.size() > 5) ++st.kept_messages;
     return true;
   });
   return st;
@@ -380,15 +588,30 @@ Stats Classifier::stats() const {
 
 void Classifier::dump(std::ostream& out) const {
   Meta m = decode_meta(store_.get(kMetaKey));
-  out << "digue-bayes 1\nmeta " << m.spam << ' ' << m.ham << '\n';
+  out << "digue-bayes 2\nmeta " << m.spam << ' ' << m.ham << '\n';
+  if (auto wv = store_.get(kWeightsKey)) {
+    WeightsMeta wm = decode_weights_meta(wv);
+    out << "weights " << encode_weights_meta(wm) << '\n';
+  }
+  char wbuf[32];
   store_.scan(kTokenPrefix, [&](std::string_view k, std::string_view v) {
     Counts c = decode_counts(v);
-    out << "t " << k.substr(kTokenPrefix.size()) << ' ' << c.spam << ' ' << c.ham << ' ' << c.day
-        << '\n';
+    out << "t " << k.substr(kTokenPrefix.size()) << ' ' << c.spam << ' ' << c.ham << ' ' << c.day;
+    if (c.weight != 0) {
+      std::snprintf(wbuf, sizeof wbuf, " %.9g", static_cast<double>(c.weight));
+      out << wbuf;
+    }
+    out << '\n';
     return true;
   });
   store_.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
-    out << "seen " << k.substr(kSeenPrefix.size()) << ' ' << (v.empty() ? '?' : v[0]) << '\n';
+    SeenRecord rec = decode_seen(v);
+    out << "seen " << k.substr(kSeenPrefix.size()) << ' ' << (rec.cls ? rec.cls : '?');
+    if (!rec.hashes.empty()) {
+      out << ' ' << rec.day << ' ';
+      for (size_t i = 0; i < rec.hashes.size(); ++i) out << (i ? "," : "") << hex64(rec.hashes[i]);
+    }
+    out << '\n';
     return true;
   });
 }
@@ -399,19 +622,21 @@ size_t Classifier::restore(std::istream& in) const {
   auto bad = [&](const std::string& why) {
     throw std::runtime_error("bayes restore: line " + std::to_string(lineno) + ": " + why);
   };
-  if (!std::getline(in, line) || line != "digue-bayes 1") {
+  if (!std::getline(in, line) || (line != "digue-bayes 1" && line != "digue-bayes 2")) {
     lineno = 1;
-    bad("not a digue-bayes 1 dump");
+    bad("not a digue-bayes 1 or 2 dump");
   }
   ++lineno;
-  // Records are summed into whatever the model holds, in batches of one transaction each.
+  // Records are summed into whatever the model holds, in batches of one transaction each; a
+  // weight in the dump replaces the token's (weights are not additive: retrain after merging).
   struct Rec {
     std::string key;
     Counts c;
-    char seen = 0;
+    std::string seen;  // the seen record's value, for seen records
   };
   std::vector<Rec> batch;
   Meta add_meta;
+  std::optional<std::string> weights_meta;
   auto flush = [&] {
     std::vector<std::string> keys{std::string(kMetaKey)};
     for (const auto& r : batch) keys.push_back(r.key);
@@ -425,8 +650,8 @@ size_t Classifier::restore(std::istream& in) const {
       std::unordered_map<std::string, Counts> merged;
       for (size_t i = 0; i < batch.size(); ++i) {
         const auto& r = batch[i];
-        if (r.seen) {
-          ops.push_back({K::Put, r.key, std::string(1, r.seen)});
+        if (!r.seen.empty()) {
+          ops.push_back({K::Put, r.key, r.seen});
           continue;
         }
         auto it = merged.find(r.key);
@@ -436,6 +661,7 @@ size_t Classifier::restore(std::istream& in) const {
         it->second.spam += r.c.spam;
         it->second.ham += r.c.ham;
         it->second.day = std::max(it->second.day, r.c.day);
+        if (r.c.weight != 0) it->second.weight = r.c.weight;
       }
       for (const auto& [k, c] : merged) ops.push_back({K::Put, k, encode_counts(c)});
       return ops;
@@ -452,18 +678,45 @@ size_t Classifier::restore(std::istream& in) const {
       if (std::sscanf(line.c_str(), "meta %llu %llu", &a, &b) != 2) bad("bad meta record");
       add_meta.spam += a;
       add_meta.ham += b;
+    } else if (line.rfind("weights ", 0) == 0) {
+      double bias = 0;
+      if (std::sscanf(line.c_str(), "weights %lf %llu", &bias, &a) != 2 || !std::isfinite(bias))
+        bad("bad weights record");
+      weights_meta = encode_weights_meta({bias, a});
     } else if (line.rfind("t ", 0) == 0) {
-      if (std::sscanf(line.c_str(), "%7s %64s %llu %llu %llu", kind, id, &a, &b, &d) != 5 ||
-          std::strlen(id) != 16 || a > UINT32_MAX || b > UINT32_MAX || d > UINT32_MAX)
+      double wt = 0;
+      int got = std::sscanf(line.c_str(), "%7s %64s %llu %llu %llu %lf", kind, id, &a, &b, &d, &wt);
+      if ((got != 5 && got != 6) || std::strlen(id) != 16 || a > UINT32_MAX || b > UINT32_MAX ||
+          d > UINT32_MAX || !std::isfinite(wt) || std::fabs(wt) > 1e30)
         bad("bad token record");
-      batch.push_back(
-          {std::string(kTokenPrefix) + id,
-           Counts{static_cast<uint32_t>(a), static_cast<uint32_t>(b), static_cast<uint32_t>(d)}});
+      batch.push_back({std::string(kTokenPrefix) + id,
+                       Counts{static_cast<uint32_t>(a), static_cast<uint32_t>(b),
+                              static_cast<uint32_t>(d), static_cast<float>(wt)},
+                       {}});
     } else if (line.rfind("seen ", 0) == 0) {
-      if (std::sscanf(line.c_str(), "%7s %64s %c", kind, id, &cls) != 3 ||
+      int pos = 0;
+      if (std::sscanf(line.c_str(), "%7s %64s %c%n", kind, id, &cls, &pos) != 3 ||
           (cls != 'S' && cls != 'H'))
         bad("bad seen record");
-      batch.push_back({std::string(kSeenPrefix) + id, {}, cls});
+      std::vector<uint64_t> hashes;
+      std::string_view rest = std::string_view(line).substr(static_cast<size_t>(pos));
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      uint32_t day = 0;
+      if (!rest.empty()) {
+        size_t sp = rest.find(' ');
+        if (sp == std::string_view::npos ||
+            std::from_chars(rest.data(), rest.data() + sp, day).ec != std::errc())
+          bad("bad seen record: day");
+        rest.remove_prefix(sp + 1);
+        while (!rest.empty()) {
+          size_t comma = rest.find(',');
+          uint64_t h = 0;
+          if (!parse_hex64(rest.substr(0, comma), h)) bad("bad seen record: token hash");
+          hashes.push_back(h);
+          rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
+        }
+      }
+      batch.push_back({std::string(kSeenPrefix) + id, {}, encode_seen(cls, day, hashes)});
     } else {
       bad("unknown record");
     }
@@ -471,6 +724,7 @@ size_t Classifier::restore(std::istream& in) const {
     if (batch.size() >= 20000) flush();
   }
   flush();
+  if (weights_meta) store_.put(kWeightsKey, *weights_meta);
   return records;
 }
 
@@ -494,6 +748,24 @@ size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_d
   size_t drop = 0;
   while (drop < all.size() && all[drop].c.day < cutoff) ++drop;
   if (all.size() - drop > max_tokens) drop = all.size() - max_tokens;
+  // Token lists of messages learnt before the cutoff: no longer trained on.
+  std::vector<std::string> old_seen;
+  store_.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
+    if (v.size() > 5 && decode_seen(v).day < cutoff) old_seen.emplace_back(k);
+    return true;
+  });
+  for (size_t start = 0; start < old_seen.size(); start += 10000) {
+    std::vector<std::string> keys(
+        old_seen.begin() + static_cast<ptrdiff_t>(start),
+        old_seen.begin() + static_cast<ptrdiff_t>(std::min(old_seen.size(), start + 10000)));
+    store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
+      std::vector<Store::Op> ops;
+      for (size_t i = 0; i < keys.size(); ++i)
+        if (values[i] && values[i]->size() > 5 && decode_seen(*values[i]).day < cutoff)
+          ops.push_back({Store::Op::Kind::Put, keys[i], std::string(1, (*values[i])[0])});
+      return ops;
+    });
+  }
   size_t removed = 0;
   for (size_t start = 0; start < drop; start += 10000) {
     size_t end = std::min(drop, start + 10000);

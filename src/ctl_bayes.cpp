@@ -1,5 +1,6 @@
 // diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -147,9 +148,24 @@ int usage() {
   std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
                "       diguectl --config FILE bayes unlearn PATH...\n"
                "       diguectl --config FILE bayes classify MESSAGE... [--json] [--threshold S]\n"
-               "       diguectl --config FILE bayes stats|dump [FILE]|restore [FILE]\n"
+               "       diguectl --config FILE bayes stats|train|dump [FILE]|restore [FILE]\n"
                "       diguectl --config FILE bayes expire [--max-tokens N] [--stale-days D]\n";
   return 2;
+}
+
+// Retrains the token weights after the counts changed (see bayes::Classifier::train_weights).
+void train(const bayes::Classifier& c) {
+  if (!c.params().weights) return;
+  auto t0 = std::chrono::steady_clock::now();
+  auto w = c.train_weights();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (w.messages == 0)
+    std::printf("weights: not trained (fewer than %u spam or ham messages with token lists)\n",
+                c.params().min_learned);
+  else
+    std::printf("weights: trained on %zu messages, %zu token weights, %.2f s\n", w.messages,
+                w.nonzero, secs);
 }
 
 int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
@@ -184,6 +200,7 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
   else
     std::printf("learned %zu, already known %zu, moved %zu\n", counts[int(O::Learned)],
                 counts[int(O::AlreadyKnown)], counts[int(O::Moved)]);
+  if (counts[int(O::Learned)] + counts[int(O::Moved)] + counts[int(O::Unlearned)] > 0) train(c);
   return ok ? 0 : 1;
 }
 
@@ -241,12 +258,20 @@ int bayes(const Config& config, const Args& args) {
     if (cmd == "classify") return classify(c, args);
     if (cmd == "stats") {
       auto st = c.stats();
-      std::printf("spam messages: %llu\nham messages: %llu\ntokens: %llu\nseen: %llu\n",
-                  (unsigned long long)st.spam_messages, (unsigned long long)st.ham_messages,
-                  (unsigned long long)st.tokens, (unsigned long long)st.seen);
+      std::printf(
+          "spam messages: %llu\nham messages: %llu\ntokens: %llu\nseen: %llu\n"
+          "kept token lists: %llu\nweights trained on: %llu messages\nweighted tokens: %llu\n",
+          (unsigned long long)st.spam_messages, (unsigned long long)st.ham_messages,
+          (unsigned long long)st.tokens, (unsigned long long)st.seen,
+          (unsigned long long)st.kept_messages, (unsigned long long)st.weight_messages,
+          (unsigned long long)st.weighted_tokens);
       std::error_code ec;
       auto size = fs::file_size(fs::path(config.store.dir) / "data.mdb", ec);
       if (!ec) std::printf("store file bytes: %llu\n", (unsigned long long)size);
+      return 0;
+    }
+    if (cmd == "train") {
+      train(c);
       return 0;
     }
     if (cmd == "dump") {
@@ -275,6 +300,7 @@ int bayes(const Config& config, const Args& args) {
         n = c.restore(std::cin);
       }
       std::printf("restored %zu records\n", n);
+      train(c);
       return 0;
     }
     if (cmd == "expire") {

@@ -34,8 +34,8 @@ def check(cond, what):
 
 
 def counts(out):
-    """"learned A, already known B, moved C" -> (A, B, C)."""
-    nums = [int(w.rstrip(",")) for w in out.split() if w.rstrip(",").isdigit()]
+    """"learned A, already known B, moved C" (the first line) -> (A, B, C)."""
+    nums = [int(w.rstrip(",")) for w in out.split("\n")[0].split() if w.rstrip(",").isdigit()]
     return tuple(nums)
 
 
@@ -76,6 +76,12 @@ def main():
         out3 = run(cfg, "learn", "--ham", md)
         l3 = counts(out3)
         check(l3[0] + l3[1] == 300 and l3[0] >= 290, "learn a Maildir of ham: " + out3.strip())
+        # Learning retrains the token weights on every learnt message.
+        learnt = l1[0] + l2[0] + l3[0]
+        check(f"weights: trained on {learnt} messages" in out3, "weights retrained after learning")
+        st = run(cfg, "stats")
+        check(f"weights trained on: {learnt} messages" in st and f"kept token lists: {learnt}" in st,
+              "stats show the weights")
         again = run(cfg, "learn", "--ham", md)
         check(counts(again) == (0, 300, 0), "relearning is idempotent: " + again.strip())
 
@@ -102,6 +108,9 @@ def main():
         check(run(cfg2, "stats") .split("\n")[:3] == run(cfg, "stats").split("\n")[:3],
               "restore gives the same totals")
         check(run(cfg2, "classify", *tests).split() == plain, "restored model scores the same")
+        check(run(cfg2, "train").startswith(f"weights: trained on {learnt} messages"),
+              "bayes train retrains the restored model")
+        check(run(cfg2, "classify", *tests).split() == plain, "retraining is deterministic")
 
         out4 = run(cfg, "unlearn", os.path.join(md, "new"), os.path.join(md, "cur"))
         check(counts(out4)[0] == l3[0], "unlearn: " + out4.strip())

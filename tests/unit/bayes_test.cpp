@@ -355,3 +355,107 @@ TEST_CASE("bayes tokenizer: URL path and shape tokens are opt-in", "[bayes]") {
   CHECK(has(t, "caps:BUY"));
   CHECK(has(t, "dollars:2"));
 }
+
+TEST_CASE("bayes token weights: trained, used, deterministic, cleared when too few", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  train(c, 60);
+  auto st = c.stats();
+  CHECK(st.kept_messages == 120);  // every learnt message keeps its token list
+  CHECK(st.weight_messages == 0);
+  auto spam = make_msg("cheap pills offer", "Deals <promo@spam.example>",
+                       "winner click free money casino loan today");
+  auto ham = make_msg("kernel patch review", "Ann <ann@work.example>",
+                      "thanks for the merge, the build and release meeting is after lunch");
+  auto before = c.classify(spam);
+  CHECK(!before.weighted);
+  CHECK(before.evidence_decades == Approx(before.bayes_evidence));
+
+  auto w = c.train_weights();
+  CHECK(w.messages == 120);
+  CHECK(w.nonzero > 10);
+  st = c.stats();
+  CHECK(st.weight_messages == 120);
+  CHECK(st.weighted_tokens == w.nonzero);
+  auto rs = c.classify(spam), rh = c.classify(ham);
+  REQUIRE(rs.weighted);
+  CHECK(rs.weight_logit > 0);
+  CHECK(rh.weight_logit < 0);
+  CHECK(rs.evidence_decades == Approx(rs.bayes_evidence + c.params().weight_mix * rs.weight_logit));
+  // The weighted scale: the score is 7.5 + (evidence - weighted_pivot) * per unit, clamped.
+  double expect = kDefaultThreshold + (rs.evidence_decades - c.params().weighted_pivot) *
+                                          c.params().weighted_score_per_unit;
+  CHECK(rs.score == Approx(std::clamp(expect, 0.0, kMaxScore)));
+  CHECK(rs.score >= 12.0);
+  CHECK(rh.score <= 3.0);
+  // Same model, same weights.
+  std::stringstream d1, d2;
+  c.dump(d1);
+  c.train_weights();
+  c.dump(d2);
+  CHECK(d1.str() == d2.str());
+  // Learning more keeps the weights on the counts (read-modify-write of one record).
+  auto key = token_key(token_hash("viagra"));
+  auto rec = store->get(key);
+  REQUIRE(rec);
+  REQUIRE(rec->size() == 16);
+  // Below min_learned of a class, training clears them.
+  std::vector<Classifier::Item> forget;
+  for (auto& m : corpus(false, 60)) forget.push_back({tokenize(m), Class::Ham});
+  c.unlearn(forget);
+  auto w2 = c.train_weights();
+  CHECK(w2.messages == 0);
+  CHECK(c.stats().weight_messages == 0);
+  CHECK(c.stats().weighted_tokens == 0);
+  CHECK(!c.classify(spam).weighted);
+}
+
+TEST_CASE("bayes dump and restore carry weights and token lists; version 1 dumps still load",
+          "[bayes]") {
+  auto a = make_memory_store();
+  Classifier ca(*a);
+  train(ca, 25);
+  ca.train_weights();
+  std::stringstream dump;
+  ca.dump(dump);
+  CHECK(dump.str().rfind("digue-bayes 2\n", 0) == 0);
+  CHECK(dump.str().find("\nweights ") != std::string::npos);
+  auto b = make_memory_store();
+  Classifier cb(*b);
+  std::stringstream in(dump.str());
+  cb.restore(in);
+  std::stringstream dump2;
+  cb.dump(dump2);
+  CHECK(dump2.str() == dump.str());
+  auto probe = corpus(true, 30)[29];
+  auto ra = ca.classify(probe), rb = cb.classify(probe);
+  CHECK(rb.weighted);
+  CHECK(rb.score == Approx(ra.score));
+  CHECK(cb.stats().kept_messages == 50);
+  // Retraining the restored model gives the same weights.
+  cb.train_weights();
+  std::stringstream dump3;
+  cb.dump(dump3);
+  CHECK(dump3.str() == dump.str());
+
+  auto v1 = make_memory_store();
+  Classifier c1(*v1);
+  std::stringstream old("digue-bayes 1\nmeta 1 0\nt 00000000000000ff 1 0 20000\nseen abcd S\n");
+  CHECK(c1.restore(old) == 3);
+  CHECK(c1.stats().tokens == 1);
+  CHECK(c1.stats().kept_messages == 0);
+  std::stringstream bad("digue-bayes 2\nseen abcd S 20000 00000000000000zz\n");
+  CHECK_THROWS_WITH(c1.restore(bad), Catch::Contains("line 2"));
+}
+
+TEST_CASE("bayes expire forgets stale token lists but keeps the seen markers", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  train(c, 25);
+  CHECK(c.stats().kept_messages == 50);
+  c.expire(1000000, 30, Classifier::today() + 31);
+  auto st = c.stats();
+  CHECK(st.kept_messages == 0);
+  CHECK(st.seen == 50);
+  CHECK(c.learn(corpus(true, 1)[0], Class::Spam) == LearnOutcome::AlreadyKnown);
+}
