@@ -302,8 +302,6 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "md") p.min_dev = v;
     else if (k == "clues") p.max_clues = static_cast<size_t>(v);
     else if (k == "comb") p.combine = static_cast<int>(v);
-    else if (k == "exp") p.exponent = v;
-    else if (k == "alpha") p.alpha = v;
     else if (k == "pivot") p.pivot_decades = v;
     else if (k == "spd") p.score_per_decade = v;
     else if (k == "osb") t.osb = v != 0;

@@ -321,15 +321,6 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     r.evidence_decades = P + Q > 0 ? 10.0 * (P - Q) / (P + Q) : 0.0;
   } else if (params_.combine == 2) {
     r.evidence_decades = (ln_spam - ln_ham) / std::log(10.0) / static_cast<double>(k) * -1.0;
-  } else if (params_.combine == 3) {
-    r.evidence_decades = (ln_ham - ln_spam) / std::log(10.0) / std::pow(double(k), params_.exponent);
-  } else if (params_.combine == 4) {
-    double sum = 0;
-    for (const auto& c : cands) {
-      double a = params_.alpha;
-      sum += std::log10((c.c.spam + a) / (nspam + 2 * a)) - std::log10((c.c.ham + a) / (nham + 2 * a));
-    }
-    r.evidence_decades = sum / std::pow(double(k), params_.exponent);
   }
   r.bayes_evidence = r.evidence_decades;
   WeightsMeta wm = decode_weights_meta(weights_value);

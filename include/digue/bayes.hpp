@@ -1,29 +1,35 @@
 // Bayesian classifier (FEATURES item 23): learns spam/ham from the platform's mail and scores
 // new mail on a 0..15 scale.
-// Tokenizer: selected headers (Subject, From name and domain, recipient counts, Received-from
-// hosts, Content-Type, X-Mailer, Message-ID domain, header names), decoded body text (UTF-8
-// aware, case-folded, CJK as character bigrams, long tokens and numbers bucketed), MIME
-// structure, URL registered domains, attachment names and types; optionally HTML tag tokens,
-// word bigrams (OSB) and every header's words (off: see bench/README.md). Trace headers added by
-// filters (ours or others': X-Spam-*, X-Digue-*, Received-SPF, Authentication-Results, ...)
-// are never learnt: they would teach the model to copy an earlier verdict.
-// Model: in a Store. "bayes:t:<16 hex of the token hash>" -> 12 bytes (u32 LE spam count, ham
-// count, last day learnt), "bayes:meta" -> "<spam msgs> <ham msgs>", "bayes:seen:<digest>" ->
-// "S"|"H" (digest of the message's token set), so learning a message twice counts once and
-// relearning it as the other class moves it. Each learn batch is one Store::update.
+// Tokenizer: selected headers (Subject, From name and domain, To/Cc addresses and count,
+// Received-from hosts and protocols, Content-Type, X-Mailer, Message-ID domain, header names
+// and order), fingerprints of the sending software (Message-ID, Date and MIME boundary shapes),
+// decoded body text (UTF-8 aware, case-folded, CJK as character bigrams, long tokens and
+// numbers bucketed), MIME structure, URL registered domains, attachment names and types;
+// optionally HTML tag tokens, word bigrams (OSB) and every header's words (off: see
+// bench/README.md). Trace headers added by filters (ours or others': X-Spam-*, X-Digue-*,
+// Received-SPF, Authentication-Results, ...) are never learnt: they would teach the model to
+// copy an earlier verdict.
+// Model: in a Store. "bayes:t:<16 hex of the token hash>" -> 16 bytes (u32 LE spam count, ham
+// count, last day learnt, float token weight), "bayes:meta" -> "<spam msgs> <ham msgs>",
+// "bayes:seen:<digest>" -> 'S'|'H' + day + the message's token hashes (digest of its token
+// set), so learning a message twice counts once, relearning it as the other class moves it, and
+// the weights can be retrained; "bayes:weights" -> "<bias> <messages>". Each learn batch is one
+// Store::update.
 // Scoring: Robinson's f(w) = (s*x + n*p(w)) / (s + n) with p(w) from class-normalised counts,
-// the max_clues tokens farthest from 0.5 (|f-0.5| >= min_dev). Combining (Params::combine,
-// chosen by CV): the mean clue log-odds E = mean(log10(f / (1 - f))) by default (Fisher/
-// Robinson chi-square and Robinson's geometric means remain available; Result::probability is
-// the chi-square indicator I in every mode). Score: a calibrated linear map of the evidence E:
-// score = clamp(7.5 + 4.5 * (E - 0.3), 0, 15). Higher = spammier; the default threshold 7.5 is
-// E = 0.3 (where 5-fold CV on the train split left 3 of 3,309 ham above it); the seven levels
-// kLevels 3.0 (most aggressive) .. 12.0 (most lenient) are E = -0.7 .. +1.3. No evidence is not
-// spam: a message without
-// any clue, or a model with fewer than min_learned messages of either class, scores 0 and
-// Result::ready/clues say why. Thread safety: Classifier is immutable after construction; every
-// method may run on any thread; the Store does the locking. Failure: Store errors propagate as
-// StoreError; malformed input never throws.
+// the max_clues tokens farthest from 0.5 (|f-0.5| >= min_dev), combined as the mean clue
+// log-odds E = mean(log10(f / (1 - f))) (Params::combine; Fisher/Robinson chi-square and
+// Robinson's geometric means remain available; Result::probability is the chi-square
+// indicator I). Token weights (train_weights, on by default once trained): a logistic model
+// whose features are the tokens' log-count ratios, trained by SGD on the kept token lists, adds
+// weight_mix * z (its logit) to E. Score: a calibrated linear map of the evidence,
+// score = clamp(7.5 + (evidence - pivot) * per_unit, 0, 15): with weights pivot 1.5 and one
+// point per unit (the seven levels 3.0 .. 12.0 are evidence -3 .. +6), without (a model whose
+// weights were never trained) pivot 0.3 decades and 4.5 points per decade. Higher = spammier;
+// both pivots sit where 5-fold CV on the train split left (almost) no ham above 7.5. No
+// evidence is not spam: a message without any clue, or a model with fewer than min_learned
+// messages of either class, scores 0 and Result::ready/clues say why. Thread safety:
+// Classifier is immutable after construction; every method may run on any thread; the Store
+// does the locking. Failure: Store errors propagate as StoreError; malformed input never throws.
 #pragma once
 
 #include <array>
