@@ -103,6 +103,8 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   p.min_learned = static_cast<uint32_t>(r.integer("min_learned", p.min_learned, 1, 1000000));
   p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
   p.weights = r.boolean("weights", p.weights);
+  p.weight_max_messages = static_cast<size_t>(r.integer(
+      "weight_max_messages", static_cast<int64_t>(p.weight_max_messages), 100, int64_t{1} << 32));
   p.tokenizer.max_tokens = static_cast<size_t>(r.integer(
       "max_tokens_per_message", static_cast<int64_t>(p.tokenizer.max_tokens), 10, 100000));
   s.evidence_tokens = static_cast<size_t>(r.integer("evidence_tokens", 8, 0, 100));

@@ -486,9 +486,25 @@ WeightTraining Classifier::train_weights() const {
     double scale;
     std::vector<uint32_t> f;
   };
+  // At most weight_max_messages, the most recently learnt: a first pass counts the kept lists
+  // per day and finds the oldest day that still fits.
+  std::map<uint32_t, size_t> per_day;
+  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
+    if (v.size() > 5) ++per_day[get_u32(v, 1)];
+    return true;
+  });
+  uint32_t from_day = 0;
+  size_t fit = 0;
+  for (auto it = per_day.rbegin(); it != per_day.rend(); ++it) {
+    if (fit + it->second > params_.weight_max_messages && fit > 0) break;
+    fit += it->second;
+    from_day = it->first;
+  }
   std::vector<TrainMsg> msgs;
   size_t spam_msgs = 0, ham_msgs = 0;
   store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
+    if (v.size() <= 5 || get_u32(v, 1) < from_day || msgs.size() >= params_.weight_max_messages)
+      return true;
     SeenRecord rec = decode_seen(v);
     if (rec.hashes.empty() || (rec.cls != 'S' && rec.cls != 'H')) return true;
     TrainMsg m{rec.cls == 'S', 1.0 / std::sqrt(static_cast<double>(rec.hashes.size())), {}};

@@ -114,6 +114,8 @@ struct Params {
   double weight_alpha = 1.0;  // a
   double weight_eta = 10.0;   // learning rate
   int weight_passes = 5;
+  // Trained on at most this many messages, the most recently learnt (memory: ~1 KB each).
+  size_t weight_max_messages = 200000;
   double weight_mix = 0.5;
   // The score mapping when weights are used (same form as above, on E + weight_mix * z).
   // Chosen by 5-fold CV on the train split: the highest ham there had evidence 1.18, so the

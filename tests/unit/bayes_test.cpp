@@ -459,3 +459,13 @@ TEST_CASE("bayes expire forgets stale token lists but keeps the seen markers", "
   CHECK(st.seen == 50);
   CHECK(c.learn(corpus(true, 1)[0], Class::Spam) == LearnOutcome::AlreadyKnown);
 }
+
+TEST_CASE("bayes token weights train on at most weight_max_messages", "[bayes]") {
+  auto store = make_memory_store();
+  Params p;
+  p.weight_max_messages = 50;
+  Classifier c(*store, p);
+  train(c, 60);
+  CHECK(c.train_weights().messages == 50);
+  CHECK(c.stats().weight_messages == 50);
+}
