@@ -320,6 +320,7 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "wpass") p.weight_passes = static_cast<int>(v);
     else if (k == "walpha") p.weight_alpha = v;
     else if (k == "wmix") p.weight_mix = v;
+    else if (k == "conf") p.confidence_messages = static_cast<uint32_t>(v);
     else if (k == "wpivot") p.weighted_pivot = v;
     else if (k == "wspu") p.weighted_score_per_unit = v;
     else return false;
@@ -337,6 +338,7 @@ int main(int argc, char** argv) {
   int toe_passes = 0;
   double toe_margin = 0;
   std::string lr_spec;
+  bool curve = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -358,6 +360,8 @@ int main(int argc, char** argv) {
       sets.push_back(next());
     else if (a == "--toe")
       toe_passes = std::stoi(next());
+    else if (a == "--curve")
+      curve = true;
     else if (a == "--lr")
       lr_spec = next();
     else if (a == "--toe-margin")
@@ -380,6 +384,41 @@ int main(int argc, char** argv) {
               secs(t0, t1), secs(t1, t2), train.size() / secs(t1, t2));
 
 
+
+  if (curve) {
+    // Cold start: learn N spam + N ham drawn (seeded) from 4/5 of the train split and score
+    // the other fifth (i % 5 == 0), for growing N. Train split only.
+    bayes::Params p;
+    for (const auto& spec : sets)
+      if (!apply_set(p, spec)) throw std::runtime_error("bad --set " + spec);
+    std::vector<std::vector<std::string>> toks;
+    for (auto& m : train) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
+    std::vector<size_t> spam_pool, ham_pool;
+    for (size_t i = 0; i < train.size(); ++i)
+      if (i % 5 != 0) (train[i].spam ? spam_pool : ham_pool).push_back(i);
+    std::mt19937 rng(7);
+    std::shuffle(spam_pool.begin(), spam_pool.end(), rng);
+    std::shuffle(ham_pool.begin(), ham_pool.end(), rng);
+    for (size_t n : {20, 50, 100, 200, 500, 1000, 100000}) {
+      auto store = make_memory_store();
+      bayes::Classifier c(*store, p);
+      std::vector<bayes::Classifier::Item> items;
+      size_t ns = std::min(n, spam_pool.size()), nh = std::min(n, ham_pool.size());
+      for (size_t k = 0; k < ns; ++k) items.push_back({toks[spam_pool[k]], bayes::Class::Spam});
+      for (size_t k = 0; k < nh; ++k) items.push_back({toks[ham_pool[k]], bayes::Class::Ham});
+      c.learn(items);
+      if (p.weights) c.train_weights();
+      std::vector<Scored> scored;
+      for (size_t i = 0; i < train.size(); i += 5) {
+        auto r = c.classify_tokens(toks[i]);
+        scored.push_back({train[i].spam, r.score, r.evidence_decades});
+      }
+      char what[64];
+      std::snprintf(what, sizeof what, "learnt %zu spam + %zu ham", ns, nh);
+      print(what, metrics(scored, bayes::kDefaultThreshold), bayes::kDefaultThreshold);
+    }
+    return 0;
+  }
   if (cv > 0 && !lr_spec.empty()) {
     LrSpec ls = parse_lr(lr_spec);
     bayes::Params p;

@@ -101,6 +101,8 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   p.max_clues =
       static_cast<size_t>(r.integer("max_clues", static_cast<int64_t>(p.max_clues), 1, 10000));
   p.min_learned = static_cast<uint32_t>(r.integer("min_learned", p.min_learned, 1, 1000000));
+  p.confidence_messages = static_cast<uint32_t>(
+      r.integer("confidence_messages", p.confidence_messages, 0, 100000000));
   p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
   p.weights = r.boolean("weights", p.weights);
   p.weight_max_messages = static_cast<size_t>(r.integer(

@@ -338,6 +338,12 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     pivot = params_.weighted_pivot;
     per_unit = params_.weighted_score_per_unit;
   }
+  // A young model is sure of too much: its evidence is shrunk in proportion to its size until
+  // it holds confidence_messages of each class (cold start, bench/README.md).
+  if (params_.confidence_messages > 0) {
+    double n_min = std::min(nspam, nham);
+    r.evidence_decades *= std::min(1.0, n_min / static_cast<double>(params_.confidence_messages));
+  }
   r.score = std::clamp(kDefaultThreshold + (r.evidence_decades - pivot) * per_unit, 0.0,
                        kMaxScore);
   r.clues.reserve(k);

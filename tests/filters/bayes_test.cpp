@@ -93,7 +93,8 @@ TEST_CASE("bayes filter scores against the domain threshold", "[bayes][filters]"
   train(*store, 40);
   Services services;
   services.store = store.get();
-  auto f = build("");
+  // A 40 + 40 model: its evidence taken as is (confidence_messages scales it down by default).
+  auto f = build("[filters.bayes]\nconfidence_messages = 0\n");
   CHECK(f->name() == "bayes");
   CHECK(f->phase() == Phase::Data);
   CHECK(f->per_domain());
@@ -149,7 +150,7 @@ TEST_CASE("bayes filter offloads large messages to the worker pool", "[bayes][fi
   Services services;
   services.store = store.get();
   services.workers = &pool;
-  auto f = build("[filters.bayes]\noffload_bytes = 0\nautolearn = true\n");
+  auto f = build("[filters.bayes]\noffload_bytes = 0\nautolearn = true\nconfidence_messages = 0\n");
   auto r = run(*f, services, spam_raw(200), 7.5);
   CHECK(r.verdict == FilterResult::Verdict::Hit);
   pool.join();

@@ -358,7 +358,9 @@ TEST_CASE("bayes tokenizer: URL path and shape tokens are opt-in", "[bayes]") {
 
 TEST_CASE("bayes token weights: trained, used, deterministic, cleared when too few", "[bayes]") {
   auto store = make_memory_store();
-  Classifier c(*store);
+  Params p;
+  p.confidence_messages = 0;  // the evidence as combined, not scaled for a young model
+  Classifier c(*store, p);
   train(c, 60);
   auto st = c.stats();
   CHECK(st.kept_messages == 120);  // every learnt message keeps its token list
@@ -468,4 +470,20 @@ TEST_CASE("bayes token weights train on at most weight_max_messages", "[bayes]")
   train(c, 60);
   CHECK(c.train_weights().messages == 50);
   CHECK(c.stats().weight_messages == 50);
+}
+
+TEST_CASE("bayes scales a young model's evidence down until confidence_messages", "[bayes]") {
+  auto store = make_memory_store();
+  train(Classifier(*store), 60);
+  Params raw;
+  raw.confidence_messages = 0;
+  Params young;  // default confidence_messages = 100: 60 of each class -> 0.6
+  REQUIRE(young.confidence_messages == 100);
+  auto spam = corpus(true, 70)[65];
+  auto a = Classifier(*store, raw).classify(spam), b = Classifier(*store, young).classify(spam);
+  CHECK(b.evidence_decades == Approx(0.6 * a.evidence_decades));
+  CHECK(b.score < a.score);
+  Params grown;
+  grown.confidence_messages = 60;
+  CHECK(Classifier(*store, grown).classify(spam).evidence_decades == Approx(a.evidence_decades));
 }
