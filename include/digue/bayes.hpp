@@ -25,7 +25,8 @@
 // score = clamp(7.5 + (evidence - pivot) * per_unit, 0, 15): with weights pivot 1.5 and one
 // point per unit (the seven levels 3.0 .. 12.0 are evidence -3 .. +6), without (a model whose
 // weights were never trained) pivot 0.3 decades and 4.5 points per decade. Higher = spammier;
-// both pivots sit where 5-fold CV on the train split left (almost) no ham above 7.5. No
+// both pivots sit where 5-fold CV on the train split left (almost) no ham above 7.5. Below
+// Params::confidence_messages of either class the evidence is scaled by n / that (cold start). No
 // evidence is not spam: a message without any clue, or a model with fewer than min_learned
 // messages of either class, scores 0 and Result::ready/clues say why. Thread safety:
 // Classifier is immutable after construction; every method may run on any thread; the Store
