@@ -57,8 +57,12 @@ class BayesFilter final : public Filter {
       co_return out;
     }
     maybe_autolearn(ctx, r, std::move(tokens));
-    char head[64];
-    std::snprintf(head, sizeof head, "score=%.2f required=%.1f", r.score, ctx.policy.required);
+    char head[128];
+    int n = std::snprintf(head, sizeof head, "score=%.2f required=%.1f", r.score,
+                          ctx.policy.required);
+    if (r.weighted && n > 0 && static_cast<size_t>(n) < sizeof head)
+      std::snprintf(head + n, sizeof head - static_cast<size_t>(n), " bayes=%+.2f weights=%+.2f",
+                    r.bayes_evidence, r.weight_logit);
     std::string evidence = head;
     if (!r.clues.empty()) evidence += " tokens: " + r.evidence(s_.evidence_tokens);
     if (r.score >= ctx.policy.required)

@@ -119,6 +119,15 @@ TEST_CASE("bayes filter scores against the domain threshold", "[bayes][filters]"
   auto lenient = run(*f, services, spam_raw(100), s + 0.01);
   CHECK(lenient.verdict == FilterResult::Verdict::None);
   CHECK(lenient.symbols[0].name == "BAYES_HAM");
+  CHECK(spam.symbols[0].evidence.find("weights=") == std::string::npos);
+
+  // Once the token weights are trained the filter uses them and says so.
+  REQUIRE(bayes::Classifier(*store).train_weights().messages == 80);
+  auto weighted = run(*f, services, spam_raw(100), 7.5);
+  CHECK(weighted.verdict == FilterResult::Verdict::Hit);
+  CHECK(weighted.symbols[0].evidence.find(" bayes=+") != std::string::npos);
+  CHECK(weighted.symbols[0].evidence.find(" weights=+") != std::string::npos);
+  CHECK(run(*f, services, ham_raw(100), 7.5).verdict == FilterResult::Verdict::None);
 }
 
 TEST_CASE("bayes filter: untrained model, no store, store failure", "[bayes][filters]") {
