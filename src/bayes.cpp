@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <istream>
 #include <map>
@@ -547,8 +547,6 @@ WeightTraining Classifier::train_weights() const {
       }
     }
     out.messages = msgs.size();
-    out.features = 0;
-    for (double x : w) out.features += x != 0;
   }
   // Write the weights into the token records (read-modify-write: counts learnt meanwhile are
   // kept), in chunks of one transaction each; the bias and message count last.

@@ -580,7 +580,8 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
             b = b == std::string::npos ? 0 : b + 1;
             size_t e = lv.find_first_of(" >,;\"", at);
             std::string_view local = std::string_view(lv).substr(b, at - b);
-            std::string_view dom = std::string_view(lv).substr(at + 1, e == std::string::npos ? std::string::npos : e - at - 1);
+            std::string_view dom = std::string_view(lv).substr(
+                at + 1, e == std::string::npos ? std::string::npos : e - at - 1);
             c.add("tod:", dom);
             c.add("toa:", std::string(local.substr(0, 20)) + "@" + std::string(dom));
             ++at;
@@ -594,7 +595,8 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
           size_t w = lv.find(" with ");
           if (w != std::string::npos) {
             size_t e = lv.find_first_of(" ;(", w + 6);
-            c.add("rw:", lv.substr(w + 6, e == std::string::npos ? 20 : std::min<size_t>(e - w - 6, 20)));
+            c.add("rw:",
+                  lv.substr(w + 6, e == std::string::npos ? 20 : std::min<size_t>(e - w - 6, 20)));
           }
         }
         if (opt.all_headers) c.text(std::string_view(h.raw_value).substr(0, 1000), "rcvd:");
@@ -636,7 +638,9 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
       bool in_rcvd = std::find(rcvd_domains.begin(), rcvd_domains.end(), from_domain) !=
                      rcvd_domains.end();
       c.add("cons:rcvd:", in_rcvd ? "from" : "other");
-      c.add("cons:mid:", mid_domain.empty() ? "none" : mid_domain == from_domain ? "from" : "other");
+      c.add("cons:mid:", mid_domain.empty()          ? "none"
+                         : mid_domain == from_domain ? "from"
+                                                     : "other");
       if (in_rcvd) c.add("cons:fd:", from_domain);
     }
     if (!have_date) c.add("date:", "none");

@@ -155,7 +155,10 @@ int usage() {
 
 // Retrains the token weights after the counts changed (see bayes::Classifier::train_weights).
 void train(const bayes::Classifier& c) {
-  if (!c.params().weights) return;
+  if (!c.params().weights) {
+    std::printf("weights: off ([filters.bayes] weights = false)\n");
+    return;
+  }
   auto t0 = std::chrono::steady_clock::now();
   auto w = c.train_weights();
   double secs =

@@ -140,15 +140,16 @@ struct Clue {
 struct Result {
   bool ready = false;        // the model has min_learned messages of each class
   double probability = 0.5;  // combined indicator I in [0,1] (saturates at 0 and 1)
-  // The combined evidence, in decades: the mean clue log-odds (combine 2, default), or
-  // log10(I / (1 - I)) (chi-square, combine 0); > 0 spammy. The score is a linear map of it
-  // (Params::pivot_decades, score_per_decade).
+  // The combined evidence: E, the mean clue log-odds in decades (combine 2, default; or
+  // log10(I / (1 - I)) with chi-square, combine 0), plus weight_mix * z when the model has
+  // trained weights, times the cold-start scale (confidence_messages); > 0 spammy. The score
+  // is a linear map of it (pivot_decades/score_per_decade, or the weighted_* pair).
   double evidence_decades = 0.0;
-  double bayes_evidence = 0.0;  // E, the mean clue log-odds alone
-  bool weighted = false;        // token weights were used: evidence = E + weight_mix * z
-  double weight_logit = 0.0;    // z
-  // clamp(7.5 + score_per_decade * (evidence_decades - pivot), 0, 15); when the model is not ready or no
-  // token is a clue, 0 (no evidence is not spam).
+  double bayes_evidence = 0.0;  // E alone
+  bool weighted = false;        // token weights were used
+  double weight_logit = 0.0;    // z, the weights' logit
+  // clamp(7.5 + per_unit * (evidence_decades - pivot), 0, 15); when the model is not ready
+  // or no token is a clue, 0 (no evidence is not spam).
   double score = 0.0;
   size_t tokens = 0;        // distinct tokens in the message
   std::vector<Clue> clues;  // strongest first (largest |f - 0.5|)
@@ -166,8 +167,7 @@ struct Stats {
 
 struct WeightTraining {
   size_t messages = 0;  // messages trained on
-  size_t features = 0;  // distinct tokens in them still in the model
-  size_t nonzero = 0;   // weights written
+  size_t nonzero = 0;   // tokens with a non-zero weight
 };
 
 enum class LearnOutcome : uint8_t { Learned, AlreadyKnown, Moved, Unlearned, NotFound };
