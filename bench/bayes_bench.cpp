@@ -169,122 +169,32 @@ LrSpec parse_lr(const std::string& spec) {
 struct Lr {
   std::unordered_map<uint64_t, double> w;
   double b = 0;
-  double dot(const std::vector<uint64_t>& x, double scale) const {
-    double z = b;
-    for (auto f : x) {
-      auto it = w.find(f);
-      if (it != w.end()) z += it->second * scale;
-    }
-    return z;
-  }
 };
 
-using Variant = std::pair<std::string, std::function<void(bayes::Params&)>>;
-
-std::vector<Variant> variants() {
-  auto bogo = [](bayes::Params& p) {
-    p.robinson_s = 0.0178;
-    p.robinson_x = 0.52;
-    p.min_dev = 0.375;
+// The variants of bench/README.md's first round, as --set specs over today's defaults
+// ("bogo": bogofilter's s, x and min_dev).
+const std::vector<std::pair<std::string, std::string>>& variants() {
+  static const std::string bogo = "s=0.0178,x=0.52,md=0.375";
+  static const std::vector<std::pair<std::string, std::string>> v = {
+      {"baseline", ""},
+      {"osb", "html=0,osb=1"},
+      {"osb2", "html=0,osb=1,osbw=2"},
+      {"bogo", "html=0," + bogo},
+      {"osb+bogo", "html=0,osb=1," + bogo},
+      {"osb2+bogo", "html=0,osb=1,osbw=2," + bogo},
+      {"osb2+bogo+allhdr", "html=0,osb=1,osbw=2,allhdr=1," + bogo},
+      {"osb2+allhdr", "html=0,osb=1,osbw=2,allhdr=1"},
+      {"bogo+allhdr", "html=0,allhdr=1," + bogo},
+      {"osb2 s=0.1 md=0.3", "html=0,osb=1,osbw=2,s=0.1,md=0.3"},
+      {"osb2 s=0.1 md=0.375", "html=0,osb=1,osbw=2,s=0.1,md=0.375"},
+      {"osb2 s=0.45 md=0.375", "html=0,osb=1,osbw=2,md=0.375"},
+      {"osb2 s=0.0178 md=0.2", "html=0,osb=1,osbw=2,s=0.0178,x=0.52,md=0.2"},
+      {"without osb", "osb=0"},
+      {"with html tokens", "html=1"},
+      {"s=0.45 md=0.1 (SpamBayes)", "s=0.45,md=0.1"},
+      {"bogo+clues400", "html=0,clues=400," + bogo},
   };
-  return {
-      {"baseline", [](bayes::Params&) {}},
-      {"nohtml+osb",
-       [](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-       }},
-      {"nohtml+osb2",
-       [](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-       }},
-      {"nohtml+bogo",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         bogo(p);
-       }},
-      {"nohtml+osb+bogo",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         bogo(p);
-       }},
-      {"nohtml+osb2+bogo",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-         bogo(p);
-       }},
-      {"nohtml+osb2+bogo+allhdr",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-         p.tokenizer.all_headers = true;
-         bogo(p);
-       }},
-      {"nohtml+osb2+allhdr",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-         p.tokenizer.all_headers = true;
-       }},
-      {"nohtml+bogo+allhdr",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.all_headers = true;
-         bogo(p);
-       }},
-      {"nohtml+osb2 s=0.1 md=0.3",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-         p.robinson_s = 0.1;
-         p.min_dev = 0.3;
-       }},
-      {"nohtml+osb2 s=0.1 md=0.375",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-         p.robinson_s = 0.1;
-         p.min_dev = 0.375;
-       }},
-      {"nohtml+osb2 s=0.45 md=0.375",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-         p.min_dev = 0.375;
-       }},
-      {"nohtml+osb2 s=0.0178 md=0.2",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         p.tokenizer.osb = true;
-         p.tokenizer.osb_window = 2;
-         p.robinson_s = 0.0178;
-         p.robinson_x = 0.52;
-         p.min_dev = 0.2;
-       }},
-      {"defaults without osb", [&](bayes::Params& p) { p.tokenizer.osb = false; }},
-      {"defaults with html tokens", [&](bayes::Params& p) { p.tokenizer.html_tokens = true; }},
-      {"defaults s=0.45 md=0.1 (SpamBayes)",
-       [&](bayes::Params& p) {
-         p.robinson_s = 0.45;
-         p.min_dev = 0.1;
-       }},
-      {"nohtml+bogo+clues400",
-       [&](bayes::Params& p) {
-         p.tokenizer.html_tokens = false;
-         bogo(p);
-         p.max_clues = 400;
-       }},
-  };
+  return v;
 }
 
 // "--set key=value,key=value": parameter overrides for CV experiments.
@@ -451,16 +361,23 @@ int main(int argc, char** argv) {
                hf = it == cnt.end() ? 0 : it->second.second;
         return std::log((sf + a) / (S + 2 * a)) - std::log((hf + a) / (H + 2 * a));
       };
+      auto scale_of = [&](const std::vector<uint64_t>& x) {
+        return ls.norm && !x.empty() ? 1.0 / std::sqrt(double(x.size())) : 1.0;
+      };
+      auto logit = [&](const std::vector<uint64_t>& x) {
+        double z = lr.b, scale = scale_of(x);
+        for (auto f : x) {
+          auto it = lr.w.find(f);
+          z += (it == lr.w.end() ? ls.w0 : it->second) * val(f) * scale;
+        }
+        return z;
+      };
       for (int pass = 0; pass < ls.passes; ++pass) {
         std::shuffle(idx.begin(), idx.end(), rng);
         for (size_t i : idx) {
           const auto& x = feats[i];
-          double scale = ls.norm && !x.empty() ? 1.0 / std::sqrt(double(x.size())) : 1.0;
-          double z = lr.b;
-          for (auto f : x) {
-            auto it = lr.w.find(f);
-            z += (it == lr.w.end() ? ls.w0 : it->second) * val(f) * scale;
-          }
+          double scale = scale_of(x);
+          double z = logit(x);
           double pr = 1.0 / (1.0 + std::exp(-z));
           double g = (train[i].spam ? 1.0 : 0.0) - pr;
           for (auto f : x) {
@@ -473,13 +390,7 @@ int main(int argc, char** argv) {
       }
       for (size_t i = 0; i < train.size(); ++i)
         if (static_cast<int>(i % cv) == fold) {
-          const auto& x = feats[i];
-          double scale = ls.norm && !x.empty() ? 1.0 / std::sqrt(double(x.size())) : 1.0;
-          double z = lr.b;
-          for (auto f : x) {
-            auto it = lr.w.find(f);
-            z += (it == lr.w.end() ? ls.w0 : it->second) * val(f) * scale;
-          }
+          double z = logit(feats[i]);
           scored.push_back({train[i].spam, z > 0 ? 15.0 : 0.0, z});
           if (!scores_file.empty())
             lines.push_back(std::string(train[i].spam ? "spam " : "ham ") + std::to_string(z) +
@@ -499,18 +410,15 @@ int main(int argc, char** argv) {
     auto vs = variants();
     if (!sets.empty()) {
       vs.clear();
-      for (const auto& spec : sets)
-        vs.push_back({spec, [spec](bayes::Params& p) {
-                        if (!apply_set(p, spec)) throw std::runtime_error("bad --set " + spec);
-                      }});
+      for (const auto& spec : sets) vs.push_back({spec, spec});
     } else if (variant >= 0)
       vs = {vs.at(static_cast<size_t>(variant))};
     else if (!all_variants)
       vs.resize(1);
     for (size_t vi = 0; vi < vs.size(); ++vi) {
-      const auto& [vname, tweak] = vs[vi];
+      const auto& [vname, spec] = vs[vi];
       bayes::Params p;
-      tweak(p);
+      if (!spec.empty() && !apply_set(p, spec)) throw std::runtime_error("bad --set " + spec);
       std::vector<std::vector<std::string>> toks;
       for (auto& m : train) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
       std::vector<Scored> scored;
