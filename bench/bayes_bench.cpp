@@ -211,7 +211,6 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "x") p.robinson_x = v;
     else if (k == "md") p.min_dev = v;
     else if (k == "clues") p.max_clues = static_cast<size_t>(v);
-    else if (k == "comb") p.combine = static_cast<int>(v);
     else if (k == "pivot") p.pivot_decades = v;
     else if (k == "spd") p.score_per_decade = v;
     else if (k == "osb") t.osb = v != 0;

@@ -178,23 +178,6 @@ std::string digest_of(const std::vector<uint64_t>& hashes) {
   return s;
 }
 
-// Survival function of chi-square with v (even) degrees of freedom at x2, as its
-// natural log, exact where chi2q underflows (strong evidence gives
-// tails of 1e-300 and beyond, and their depth is what ranks the surest spam above the rest).
-double log_chi2q(double x2, size_t v) {
-  double m = x2 / 2.0;
-  if (m <= 0) return 0.0;
-  double lm = std::log(m), best = -1e300;
-  std::vector<double> terms(v / 2);
-  for (size_t i = 0; i < v / 2; ++i) {
-    terms[i] = static_cast<double>(i) * lm - std::lgamma(static_cast<double>(i) + 1.0);
-    best = std::max(best, terms[i]);
-  }
-  double sum = 0;
-  for (double t : terms) sum += std::exp(t - best);
-  return std::min(0.0, -m + best + std::log(sum));
-}
-
 }  // namespace
 
 std::string token_key(uint64_t hash) {
@@ -295,33 +278,10 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   cands.resize(k);
   if (k == 0) return r;
 
-  double ln_ham = 0, ln_spam = 0;
-  for (const auto& c : cands) {
-    ln_ham += std::log(c.f);         // small when the tokens look like ham
-    ln_spam += std::log(1.0 - c.f);  // small when they look like spam
-  }
-  double log_qs = log_chi2q(-2.0 * ln_spam, 2 * k);  // very negative: spam evidence
-  double log_qh = log_chi2q(-2.0 * ln_ham, 2 * k);   // very negative: ham evidence
-  // I = (S - H + 1) / 2 with S = 1 - q_s, H = 1 - q_h; I and 1 - I are both formed from
-  // terms that keep their precision near 0 and 1, so the log-odds does not saturate at the
-  // edges where spam and hard ham both sit.
-  double indicator = (std::exp(log_qh) - std::expm1(log_qs)) / 2.0;   // I
-  double complement = (std::exp(log_qs) - std::expm1(log_qh)) / 2.0;  // 1 - I
-  r.probability = std::clamp(indicator, 0.0, 1.0);
-  // When both tests are overwhelming (many strong ham and many strong spam clues), I rounds
-  // to exactly 0.5; which tail is deeper, D = log10(q_h / q_s), then says which side is
-  // stronger. D/1000 breaks those ties without reordering one-sided messages (|L| >> 0).
-  double decades = (log_qh - log_qs) / std::log(10.0);
-  r.evidence_decades = std::log10(std::max(indicator, 1e-300)) -
-                       std::log10(std::max(complement, 1e-300)) + decades / 1000.0;
-  if (params_.combine == 1) {
-    // P = 1 - (prod (1-f))^(1/n), Q = 1 - (prod f)^(1/n)
-    double kk = static_cast<double>(k);
-    double P = -std::expm1(ln_spam / kk), Q = -std::expm1(ln_ham / kk);
-    r.evidence_decades = P + Q > 0 ? 10.0 * (P - Q) / (P + Q) : 0.0;
-  } else if (params_.combine == 2) {
-    r.evidence_decades = (ln_spam - ln_ham) / std::log(10.0) / static_cast<double>(k) * -1.0;
-  }
+  // E: the mean clue log-odds, in decades.
+  double sum = 0;
+  for (const auto& c : cands) sum += std::log10(c.f / (1.0 - c.f));
+  r.evidence_decades = sum / static_cast<double>(k);
   r.bayes_evidence = r.evidence_decades;
   WeightsMeta wm = decode_weights_meta(weights_value);
   double pivot = params_.pivot_decades, per_unit = params_.score_per_decade;
@@ -762,7 +722,7 @@ size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_d
   // Token lists of messages learnt before the cutoff: no longer trained on.
   std::vector<std::string> old_seen;
   store_.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
-    if (v.size() > 5 && decode_seen(v).day < cutoff) old_seen.emplace_back(k);
+    if (v.size() > 5 && get_u32(v, 1) < cutoff) old_seen.emplace_back(k);
     return true;
   });
   for (size_t start = 0; start < old_seen.size(); start += 10000) {
@@ -772,7 +732,7 @@ size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_d
     store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
       std::vector<Store::Op> ops;
       for (size_t i = 0; i < keys.size(); ++i)
-        if (values[i] && values[i]->size() > 5 && decode_seen(*values[i]).day < cutoff)
+        if (values[i] && values[i]->size() > 5 && get_u32(*values[i], 1) < cutoff)
           ops.push_back({Store::Op::Kind::Put, keys[i], std::string(1, (*values[i])[0])});
       return ops;
     });

@@ -17,9 +17,8 @@
 // Store::update.
 // Scoring: Robinson's f(w) = (s*x + n*p(w)) / (s + n) with p(w) from class-normalised counts,
 // the max_clues tokens farthest from 0.5 (|f-0.5| >= min_dev), combined as the mean clue
-// log-odds E = mean(log10(f / (1 - f))) (Params::combine; Fisher/Robinson chi-square and
-// Robinson's geometric means remain available; Result::probability is the chi-square
-// indicator I). Token weights (train_weights, on by default once trained): a logistic model
+// log-odds E = mean(log10(f / (1 - f))) (bench/README.md says why not Fisher/Robinson
+// chi-square or Robinson's geometric means, which earlier rounds used). Token weights (train_weights, on by default once trained): a logistic model
 // whose features are the tokens' log-count ratios, trained by SGD on the kept token lists, adds
 // weight_mix * z (its logit) to E. Score: a calibrated linear map of the evidence,
 // score = clamp(7.5 + (evidence - pivot) * per_unit, 0, 15): with weights pivot 1.5 and one
@@ -92,20 +91,15 @@ struct Params {
   double robinson_x = 0.5;    // prior probability of an unknown token
   double min_dev = 0.4;       // tokens with |f(w) - 0.5| below this are ignored
   size_t max_clues = 150;     // strongest tokens combined
-  uint32_t min_learned = 20;
+  uint32_t min_learned = 20;  // below this many spam or ham messages the model is not ready
   // Below this many messages of either class the evidence is scaled by n / this (0: never):
   // a young model is sure of too much (bench/README.md, "Cold start": 50 + 50 messages gave
   // 1.8 % FP at 7.5 unscaled, 0.3 % scaled).
   uint32_t confidence_messages = 100;
-  // 0: Fisher/Robinson chi-square; 1: Robinson's geometric means S = (P - Q) / (P + Q),
-  // evidence = 10 * S; 2: mean clue log-odds (decades).
-  int combine = 2;
-  double exponent = 1.0;
-  double alpha = 0.5;  // below this many spam or ham messages the model is not ready
   // Score mapping: score = 7.5 + (evidence_decades - pivot_decades) * score_per_decade,
   // clamped to 0..15 (see Result::evidence_decades). Chosen by cross-validation on the train
   // split (bench/README.md): the default threshold sits where no ham was seen.
-  // The evidence is the mean clue log-odds (combine 2); pivot 0.3 leaves 3 of 3,309 ham
+  // The evidence is the mean clue log-odds; pivot 0.3 leaves 3 of 3,309 ham
   // above 7.5 in CV. score_per_decade 4.5: the seven levels 3.0 .. 12.0 are evidence
   // pivot - 1 .. pivot + 1 in steps of 1/3.
   double pivot_decades = 0.3;
@@ -139,11 +133,9 @@ struct Clue {
 
 struct Result {
   bool ready = false;        // the model has min_learned messages of each class
-  double probability = 0.5;  // combined indicator I in [0,1] (saturates at 0 and 1)
-  // The combined evidence: E, the mean clue log-odds in decades (combine 2, default; or
-  // log10(I / (1 - I)) with chi-square, combine 0), plus weight_mix * z when the model has
-  // trained weights, times the cold-start scale (confidence_messages); > 0 spammy. The score
-  // is a linear map of it (pivot_decades/score_per_decade, or the weighted_* pair).
+  // The combined evidence: E, the mean clue log-odds in decades, plus weight_mix * z when the
+  // model has trained weights, times the cold-start scale (confidence_messages); > 0 spammy.
+  // The score is a linear map of it (pivot_decades/score_per_decade, or the weighted_* pair).
   double evidence_decades = 0.0;
   double bayes_evidence = 0.0;  // E alone
   bool weighted = false;        // token weights were used
