@@ -28,12 +28,8 @@ class BayesFilter final : public Filter {
     Store& store = *ctx.services.store;
     const Message& msg = *ctx.message;
     bayes::Classifier classifier(store, s_.params);
-    std::vector<std::string> tokens;
     bayes::Result r;
-    auto work = [&] {
-      tokens = bayes::tokenize(msg.facts(), s_.params.tokenizer);
-      r = classifier.classify_tokens(tokens);
-    };
+    auto work = [&] { r = classifier.classify(msg.facts()); };
     try {
       if (ctx.services.workers && msg.raw().size() >= s_.offload_bytes) {
         // The run is suspended while the worker holds the message, so the lazy parse in
@@ -56,7 +52,6 @@ class BayesFilter final : public Filter {
       out.symbols.push_back({"BAYES_UNTRAINED", 0.0, "the model needs more spam and ham"});
       co_return out;
     }
-    maybe_autolearn(ctx, r, std::move(tokens));
     char head[128];
     int n = std::snprintf(head, sizeof head, "score=%.2f required=%.1f", r.score,
                           ctx.policy.required);
@@ -72,24 +67,31 @@ class BayesFilter final : public Filter {
     co_return out;
   }
 
- private:
-  void maybe_autolearn(FilterContext& ctx, const bayes::Result& r,
-                       std::vector<std::string> tokens) const {
-    auto cls = s_.autolearn.decide(r);
-    if (!cls || !ctx.services.workers) return;
-    // Learning is a store write: done on the pool, never awaited by the message; learning is
-    // idempotent, so the per-domain runs of one message teach it once.
-    Store* store = ctx.services.store;
-    asio::post(*ctx.services.workers,
-               [store, params = s_.params, cls = *cls, tokens = std::move(tokens)]() mutable {
-                 try {
-                   bayes::Classifier(*store, params).learn({{std::move(tokens), cls}});
-                 } catch (const StoreError&) {
-                   // Best effort: a missed autolearn only means one message less in the model.
-                 }
-               });
+ // Autolearn: after the final verdict of an accepted message (never for a dry-run slot, never
+  // from `diguectl scan`, which does not call this hook). The message is tokenized and
+  // classified again on the worker pool, from the shared raw bytes, and learnt there when its
+  // Bayes score is confident; the I/O thread only posts. Learning is idempotent, so the
+  // per-domain calls for one message teach it once.
+  void after_verdict(const FilterContext& ctx, const Verdict&) const override {
+    if (!s_.autolearn.enabled || !ctx.message || !ctx.services.workers || !ctx.services.store)
+      return;
+    asio::post(*ctx.services.workers, [store = ctx.services.store, settings = s_,
+                                       raw = ctx.message->raw_ptr(),
+                                       limits = ctx.message->limits()] {
+      try {
+        Message msg(raw);
+        msg.set_limits(limits);
+        bayes::Classifier c(*store, settings.params);
+        auto tokens = bayes::tokenize(msg.facts(), settings.params.tokenizer);
+        if (auto cls = settings.autolearn.decide(c.classify_tokens(tokens)))
+          c.learn({{std::move(tokens), *cls}});
+      } catch (const StoreError&) {
+        // Best effort: a missed autolearn only means one message less in the model.
+      }
+    });
   }
 
+ private:
   BayesSettings s_;
 };
 

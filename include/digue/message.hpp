@@ -28,6 +28,7 @@ class Message {
   }
   bool parsed() const { return parsed_ != nullptr; }
   void set_limits(const mime::Limits& l) { limits_ = l; }
+  const mime::Limits& limits() const { return limits_; }
 
  private:
   std::shared_ptr<const std::string> raw_ = std::make_shared<const std::string>();

@@ -10,6 +10,7 @@
 
 #include "digue/config.hpp"
 #include "digue/message.hpp"
+#include "digue/pipeline.hpp"
 #include "digue/store.hpp"
 #include "filters/bayes.hpp"
 
@@ -63,6 +64,17 @@ FilterResult run(const Filter& f, Services& services, const std::string& raw, do
       asio::use_future);
   io.run();
   return fut.get();
+}
+
+// The hook the pipeline calls after the final verdict (where autolearn happens).
+void after_verdict(const Filter& f, Services& services, const std::string& raw) {
+  asio::io_context io;
+  Envelope env;
+  auto msg = std::make_shared<Message>(raw);
+  DomainPolicy policy;
+  policy.name = "example.test";
+  FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
+  f.after_verdict(ctx, Verdict{});
 }
 
 FilterPtr build(const std::string& toml_text) {
@@ -162,6 +174,10 @@ TEST_CASE("bayes filter offloads large messages to the worker pool", "[bayes][fi
   auto f = build("[filters.bayes]\noffload_bytes = 0\nautolearn = true\nconfidence_messages = 0\n");
   auto r = run(*f, services, spam_raw(200), 7.5);
   CHECK(r.verdict == FilterResult::Verdict::Hit);
+  // check() itself never learns (a dry run or `diguectl scan` must not change the model) ...
+  CHECK(bayes::Classifier(*store).stats().spam_messages == 40);
+  // ... the after-verdict hook does, on the pool.
+  after_verdict(*f, services, spam_raw(200));
   pool.join();
   // Autolearn (on here) learnt the confident spam on the pool.
   CHECK(bayes::Classifier(*store).stats().spam_messages == 41);
@@ -185,4 +201,18 @@ TEST_CASE("bayes filter options are validated", "[bayes][filters]") {
   CHECK_THROWS_AS(build("[filters.bayes]\nunknown_key = 1\n"), ConfigError);
   CHECK_THROWS_AS(build("[filters.bayes]\nautolearn_spam_at = 1.0\nautolearn_ham_below = 2.0\n"),
                   ConfigError);
+}
+
+TEST_CASE("bayes filter: autolearn off (the default) learns nothing after the verdict",
+          "[bayes][filters]") {
+  auto store = make_memory_store();
+  train(*store, 40);
+  asio::thread_pool pool(1);
+  Services services;
+  services.store = store.get();
+  services.workers = &pool;
+  auto f = build("[filters.bayes]\nconfidence_messages = 0\n");
+  after_verdict(*f, services, spam_raw(200));
+  pool.join();
+  CHECK(bayes::Classifier(*store).stats().spam_messages == 40);
 }
