@@ -73,15 +73,18 @@ int scan(const Config& config_in, const Args& args) {
   const DomainPolicy& policy = *config->domain(rcpt->domain);
 
   asio::io_context io;
-  std::unique_ptr<Store> store;
+  // The filters read the production store (Bayes model, lists) but their writes (bulk
+  // counters, greylist triplets, bans) stay in an overlay: a scan changes nothing.
+  std::unique_ptr<Store> store, overlay;
   try {
     store = make_lmdb_store(config->store.dir, config->store.map_size);
+    overlay = make_overlay_store(*store);
   } catch (const std::exception& e) {
     std::cerr << "diguectl: warning: store unavailable (" << e.what() << ")\n";
   }
   asio::thread_pool workers(1);
   Services services;
-  services.store = store.get();
+  services.store = overlay.get();
   services.workers = &workers;
   services.hostname = config->server.hostname;
   std::unique_ptr<dns::Resolver> resolver;

@@ -94,6 +94,10 @@ struct LmdbOptions {
 };
 
 std::unique_ptr<Store> make_memory_store();
+// A dry-run view of base: reads see base with the overlay's own writes on top; writes
+// (put, del, incr, apply, update) stay in memory and never reach base. For `diguectl scan`,
+// whose filters record (bulk counters, greylist triplets, bans) as they check.
+std::unique_ptr<Store> make_overlay_store(Store& base);
 // Opens (creating when needed) an LMDB environment in dir. map_size in bytes.
 std::unique_ptr<Store> make_lmdb_store(const std::string& dir, size_t map_size = size_t{1} << 32);
 std::unique_ptr<Store> make_lmdb_store(const std::string& dir, const LmdbOptions& options);

@@ -224,3 +224,39 @@ TEST_CASE("lmdb periodic sync mode works", "[store]") {
   auto s = digue::make_lmdb_store(dir.path, opt);
   CHECK(s->get("n") == "50");
 }
+
+TEST_CASE("overlay store: reads see base and own writes, writes never reach base", "[store]") {
+  auto base = digue::make_memory_store();
+  base->put("a", "1");
+  base->put("b", "2");
+  base->put("n", "40");
+  auto o = digue::make_overlay_store(*base);
+  CHECK(o->get("a") == "1");
+  o->put("a", "x");
+  o->put("c", "3");
+  CHECK(o->del("b"));
+  CHECK(!o->del("missing"));
+  CHECK(o->incr("n", 2) == 42);
+  CHECK(o->incr("fresh", 5) == 5);
+  o->update({"c"}, [](const std::vector<std::optional<std::string>>& v) {
+    return std::vector<digue::Store::Op>{{digue::Store::Op::Kind::Put, "c", *v[0] + "3"}};
+  });
+  CHECK(o->get("a") == "x");
+  CHECK(!o->get("b"));
+  CHECK(o->get("c") == "33");
+  CHECK(o->get("n") == "42");
+  std::vector<std::string> seen;
+  o->scan("", [&](std::string_view k, std::string_view v) {
+    seen.push_back(std::string(k) + "=" + std::string(v));
+    return true;
+  });
+  CHECK(seen == std::vector<std::string>{"a=x", "c=33", "fresh=5", "n=42"});
+  o->put("b", "back");
+  CHECK(o->get("b") == "back");
+  // The base is untouched.
+  CHECK(base->get("a") == "1");
+  CHECK(base->get("b") == "2");
+  CHECK(!base->get("c"));
+  CHECK(base->get("n") == "40");
+  CHECK(!base->get("fresh"));
+}
