@@ -8,6 +8,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "digue/delivery.hpp"
 #include "digue/filter_registry.hpp"
 #include "digue/options.hpp"
 #include "digue/text.hpp"
@@ -91,12 +92,11 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   d.name = lower(name);
   d.line = static_cast<int>(node.source().begin.line);
   d.downstream = r.strings("downstream", {"maildir"});
-  for (const auto& ds : d.downstream) {
-    bool ok = ds == "maildir" || ds.rfind("maildir:", 0) == 0 ||
-              (ds.rfind("lmtp:", 0) == 0 && Endpoint::parse(ds.substr(5), 24)) ||
-              Endpoint::parse(ds, 25);
-    if (!ok) r.fail("downstream", "bad target '" + ds + "'");
-  }
+  // The queue's own parser: what passes here is what delivery can use.
+  for (const auto& ds : d.downstream)
+    if (!delivery::Target::parse(ds, "maildir"))
+      r.fail("downstream", "bad target '" + ds +
+                               "' (want maildir[:PATH], [smtp:]HOST[:PORT] or lmtp:HOST[:PORT])");
   std::string mode = r.str("spam_mode", "quarantine");
   if (mode == "quarantine") d.spam_mode = SpamMode::Quarantine;
   else if (mode == "tag") d.spam_mode = SpamMode::Tag;
@@ -292,7 +292,7 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
         static_cast<int>(r.integer("max_attempts_in_flight", d.max_attempts_in_flight, 1, 100000));
     d.maildir_root = r.str("maildir_root", d.maildir_root);
     d.bounce_relay = r.str("bounce_relay", "");
-    if (!d.bounce_relay.empty() && !Endpoint::parse(d.bounce_relay, 25))
+    if (!d.bounce_relay.empty() && !delivery::Target::parse(d.bounce_relay, "maildir"))
       r.fail("bounce_relay", "bad address '" + d.bounce_relay + "'");
     d.starttls = r.boolean("starttls", true);
     d.lmtp_folder_delimiter = r.str("lmtp_folder_delimiter", "");
