@@ -191,10 +191,13 @@ def test_starttls_and_implicit_tls():
         f = raw.makefile("rb")
         f.readline()
         raw.sendall(b"EHLO x\r\n")
-        while True:
+        for _ in range(100):  # bounded: an EHLO reply has a few lines
             line = f.readline()
+            assert line, "connection closed during the EHLO reply"
             if line[3:4] == b" ":
                 break
+        else:
+            raise AssertionError("no last line in the EHLO reply")
         raw.sendall(b"STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
         assert f.readline().startswith(b"220")
         tls = ctx.wrap_socket(raw, server_hostname="mx.test.invalid")
