@@ -4,6 +4,8 @@
 # no network rule loaded, and local_tests_only is set).
 #   sa_bayes.pl DBDIR learn spam|ham FILE...
 #   sa_bayes.pl DBDIR classify LABEL FILE...   -> "LABEL probability" per file
+# A file SpamAssassin gives no Bayes score is left out of the output and named on stderr,
+# with a count at the end (never a made-up 0.5).
 use strict;
 use warnings;
 use Mail::SpamAssassin;
@@ -40,12 +42,20 @@ if ($mode eq 'learn') {
   $sa->rebuild_learner_caches();
   $sa->finish_learner();
 } else {
+  my $missing = 0;
   for my $f (@files) {
     my $mail = $sa->parse(slurp($f));
     my $st = $sa->check($mail);
     my $p = $st->{bayes_score};
-    printf "%s %s\n", $label, defined $p ? $p : 0.5;
+    if (defined $p) {
+      printf "%s %s\n", $label, $p;
+    } else {
+      ++$missing;
+      print STDERR "sa_bayes: no Bayes score for $f (left out)\n";
+    }
     $st->finish;
     $mail->finish;
   }
+  printf STDERR "sa_bayes: %d of %d %s files without a Bayes score\n", $missing,
+    scalar(@files), $label if $missing;
 }

@@ -12,12 +12,21 @@ targets=$(cd fuzz && ls *_fuzz.cpp | sed 's/\.cpp$//')
 cmake --build build-fuzz -j"$(nproc)" --target $targets
 for t in $targets; do
   corpus="build-fuzz/corpus-$t"
-  mkdir -p "$corpus"
+  artifacts="build-fuzz/artifacts-$t"
+  log="build-fuzz/fuzz-$t.log"
+  mkdir -p "$corpus" "$artifacts"
   seeds=()
   [ -d "fuzz/seeds/$t" ] && seeds+=("fuzz/seeds/$t")
-  echo "fuzz: $t for ${secs}s"
+  echo "fuzz: $t for ${secs}s (log: $log)"
+  # The whole run goes to the log; crash inputs go to $artifacts, not the source tree.
+  rc=0
   "build-fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    "$corpus" "${seeds[@]}" 2>&1 | tail -n 4
-  test "${PIPESTATUS[0]}" -eq 0
+    -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    cat "$log"
+    echo "fuzz: $t FAILED (exit $rc); full log: $log; crash inputs in $artifacts/" >&2
+    exit 1
+  fi
+  tail -n 4 "$log"
 done
 echo "fuzz: all targets ran clean"

@@ -278,6 +278,7 @@ class LmdbStore final : public Store {
   }
 
   void sync() override { check(mdb_env_sync(env_, 1), "env_sync"); }
+  uint64_t background_syncs() const override { return background_syncs_.load(); }
 
  private:
   // A read transaction borrowed from a pool: with MDB_NOTLS a reset transaction keeps its
@@ -426,7 +427,10 @@ class LmdbStore final : public Store {
     while (!stop_cv_.wait_for(lock, tick, [this] { return stop_; })) {
       lock.unlock();
       try {
-        if (opt_.sync == LmdbSync::Periodic && dirty_.exchange(false)) sync();
+        if (opt_.sync == LmdbSync::Periodic && dirty_.exchange(false)) {
+          sync();
+          ++background_syncs_;
+        }
         if (opt_.purge_interval.count() > 0 && steady_clock::now() >= next_purge) {
           purge_expired();
           next_purge = steady_clock::now() + opt_.purge_interval;
@@ -448,6 +452,7 @@ class LmdbStore final : public Store {
   std::mutex pending_mu_;
   std::vector<std::string> pending_;
   std::atomic<bool> dirty_{false};
+  std::atomic<uint64_t> background_syncs_{0};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stop_ = false;

@@ -69,6 +69,9 @@ class Store {
   virtual size_t purge_expired() { return 0; }
   // Makes every committed write durable now (LMDB in a deferred-sync mode); no-op elsewhere.
   virtual void sync() {}
+  // How many syncs the store made by itself in the background (LMDB Periodic mode: one per
+  // sync_interval with writes since the last); 0 for stores that never do.
+  virtual uint64_t background_syncs() const { return 0; }
 };
 
 // LMDB durability. LMDB commits are crash-safe against a process crash in every mode (the

@@ -347,14 +347,19 @@ remote-control:
                 raise RuntimeError("nsd did not start:\n" + log)
             time.sleep(0.02)
         if self.drop or self.garble:
-            self.relay = _DropRelay(self.port, self._should_drop, self._should_garble)
+            try:
+                self.relay = _DropRelay(self.port, self._should_drop, self._should_garble)
+            except BaseException:
+                # No __exit__ runs when __enter__ raises: end nsd here.
+                self.stop()
+                raise
         return self
 
     def _answers(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(0.1)
             try:
-                s.sendto(make_query(".", "A" if False else "NS"), ("127.0.0.1", self.port))
+                s.sendto(make_query(".", "NS"), ("127.0.0.1", self.port))
                 s.recv(4096)
                 return True
             except OSError:

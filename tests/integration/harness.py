@@ -6,9 +6,14 @@
   messages() returns their contents. Always stopped by stop() / the context manager.
 - run_tests(globals()): runs every test_* function, prints "N passed, M failed", exits 1 on
   any failure. Every server a test starts is stopped in a finally block.
+- dns_config(tmp, dns_address, body): a diguectl config in tmp whose resolver asks only the
+  test's DNS server (dnsharness); diguectl_scan(cfg, msg, ...): `diguectl scan --json`, its
+  symbols by name.
+- SHARED: the shared data directory (corpus, SPF suite); DIGUE_DATA overrides it.
 """
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -21,7 +26,8 @@ import traceback
 
 BUILD = os.environ.get("DIGUE_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE = os.environ.get("DIGUE_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
-SHARED = os.path.abspath(os.path.join(SOURCE, "..", "shared", "data"))
+SHARED = os.path.abspath(os.environ.get("DIGUE_DATA",
+                                        os.path.join(SOURCE, "..", "shared", "data")))
 DIGUED = os.path.join(BUILD, "digued")
 DIGUECTL = os.path.join(BUILD, "diguectl")
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -210,6 +216,32 @@ def message(subject="test", body="hello\r\n", sender="sender@example.org", to="u
     return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
             "Message-ID: <%s.%d@example.org>\r\n%s\r\n%s" % (sender, to, subject, subject,
                                                            int(time.time() * 1e6), extra, body))
+
+
+def dns_config(tmp, dns_address, body="", hostname="mx.digue.test", timeout_ms=400, tries=1):
+    """Writes tmp/digue.toml for diguectl: our hostname, spool and store under tmp, the
+    resolver asking only dns_address ("127.0.0.1:PORT", e.g. DnsServer.address) with a short
+    timeout, then body (pipeline, filters, domains). Returns the file's path."""
+    path = os.path.join(tmp, "digue.toml")
+    with open(path, "w") as f:
+        f.write('[server]\nhostname = "%s"\n'
+                '[spool]\ndir = "%s/spool"\n'
+                '[store]\ndir = "%s/store"\n'
+                '[dns]\nservers = ["%s"]\ntimeout_ms = %d\ntries = %d\n'
+                % (hostname, tmp, tmp, dns_address, timeout_ms, tries))
+        f.write(body)
+    return path
+
+
+def diguectl_scan(cfg, msg, ip, helo, sender, rcpt="a@example.net", timeout=60):
+    """`diguectl scan --json` of the message file msg as if received from ip/helo/sender for
+    rcpt: {symbol name: symbol}. Raises when diguectl fails."""
+    out = subprocess.run([DIGUECTL, "--config", cfg, "scan", msg, "--json", "--client-ip", ip,
+                          "--helo", helo, "--from", sender, "--rcpt", rcpt],
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError("diguectl scan failed: %s" % out.stderr)
+    return {s["name"]: s for s in json.loads(out.stdout.splitlines()[-1])["symbols"]}
 
 
 def run_tests(namespace):

@@ -11,12 +11,10 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.environ.get("DIGUE_BUILD", os.path.join(HERE, "..", "..", "build"))
-SOURCE = os.environ.get("DIGUE_SOURCE", os.path.join(HERE, "..", ".."))
-DATA = os.environ.get("DIGUE_DATA", os.path.join(SOURCE, "..", "shared", "data"))
-CORPUS = os.path.join(DATA, "corpus")
-DIGUECTL = os.path.join(BUILD, "diguectl")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import DIGUECTL, SHARED  # noqa: E402
+
+CORPUS = os.path.join(SHARED, "corpus")
 
 
 def run(cfg, *args):

@@ -2,18 +2,13 @@
 loopback (dnsharness): SPF pass/fail with the Received-SPF header as evidence, and reverse
 DNS none / not forward-confirmed / confirmed. Exits non-zero on any failed check."""
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dnsharness import DnsServer, rr  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.environ.get("DIGUE_BUILD", os.path.join(HERE, "..", "..", "build"))
-DIGUECTL = os.path.join(BUILD, "diguectl")
+from harness import diguectl_scan, dns_config  # noqa: E402
 
 ZONE = [
     rr("example.org", "TXT", "v=spf1 ip4:192.0.2.0/24 -all exp=why.example.org"),
@@ -28,13 +23,7 @@ MESSAGE = b"From: bob@example.org\r\nTo: a@example.net\r\nSubject: hi\r\n\r\nhel
 
 
 def scan(cfg, msg, ip):
-    out = subprocess.run([DIGUECTL, "--config", cfg, "scan", msg, "--json", "--client-ip", ip,
-                          "--helo", "client.example.org", "--from", "bob@example.org",
-                          "--rcpt", "a@example.net"],
-                         capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError("diguectl scan failed: %s" % out.stderr)
-    return {s["name"]: s for s in json.loads(out.stdout.splitlines()[-1])["symbols"]}
+    return diguectl_scan(cfg, msg, ip, "client.example.org", "bob@example.org")
 
 
 def main():
@@ -47,19 +36,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="digue-dnsf-") as tmp, \
             DnsServer({".": ZONE}) as dns:
-        cfg = os.path.join(tmp, "digue.toml")
-        with open(cfg, "w") as f:
-            f.write(f"""[server]
-hostname = "mx.digue.test"
-[spool]
-dir = "{tmp}/spool"
-[store]
-dir = "{tmp}/store"
-[dns]
-servers = ["{dns.address}"]
-timeout_ms = 500
-tries = 1
-[pipeline]
+        cfg = dns_config(tmp, dns.address, """[pipeline]
 order = ["spf", "rdns"]
 [filters.spf]
 action = "score"
@@ -67,7 +44,7 @@ action = "score"
 action = "score"
 [domains."example.net"]
 downstream = ["127.0.0.1:10026"]
-""")
+""", timeout_ms=500)
         msg = os.path.join(tmp, "m.eml")
         with open(msg, "wb") as f:
             f.write(MESSAGE)

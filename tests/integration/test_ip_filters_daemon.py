@@ -18,16 +18,21 @@ def domain(name, sink_port, extra=""):
         name, sink_port, extra)
 
 
+def rcpt(port, to="u@example.test"):
+    """(code, text) of RCPT TO:<to> after MAIL FROM:<bob@example.org> in a new session."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        s.ehlo("client.example.org")
+        s.mail("bob@example.org")
+        return s.rcpt(to)
+
+
 def test_greylist_tempfails_then_passes_the_retry():
     cfg = ('[pipeline]\norder = ["greylist"]\n'
            '[filters.greylist]\naction = "tempfail"\ndelay = 1\nauto_whitelist_days = 0\n')
     with Sink() as sink, Digued(cfg + domain("example.test", sink.port,
                                              "greylisting = true")) as d:
-        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
-            s.ehlo("client.example.org")
-            s.mail("bob@example.org")
-            code, text = s.rcpt("a@example.test")
-            assert code == 451 and b"4.7.1" in text, (code, text)
+        code, text = rcpt(d.port, "a@example.test")
+        assert code == 451 and b"4.7.1" in text, (code, text)
         time.sleep(1.2)
         with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
             s.ehlo("client.example.org")
@@ -86,11 +91,8 @@ def test_honeypot_refuses_traps_then_bans_the_ip():
             s.mail("bob@example.org")
             code, _ = s.rcpt("trap2@example.test")
             assert code == 550, code
-        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
-            s.ehlo("client.example.org")
-            s.mail("bob@example.org")
-            code, text = s.rcpt("u@example.test")
-            assert code == 550 and b"spam traps" in text, (code, text)
+        code, text = rcpt(d.port)
+        assert code == 550 and b"spam traps" in text, (code, text)
         assert "filter=honeypot" in d.log(), d.log()
 
 
@@ -108,10 +110,7 @@ def test_ip_complaints_follows_its_file_on_sighup():
             d.start()
 
             def rcpt_code():
-                with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
-                    s.ehlo("client.example.org")
-                    s.mail("bob@example.org")
-                    return s.rcpt("u@example.test")[0]
+                return rcpt(d.port)[0]
 
             assert rcpt_code() == 250
             with open(listfile, "a") as f:

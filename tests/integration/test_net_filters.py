@@ -1,20 +1,15 @@
-"""The helo (strict), invalid_mx and rbl filters through `diguectl scan --json`, with DNS
-served by nsd on loopback (dnsharness): for each, a hit, a miss, a timeout (the relay drops
-the query) and a malformed answer (the relay garbles the packet). Exits non-zero on any
+"""The helo (strict), invalid_mx, rbl and surbl filters through `diguectl scan --json`, with
+DNS served by nsd on loopback (dnsharness): for each, a hit, a miss, a timeout (the relay
+drops the query) and a malformed answer (the relay garbles the packet). Exits non-zero on any
 failed check."""
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dnsharness import DnsServer, rr  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.environ.get("DIGUE_BUILD", os.path.join(HERE, "..", "..", "build"))
-DIGUECTL = os.path.join(BUILD, "diguectl")
+from harness import diguectl_scan, dns_config  # noqa: E402
 
 V6 = "2001:db8::10"
 V6_REV = ".".join(reversed("20010db8000000000000000000000010"))
@@ -40,11 +35,28 @@ ZONE = [
     rr("20.2.0.192.a.test", "A", "127.255.255.254"),
     rr(V6_REV + ".a.test", "A", "127.0.0.2"),
     rr(V6_REV + ".b.test", "A", "127.0.0.2"),
+    # surbl: URL registered domains (and reversed IPv4 URLs) looked up as <label>.<zone> in
+    # u1.test and u2.test; quorum 0.5 of the zones that answered.
+    rr("spam-site.com.u1.test", "A", "127.0.0.2"),
+    rr("spam-site.com.u2.test", "A", "127.0.0.4"),
+    rr("55.2.0.192.u2.test", "A", "127.0.0.2"),
+    rr("refused-site.com.u1.test", "A", "127.255.255.254"),  # a refusal, not a listing
+    rr("slow-site.com.u1.test", "A", "127.0.0.2"),
+    rr("garbled-site.com.u2.test", "A", "127.0.0.2"),
 ]
-DROP = {("slow.example.org", None), ("10.2.0.192.c.test", None), (V6_REV + ".c.test", None)}
-GARBLE = {("garbled.example.org", None), (V6_REV + ".b.test", None)}
+DROP = {("slow.example.org", None), ("10.2.0.192.c.test", None), (V6_REV + ".c.test", None),
+        ("slow-site.com.u2.test", None), ("dead-site.com.u1.test", None),
+        ("dead-site.com.u2.test", None)}
+GARBLE = {("garbled.example.org", None), (V6_REV + ".b.test", None),
+          ("garbled-site.com.u1.test", None)}
 
 MESSAGE = b"From: bob@example.org\r\nTo: a@example.net\r\nSubject: hi\r\n\r\nhello\r\n"
+
+
+def url_message(*urls):
+    body = "".join("see http://%s/offer\r\n" % u for u in urls)
+    return ("From: bob@example.org\r\nTo: a@example.net\r\nSubject: links\r\n\r\n"
+            + body).encode()
 
 
 def main():
@@ -58,20 +70,8 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="digue-netf-") as tmp, \
             DnsServer({".": ZONE}, drop=DROP, garble=GARBLE) as dns:
-        cfg = os.path.join(tmp, "digue.toml")
-        with open(cfg, "w") as f:
-            f.write(f"""[server]
-hostname = "mx.digue.test"
-[spool]
-dir = "{tmp}/spool"
-[store]
-dir = "{tmp}/store"
-[dns]
-servers = ["{dns.address}"]
-timeout_ms = 400
-tries = 1
-[pipeline]
-order = ["helo", "invalid_mx", "rbl"]
+        cfg = dns_config(tmp, dns.address, """[pipeline]
+order = ["helo", "invalid_mx", "rbl", "surbl"]
 [filters.helo]
 action = "score"
 strict = true
@@ -79,22 +79,25 @@ strict = true
 action = "score"
 [filters.rbl]
 action = "score"
-zones = ["a.test", {{zone = "b.test", codes = ["127.0.0.2", "127.0.0.4"]}}, "c.test"]
+zones = ["a.test", {zone = "b.test", codes = ["127.0.0.2", "127.0.0.4"]}, "c.test"]
+[filters.surbl]
+action = "score"
+zones = ["u1.test", "u2.test"]
 [domains."example.net"]
 downstream = ["127.0.0.1:10026"]
-""")
+""", timeout_ms=400)
         msg = os.path.join(tmp, "m.eml")
         with open(msg, "wb") as f:
             f.write(MESSAGE)
 
-        def scan(ip, helo, sender):
-            out = subprocess.run([DIGUECTL, "--config", cfg, "scan", msg, "--json",
-                                  "--client-ip", ip, "--helo", helo, "--from", sender,
-                                  "--rcpt", "a@example.net"],
-                                 capture_output=True, text=True, timeout=60)
-            if out.returncode != 0:
-                raise RuntimeError("diguectl scan failed: %s" % out.stderr)
-            return {s["name"]: s for s in json.loads(out.stdout.splitlines()[-1])["symbols"]}
+        def scan(ip, helo, sender, message=msg):
+            return diguectl_scan(cfg, message, ip, helo, sender)
+
+        def scan_urls(*urls):
+            path = os.path.join(tmp, "urls.eml")
+            with open(path, "wb") as f:
+                f.write(url_message(*urls))
+            return scan("192.0.2.20", "good.example.org", "bob@good.example.org", path)
 
         # helo
         s = scan("192.0.2.10", "good.example.org", "bob@good.example.org")
@@ -155,6 +158,36 @@ downstream = ["127.0.0.1:10026"]
         check("rbl IPv6 nibbles: listed in a.test; garbled b.test and dropped c.test excluded",
               ev.startswith("listed in a.test (127.0.0.2); 1/1 answered")
               and "b.test(permerror)" in ev and "c.test(temperror)" in ev, ev)
+
+        # surbl
+        s = scan_urls("www.spam-site.com")
+        check("surbl hit: the registered domain listed in both zones",
+              s.get("SURBL", {}).get("evidence") == "spam-site.com (u1.test, u2.test)", s)
+        check("surbl hit scores 5, nothing unanswered",
+              s.get("SURBL", {}).get("score") == 5 and "SURBL_TIMEOUT" not in s, s)
+        s = scan_urls("192.0.2.55")
+        check("surbl IPv4 URL looked up reversed: listed in u2.test",
+              s.get("SURBL", {}).get("evidence") == "192.0.2.55 (u2.test)", s)
+        s = scan_urls("clean-site.com", "refused-site.com")
+        check("surbl miss: unlisted domain and refusal code are not listings",
+              not [n for n in s if n.startswith("SURBL")], list(s))
+        s = scan("192.0.2.20", "good.example.org", "bob@good.example.org")
+        check("surbl: a message without URLs asks nothing",
+              not [n for n in s if n.startswith("SURBL")], list(s))
+        s = scan_urls("slow-site.com")
+        check("surbl timeout: u2.test excluded from the quorum, listed in u1.test",
+              s.get("SURBL", {}).get("evidence") == "slow-site.com (u1.test)", s)
+        check("surbl timeout: counted in SURBL_TIMEOUT",
+              s.get("SURBL_TIMEOUT", {}).get("evidence") == "1 queries unanswered", s)
+        s = scan_urls("garbled-site.com")
+        check("surbl malformed answer: u1.test excluded, listed in u2.test",
+              s.get("SURBL", {}).get("evidence") == "garbled-site.com (u2.test)", s)
+        check("surbl malformed answer: counted in SURBL_TIMEOUT",
+              s.get("SURBL_TIMEOUT", {}).get("evidence") == "1 queries unanswered", s)
+        s = scan_urls("dead-site.com")
+        check("surbl: no zone answered is a filter error (SURBL_FAIL, score 0), not a hit",
+              "SURBL" not in s and s.get("SURBL_FAIL", {}).get("score") == 0
+              and "no zone answered (2 queries failed)" in s["SURBL_FAIL"]["evidence"], s)
 
     print("%d failed" % len(failures))
     return 1 if failures else 0

@@ -20,13 +20,9 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dnsharness import DnsServer, TYPE_CODES, rr  # noqa: E402
+from harness import DIGUECTL, SHARED, dns_config  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.environ.get("DIGUE_BUILD", os.path.join(HERE, "..", "..", "build"))
-SOURCE = os.environ.get("DIGUE_SOURCE", os.path.join(HERE, "..", ".."))
-DATA = os.environ.get("DIGUE_DATA", os.path.join(SOURCE, "..", "shared", "data"))
-SUITE = os.path.join(DATA, "spf", "rfc7208-tests.yml")
-DIGUECTL = os.path.join(BUILD, "diguectl")
+SUITE = os.path.join(SHARED, "spf", "rfc7208-tests.yml")
 BATCH_TIMEOUT = 120
 
 
@@ -74,27 +70,11 @@ def zone_records(zonedata):
     return records, drop
 
 
-def config_text(address, workdir):
-    return f"""[server]
-hostname = "spf-test.digue.invalid"
-[spool]
-dir = "{workdir}/spool"
-[store]
-dir = "{workdir}/store"
-[dns]
-servers = ["{address}"]
-timeout_ms = 300
-tries = 1
-"""
-
-
 def run_scenario(doc, workdir):
     records, drop = zone_records(doc["zonedata"])
     names = sorted(doc["tests"])
     with DnsServer({".": records}, drop=drop) as dns:
-        cfg = os.path.join(workdir, "digue.toml")
-        with open(cfg, "w") as f:
-            f.write(config_text(dns.address, workdir))
+        cfg = dns_config(workdir, dns.address, hostname="spf-test.digue.invalid", timeout_ms=300)
         lines = []
         for name in names:
             t = doc["tests"][name]

@@ -1,8 +1,11 @@
+#include <stdlib.h>
+
 #include <catch2/catch.hpp>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <filesystem>
 
 #include "digue/spool.hpp"
@@ -10,12 +13,20 @@
 using namespace digue;
 
 namespace {
-std::string temp_dir() {
-  auto p = std::filesystem::temp_directory_path() /
-           ("digue-spool-test-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-  std::filesystem::create_directories(p);
-  return p.string();
-}
+// A fresh directory, removed when the test ends, also when an assertion aborts it.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "digue-spool-test-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 }  // namespace
 
 TEST_CASE("spool record round trip", "[spool]") {
@@ -49,7 +60,8 @@ TEST_CASE("spool record round trip", "[spool]") {
 }
 
 TEST_CASE("spool commit, recover, orphans", "[spool]") {
-  std::string dir = temp_dir();
+  TempDir tmp;
+  const std::string& dir = tmp.path;
   SpoolConfig cfg;
   cfg.dir = dir;
   std::vector<std::string> ids;
@@ -71,7 +83,11 @@ TEST_CASE("spool commit, recover, orphans", "[spool]") {
                          }));
     }
     auto guard = boost::asio::make_work_guard(io);
-    while (done < 20) io.run_one();
+    // Bounded: a commit that never completes fails the test instead of hanging it.
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (done < 20 && std::chrono::steady_clock::now() < end)
+      io.run_one_for(std::chrono::milliseconds(50));
+    REQUIRE(done == 20);
     CHECK(spool.commits() == 20);
     CHECK(spool.batches() <= 20);
   }
@@ -100,5 +116,4 @@ TEST_CASE("spool commit, recover, orphans", "[spool]") {
   auto msg = again.load_message(recs[0].id);
   REQUIRE(msg);
   CHECK(msg->rfind("Subject: ", 0) == 0);
-  std::filesystem::remove_all(dir);
 }

@@ -217,12 +217,28 @@ TEST_CASE("lmdb periodic sync mode works", "[store]") {
   opt.sync_interval = 50ms;
   {
     auto s = digue::make_lmdb_store(dir.path, opt);
+    // Nothing written yet: no tick syncs (only writes make the store dirty).
+    std::this_thread::sleep_for(3 * opt.sync_interval);
+    CHECK(s->background_syncs() == 0);
     for (int i = 0; i < 50; ++i) s->incr("n", 1);
-    std::this_thread::sleep_for(120ms);
-    s->sync();
+    // The background thread syncs the writes by itself, without a sync() call (bounded wait).
+    auto end = std::chrono::steady_clock::now() + 10s;
+    while (s->background_syncs() == 0 && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(10ms);
+    CHECK(s->background_syncs() >= 1);
+    // Once synced and idle, it stops syncing; the next write gets its own sync.
+    auto idle = s->background_syncs();
+    std::this_thread::sleep_for(3 * opt.sync_interval);
+    CHECK(s->background_syncs() <= idle + 1);
+    s->incr("n", 1);
+    end = std::chrono::steady_clock::now() + 10s;
+    auto synced = s->background_syncs();
+    while (s->background_syncs() == synced && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(10ms);
+    CHECK(s->background_syncs() > synced);
   }
   auto s = digue::make_lmdb_store(dir.path, opt);
-  CHECK(s->get("n") == "50");
+  CHECK(s->get("n") == "51");
 }
 
 TEST_CASE("overlay store: reads see base and own writes, writes never reach base", "[store]") {
