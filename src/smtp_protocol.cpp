@@ -478,8 +478,17 @@ size_t DataDecoder::feed(std::string_view data) {
         break;
       case S::DotCr:
         if (data[i] == '\n') {
-          done_ = true;
-          return i + 1;
+          if (prev_crlf_) {
+            done_ = true;
+            return i + 1;
+          }
+          // <LF>.<CRLF> is not the end of data (SMTP smuggling: a receiver that took it for
+          // one would run what follows as commands); the "." line is content, kept as is.
+          put(".\r\n");
+          prev_crlf_ = true;
+          ++i;
+          s_ = S::LineStart;
+          continue;
         }
         // ".\r" followed by something else: the dot was stuffing, the CR is content.
         put("\r");
@@ -507,6 +516,7 @@ size_t DataDecoder::feed(std::string_view data) {
         if (!nl) continue;
         // A bare LF line end is stored as CRLF.
         put(last_cr_ ? "\n" : "\r\n");
+        prev_crlf_ = last_cr_;
         last_cr_ = false;
         ++i;
         s_ = S::LineStart;

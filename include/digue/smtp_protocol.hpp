@@ -112,8 +112,10 @@ class Protocol {
 };
 
 // DATA decoder: dot-unstuffing and end-of-data detection across reads. Only <CRLF>.<CRLF>
-// ends the message (no bare-LF variants: the SMTP smuggling class); bare LF line ends are
-// stored as CRLF so that what we pass downstream has one unambiguous line ending.
+// ends the message, and only when the line before it also ended with CRLF: <LF>.<CRLF>,
+// <LF>.<LF>, <CR>.<CR><LF> are content (the SMTP smuggling class). Bare LF line ends are
+// stored as CRLF so that what we pass downstream has one unambiguous line ending; a "." line
+// after a bare LF is kept as content (the delivery side dot-stuffs it again).
 class DataDecoder {
  public:
   DataDecoder(size_t max_size, size_t max_line);
@@ -136,6 +138,9 @@ class DataDecoder {
   size_t size_ = 0, line_len_ = 0;
   bool done_ = false, too_big_ = false, line_too_long_ = false, has_8bit_ = false;
   bool last_cr_ = false;
+  // The previous line ended with CRLF on the wire (not a bare LF): only then does "." + CRLF
+  // end the data. The start of DATA counts as a CRLF line end.
+  bool prev_crlf_ = true;
 };
 
 }  // namespace digue::smtp
