@@ -11,8 +11,9 @@
 // States: received (spooled, not yet filtered), queued (filtered, to deliver), deferred
 // (retry at next_try), held (attachment-hash hold), quarantined, done (removed).
 // On start, recover() returns every record so that nothing acknowledged is lost; a crash may
-// at worst deliver a message twice (state updates after the first commit are not fsync'ed
-// before delivery goes on).
+// at worst deliver a message twice (a delivery that succeeded just before the crash is not
+// recorded yet). update() replaces the file durably (tmp, fsync, rename), so a crash never
+// leaves an acknowledged message's file empty or short.
 #pragma once
 
 #include <boost/asio/associated_executor.hpp>
@@ -96,8 +97,9 @@ class Spool {
         token, std::move(message), std::move(record));
   }
 
-  // Rewrites the record (atomic rename; not fsync'ed: see the contract above). `message`:
-  // the message bytes when the caller has them, else they are read from the spool.
+  // Rewrites the record (tmp, fsync, atomic rename, fsync dir: the queue file never goes
+  // missing or short after a crash). `message`: the message bytes when the caller has them,
+  // else they are read from the spool. Blocking.
   bool update(const SpoolRecord& record, const std::string* message = nullptr);
   // Removes a finished message.
   void remove(const std::string& id);
