@@ -13,6 +13,7 @@
 #include "digue/delivery.hpp"
 #include "digue/files.hpp"
 #include "digue/headers.hpp"
+#include "digue/quarantine.hpp"
 #include "digue/resolver.hpp"
 #include "digue/store.hpp"
 
@@ -194,21 +195,23 @@ asio::awaitable<std::vector<delivery::Target>> Queue::Impl::targets_for(const Sp
 
 bool Queue::Impl::quarantine(const SpoolRecord& rec, const std::string& domain,
                              const std::string& data) {
-  std::string dir = spool.dir() + "/quarantine";
-  std::string path = dir + "/" + rec.id + "." + delivery::sanitize_path_component(domain) + ".eml";
+  std::string path = quarantine::file_path(spool.dir(), rec.id, domain);
   if (auto e = files::write_durably(path + ".tmp", path, {data})) {
     spdlog::warn("queue={} quarantine: {}", rec.id, e.message());
     return false;
   }
   if (store) {
-    std::string rcpts;
+    quarantine::IndexEntry entry;
+    entry.from = rec.envelope.mail_from.str();
     for (const auto& r : rec.rcpts)
-      if (r.address.domain == domain) rcpts += (rcpts.empty() ? "" : ",") + r.address.str();
-    std::string subject = header_value(data, "Subject");
-    std::string value = fmt::format("{}\t{}\t{}\t{}\t{}\t{}", rec.envelope.mail_from.str(), rcpts,
-                                    subject, rec.created, rec.deciding_filter, path);
+      if (r.address.domain == domain)
+        entry.rcpts += (entry.rcpts.empty() ? "" : ",") + r.address.str();
+    entry.created = rec.created;
+    entry.filter = rec.deciding_filter;
+    entry.subject = header_value(data, "Subject");
     try {
-      store->put("quar:" + domain + ":" + rec.id, value, cfg()->delivery.quarantine_days);
+      store->put(quarantine::index_key(domain, rec.id), quarantine::encode(entry),
+                 cfg()->delivery.quarantine_days);
     } catch (const std::exception& e) {
       // The file is safe on disk; only the index entry is missing.
       spdlog::warn("queue={} quarantine index write failed: {}", rec.id, e.what());

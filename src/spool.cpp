@@ -248,7 +248,8 @@ std::string Spool::new_id() {
   uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count());
-  uint64_t c = counter_++;
+  static std::atomic<uint64_t> counter{0};
+  uint64_t c = counter++;
   auto b32 = [&](uint64_t v, int digits) {
     std::string s(digits, '0');
     for (int i = digits - 1; i >= 0; --i) {

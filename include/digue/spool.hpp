@@ -75,7 +75,9 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  std::string new_id();
+  // A new queue ID: sortable by time, unique across threads (a counter) and processes (a
+  // random node part). Static: tools (diguectl quarantine release) need one without a spool.
+  static std::string new_id();
   const std::string& dir() const { return dir_; }
 
   // Durably stores message and record; the handler gets an error_code (0 = durable).
@@ -145,7 +147,6 @@ class Spool {
   bool stop_ = false;
   boost::asio::thread_pool sync_pool_{8};  // concurrent fdatasync of one batch
   std::thread writer_;
-  std::atomic<uint64_t> counter_{0};
   std::atomic<uint64_t> commits_{0}, batches_{0};
 };
 

@@ -356,6 +356,37 @@ def test_quarantine_list_show_release_delete():
             assert len(sink.messages()) == 1
 
 
+def test_quarantine_subject_with_tab():
+    # The Subject is untrusted: TABs in it must not shift the index fields, and `delete`
+    # removes the file derived from the key, never a path the entry could be made to name.
+    with Sink() as sink:
+        cfg = PIPELINE + domain_cfg(sink.port).replace('spam_mode = "tag"', 'spam_mode = "quarantine"')
+        with Digued(cfg) as d:
+            ctl = lambda *a: subprocess.run([DIGUECTL, "--config", d.config_path, "quarantine", *a],
+                                            capture_output=True, text=True, timeout=30)
+            decoy = os.path.join(d.tmp, "decoy")
+            with open(decoy, "w") as f:
+                f.write("not quarantine\n")
+            subject = "evil\t0\tx\t%s" % decoy
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                s.ehlo("x")
+                s.sendmail("", ["u@example.test"], message(subject=subject))
+            assert wait_until(lambda: "from=<>" in ctl("list").stdout, 10), d.log()
+            listing = ctl("list").stdout
+            assert "filter=empty_sender" in listing, listing
+            assert 'subject="evil 0 x %s"' % decoy in listing, listing
+            qid = [line.split()[0] for line in listing.splitlines() if "from=<>" in line][0]
+            shown = ctl("show", qid)
+            assert shown.returncode == 0 and "Subject: evil\t0" in shown.stdout, shown.stderr
+            qdir = os.path.join(d.tmp, "spool", "quarantine")
+            assert len(os.listdir(qdir)) == 1
+            r = ctl("delete", qid)
+            assert r.returncode == 0 and "deleted" in r.stdout, r.stderr
+            assert os.path.exists(decoy), "delete removed a path named by the Subject"
+            assert os.listdir(qdir) == [], os.listdir(qdir)
+            assert "0 quarantined" in ctl("list").stdout
+
+
 def test_disk_full_answers_452():
     tmp = tempfile.mkdtemp(prefix="digue-full-")
     spool = os.path.join(tmp, "spool")
