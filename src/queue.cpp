@@ -113,12 +113,12 @@ struct Queue::Impl {
   // wait in FIFO order.
   void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
     if (stopping) return;  // stays in the spool, resumed at the next start
-    if (static_cast<int>(running) >= cfg()->delivery.max_attempts_in_flight) {
+    auto& in_flight = queue.stats_.in_flight;
+    if (in_flight.load() >= static_cast<uint64_t>(cfg()->delivery.max_attempts_in_flight)) {
       backlog.emplace_back(std::move(rec), std::move(raw));
       return;
     }
-    ++running;
-    queue.stats_.in_flight++;
+    in_flight++;
     asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this](std::exception_ptr e) {
       if (e) {
         try {
@@ -127,7 +127,6 @@ struct Queue::Impl {
           spdlog::error("queue: delivery coroutine failed: {}", ex.what());
         }
       }
-      --running;
       queue.stats_.in_flight--;
       if (!backlog.empty() && !stopping) {
         auto [r, m] = std::move(backlog.front());
@@ -156,7 +155,6 @@ struct Queue::Impl {
   std::unique_ptr<delivery::Deliverer> deliverer;
   std::unique_ptr<dns::Resolver> resolver;
   std::deque<std::pair<SpoolRecord, std::shared_ptr<const std::string>>> backlog;
-  size_t running = 0;
   std::atomic<bool> stopping{false};
   std::vector<asio::steady_timer*> sleepers;
 };
@@ -480,7 +478,7 @@ void Queue::stop() {
   });
   // Deliveries in progress get a moment to finish; what is left stays in the spool.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (impl.running > 0 && std::chrono::steady_clock::now() < until)
+  while (stats_.in_flight.load() > 0 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   // Polite QUIT on pooled idle connections, bounded by the same deadline.
   std::atomic<bool> closed{false};
