@@ -110,9 +110,14 @@ struct Queue::Impl {
   }
 
   // Admission: at most max_attempts_in_flight records are being delivered at once; the rest
-  // wait in FIFO order.
+  // wait in FIFO order. A deferred record waits for its next_try outside the limit (a timer,
+  // no slot, no message in memory): deferred mail must not hold back new mail.
   void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
     if (stopping) return;  // stays in the spool, resumed at the next start
+    if (rec.next_try > now_s()) {
+      asio::co_spawn(io, wait_next_try(std::move(rec)), asio::detached);
+      return;
+    }
     auto& in_flight = queue.stats_.in_flight;
     if (in_flight.load() >= static_cast<uint64_t>(cfg()->delivery.max_attempts_in_flight)) {
       backlog.emplace_back(std::move(rec), std::move(raw));
@@ -136,6 +141,7 @@ struct Queue::Impl {
     });
   }
 
+  asio::awaitable<void> wait_next_try(SpoolRecord rec);
   asio::awaitable<void> process(SpoolRecord rec, std::shared_ptr<const std::string> raw);
   asio::awaitable<void> pickup_loop();
   asio::awaitable<void> attempt(SpoolRecord& rec, const std::string& raw);
@@ -356,52 +362,54 @@ asio::awaitable<void> Queue::Impl::bounce(SpoolRecord& rec, const std::string& r
   admit(std::move(d), dsn);
 }
 
-asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
+// Deferred records (also after a restart) wait for their time here, holding no delivery slot
+// and no message bytes; then they are admitted like new mail.
+asio::awaitable<void> Queue::Impl::wait_next_try(SpoolRecord rec) {
   asio::steady_timer timer(io);
-  for (;;) {
-    if (!raw) raw = spool.load_message(rec.id);
-    if (!raw) {
-      spdlog::error("queue={} message file missing; record kept for the postmaster", rec.id);
-      co_return;
-    }
-    // Deferred records wait for their time (also after a restart).
-    int64_t wait = rec.next_try - now_s();
-    if (wait > 0) {
-      raw.reset();  // do not hold deferred messages in memory
-      timer.expires_after(std::chrono::seconds(wait));
-      sleepers.push_back(&timer);
-      error_code ec;
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
-      if (stopping) co_return;
-      continue;
-    }
-    co_await attempt(rec, *raw);
-    auto c = cfg();
-    bool expired = now_s() - rec.created >= c->delivery.queue_lifetime.count();
-    if (pending(rec) && expired) {
-      for (auto& rs : rec.rcpts)
-        if (rs.status == RcptState::Status::Pending) {
-          rs.status = RcptState::Status::Failed;
-          rs.last_error = "451 4.4.7 delivery time expired; last error: " + rs.last_error;
-        }
-    }
-    co_await bounce(rec, *raw);
-    if (!pending(rec)) {
-      spool.remove(rec.id);
-      co_return;
-    }
-    rec.attempts++;
-    int64_t delay = c->delivery.retry_min.count();
-    for (int i = 1; i < rec.attempts && delay < c->delivery.retry_max.count(); ++i) delay *= 2;
-    delay = std::min<int64_t>(delay, c->delivery.retry_max.count());
-    rec.state = SpoolState::Deferred;
-    rec.next_try = now_s() + std::max<int64_t>(1, delay);
-    queue.stats_.deferred++;
-    if (!spool.update(rec, raw.get()))
-      spdlog::warn("queue={} could not update the spool record", rec.id);
-    if (stopping) co_return;
+  timer.expires_after(std::chrono::seconds(std::max<int64_t>(0, rec.next_try - now_s())));
+  sleepers.push_back(&timer);
+  error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
+  if (stopping) co_return;
+  admit(std::move(rec), nullptr);
+}
+
+// One delivery attempt of a record that is due (admit() saw to that, so the message is
+// read from disk only when it is about to be sent).
+asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
+  if (!raw) raw = spool.load_message(rec.id);
+  if (!raw) {
+    spdlog::error("queue={} message file missing; record kept for the postmaster", rec.id);
+    co_return;
   }
+  co_await attempt(rec, *raw);
+  auto c = cfg();
+  bool expired = now_s() - rec.created >= c->delivery.queue_lifetime.count();
+  if (pending(rec) && expired) {
+    for (auto& rs : rec.rcpts)
+      if (rs.status == RcptState::Status::Pending) {
+        rs.status = RcptState::Status::Failed;
+        rs.last_error = "451 4.4.7 delivery time expired; last error: " + rs.last_error;
+      }
+  }
+  co_await bounce(rec, *raw);
+  if (!pending(rec)) {
+    spool.remove(rec.id);
+    co_return;
+  }
+  rec.attempts++;
+  int64_t delay = c->delivery.retry_min.count();
+  for (int i = 1; i < rec.attempts && delay < c->delivery.retry_max.count(); ++i) delay *= 2;
+  delay = std::min<int64_t>(delay, c->delivery.retry_max.count());
+  rec.state = SpoolState::Deferred;
+  rec.next_try = now_s() + std::max<int64_t>(1, delay);
+  queue.stats_.deferred++;
+  if (!spool.update(rec, raw.get()))
+    spdlog::warn("queue={} could not update the spool record", rec.id);
+  if (stopping) co_return;
+  // The slot is given back when this coroutine ends; the retry waits without one.
+  admit(std::move(rec), nullptr);
 }
 
 // Tools beside the daemon (diguectl quarantine release) drop complete spool files into
