@@ -566,7 +566,6 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
     rec.summary += fmt::format("{}{}:{}:{:.1f}:{}", rec.summary.empty() ? "" : " ", d, action,
                                v.score, v.deciding_filter);
   }
-  for (const auto& d : domains) run_->after_verdict(*config_->domain(d), verdicts[d]);
   error_code ec;
   co_await impl_.spool.async_commit(raw, rec, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
@@ -575,6 +574,9 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
     co_return smtp::Reply(452, "4.3.1", "Insufficient system storage, try again later");
   }
   stats.accepted++;
+  // Only for a message we took (a 452 above leaves no trace: the client will retry it, and a
+  // ban for mail we never accepted would refuse the retry).
+  for (const auto& d : domains) run_->after_verdict(*config_->domain(d), verdicts[d]);
   log_line("queued", fmt::format("actions=\"{}\" ", rec.summary));
   std::string id = rec.id;
   impl_.queue.submit(std::move(rec), raw);
