@@ -34,7 +34,7 @@ std::string clean(std::string_view s) {
 std::string fold(const std::string& line) {
   if (line.size() <= 78) return line + "\r\n";
   std::string out;
-  size_t start = 0, col_start = 0;
+  size_t start = 0;
   while (line.size() - start > 78 - (start ? 1 : 0)) {
     size_t limit = start + 76;
     size_t cut = line.find_last_of(" ,", limit);
@@ -45,9 +45,7 @@ std::string fold(const std::string& line) {
     out += "\r\n\t";
     start = cut;
     while (start < line.size() && line[start] == ' ') ++start;
-    col_start = start;
   }
-  (void)col_start;
   out += line.substr(start);
   out += "\r\n";
   return out;

@@ -69,7 +69,6 @@ struct Step {
   Kind kind = Kind::Reply;
   Reply reply;
   Address rcpt;  // Kind::Rcpt
-  bool sync = false;  // flush replies now (RFC 2920: EHLO, DATA, QUIT, STARTTLS, NOOP...)
 };
 
 class Protocol {
@@ -83,7 +82,6 @@ class Protocol {
   Step on_overlong_line();
 
   void mail_accepted();             // 250 sent for MAIL
-  void mail_refused();              // the session refused MAIL: back to Ready
   void rcpt_accepted(const Address& rcpt);
   void data_done();                 // the message was answered (250/4xx/5xx): new transaction
   void tls_started();               // handshake done: state reset, EHLO needed again
@@ -93,7 +91,6 @@ class Protocol {
   Envelope& envelope() { return env_; }
   const Settings& settings() const { return settings_; }
   void set_tls_active(bool v) { settings_.tls_active = v; }
-  int bad_commands() const { return bad_commands_; }
   bool closed() const { return state_ == State::Closed; }
 
  private:
@@ -106,7 +103,6 @@ class Protocol {
   Settings settings_;
   State state_ = State::Ready;
   Envelope env_;
-  size_t declared_size_ = 0;
   int bad_commands_ = 0;
   bool seen_helo_ = false;
 };
