@@ -99,6 +99,30 @@ def test_pipelining_in_one_packet_and_dot_stuffing():
         assert b"\n.leading dot\nline\n" in sink.messages()[0], sink.messages()[0]
 
 
+def test_smtp_smuggling_bare_lf_dot_is_content():
+    # <LF>.<CRLF> does not end DATA: what follows it is message text, never a second
+    # (smuggled) transaction that a CRLF.CRLF-only downstream would not see.
+    with Sink() as sink, Digued(PIPELINE + domain_cfg(sink.port)) as d:
+        c = Raw(d.port)
+        c.reply()
+        c.send("EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n")
+        codes = [c.reply()[0] for _ in range(4)]
+        assert codes == [250, 250, 250, 354], codes
+        c.send("Subject: outer\r\n\r\nhello\n.\r\nMAIL FROM:<admin@example.test>\r\n"
+               "RCPT TO:<u@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n"
+               "QUIT\r\n")
+        code, text = c.reply()
+        assert code == 250 and "queued as" in text, text
+        code, text = c.reply()
+        assert code == 221, (code, text)
+        assert wait_until(lambda: len(sink.messages()) == 1), d.log()
+        m = sink.messages()[0]
+        assert b"Subject: outer" in m and b"MAIL FROM:<admin@example.test>" in m, m
+        assert b"Subject: smuggled" in m, m
+        time.sleep(1)
+        assert len(sink.messages()) == 1
+
+
 def test_limits_and_garbage():
     extra = "max_message_size = 2000\nmax_recipients = 3\nmax_bad_commands = 6\n"
     with Sink() as sink, Digued(PIPELINE + domain_cfg(sink.port), extra_server=extra) as d:
