@@ -1,5 +1,6 @@
 // libFuzzer target: the SMTP protocol state machine and DATA decoder, driven as the session
 // drives them (lines until DATA, then the decoder until the final dot, then lines again).
+// Invariants: never an open relay; DATA ends only at <CRLF>.<CRLF>; no bare LF is stored.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -35,6 +36,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case Step::Kind::Data: {
         DataDecoder d(s.max_message_size, 1000);
         size_t used = d.feed(in);
+        if (d.done()) {
+          // Only <CRLF>.<CRLF> ends DATA (or "." CRLF right after the 354): never a bare-LF
+          // or bare-CR variant (SMTP smuggling).
+          std::string_view ended = in.substr(0, used);
+          if (ended != ".\r\n" && !ended.ends_with("\r\n.\r\n")) __builtin_trap();
+        } else if (used != in.size()) {
+          __builtin_trap();  // input is left over only after the end of data
+        }
+        // Every stored line ends with CRLF.
+        const std::string& m = d.message();
+        for (size_t k = 0; k < m.size(); ++k)
+          if (m[k] == '\n' && (k == 0 || m[k - 1] != '\r')) __builtin_trap();
         in = in.substr(used);
         p.data_done();
         break;

@@ -1,9 +1,10 @@
 // diguectl quarantine: list, show, delete and release quarantined messages.
 // The quarantine is spool/quarantine/<ID>.<domain>.eml (the copy as it would have been
 // delivered, our trace headers included) plus an index entry "quar:<domain>:<ID>" in the
-// store (sender, recipients, subject, date, deciding filter, file). Release writes a spool
-// file into spool/pickup/, which the running daemon delivers to the domain's downstream
-// within seconds; then the quarantined copy and its index entry are removed.
+// store (see digue/quarantine.hpp; the file's path is derived from the key, never read from
+// the entry). Release writes a spool file into spool/pickup/, which the running daemon
+// delivers to the domain's downstream within seconds; then the quarantined copy and its
+// index entry are removed.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 
 #include "digue/ctl.hpp"
 #include "digue/headers.hpp"
+#include "digue/quarantine.hpp"
 #include "digue/smtp_protocol.hpp"
 #include "digue/spool.hpp"
 #include "digue/store.hpp"
@@ -21,24 +23,11 @@ namespace digue::ctl {
 namespace {
 
 struct Entry {
-  std::string domain, id, from, rcpts, subject, filter, file;
-  int64_t created = 0;
+  std::string domain, id, file;
+  quarantine::IndexEntry index;
 };
 
-std::vector<std::string> split_tabs(std::string_view v) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (;;) {
-    size_t tab = v.find('\t', start);
-    out.emplace_back(v.substr(start, tab == std::string_view::npos ? std::string_view::npos
-                                                                    : tab - start));
-    if (tab == std::string_view::npos) break;
-    start = tab + 1;
-  }
-  return out;
-}
-
-std::vector<Entry> entries(Store& store, const std::string& domain) {
+std::vector<Entry> entries(Store& store, const Config& config, const std::string& domain) {
   std::vector<Entry> out;
   std::string prefix = "quar:" + (domain.empty() ? std::string() : text::lower(domain) + ":");
   store.scan(prefix, [&](std::string_view key, std::string_view value) {
@@ -48,24 +37,18 @@ std::vector<Entry> entries(Store& store, const std::string& domain) {
     if (colon == std::string_view::npos) return true;
     e.domain = std::string(rest.substr(0, colon));
     e.id = std::string(rest.substr(colon + 1));
-    auto f = split_tabs(value);
-    if (f.size() >= 6) {
-      e.from = f[0];
-      e.rcpts = f[1];
-      e.subject = f[2];
-      e.created = std::atoll(f[3].c_str());
-      e.filter = f[4];
-      e.file = f[5];
-    }
+    if (!quarantine::valid_id(e.id)) return true;
+    e.file = quarantine::file_path(config.spool.dir, e.id, e.domain);
+    e.index = quarantine::decode(value);
     out.push_back(std::move(e));
     return true;
   });
   return out;
 }
 
-std::vector<Entry> find(Store& store, const std::string& id) {
+std::vector<Entry> find(Store& store, const Config& config, const std::string& id) {
   std::vector<Entry> out;
-  for (auto& e : entries(store, ""))
+  for (auto& e : entries(store, config, ""))
     if (e.id == id) out.push_back(std::move(e));
   return out;
 }
@@ -89,16 +72,16 @@ int quarantine(const Config& config, const Args& args) {
   auto store = make_lmdb_store(config.store.dir, config.store.map_size);
   const std::string& cmd = args[0];
   if (cmd == "list") {
-    auto list = entries(*store, args.size() > 1 ? args[1] : "");
+    auto list = entries(*store, config, args.size() > 1 ? args[1] : "");
     for (const auto& e : list)
       std::cout << fmt::format("{}  {}  {}  from=<{}>  to={}  filter={}  subject=\"{}\"\n", e.id,
-                               e.domain, headers::rfc5322_date(e.created), e.from, e.rcpts,
-                               e.filter, e.subject);
+                               e.domain, headers::rfc5322_date(e.index.created), e.index.from,
+                               e.index.rcpts, e.index.filter, e.index.subject);
     std::cout << "-- " << list.size() << " quarantined message(s)\n";
     return 0;
   }
   if (args.size() != 2) return usage();
-  auto found = find(*store, args[1]);
+  auto found = find(*store, config, args[1]);
   if (found.empty()) {
     std::cerr << "diguectl: no quarantined message " << args[1] << "\n";
     return 1;
@@ -123,31 +106,29 @@ int quarantine(const Config& config, const Args& args) {
           return 1;
         }
         SpoolRecord rec;
-        Spool ids_only(SpoolConfig{config.spool.dir, false});
-        rec.id = ids_only.new_id();
+        rec.id = Spool::new_id();
         rec.state = SpoolState::Queued;
         rec.created = static_cast<int64_t>(std::time(nullptr));
         rec.envelope.queue_id = rec.id;
         rec.envelope.received_at = rec.created;
         rec.envelope.client_ip = "127.0.0.1";
         rec.envelope.helo = config.server.hostname;
-        rec.envelope.mail_from = parse_address(e.from);
-        for (const auto& r : split_tabs(std::string(e.rcpts.begin(), e.rcpts.end()))) {
-          size_t start = 0;
-          while (start <= r.size()) {
-            size_t comma = r.find(',', start);
-            std::string one = r.substr(start, comma == std::string::npos ? std::string::npos
-                                                                           : comma - start);
-            if (!one.empty()) {
-              RcptState rs;
-              rs.address = parse_address(one);
-              rs.action = "release";
-              rec.envelope.rcpts.push_back(rs.address);
-              rec.rcpts.push_back(rs);
-            }
-            if (comma == std::string::npos) break;
-            start = comma + 1;
+        rec.envelope.mail_from = parse_address(e.index.from);
+        const std::string& r = e.index.rcpts;
+        size_t start = 0;
+        while (start <= r.size()) {
+          size_t comma = r.find(',', start);
+          std::string one =
+              r.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          if (!one.empty()) {
+            RcptState rs;
+            rs.address = parse_address(one);
+            rs.action = "release";
+            rec.envelope.rcpts.push_back(rs.address);
+            rec.rcpts.push_back(rs);
           }
+          if (comma == std::string::npos) break;
+          start = comma + 1;
         }
         rec.summary = "released from quarantine " + e.id;
         if (rec.rcpts.empty() || !Spool::write_pickup(config.spool.dir, rec, *body)) {
@@ -160,7 +141,7 @@ int quarantine(const Config& config, const Args& args) {
       }
       std::error_code ec;
       std::filesystem::remove(e.file, ec);
-      store->del("quar:" + e.domain + ":" + e.id);
+      store->del(quarantine::index_key(e.domain, e.id));
     }
     return 0;
   }

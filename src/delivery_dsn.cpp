@@ -1,26 +1,11 @@
 // RFC 3464 delivery status notifications; see include/digue/delivery.hpp.
 // The caller decides whether a DSN is due (never to the null sender, never for spam).
-#include <cstdio>
-
 #include "digue/delivery.hpp"
+#include "digue/headers.hpp"
 
 namespace digue::delivery {
 
 namespace {
-
-// RFC 5322 date in UTC, independent of the locale.
-std::string rfc5322_date(std::time_t t) {
-  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
-                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  return buf;
-}
 
 // One header-safe line: CR, LF and other controls become spaces; bounded length.
 std::string one_line(std::string_view s, std::size_t max = 900) {
@@ -74,7 +59,7 @@ std::string make_dsn(const DsnInput& in) {
   m += "To: <" + one_line(in.sender.str(), 512) + ">\r\n";
   m += any_failed ? "Subject: Undelivered Mail Returned to Sender\r\n"
                   : "Subject: Delayed Mail (still being retried)\r\n";
-  m += "Date: " + rfc5322_date(now) + "\r\n";
+  m += "Date: " + headers::rfc5322_date(now, /*utc=*/true) + "\r\n";
   m += "Message-ID: <" + std::to_string(now) + "." + one_line(in.queue_id, 64) + ".dsn@" + mta +
        ">\r\n";
   m += "Auto-Submitted: auto-replied\r\n";
@@ -104,7 +89,8 @@ std::string make_dsn(const DsnInput& in) {
   m += "Content-Type: message/delivery-status\r\n\r\n";
   m += "Reporting-MTA: dns; " + mta + "\r\n";
   if (!in.queue_id.empty()) m += "X-Digue-Queue-ID: " + one_line(in.queue_id, 64) + "\r\n";
-  if (in.arrival) m += "Arrival-Date: " + rfc5322_date(in.arrival) + "\r\n";
+  if (in.arrival)
+    m += "Arrival-Date: " + headers::rfc5322_date(in.arrival, /*utc=*/true) + "\r\n";
   for (const auto& r : in.rcpts) {
     bool temp = r.result.status == RcptResult::Status::TempFail;
     m += "\r\n";
@@ -116,7 +102,7 @@ std::string make_dsn(const DsnInput& in) {
     if (r.result.code) m += std::to_string(r.result.code) + " ";
     if (!r.result.enhanced.empty()) m += one_line(r.result.enhanced, 16) + " ";
     m += one_line(r.result.text) + "\r\n";
-    if (!temp) m += "Last-Attempt-Date: " + rfc5322_date(now) + "\r\n";
+    if (!temp) m += "Last-Attempt-Date: " + headers::rfc5322_date(now, /*utc=*/true) + "\r\n";
   }
   m += "\r\n";
 

@@ -9,13 +9,21 @@
 
 namespace digue::headers {
 
-std::string rfc5322_date(int64_t unix_seconds) {
+std::string rfc5322_date(int64_t unix_seconds, bool utc) {
+  // Names spelled here, not by strftime: they must not follow the locale.
+  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   std::time_t t = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
-  return buf;
+  if (utc) gmtime_r(&t, &tm);
+  else localtime_r(&t, &tm);
+  long off = utc ? 0 : tm.tm_gmtoff / 60;
+  char sign = off < 0 ? '-' : '+';
+  if (off < 0) off = -off;
+  return fmt::format("{}, {} {} {:04} {:02}:{:02}:{:02} {}{:02}{:02}", kDays[tm.tm_wday],
+                     tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, sign, off / 60, off % 60);
 }
 
 namespace {
@@ -34,7 +42,7 @@ std::string clean(std::string_view s) {
 std::string fold(const std::string& line) {
   if (line.size() <= 78) return line + "\r\n";
   std::string out;
-  size_t start = 0, col_start = 0;
+  size_t start = 0;
   while (line.size() - start > 78 - (start ? 1 : 0)) {
     size_t limit = start + 76;
     size_t cut = line.find_last_of(" ,", limit);
@@ -45,9 +53,7 @@ std::string fold(const std::string& line) {
     out += "\r\n\t";
     start = cut;
     while (start < line.size() && line[start] == ' ') ++start;
-    col_start = start;
   }
-  (void)col_start;
   out += line.substr(start);
   out += "\r\n";
   return out;

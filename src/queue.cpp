@@ -13,6 +13,7 @@
 #include "digue/delivery.hpp"
 #include "digue/files.hpp"
 #include "digue/headers.hpp"
+#include "digue/quarantine.hpp"
 #include "digue/resolver.hpp"
 #include "digue/store.hpp"
 
@@ -109,15 +110,20 @@ struct Queue::Impl {
   }
 
   // Admission: at most max_attempts_in_flight records are being delivered at once; the rest
-  // wait in FIFO order.
+  // wait in FIFO order. A deferred record waits for its next_try outside the limit (a timer,
+  // no slot, no message in memory): deferred mail must not hold back new mail.
   void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
     if (stopping) return;  // stays in the spool, resumed at the next start
-    if (static_cast<int>(running) >= cfg()->delivery.max_attempts_in_flight) {
+    if (rec.next_try > now_s()) {
+      asio::co_spawn(io, wait_next_try(std::move(rec)), asio::detached);
+      return;
+    }
+    auto& in_flight = queue.stats_.in_flight;
+    if (in_flight.load() >= static_cast<uint64_t>(cfg()->delivery.max_attempts_in_flight)) {
       backlog.emplace_back(std::move(rec), std::move(raw));
       return;
     }
-    ++running;
-    queue.stats_.in_flight++;
+    in_flight++;
     asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this](std::exception_ptr e) {
       if (e) {
         try {
@@ -126,7 +132,6 @@ struct Queue::Impl {
           spdlog::error("queue: delivery coroutine failed: {}", ex.what());
         }
       }
-      --running;
       queue.stats_.in_flight--;
       if (!backlog.empty() && !stopping) {
         auto [r, m] = std::move(backlog.front());
@@ -136,6 +141,7 @@ struct Queue::Impl {
     });
   }
 
+  asio::awaitable<void> wait_next_try(SpoolRecord rec);
   asio::awaitable<void> process(SpoolRecord rec, std::shared_ptr<const std::string> raw);
   asio::awaitable<void> pickup_loop();
   asio::awaitable<void> attempt(SpoolRecord& rec, const std::string& raw);
@@ -155,7 +161,6 @@ struct Queue::Impl {
   std::unique_ptr<delivery::Deliverer> deliverer;
   std::unique_ptr<dns::Resolver> resolver;
   std::deque<std::pair<SpoolRecord, std::shared_ptr<const std::string>>> backlog;
-  size_t running = 0;
   std::atomic<bool> stopping{false};
   std::vector<asio::steady_timer*> sleepers;
 };
@@ -194,21 +199,23 @@ asio::awaitable<std::vector<delivery::Target>> Queue::Impl::targets_for(const Sp
 
 bool Queue::Impl::quarantine(const SpoolRecord& rec, const std::string& domain,
                              const std::string& data) {
-  std::string dir = spool.dir() + "/quarantine";
-  std::string path = dir + "/" + rec.id + "." + delivery::sanitize_path_component(domain) + ".eml";
+  std::string path = quarantine::file_path(spool.dir(), rec.id, domain);
   if (auto e = files::write_durably(path + ".tmp", path, {data})) {
     spdlog::warn("queue={} quarantine: {}", rec.id, e.message());
     return false;
   }
   if (store) {
-    std::string rcpts;
+    quarantine::IndexEntry entry;
+    entry.from = rec.envelope.mail_from.str();
     for (const auto& r : rec.rcpts)
-      if (r.address.domain == domain) rcpts += (rcpts.empty() ? "" : ",") + r.address.str();
-    std::string subject = header_value(data, "Subject");
-    std::string value = fmt::format("{}\t{}\t{}\t{}\t{}\t{}", rec.envelope.mail_from.str(), rcpts,
-                                    subject, rec.created, rec.deciding_filter, path);
+      if (r.address.domain == domain)
+        entry.rcpts += (entry.rcpts.empty() ? "" : ",") + r.address.str();
+    entry.created = rec.created;
+    entry.filter = rec.deciding_filter;
+    entry.subject = header_value(data, "Subject");
     try {
-      store->put("quar:" + domain + ":" + rec.id, value, cfg()->delivery.quarantine_days);
+      store->put(quarantine::index_key(domain, rec.id), quarantine::encode(entry),
+                 cfg()->delivery.quarantine_days);
     } catch (const std::exception& e) {
       // The file is safe on disk; only the index entry is missing.
       spdlog::warn("queue={} quarantine index write failed: {}", rec.id, e.what());
@@ -355,52 +362,54 @@ asio::awaitable<void> Queue::Impl::bounce(SpoolRecord& rec, const std::string& r
   admit(std::move(d), dsn);
 }
 
-asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
+// Deferred records (also after a restart) wait for their time here, holding no delivery slot
+// and no message bytes; then they are admitted like new mail.
+asio::awaitable<void> Queue::Impl::wait_next_try(SpoolRecord rec) {
   asio::steady_timer timer(io);
-  for (;;) {
-    if (!raw) raw = spool.load_message(rec.id);
-    if (!raw) {
-      spdlog::error("queue={} message file missing; record kept for the postmaster", rec.id);
-      co_return;
-    }
-    // Deferred records wait for their time (also after a restart).
-    int64_t wait = rec.next_try - now_s();
-    if (wait > 0) {
-      raw.reset();  // do not hold deferred messages in memory
-      timer.expires_after(std::chrono::seconds(wait));
-      sleepers.push_back(&timer);
-      error_code ec;
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
-      if (stopping) co_return;
-      continue;
-    }
-    co_await attempt(rec, *raw);
-    auto c = cfg();
-    bool expired = now_s() - rec.created >= c->delivery.queue_lifetime.count();
-    if (pending(rec) && expired) {
-      for (auto& rs : rec.rcpts)
-        if (rs.status == RcptState::Status::Pending) {
-          rs.status = RcptState::Status::Failed;
-          rs.last_error = "451 4.4.7 delivery time expired; last error: " + rs.last_error;
-        }
-    }
-    co_await bounce(rec, *raw);
-    if (!pending(rec)) {
-      spool.remove(rec.id);
-      co_return;
-    }
-    rec.attempts++;
-    int64_t delay = c->delivery.retry_min.count();
-    for (int i = 1; i < rec.attempts && delay < c->delivery.retry_max.count(); ++i) delay *= 2;
-    delay = std::min<int64_t>(delay, c->delivery.retry_max.count());
-    rec.state = SpoolState::Deferred;
-    rec.next_try = now_s() + std::max<int64_t>(1, delay);
-    queue.stats_.deferred++;
-    if (!spool.update(rec, raw.get()))
-      spdlog::warn("queue={} could not update the spool record", rec.id);
-    if (stopping) co_return;
+  timer.expires_after(std::chrono::seconds(std::max<int64_t>(0, rec.next_try - now_s())));
+  sleepers.push_back(&timer);
+  error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
+  if (stopping) co_return;
+  admit(std::move(rec), nullptr);
+}
+
+// One delivery attempt of a record that is due (admit() saw to that, so the message is
+// read from disk only when it is about to be sent).
+asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
+  if (!raw) raw = spool.load_message(rec.id);
+  if (!raw) {
+    spdlog::error("queue={} message file missing; record kept for the postmaster", rec.id);
+    co_return;
   }
+  co_await attempt(rec, *raw);
+  auto c = cfg();
+  bool expired = now_s() - rec.created >= c->delivery.queue_lifetime.count();
+  if (pending(rec) && expired) {
+    for (auto& rs : rec.rcpts)
+      if (rs.status == RcptState::Status::Pending) {
+        rs.status = RcptState::Status::Failed;
+        rs.last_error = "451 4.4.7 delivery time expired; last error: " + rs.last_error;
+      }
+  }
+  co_await bounce(rec, *raw);
+  if (!pending(rec)) {
+    spool.remove(rec.id);
+    co_return;
+  }
+  rec.attempts++;
+  int64_t delay = c->delivery.retry_min.count();
+  for (int i = 1; i < rec.attempts && delay < c->delivery.retry_max.count(); ++i) delay *= 2;
+  delay = std::min<int64_t>(delay, c->delivery.retry_max.count());
+  rec.state = SpoolState::Deferred;
+  rec.next_try = now_s() + std::max<int64_t>(1, delay);
+  queue.stats_.deferred++;
+  if (!spool.update(rec, raw.get()))
+    spdlog::warn("queue={} could not update the spool record", rec.id);
+  if (stopping) co_return;
+  // The slot is given back when this coroutine ends; the retry waits without one.
+  admit(std::move(rec), nullptr);
 }
 
 // Tools beside the daemon (diguectl quarantine release) drop complete spool files into
@@ -477,7 +486,7 @@ void Queue::stop() {
   });
   // Deliveries in progress get a moment to finish; what is left stays in the spool.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (impl.running > 0 && std::chrono::steady_clock::now() < until)
+  while (stats_.in_flight.load() > 0 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   // Polite QUIT on pooled idle connections, bounded by the same deadline.
   std::atomic<bool> closed{false};

@@ -56,8 +56,8 @@ struct Server::Impl {
   class Session;
 
   Impl(Server& o, std::shared_ptr<const Config> c, std::shared_ptr<const Pipeline> p, Spool& sp,
-       Queue& q, Store* st)
-      : owner(o), config(std::move(c)), pipeline(std::move(p)), spool(sp), queue(q), store(st),
+       Queue& q)
+      : owner(o), config(std::move(c)), pipeline(std::move(p)), spool(sp), queue(q),
         cpu_pool(std::max(1u, std::thread::hardware_concurrency())) {
     tls = make_tls_context(config->server);
   }
@@ -92,7 +92,6 @@ struct Server::Impl {
   std::shared_ptr<const Pipeline> pipeline;
   Spool& spool;
   Queue& queue;
-  Store* store;
   std::shared_ptr<ssl::context> tls;
   asio::thread_pool cpu_pool;
   std::vector<std::unique_ptr<Worker>> workers;
@@ -141,10 +140,6 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<smtp::Reply> on_rcpt(const Address& rcpt);
   asio::awaitable<bool> on_data();
   asio::awaitable<smtp::Reply> finish_message(std::string&& raw, bool eight_bit);
-  std::shared_ptr<const Envelope> snapshot() const {
-    auto e = std::make_shared<Envelope>(proto_->envelope());
-    return e;
-  }
   // Moving the deadline only stores it: the watchdog timer, armed at the old deadline,
   // re-arms itself when it fires early. This keeps timer syscalls and coroutine wake-ups
   // off the per-command path.
@@ -566,7 +561,6 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
     rec.summary += fmt::format("{}{}:{}:{:.1f}:{}", rec.summary.empty() ? "" : " ", d, action,
                                v.score, v.deciding_filter);
   }
-  for (const auto& d : domains) run_->after_verdict(*config_->domain(d), verdicts[d]);
   error_code ec;
   co_await impl_.spool.async_commit(raw, rec, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
@@ -575,6 +569,9 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
     co_return smtp::Reply(452, "4.3.1", "Insufficient system storage, try again later");
   }
   stats.accepted++;
+  // Only for a message we took (a 452 above leaves no trace: the client will retry it, and a
+  // ban for mail we never accepted would refuse the retry).
+  for (const auto& d : domains) run_->after_verdict(*config_->domain(d), verdicts[d]);
   log_line("queued", fmt::format("actions=\"{}\" ", rec.summary));
   std::string id = rec.id;
   impl_.queue.submit(std::move(rec), raw);
@@ -585,8 +582,7 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
 
 Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline,
                Spool& spool, Queue& queue, Store* store)
-    : impl_(std::make_unique<Impl>(*this, std::move(config), std::move(pipeline), spool, queue,
-                                   store)) {
+    : impl_(std::make_unique<Impl>(*this, std::move(config), std::move(pipeline), spool, queue)) {
   const ServerConfig& sc = impl_->config->server;
   int n = sc.threads > 0 ? sc.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {

@@ -229,7 +229,6 @@ void Protocol::reset_transaction() {
   env_.smtputf8 = false;
   env_.body_8bit = false;
   env_.queue_id.clear();
-  declared_size_ = 0;
   if (state_ != State::Closed) state_ = State::Ready;
 }
 
@@ -239,7 +238,6 @@ Step Protocol::bad(Reply r) {
     s.reply = Reply(421, "4.7.0", settings_.hostname + " too many errors, closing connection",
                     true);
     state_ = State::Closed;
-    s.sync = true;
     return s;
   }
   s.reply = std::move(r);
@@ -267,7 +265,6 @@ Step Protocol::on_line(std::string_view line) {
   if (verb == "MAIL") return on_mail(arg);
   if (verb == "RCPT") return on_rcpt(arg);
   if (verb == "DATA") {
-    s.sync = true;
     if (!trim(arg).empty()) return bad(Reply(501, "5.5.4", "DATA takes no arguments"));
     if (state_ == State::Mail) return bad(Reply(554, "5.5.1", "No valid recipients"));
     if (state_ != State::Rcpt) return bad(Reply(503, "5.5.1", "Bad sequence of commands"));
@@ -283,13 +280,11 @@ Step Protocol::on_line(std::string_view line) {
     return s;
   }
   if (verb == "NOOP") {
-    s.sync = true;
     s.reply = Reply(250, "2.0.0", "OK");
     return s;
   }
   if (verb == "QUIT") {
     state_ = State::Closed;
-    s.sync = true;
     s.reply = Reply(221, "2.0.0", settings_.hostname + " closing connection", true);
     return s;
   }
@@ -307,7 +302,6 @@ Step Protocol::on_line(std::string_view line) {
     return s;
   }
   if (verb == "STARTTLS") {
-    s.sync = true;
     if (!settings_.tls_available || settings_.tls_active)
       return bad(Reply(502, "5.5.1", settings_.tls_active ? "Already in TLS" : "STARTTLS not available"));
     if (!trim(arg).empty()) return bad(Reply(501, "5.5.4", "STARTTLS takes no arguments"));
@@ -323,7 +317,6 @@ Step Protocol::on_line(std::string_view line) {
 
 Step Protocol::on_helo(std::string_view arg, bool esmtp) {
   Step s;
-  s.sync = true;
   arg = trim(arg);
   if (arg.empty()) return bad(Reply(501, "5.5.4", std::string(esmtp ? "EHLO" : "HELO") + " requires a domain"));
   auto sp = arg.find(' ');
@@ -382,14 +375,12 @@ Step Protocol::on_mail(std::string_view arg) {
   env_.mail_from = p->address;
   env_.smtputf8 = utf8;
   env_.body_8bit = eight;
-  declared_size_ = size;
   s.kind = Step::Kind::Mail;
   s.reply = Reply(250, "2.1.0", "Sender OK");
   return s;
 }
 
 void Protocol::mail_accepted() { state_ = State::Mail; }
-void Protocol::mail_refused() { reset_transaction(); }
 
 Step Protocol::on_rcpt(std::string_view arg) {
   Step s;
@@ -478,8 +469,17 @@ size_t DataDecoder::feed(std::string_view data) {
         break;
       case S::DotCr:
         if (data[i] == '\n') {
-          done_ = true;
-          return i + 1;
+          if (prev_crlf_) {
+            done_ = true;
+            return i + 1;
+          }
+          // <LF>.<CRLF> is not the end of data (SMTP smuggling: a receiver that took it for
+          // one would run what follows as commands); the "." line is content, kept as is.
+          put(".\r\n");
+          prev_crlf_ = true;
+          ++i;
+          s_ = S::LineStart;
+          continue;
         }
         // ".\r" followed by something else: the dot was stuffing, the CR is content.
         put("\r");
@@ -507,6 +507,7 @@ size_t DataDecoder::feed(std::string_view data) {
         if (!nl) continue;
         // A bare LF line end is stored as CRLF.
         put(last_cr_ ? "\n" : "\r\n");
+        prev_crlf_ = last_cr_;
         last_cr_ = false;
         ++i;
         s_ = S::LineStart;

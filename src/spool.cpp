@@ -106,18 +106,6 @@ int write_file_fd(const std::string& path, std::string_view a, std::string_view 
   return fd;
 }
 
-// Writes a whole file; returns 0 or errno. The file is not synced here.
-int write_file(const std::string& path, std::string_view a, std::string_view b = {}) {
-  int fd = write_file_fd(path, a, b);
-  if (fd < 0) return -fd;
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(path.c_str());
-    return err;
-  }
-  return 0;
-}
-
 }  // namespace
 
 std::string SpoolRecord::serialize() const {
@@ -260,7 +248,8 @@ std::string Spool::new_id() {
   uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count());
-  uint64_t c = counter_++;
+  static std::atomic<uint64_t> counter{0};
+  uint64_t c = counter++;
   auto b32 = [&](uint64_t v, int digits) {
     std::string s(digits, '0');
     for (int i = digits - 1; i >= 0; --i) {
@@ -408,8 +397,13 @@ bool Spool::update(const SpoolRecord& record, const std::string* message) {
   std::string tmp = dir_ + "/tmp/" + record.id + ".new";
   std::string dst = dir_ + "/queue/" + record.id;
   std::string rec = record.serialize();
-  if (write_file(tmp, file_header(rec.size(), message->size()) + rec, *message) != 0) return false;
-  return ::rename(tmp.c_str(), dst.c_str()) == 0;
+  // Synced before the rename: the file replaced is the durable copy of an acknowledged
+  // message, and a rename of unsynced data can leave an empty or short file after a crash,
+  // which recover() would take for a never-acknowledged one and delete.
+  auto e =
+      files::write_durably(tmp, dst, {file_header(rec.size(), message->size()), rec, *message});
+  if (e) spdlog::warn("spool: update {}", e.message());
+  return !e;
 }
 
 void Spool::remove(const std::string& id) { ::unlink((dir_ + "/queue/" + id).c_str()); }

@@ -23,8 +23,9 @@
 
 namespace digue::headers {
 
-// RFC 5322 date-time for `unix_seconds` in local time, e.g. "Wed, 25 Nov 2026 16:05:01 +0000".
-std::string rfc5322_date(int64_t unix_seconds);
+// RFC 5322 date-time for `unix_seconds` in local time (in UTC when `utc`), independent of the
+// locale, e.g. "Wed, 25 Nov 2026 16:05:01 +0000".
+std::string rfc5322_date(int64_t unix_seconds, bool utc = false);
 
 std::string received(const Envelope& env, const std::string& hostname,
                      const std::vector<Address>& rcpts);

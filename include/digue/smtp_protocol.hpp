@@ -69,7 +69,6 @@ struct Step {
   Kind kind = Kind::Reply;
   Reply reply;
   Address rcpt;  // Kind::Rcpt
-  bool sync = false;  // flush replies now (RFC 2920: EHLO, DATA, QUIT, STARTTLS, NOOP...)
 };
 
 class Protocol {
@@ -83,7 +82,6 @@ class Protocol {
   Step on_overlong_line();
 
   void mail_accepted();             // 250 sent for MAIL
-  void mail_refused();              // the session refused MAIL: back to Ready
   void rcpt_accepted(const Address& rcpt);
   void data_done();                 // the message was answered (250/4xx/5xx): new transaction
   void tls_started();               // handshake done: state reset, EHLO needed again
@@ -93,7 +91,6 @@ class Protocol {
   Envelope& envelope() { return env_; }
   const Settings& settings() const { return settings_; }
   void set_tls_active(bool v) { settings_.tls_active = v; }
-  int bad_commands() const { return bad_commands_; }
   bool closed() const { return state_ == State::Closed; }
 
  private:
@@ -106,14 +103,15 @@ class Protocol {
   Settings settings_;
   State state_ = State::Ready;
   Envelope env_;
-  size_t declared_size_ = 0;
   int bad_commands_ = 0;
   bool seen_helo_ = false;
 };
 
 // DATA decoder: dot-unstuffing and end-of-data detection across reads. Only <CRLF>.<CRLF>
-// ends the message (no bare-LF variants: the SMTP smuggling class); bare LF line ends are
-// stored as CRLF so that what we pass downstream has one unambiguous line ending.
+// ends the message, and only when the line before it also ended with CRLF: <LF>.<CRLF>,
+// <LF>.<LF>, <CR>.<CR><LF> are content (the SMTP smuggling class). Bare LF line ends are
+// stored as CRLF so that what we pass downstream has one unambiguous line ending; a "." line
+// after a bare LF is kept as content (the delivery side dot-stuffs it again).
 class DataDecoder {
  public:
   DataDecoder(size_t max_size, size_t max_line);
@@ -136,6 +134,9 @@ class DataDecoder {
   size_t size_ = 0, line_len_ = 0;
   bool done_ = false, too_big_ = false, line_too_long_ = false, has_8bit_ = false;
   bool last_cr_ = false;
+  // The previous line ended with CRLF on the wire (not a bare LF): only then does "." + CRLF
+  // end the data. The start of DATA counts as a CRLF line end.
+  bool prev_crlf_ = true;
 };
 
 }  // namespace digue::smtp

@@ -11,8 +11,9 @@
 // States: received (spooled, not yet filtered), queued (filtered, to deliver), deferred
 // (retry at next_try), held (attachment-hash hold), quarantined, done (removed).
 // On start, recover() returns every record so that nothing acknowledged is lost; a crash may
-// at worst deliver a message twice (state updates after the first commit are not fsync'ed
-// before delivery goes on).
+// at worst deliver a message twice (a delivery that succeeded just before the crash is not
+// recorded yet). update() replaces the file durably (tmp, fsync, rename), so a crash never
+// leaves an acknowledged message's file empty or short.
 #pragma once
 
 #include <boost/asio/associated_executor.hpp>
@@ -74,7 +75,9 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  std::string new_id();
+  // A new queue ID: sortable by time, unique across threads (a counter) and processes (a
+  // random node part). Static: tools (diguectl quarantine release) need one without a spool.
+  static std::string new_id();
   const std::string& dir() const { return dir_; }
 
   // Durably stores message and record; the handler gets an error_code (0 = durable).
@@ -96,8 +99,9 @@ class Spool {
         token, std::move(message), std::move(record));
   }
 
-  // Rewrites the record (atomic rename; not fsync'ed: see the contract above). `message`:
-  // the message bytes when the caller has them, else they are read from the spool.
+  // Rewrites the record (tmp, fsync, atomic rename, fsync dir: the queue file never goes
+  // missing or short after a crash). `message`: the message bytes when the caller has them,
+  // else they are read from the spool. Blocking.
   bool update(const SpoolRecord& record, const std::string* message = nullptr);
   // Removes a finished message.
   void remove(const std::string& id);
@@ -143,7 +147,6 @@ class Spool {
   bool stop_ = false;
   boost::asio::thread_pool sync_pool_{8};  // concurrent fdatasync of one batch
   std::thread writer_;
-  std::atomic<uint64_t> counter_{0};
   std::atomic<uint64_t> commits_{0}, batches_{0};
 };
 

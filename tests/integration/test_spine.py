@@ -99,6 +99,30 @@ def test_pipelining_in_one_packet_and_dot_stuffing():
         assert b"\n.leading dot\nline\n" in sink.messages()[0], sink.messages()[0]
 
 
+def test_smtp_smuggling_bare_lf_dot_is_content():
+    # <LF>.<CRLF> does not end DATA: what follows it is message text, never a second
+    # (smuggled) transaction that a CRLF.CRLF-only downstream would not see.
+    with Sink() as sink, Digued(PIPELINE + domain_cfg(sink.port)) as d:
+        c = Raw(d.port)
+        c.reply()
+        c.send("EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n")
+        codes = [c.reply()[0] for _ in range(4)]
+        assert codes == [250, 250, 250, 354], codes
+        c.send("Subject: outer\r\n\r\nhello\n.\r\nMAIL FROM:<admin@example.test>\r\n"
+               "RCPT TO:<u@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n"
+               "QUIT\r\n")
+        code, text = c.reply()
+        assert code == 250 and "queued as" in text, text
+        code, text = c.reply()
+        assert code == 221, (code, text)
+        assert wait_until(lambda: len(sink.messages()) == 1), d.log()
+        m = sink.messages()[0]
+        assert b"Subject: outer" in m and b"MAIL FROM:<admin@example.test>" in m, m
+        assert b"Subject: smuggled" in m, m
+        time.sleep(1)
+        assert len(sink.messages()) == 1
+
+
 def test_limits_and_garbage():
     extra = "max_message_size = 2000\nmax_recipients = 3\nmax_bad_commands = 6\n"
     with Sink() as sink, Digued(PIPELINE + domain_cfg(sink.port), extra_server=extra) as d:
@@ -365,6 +389,37 @@ def test_quarantine_list_show_release_delete():
             assert ctl("show", drop).returncode == 1
             time.sleep(2.5)
             assert len(sink.messages()) == 1
+
+
+def test_quarantine_subject_with_tab():
+    # The Subject is untrusted: TABs in it must not shift the index fields, and `delete`
+    # removes the file derived from the key, never a path the entry could be made to name.
+    with Sink() as sink:
+        cfg = PIPELINE + domain_cfg(sink.port).replace('spam_mode = "tag"', 'spam_mode = "quarantine"')
+        with Digued(cfg) as d:
+            ctl = lambda *a: subprocess.run([DIGUECTL, "--config", d.config_path, "quarantine", *a],
+                                            capture_output=True, text=True, timeout=30)
+            decoy = os.path.join(d.tmp, "decoy")
+            with open(decoy, "w") as f:
+                f.write("not quarantine\n")
+            subject = "evil\t0\tx\t%s" % decoy
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                s.ehlo("x")
+                s.sendmail("", ["u@example.test"], message(subject=subject))
+            assert wait_until(lambda: "from=<>" in ctl("list").stdout, 10), d.log()
+            listing = ctl("list").stdout
+            assert "filter=empty_sender" in listing, listing
+            assert 'subject="evil 0 x %s"' % decoy in listing, listing
+            qid = [line.split()[0] for line in listing.splitlines() if "from=<>" in line][0]
+            shown = ctl("show", qid)
+            assert shown.returncode == 0 and "Subject: evil\t0" in shown.stdout, shown.stderr
+            qdir = os.path.join(d.tmp, "spool", "quarantine")
+            assert len(os.listdir(qdir)) == 1
+            r = ctl("delete", qid)
+            assert r.returncode == 0 and "deleted" in r.stdout, r.stderr
+            assert os.path.exists(decoy), "delete removed a path named by the Subject"
+            assert os.listdir(qdir) == [], os.listdir(qdir)
+            assert "0 quarantined" in ctl("list").stdout
 
 
 def test_disk_full_answers_452():

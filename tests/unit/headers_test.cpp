@@ -16,6 +16,15 @@ TEST_CASE("rewrite strips spoofed verdicts and tags the subject", "[headers]") {
   CHECK(headers::rewrite("", "") == "");
 }
 
+TEST_CASE("RFC 5322 dates", "[headers]") {
+  CHECK(headers::rfc5322_date(1700000000, true) == "Tue, 14 Nov 2023 22:13:20 +0000");
+  CHECK(headers::rfc5322_date(0, true) == "Thu, 1 Jan 1970 00:00:00 +0000");
+  // Local time: same shape, a numeric zone.
+  std::string local = headers::rfc5322_date(1700000000);
+  REQUIRE(local.size() >= 30);
+  CHECK((local[local.size() - 5] == '+' || local[local.size() - 5] == '-'));
+}
+
 TEST_CASE("trace block", "[headers]") {
   Envelope env;
   env.client_ip = "192.0.2.1";

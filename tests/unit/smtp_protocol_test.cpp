@@ -156,6 +156,44 @@ TEST_CASE("DATA decoding across chunk boundaries", "[smtp]") {
   CHECK(decode(bytes) == "H: v\r\n\r\n.dot\r\nend\r\n");
 }
 
+TEST_CASE("DATA ends only at CRLF.CRLF (SMTP smuggling)", "[smtp]") {
+  // <LF>.<CRLF>: the "." line is content, what follows is not a command.
+  size_t rest = 0;
+  CHECK(decode({"a\n.\r\nMAIL FROM:<x@y>\r\n\r\n.\r\nQUIT\r\n"}, &rest) ==
+        "a\r\n.\r\nMAIL FROM:<x@y>\r\n\r\n");
+  CHECK(rest == 6);
+  // The same split across reads at every place.
+  const std::string in = "a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n";
+  for (size_t cut = 1; cut < in.size(); ++cut) {
+    INFO("cut " << cut);
+    CHECK(decode({in.substr(0, cut), in.substr(cut)}) == "a\r\n.\r\nMAIL FROM:<x@y>\r\n");
+  }
+  // <CR>.<CRLF>: a lone CR is no line end.
+  CHECK(decode({"a\r.\r\nRSET\r\n.\r\n"}) == "a\r.\r\nRSET\r\n");
+  // <CR>.<CR><LF> after a CRLF line: the dot is stuffing, CR CR LF is content.
+  CHECK(decode({"a\r\n.\r\r\n.\r\n"}) == "a\r\n\r\r\n");
+  // <LF>.<LF> and <LF>.<CR> followed by more.
+  CHECK(decode({"a\n.\nb\n.\rc\r\n.\r\n"}) == "a\r\n\r\nb\r\n\rc\r\n");
+  // An empty bare-LF line, then "." CRLF: still content.
+  CHECK(decode({"a\r\n\n.\r\nb\r\n.\r\n"}) == "a\r\n\r\n.\r\nb\r\n");
+  // A bare-LF line followed by a CRLF line, then the real end.
+  CHECK(decode({"a\nb\r\n.\r\n"}) == "a\r\nb\r\n");
+  // Nothing ends at <LF>.<CRLF> alone.
+  DataDecoder d(1 << 20, 1 << 20);
+  CHECK(d.feed("x\n.\r\n") == 5);
+  CHECK(!d.done());
+  // An empty message still ends at once (the 354 stands for the line end before it).
+  CHECK(decode({".\r\n"}).empty());
+  // A content "." line ended with CRLF: the next "." CRLF is the end.
+  CHECK(decode({"a\n.\r\n.\r\nQUIT\r\n"}, &rest) == "a\r\n.\r\n");
+  CHECK(rest == 6);
+  // Byte by byte, the smuggling attempt stays content.
+  const std::string smuggle = "a\n.\r\nRCPT TO:<v@example.test>\r\n.\r\n";
+  std::vector<std::string> bytes;
+  for (char c : smuggle) bytes.emplace_back(1, c);
+  CHECK(decode(bytes) == "a\r\n.\r\nRCPT TO:<v@example.test>\r\n");
+}
+
 TEST_CASE("DATA limits", "[smtp]") {
   DataDecoder d(10, 5);
   d.feed("0123456789abc\r\n.\r\n");
