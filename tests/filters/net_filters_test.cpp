@@ -484,6 +484,31 @@ TEST_CASE("honeypot: trap hits, bulk ban, window", "[filters][honeypot]") {
   CHECK_THROWS_AS(bad.build("honeypot"), ConfigError);
 }
 
+TEST_CASE("honeypot: a trap hit survives later recipients", "[filters][honeypot]") {
+  // The pipeline re-runs rcpt-phase filters on each RCPT: the trap must still be seen when a
+  // normal recipient follows it (and counted once).
+  Net h;
+  h.options.insert("traps", toml::array{"trap@example.net", "bait@example.org"});
+  auto f = h.build("honeypot");
+  h.env.client_ip = "192.0.2.60";
+  h.env.session_id = "s-later";
+  h.env.rcpts = {{"trap", "example.net"}};
+  CHECK(h.run(f).symbols.at(0).evidence == "trap@example.net; 192.0.2.60 trap hit 1");
+  h.env.rcpts.push_back({"user", "example.net"});
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).name == "HONEYPOT_TRAP");
+  CHECK(r.symbols.at(0).evidence == "trap@example.net; 192.0.2.60 trap hit 1");
+  // A second trap in the same session counts once more; both are named.
+  h.env.rcpts.push_back({"Bait", "example.org"});
+  h.env.rcpts.push_back({"other", "example.net"});
+  r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).evidence == "trap@example.net, bait@example.org; 192.0.2.60 trap hit 2");
+  CHECK(h.run(f).symbols.at(0).evidence ==
+        "trap@example.net, bait@example.org; 192.0.2.60 trap hit 2");
+}
+
 TEST_CASE("greylist: first sight, early retry, pass, auto-whitelist", "[filters][greylist]") {
   Net h;
   h.options.insert("delay", 300);
