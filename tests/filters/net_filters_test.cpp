@@ -1,6 +1,7 @@
 // The network and IP-list filters (helo, invalid_mx, rbl, never/always_spam_ips,
 // ip_blacklist_cache, ip_complaints, honeypot, greylist) over an in-memory resolver and
 // store: symbols, verdicts, evidence, options and their errors.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -441,6 +442,27 @@ TEST_CASE("ip_complaints: file of CIDRs with comments", "[filters][ip_complaints
   Net missing;
   missing.options.insert("file", "/nonexistent/complaints.txt");
   CHECK_THROWS_AS(missing.build("ip_complaints"), ConfigError);
+}
+
+TEST_CASE("ip_complaints: a relative file is read next to the config", "[filters][ip_complaints]") {
+  char dir[] = "/tmp/digue-ipc-dir-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  std::string rules = std::string(dir) + "/rules";
+  REQUIRE(mkdir(rules.c_str(), 0700) == 0);
+  std::ofstream(rules + "/complaints.txt") << "198.51.100.0/24 # near the config\n";
+  Net h;
+  h.config.path = std::string(dir) + "/digue.toml";  // the working directory is elsewhere
+  h.options.insert("file", "rules/complaints.txt");
+  FilterPtr f;
+  REQUIRE_NOTHROW(f = h.build("ip_complaints"));
+  h.env.client_ip = "198.51.100.7";
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).evidence ==
+        "198.51.100.7 in 198.51.100.0/24 (" + rules + "/complaints.txt:1) near the config");
+  std::remove((rules + "/complaints.txt").c_str());
+  rmdir(rules.c_str());
+  rmdir(dir);
 }
 
 TEST_CASE("honeypot: trap hits, bulk ban, window", "[filters][honeypot]") {
