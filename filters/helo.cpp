@@ -28,8 +28,6 @@ bool is_rfc5321_domain(std::string_view s) {
 
 namespace {
 
-// Bounds the PTR names followed, as rdns does.
-constexpr size_t kMaxPtrNames = 10;
 constexpr size_t kMaxEvidence = 100;
 
 using text::lower;
@@ -141,7 +139,7 @@ class Helo final : public Filter {
     dns::Answer aaaa = co_await res.query(name, dns::Type::AAAA);
     if (has(a, client) || has(aaaa, client)) co_return FilterResult::none();
     for (const dns::Answer* x : {&a, &aaaa}) {
-      if (x->status == dns::Status::TempError || x->status == dns::Status::PermError)
+      if (x->failed())
         co_return FilterResult::error("helo: address lookup for " + name + ": " +
                                       dns::to_string(x->status));
     }
@@ -151,16 +149,10 @@ class Helo final : public Filter {
     if (!ctx.envelope.client_ptr.empty()) {
       verified.push_back(lower(ctx.envelope.client_ptr));
     } else {
-      std::string reverse = client.reversed() + (client.v6 ? ".ip6.arpa" : ".in-addr.arpa");
-      dns::Answer ptr = co_await res.query(reverse, dns::Type::PTR);
-      if (ptr.status == dns::Status::TempError)
+      dns::ConfirmedNames confirmed = co_await dns::forward_confirmed(res, client);
+      if (confirmed.ptr.status == dns::Status::TempError)
         co_return FilterResult::error("helo: PTR lookup for " + client.str() + " failed");
-      size_t n = std::min(ptr.records.size(), kMaxPtrNames);
-      for (size_t i = 0; i < n; ++i) {
-        std::string pname = ptr.records[i];
-        dns::Answer fwd = co_await res.query(pname, client.v6 ? dns::Type::AAAA : dns::Type::A);
-        if (has(fwd, client)) verified.push_back(pname);
-      }
+      verified = std::move(confirmed.names);
     }
     std::string helo_domain = mime::registered_domain(name);
     std::string ptrs;

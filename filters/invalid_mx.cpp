@@ -8,10 +8,6 @@ namespace {
 
 constexpr size_t kMaxEvidenceHosts = 5;
 
-bool failed(const dns::Answer& a) {
-  return a.status == dns::Status::TempError || a.status == dns::Status::PermError;
-}
-
 class InvalidMx final : public Filter {
  public:
   InvalidMx(double score, double score_a, bool a_is_hit)
@@ -28,7 +24,7 @@ class InvalidMx final : public Filter {
     if (!ctx.services.resolver) co_return FilterResult::error("invalid_mx: no DNS resolver");
     dns::Resolver& res = *ctx.services.resolver;
     dns::Answer mx = co_await res.query(domain, dns::Type::MX);
-    if (failed(mx))
+    if (mx.failed())
       co_return FilterResult::error("invalid_mx: MX lookup for " + domain + ": " +
                                     dns::to_string(mx.status));
     if (mx.status == dns::Status::NxDomain) co_return invalid(domain + " does not exist");
@@ -61,7 +57,7 @@ class InvalidMx final : public Filter {
       co_return noted;
     }
     for (const dns::Answer* x : {&a, &aaaa})
-      if (failed(*x))
+      if (x->failed())
         co_return FilterResult::error("invalid_mx: address lookup for " + domain + ": " +
                                       dns::to_string(x->status));
     co_return invalid(domain + " has no MX and no A/AAAA");

@@ -43,8 +43,7 @@ bool refused_code(const net::Ip& ip) {
 
 // Outcome of one zone, and the code that listed (for the evidence).
 Outcome judge(const Zone& z, const dns::Answer& a, std::string* code) {
-  if (a.status == dns::Status::TempError || a.status == dns::Status::PermError)
-    return Outcome::Failed;
+  if (a.failed()) return Outcome::Failed;
   if (!a.ok()) return Outcome::NotListed;
   bool refused = false;
   for (const auto& r : a.records) {
