@@ -89,8 +89,9 @@ class Helo final : public Filter {
                                   "'" + helo + "' is not a fully-qualified name",
                                   "HELO is not a fully-qualified host name");
     std::string name = lower(helo);
-    std::string host = lower(ctx.services.hostname);
-    if (name == host || std::find(ours_.begin(), ours_.end(), name) != ours_.end())
+    // Compared without case, not lower-cased: no copy of our hostname per message.
+    if (text::iequals(name, ctx.services.hostname) ||
+        std::find(ours_.begin(), ours_.end(), name) != ours_.end())
       co_return FilterResult::hit("HELO_OURS", s_.ours, name, "HELO claims to be us");
     if (!strict_) co_return FilterResult::none();
     if (!client) co_return FilterResult::error("helo: bad client IP " + ctx.envelope.client_ip);

@@ -76,6 +76,10 @@ TEST_CASE("helo: syntax, bare IP, literal, ours", "[filters][helo]") {
   CHECK(sym("[foo]") == "HELO_INVALID");
   CHECK(sym("mx.digue.test") == "HELO_OURS");
   CHECK(sym("EXAMPLE.net") == "HELO_OURS");
+  h.services.hostname = "MX.Digue.Test";  // our name compares without case, both ways
+  CHECK(sym("mx.DIGUE.test") == "HELO_OURS");
+  CHECK(sym("mx2.digue.test") == "-");
+  h.services.hostname = "mx.digue.test";
   h.env.client_ip = "2001:db8::1";
   CHECK(sym("[IPv6:2001:db8::1]") == "-");
   CHECK(sym("[ipv6:2001:DB8:0::1]") == "-");
