@@ -159,9 +159,7 @@ class Helo final : public Filter {
     std::string ptrs;
     for (const auto& p : verified) {
       if (!helo_domain.empty() && mime::registered_domain(p) == helo_domain) {
-        FilterResult ok;
-        ok.symbols.push_back({"HELO_PTR_DOMAIN", 0.0, name + " ~ " + p});
-        co_return ok;
+        co_return FilterResult::note("HELO_PTR_DOMAIN", 0.0, name + " ~ " + p);
       }
       ptrs += (ptrs.empty() ? "" : " ") + p;
     }

@@ -38,9 +38,7 @@ class InvalidMx final : public Filter {
       std::string hosts;
       for (size_t i = 0; i < real.size() && i < kMaxEvidenceHosts; ++i)
         hosts += (i ? " " : "") + real[i]->host;
-      FilterResult ok;
-      ok.symbols.push_back({"MX_OK", 0.0, domain + " MX " + hosts});
-      co_return ok;
+      co_return FilterResult::note("MX_OK", 0.0, domain + " MX " + hosts);
     }
     // No MX (NODATA): RFC 5321 5.1 falls back to the domain's own address.
     dns::Answer a = co_await res.query(domain, dns::Type::A);
@@ -52,9 +50,7 @@ class InvalidMx final : public Filter {
       if (a_is_hit_)
         co_return FilterResult::hit("MX_A_FALLBACK", score_a_, std::move(evidence),
                                     "sender domain has no MX");
-      FilterResult noted;
-      noted.symbols.push_back({"MX_A_FALLBACK", score_a_, std::move(evidence)});
-      co_return noted;
+      co_return FilterResult::note("MX_A_FALLBACK", score_a_, std::move(evidence));
     }
     for (const dns::Answer* x : {&a, &aaaa})
       if (x->failed())

@@ -159,9 +159,7 @@ class Rbl final : public Filter {
     if (static_cast<double>(n_listed) >= quorum_ * static_cast<double>(answered) - 1e-9)
       return FilterResult::hit("RBL_LISTED", score_, std::move(evidence),
                                "listed in DNS blocklists: " + listed);
-    FilterResult below;
-    below.symbols.push_back({"RBL_BELOW_QUORUM", 0.0, std::move(evidence)});
-    return below;
+    return FilterResult::note("RBL_BELOW_QUORUM", 0.0, std::move(evidence));
   }
 
   std::vector<Zone> zones_;

@@ -31,20 +31,13 @@ class Rdns final : public Filter {
     if (!ptr.ok())
       co_return FilterResult::hit("RDNS_NONE", score_none_, ip->str() + " has no PTR",
                                   "no reverse DNS for " + ip->str());
-    if (!confirmed.names.empty()) {
-      FilterResult ok;
-      ok.symbols.push_back({"RDNS_OK", 0.0, confirmed.names.front()});
-      co_return ok;
-    }
+    if (!confirmed.names.empty())
+      co_return FilterResult::note("RDNS_OK", 0.0, confirmed.names.front());
     std::string names;
     size_t n = std::min(ptr.records.size(), dns::kMaxPtrNames);
     for (size_t i = 0; i < n; ++i) names += (i ? " " : "") + ptr.records[i];
     std::string evidence = ip->str() + " PTR " + names + ": none resolves back";
-    if (!unconfirmed_is_hit_) {
-      FilterResult info;
-      info.symbols.push_back({"RDNS_UNCONFIRMED", 0.0, evidence});
-      co_return info;
-    }
+    if (!unconfirmed_is_hit_) co_return FilterResult::note("RDNS_UNCONFIRMED", 0.0, evidence);
     co_return FilterResult::hit("RDNS_UNCONFIRMED", score_unconfirmed_, evidence,
                                 "reverse DNS of " + ip->str() + " is not forward-confirmed");
   }

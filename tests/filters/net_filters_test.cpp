@@ -43,6 +43,17 @@ std::string tmp_file(const std::string& text) {
 
 }  // namespace
 
+TEST_CASE("FilterResult::note: one symbol, no hit", "[filters]") {
+  auto r = FilterResult::note("MX_A_FALLBACK", 1.5, "example.org has no MX");
+  CHECK(r.status == FilterResult::Status::Ok);
+  CHECK(r.verdict == V::None);
+  REQUIRE(r.symbols.size() == 1);
+  CHECK(r.symbols[0].name == "MX_A_FALLBACK");
+  CHECK(r.symbols[0].score == 1.5);
+  CHECK(r.symbols[0].evidence == "example.org has no MX");
+  CHECK(r.reason.empty());
+}
+
 TEST_CASE("helo: RFC 5321 domain syntax", "[filters][helo]") {
   CHECK(filters::is_rfc5321_domain("mail.example.org"));
   CHECK(filters::is_rfc5321_domain("a-b.x1"));
