@@ -9,6 +9,7 @@
 #include "digue/message.hpp"
 #include "digue/options.hpp"
 #include "digue/store.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 namespace {
@@ -75,8 +76,7 @@ class Checksum final : public Filter {
 
     std::vector<std::string> keys;
     for (const auto& r : ctx.envelope.rcpts) {
-      std::string addr = r.local + "@" + r.domain;
-      for (char& c : addr) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string addr = text::lower(r.local + "@" + r.domain);
       keys.push_back(prefix + "r:" + short_hash(addr));
     }
     std::sort(keys.begin(), keys.end());

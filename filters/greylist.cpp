@@ -62,9 +62,7 @@ class Greylist final : public Filter {
                    FilterContext& ctx) const {
     std::string awl_key = "grey:awl:" + net;
     if (store.get(awl_key)) {
-      FilterResult r;
-      r.symbols.push_back({"GREYLIST_WHITELISTED", 0.0, net + " is auto-whitelisted"});
-      return r;
+      return FilterResult::note("GREYLIST_WHITELISTED", 0.0, net + " is auto-whitelisted");
     }
     int64_t now = now_();
     bool passed_now = false;
@@ -126,9 +124,7 @@ class Greylist final : public Filter {
     if (passed_now && s_.auto_whitelist.count() > 0)
       store.put(awl_key, std::to_string(now), s_.auto_whitelist);
     if (passed.empty()) return FilterResult::none();
-    FilterResult r;
-    r.symbols.push_back({"GREYLIST_PASSED", 0.0, net + " " + sender + " -> " + passed});
-    return r;
+    return FilterResult::note("GREYLIST_PASSED", 0.0, net + " " + sender + " -> " + passed);
   }
 
   Settings s_;

@@ -28,8 +28,6 @@ bool is_rfc5321_domain(std::string_view s) {
 
 namespace {
 
-// Bounds the PTR names followed, as rdns does.
-constexpr size_t kMaxPtrNames = 10;
 constexpr size_t kMaxEvidence = 100;
 
 using text::lower;
@@ -91,8 +89,9 @@ class Helo final : public Filter {
                                   "'" + helo + "' is not a fully-qualified name",
                                   "HELO is not a fully-qualified host name");
     std::string name = lower(helo);
-    std::string host = lower(ctx.services.hostname);
-    if (name == host || std::find(ours_.begin(), ours_.end(), name) != ours_.end())
+    // Compared without case, not lower-cased: no copy of our hostname per message.
+    if (text::iequals(name, ctx.services.hostname) ||
+        std::find(ours_.begin(), ours_.end(), name) != ours_.end())
       co_return FilterResult::hit("HELO_OURS", s_.ours, name, "HELO claims to be us");
     if (!strict_) co_return FilterResult::none();
     if (!client) co_return FilterResult::error("helo: bad client IP " + ctx.envelope.client_ip);
@@ -141,7 +140,7 @@ class Helo final : public Filter {
     dns::Answer aaaa = co_await res.query(name, dns::Type::AAAA);
     if (has(a, client) || has(aaaa, client)) co_return FilterResult::none();
     for (const dns::Answer* x : {&a, &aaaa}) {
-      if (x->status == dns::Status::TempError || x->status == dns::Status::PermError)
+      if (x->failed())
         co_return FilterResult::error("helo: address lookup for " + name + ": " +
                                       dns::to_string(x->status));
     }
@@ -151,24 +150,16 @@ class Helo final : public Filter {
     if (!ctx.envelope.client_ptr.empty()) {
       verified.push_back(lower(ctx.envelope.client_ptr));
     } else {
-      std::string reverse = client.reversed() + (client.v6 ? ".ip6.arpa" : ".in-addr.arpa");
-      dns::Answer ptr = co_await res.query(reverse, dns::Type::PTR);
-      if (ptr.status == dns::Status::TempError)
+      dns::ConfirmedNames confirmed = co_await dns::forward_confirmed(res, client);
+      if (confirmed.ptr.status == dns::Status::TempError)
         co_return FilterResult::error("helo: PTR lookup for " + client.str() + " failed");
-      size_t n = std::min(ptr.records.size(), kMaxPtrNames);
-      for (size_t i = 0; i < n; ++i) {
-        std::string pname = ptr.records[i];
-        dns::Answer fwd = co_await res.query(pname, client.v6 ? dns::Type::AAAA : dns::Type::A);
-        if (has(fwd, client)) verified.push_back(pname);
-      }
+      verified = std::move(confirmed.names);
     }
     std::string helo_domain = mime::registered_domain(name);
     std::string ptrs;
     for (const auto& p : verified) {
       if (!helo_domain.empty() && mime::registered_domain(p) == helo_domain) {
-        FilterResult ok;
-        ok.symbols.push_back({"HELO_PTR_DOMAIN", 0.0, name + " ~ " + p});
-        co_return ok;
+        co_return FilterResult::note("HELO_PTR_DOMAIN", 0.0, name + " ~ " + p);
       }
       ptrs += (ptrs.empty() ? "" : " ") + p;
     }

@@ -1,5 +1,6 @@
 #include "filters/honeypot.hpp"
 
+#include <algorithm>
 #include <set>
 
 #include "digue/options.hpp"
@@ -28,9 +29,16 @@ class Honeypot final : public Filter {
   boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
     const Envelope& env = ctx.envelope;
     auto ip = net::Ip::parse(env.client_ip);
+    // Every recipient, not only the newest: the pipeline re-runs this filter on each RCPT,
+    // and a trap followed by a normal recipient must still be a hit.
+    std::vector<std::string> traps;
+    for (const Address& rcpt : env.rcpts) {
+      std::string a = lower(rcpt.str());
+      if (s_.traps.count(a) && std::find(traps.begin(), traps.end(), a) == traps.end())
+        traps.push_back(std::move(a));
+    }
     std::string trap;
-    if (!env.rcpts.empty() && s_.traps.count(lower(env.rcpts.back().str())))
-      trap = lower(env.rcpts.back().str());
+    for (const auto& t : traps) trap += (trap.empty() ? "" : ", ") + t;
     Store* store = ctx.services.store;
     if (!store || !ip) {
       if (!trap.empty()) co_return trap_hit(trap, "");
@@ -38,8 +46,9 @@ class Honeypot final : public Filter {
     }
     std::string ban_key = "honeypot:ban:" + ip->str();
     try {
-      if (!trap.empty()) {
-        int64_t n = count(*store, *ip, env.session_id + "|" + trap);
+      if (!traps.empty()) {
+        int64_t n = 0;
+        for (const auto& t : traps) n = count(*store, *ip, env.session_id + "|" + t);
         if (n >= s_.bulk_threshold) {
           store->put(ban_key, std::to_string(n), s_.ban);
           co_return trap_hit(trap, "; " + ip->str() + " banned after " + std::to_string(n) +
@@ -60,8 +69,9 @@ class Honeypot final : public Filter {
   }
 
  private:
-  // Counts one trap hit for ip, once per session and trap address: the pipeline may run this
-  // filter again for the same recipient (at DATA, after a later RCPT was refused).
+  // Counts one trap hit for ip, once per session and trap address, and returns the IP's count:
+  // the pipeline runs this filter again for the recipients it has already seen (on each
+  // RCPT, and at DATA after a later RCPT was refused).
   int64_t count(Store& store, const net::Ip& ip, const std::string& seen_id) const {
     std::string hits_key = "honeypot:hits:" + ip.str();
     std::string seen_key = "honeypot:seen:" + seen_id;

@@ -8,10 +8,6 @@ namespace {
 
 constexpr size_t kMaxEvidenceHosts = 5;
 
-bool failed(const dns::Answer& a) {
-  return a.status == dns::Status::TempError || a.status == dns::Status::PermError;
-}
-
 class InvalidMx final : public Filter {
  public:
   InvalidMx(double score, double score_a, bool a_is_hit)
@@ -28,7 +24,7 @@ class InvalidMx final : public Filter {
     if (!ctx.services.resolver) co_return FilterResult::error("invalid_mx: no DNS resolver");
     dns::Resolver& res = *ctx.services.resolver;
     dns::Answer mx = co_await res.query(domain, dns::Type::MX);
-    if (failed(mx))
+    if (mx.failed())
       co_return FilterResult::error("invalid_mx: MX lookup for " + domain + ": " +
                                     dns::to_string(mx.status));
     if (mx.status == dns::Status::NxDomain) co_return invalid(domain + " does not exist");
@@ -42,9 +38,7 @@ class InvalidMx final : public Filter {
       std::string hosts;
       for (size_t i = 0; i < real.size() && i < kMaxEvidenceHosts; ++i)
         hosts += (i ? " " : "") + real[i]->host;
-      FilterResult ok;
-      ok.symbols.push_back({"MX_OK", 0.0, domain + " MX " + hosts});
-      co_return ok;
+      co_return FilterResult::note("MX_OK", 0.0, domain + " MX " + hosts);
     }
     // No MX (NODATA): RFC 5321 5.1 falls back to the domain's own address.
     dns::Answer a = co_await res.query(domain, dns::Type::A);
@@ -56,12 +50,10 @@ class InvalidMx final : public Filter {
       if (a_is_hit_)
         co_return FilterResult::hit("MX_A_FALLBACK", score_a_, std::move(evidence),
                                     "sender domain has no MX");
-      FilterResult noted;
-      noted.symbols.push_back({"MX_A_FALLBACK", score_a_, std::move(evidence)});
-      co_return noted;
+      co_return FilterResult::note("MX_A_FALLBACK", score_a_, std::move(evidence));
     }
     for (const dns::Answer* x : {&a, &aaaa})
-      if (failed(*x))
+      if (x->failed())
         co_return FilterResult::error("invalid_mx: address lookup for " + domain + ": " +
                                       dns::to_string(x->status));
     co_return invalid(domain + " has no MX and no A/AAAA");

@@ -6,8 +6,8 @@
 // spam (not whitelisted; loopback never).
 // Store: key "ipbl:<ip>" (the IP as net::Ip::str() prints it, so every IPv6 spelling maps to
 // one key), value "<unix time recorded> <reason>", TTL = the ban time: the ban lifts by
-// itself when the key expires. Writers call record_spammer() (the queue, when a message is
-// classed as spam); a later record renews the ban.
+// itself when the key expires. The writer is this filter's after_verdict(), through
+// record_spammer(); a later record renews the ban.
 // Dependencies: the Store. Failure: no store, or a store error, is an error result (the
 // slot's on_error applies): a failed read is not "not listed".
 // Untrusted input: the client IP text (parsed first; an unparsable IP is an error result).

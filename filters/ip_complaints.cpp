@@ -1,9 +1,9 @@
 #include "filters/ip_complaints.hpp"
 
 #include <algorithm>
-#include <fstream>
 
 #include "digue/options.hpp"
+#include "digue/rule_file.hpp"
 
 namespace digue::filters {
 namespace {
@@ -55,26 +55,24 @@ FilterPtr make_ip_complaints(const FilterBuildContext& b) {
   std::string file = r.str("file", "rules/ip_complaints.txt");
   double score = r.number("score", 10.0, -100, 100);
   r.finish();
-  std::ifstream in(file);
-  if (!in) r.fail("file", "cannot read " + file);
+  // The key's line in messages, or the table's when the default file is used.
+  const toml::node* at = b.options.get("file") ? b.options.get("file") : &b.options;
+  std::string path = resolve_config_path(b.config, file);
   std::vector<Entry> entries;
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    size_t hash = line.find('#');
-    std::string body = trim(std::string_view(line).substr(0, hash));
-    if (body.empty()) continue;
+  for (const RuleLine& l : read_rule_lines(path, r.path("file"), at)) {
+    size_t hash = l.text.find('#');
+    std::string body = trim(std::string_view(l.text).substr(0, hash));
     auto cidr = net::Cidr::parse(body);
-    if (!cidr) r.fail("file", file + ":" + std::to_string(n) + ": not an address or CIDR: " + body);
-    Entry e{*cidr, n, hash == std::string::npos ? "" : trim(line.substr(hash + 1))};
-    entries.push_back(std::move(e));
+    if (!cidr)
+      r.fail("file", path + ":" + std::to_string(l.number) + ": not an address or CIDR: " + body);
+    std::string reason = hash == std::string::npos ? "" : trim(l.text.substr(hash + 1));
+    entries.push_back({*cidr, l.number, std::move(reason)});
   }
   // The widest ranges first: an address in a listed /16 and a listed /32 reports the /16,
   // whatever the file's order, so the evidence does not depend on editing history.
   std::stable_sort(entries.begin(), entries.end(),
                    [](const Entry& a, const Entry& b) { return a.cidr.prefix < b.cidr.prefix; });
-  return std::make_shared<IpComplaints>(file, std::move(entries), score);
+  return std::make_shared<IpComplaints>(path, std::move(entries), score);
 }
 
 }  // namespace digue::filters

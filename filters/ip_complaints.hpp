@@ -2,8 +2,9 @@
 // CIDR (or bare address) per line in a plain file, '#' starts a comment (whole line or after
 // the address, where it is the listing's reason, shown as evidence).
 // Phase: connect. Symbols: IP_COMPLAINT (hit; evidence "<ip> in <cidr> (file:line)
-// [reason]"). Options ([filters.ip_complaints]): file ("rules/ip_complaints.txt", relative
-// to digued's working directory, like the spool and store directories), score (10).
+// [reason]"). Options ([filters.ip_complaints]): file ("rules/ip_complaints.txt"; a relative
+// path is looked up next to the config file, then in the working directory, as keywords and
+// sender_complaints do), score (10).
 // The file is read when the pipeline is built: at start and on each SIGHUP reload, never on
 // the data path. A missing file or a bad line is a ConfigError naming filters.ip_complaints
 // .file and the file's line, so a reload with a broken list keeps the running pipeline.

@@ -9,6 +9,7 @@
 #include "digue/message.hpp"
 #include "digue/options.hpp"
 #include "digue/rule_file.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 namespace {
@@ -31,15 +32,6 @@ struct Rule {
   std::string header;  // Target::Header: the name, compared case-insensitively
   std::unique_ptr<pcre2_code, CodeFree> code;
 };
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
 
 std::vector<Rule> load_rules(const std::string& path, const std::string& key,
                              const toml::node* at) {
@@ -185,7 +177,7 @@ class Keywords final : public Filter {
         case Target::Header:
           target = "header";
           for (const auto& h : run.facts.headers()) {
-            if (!iequal(h.name, rule.header)) continue;
+            if (!text::iequals(h.name, rule.header)) continue;
             rc = match_one(run, rule, h.value);
             if (rc != 0) break;
           }
@@ -251,8 +243,7 @@ FilterPtr make_keywords(const FilterBuildContext& b) {
       std::string key = r.path("domains") + "." + std::string(k.str());
       auto path = v.value<std::string>();
       if (!path || !v.is_string()) config_fail(key, &v, "expected a file path");
-      std::string domain(k.str());
-      for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string domain = text::lower(k.str());
       domains[domain] = load_rules(resolve_config_path(b.config, *path), key, &v);
     }
   }

@@ -43,8 +43,7 @@ bool refused_code(const net::Ip& ip) {
 
 // Outcome of one zone, and the code that listed (for the evidence).
 Outcome judge(const Zone& z, const dns::Answer& a, std::string* code) {
-  if (a.status == dns::Status::TempError || a.status == dns::Status::PermError)
-    return Outcome::Failed;
+  if (a.failed()) return Outcome::Failed;
   if (!a.ok()) return Outcome::NotListed;
   bool refused = false;
   for (const auto& r : a.records) {
@@ -160,9 +159,7 @@ class Rbl final : public Filter {
     if (static_cast<double>(n_listed) >= quorum_ * static_cast<double>(answered) - 1e-9)
       return FilterResult::hit("RBL_LISTED", score_, std::move(evidence),
                                "listed in DNS blocklists: " + listed);
-    FilterResult below;
-    below.symbols.push_back({"RBL_BELOW_QUORUM", 0.0, std::move(evidence)});
-    return below;
+    return FilterResult::note("RBL_BELOW_QUORUM", 0.0, std::move(evidence));
   }
 
   std::vector<Zone> zones_;

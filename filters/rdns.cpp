@@ -7,9 +7,6 @@
 namespace digue::filters {
 namespace {
 
-// Bounds the work a hostile PTR RRset can cause (as RFC 7208 does for "ptr").
-constexpr size_t kMaxNames = 10;
-
 class Rdns final : public Filter {
  public:
   Rdns(double score_none, double score_unconfirmed, bool unconfirmed_is_hit)
@@ -24,34 +21,23 @@ class Rdns final : public Filter {
     auto ip = net::Ip::parse(ctx.envelope.client_ip);
     if (!ip) co_return FilterResult::error("rdns: bad client IP " + ctx.envelope.client_ip);
     dns::Resolver& resolver = *ctx.services.resolver;
-    std::string reverse = ip->reversed() + (ip->v6 ? ".ip6.arpa" : ".in-addr.arpa");
-    dns::Answer ptr = co_await resolver.query(reverse, dns::Type::PTR);
+    // The first confirmed name is enough: stop there.
+    net::Ip client = *ip;
+    dns::ConfirmedNames confirmed =
+        co_await dns::forward_confirmed(resolver, client, dns::kMaxPtrNames, 1);
+    const dns::Answer& ptr = confirmed.ptr;
     if (ptr.status == dns::Status::TempError)
       co_return FilterResult::error("rdns: PTR lookup for " + ip->str() + " failed");
     if (!ptr.ok())
       co_return FilterResult::hit("RDNS_NONE", score_none_, ip->str() + " has no PTR",
                                   "no reverse DNS for " + ip->str());
+    if (!confirmed.names.empty())
+      co_return FilterResult::note("RDNS_OK", 0.0, confirmed.names.front());
     std::string names;
-    size_t n = std::min(ptr.records.size(), kMaxNames);
-    for (size_t i = 0; i < n; ++i) {
-      const std::string& name = ptr.records[i];
-      names += (i ? " " : "") + name;
-      dns::Answer fwd = co_await resolver.query(name, ip->v6 ? dns::Type::AAAA : dns::Type::A);
-      for (const auto& addr : fwd.records) {
-        auto x = net::Ip::parse(addr);
-        if (x && *x == *ip) {
-          FilterResult ok;
-          ok.symbols.push_back({"RDNS_OK", 0.0, name});
-          co_return ok;
-        }
-      }
-    }
+    size_t n = std::min(ptr.records.size(), dns::kMaxPtrNames);
+    for (size_t i = 0; i < n; ++i) names += (i ? " " : "") + ptr.records[i];
     std::string evidence = ip->str() + " PTR " + names + ": none resolves back";
-    if (!unconfirmed_is_hit_) {
-      FilterResult info;
-      info.symbols.push_back({"RDNS_UNCONFIRMED", 0.0, evidence});
-      co_return info;
-    }
+    if (!unconfirmed_is_hit_) co_return FilterResult::note("RDNS_UNCONFIRMED", 0.0, evidence);
     co_return FilterResult::hit("RDNS_UNCONFIRMED", score_unconfirmed_, evidence,
                                 "reverse DNS of " + ip->str() + " is not forward-confirmed");
   }

@@ -1,15 +1,10 @@
 #include "filters/same_sender_rcpt.hpp"
 
-#include <strings.h>
-
 #include "digue/options.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 namespace {
-
-bool iequal(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 class SameSenderRcpt final : public Filter {
  public:
@@ -21,8 +16,8 @@ class SameSenderRcpt final : public Filter {
     const Address& from = ctx.envelope.mail_from;
     if (from.empty()) co_return FilterResult::none();
     for (const Address& rcpt : ctx.envelope.rcpts) {
-      if (!iequal(rcpt.domain, ctx.domain)) continue;
-      if (iequal(rcpt.domain, from.domain) && iequal(rcpt.local, from.local))
+      if (!text::iequals(rcpt.domain, ctx.domain)) continue;
+      if (text::iequals(rcpt.domain, from.domain) && text::iequals(rcpt.local, from.local))
         co_return FilterResult::hit("SAME_SENDER_RCPT", score_, from.str(),
                                     "sender and recipient are the same");
     }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "digue/message.hpp"
+#include "digue/net.hpp"
 #include "digue/options.hpp"
 #include "digue/resolver.hpp"
 
@@ -23,23 +24,6 @@ bool listed(const dns::Answer& a) {
     return true;
   }
   return false;
-}
-
-std::string reverse_ipv4(const std::string& ip) {
-  std::vector<std::string_view> parts;
-  std::string_view s = ip;
-  while (true) {
-    size_t dot = s.find('.');
-    parts.push_back(s.substr(0, dot));
-    if (dot == std::string_view::npos) break;
-    s.remove_prefix(dot + 1);
-  }
-  std::string out;
-  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-    if (!out.empty()) out.push_back('.');
-    out.append(*it);
-  }
-  return out;
 }
 
 class Surbl final : public Filter {
@@ -65,8 +49,15 @@ class Surbl final : public Filter {
       if (labels.size() >= max_domains_) break;
       if (u.registered_domain.empty() || skip_.count(u.registered_domain)) continue;
       if (u.is_ip && u.registered_domain.find(':') != std::string::npos) continue;  // IPv6
+      std::string label = u.registered_domain;
+      if (u.is_ip) {
+        // A bracketed literal that is no IPv4 address cannot be listed: not queried.
+        auto ip = net::Ip::parse(u.registered_domain);
+        if (!ip) continue;
+        label = ip->reversed();
+      }
       if (!seen.insert(u.registered_domain).second) continue;
-      labels.push_back(u.is_ip ? reverse_ipv4(u.registered_domain) : u.registered_domain);
+      labels.push_back(std::move(label));
       shown.push_back(u.registered_domain);
     }
     if (labels.empty() || zones_.empty()) co_return FilterResult::none();
@@ -96,7 +87,7 @@ class Surbl final : public Filter {
           continue;
         }
         const dns::Answer& a = answers[i];
-        if (a.status == dns::Status::TempError || a.status == dns::Status::PermError) {
+        if (a.failed()) {
           ++failed;  // no answer from this zone: out of the quorum, counted
           continue;
         }

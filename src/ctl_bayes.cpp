@@ -13,6 +13,7 @@
 #include "digue/ctl.hpp"
 #include "digue/mime.hpp"
 #include "digue/store.hpp"
+#include "digue/text.hpp"
 #include "filters/bayes.hpp"
 
 namespace digue::ctl {
@@ -127,23 +128,6 @@ std::vector<std::vector<std::string>> tokenize_all(const std::vector<Loaded>& ms
   return out;
 }
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 int usage() {
   std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
                "       diguectl --config FILE bayes unlearn PATH...\n"
@@ -230,8 +214,8 @@ int classify(const bayes::Classifier& c, const Args& args) {
     if (json)
       std::printf(
           "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": \"%s\"}\n",
-          json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
-          r.ready ? "true" : "false", json_escape(r.evidence(8)).c_str());
+          text::json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
+          r.ready ? "true" : "false", text::json_escape(r.evidence(8)).c_str());
     else
       std::printf("%.3f\n", r.score);
   }

@@ -11,6 +11,7 @@
 #include "digue/ctl.hpp"
 #include "digue/resolver.hpp"
 #include "digue/spf.hpp"
+#include "digue/text.hpp"
 
 namespace asio = boost::asio;
 
@@ -21,22 +22,9 @@ struct Check {
   std::string ip, mail_from, helo;
 };
 
+// Bytes, not UTF-8: DNS and SMTP data may be any octets; \u00XX keeps them lossless.
 std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      // Bytes, not UTF-8: DNS and SMTP data may be any octets; \u00XX keeps them lossless.
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += char(c);
-    }
-  }
-  return out + "\"";
+  return "\"" + text::json_escape(s, text::NonAscii::Escape) + "\"";
 }
 
 std::string strip_brackets(std::string s) {

@@ -2,11 +2,20 @@
 #include "digue/options.hpp"
 
 namespace digue {
+namespace {
+
+// Shortest decimal text for a number in messages ("7.5", "20").
+std::string fmt_number(double v) {
+  std::string s = std::to_string(v);
+  while (s.size() > 1 && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+}  // namespace
 
 OptionReader::OptionReader(const toml::table& table, std::string prefix)
     : table_(table), prefix_(std::move(prefix)) {}
-
-bool OptionReader::has(const std::string& key) const { return table_.contains(key); }
 
 void OptionReader::fail(const std::string& key, const std::string& what) const {
   config_fail(path(key), table_.get(key) ? table_.get(key) : &table_, what);
@@ -87,13 +96,6 @@ void OptionReader::finish() const {
     std::string key(k.str());
     if (!seen_.count(key)) config_fail(path(key), &v, "unknown key");
   }
-}
-
-std::string fmt_number(double v) {
-  std::string s = std::to_string(v);
-  while (s.size() > 1 && s.back() == '0') s.pop_back();
-  if (!s.empty() && s.back() == '.') s.pop_back();
-  return s;
 }
 
 }  // namespace digue

@@ -48,10 +48,6 @@ bool checkable_domain(std::string_view domain) {
   return !n.empty() && n.find('.') != std::string::npos;
 }
 
-std::string reverse_name(const net::Ip& ip) {
-  return ip.reversed() + (ip.v6 ? ".ip6.arpa" : ".in-addr.arpa");
-}
-
 bool contains(const net::Ip& network, int prefix, const std::string& address) {
   auto ip = net::Ip::parse(address);
   if (!ip) return false;
@@ -102,7 +98,7 @@ class Evaluator {
     if (depth > kMaxDepth) co_return error(r, Result::PermError, "include/redirect too deep");
 
     dns::Answer txt = co_await resolver_.query(domain, dns::Type::TXT);
-    if (txt.status == dns::Status::TempError || txt.status == dns::Status::PermError)
+    if (txt.failed())
       co_return error(r, Result::TempError, std::string("DNS ") + dns::to_string(txt.status) +
                                                 " for TXT " + domain);
     std::vector<std::string_view> records;
@@ -265,24 +261,11 @@ class Evaluator {
   // The client's PTR names whose forward lookup gives the client address back (RFC 7208
   // 5.5). A DNS error skips the name (or, for the PTR query, yields no name).
   asio::awaitable<std::vector<std::string>> validated_names(int* voids) {
-    std::vector<std::string> out;
-    dns::Answer ptr = co_await resolver_.query(reverse_name(ip_), dns::Type::PTR);
-    if (voids && (ptr.status == dns::Status::NxDomain || ptr.status == dns::Status::NoData))
+    net::Ip ip = ip_;
+    dns::ConfirmedNames c = co_await dns::forward_confirmed(resolver_, ip, kMaxPtrNames);
+    if (voids && (c.ptr.status == dns::Status::NxDomain || c.ptr.status == dns::Status::NoData))
       ++*voids;
-    if (!ptr.ok()) co_return out;
-    size_t n = std::min(ptr.records.size(), kMaxPtrNames);
-    for (size_t i = 0; i < n; ++i) {
-      dns::Answer a = co_await resolver_.query(ptr.records[i], address_type());
-      if (!a.ok()) continue;
-      for (const auto& addr : a.records) {
-        auto x = net::Ip::parse(addr);
-        if (x && *x == ip_) {
-          out.push_back(ptr.records[i]);
-          break;
-        }
-      }
-    }
-    co_return out;
+    co_return std::move(c.names);
   }
 
   // %{p}: the validated name equal to the domain, else one under it, else any (7.3).

@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "digue/spf.hpp"
+#include "digue/text.hpp"
 
 namespace digue::spf {
 namespace {
@@ -14,11 +15,6 @@ char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
 
 // Marks, in the shadow copy of a macro-string, a byte produced by a macro-expand: the
 // domain-end rule must tell a literal toplabel from one that a macro produced.
@@ -336,7 +332,7 @@ std::string target_name(std::string_view expanded) {
 }
 
 bool is_spf_record(std::string_view txt) {
-  return txt.size() >= 6 && iequals(txt.substr(0, 6), "v=spf1") &&
+  return txt.size() >= 6 && text::iequals(txt.substr(0, 6), "v=spf1") &&
          (txt.size() == 6 || txt[6] == ' ');
 }
 

@@ -7,7 +7,7 @@
 
 namespace digue::text {
 
-std::string json_escape(std::string_view s) {
+std::string json_escape(std::string_view s, NonAscii non_ascii) {
   std::string o;
   o.reserve(s.size() + 8);
   for (unsigned char c : s) {
@@ -18,8 +18,10 @@ std::string json_escape(std::string_view s) {
       case '\r': o += "\\r"; break;
       case '\t': o += "\\t"; break;
       default:
-        if (c < 0x20) o += fmt::format("\\u{:04x}", c);
-        else o += static_cast<char>(c);  // UTF-8 passes through; invalid bytes too
+        if (c < 0x20 || (c >= 0x7f && non_ascii == NonAscii::Escape))
+          o += fmt::format("\\u{:04x}", c);
+        else
+          o += static_cast<char>(c);  // Keep: UTF-8 passes through; invalid bytes too
     }
   }
   return o;

@@ -62,6 +62,12 @@ struct FilterResult {
     r.reason = std::move(reason);
     return r;
   }
+  // Information without a hit: one symbol (its score, if any, still adds to the message's).
+  static FilterResult note(std::string symbol, double score, std::string evidence) {
+    FilterResult r;
+    r.symbols.push_back({std::move(symbol), score, std::move(evidence)});
+    return r;
+  }
   static FilterResult pass(std::string symbol, std::string evidence) {
     FilterResult r;
     r.verdict = Verdict::Pass;

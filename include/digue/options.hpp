@@ -25,13 +25,11 @@ class OptionReader {
   // An array of mixed elements (strings or tables) that the caller checks itself with
   // config_fail on the element; nullptr when absent.
   const toml::array* array(const std::string& key);
-  bool has(const std::string& key) const;
   // Throws ConfigError for a bad value of key.
   [[noreturn]] void fail(const std::string& key, const std::string& what) const;
   // Throws ConfigError for the first key that was never read.
   void finish() const;
 
-  const toml::table& raw() const { return table_; }
   std::string path(const std::string& key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
 
  private:
@@ -39,8 +37,5 @@ class OptionReader {
   std::string prefix_;
   std::set<std::string> seen_;
 };
-
-// Shortest decimal text for a number in messages ("7.5", "20").
-std::string fmt_number(double v);
 
 }  // namespace digue

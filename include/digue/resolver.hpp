@@ -19,6 +19,9 @@
 namespace digue {
 struct DnsConfig;
 }
+namespace digue::net {
+struct Ip;
+}
 
 namespace digue::dns {
 
@@ -38,6 +41,9 @@ struct Answer {
   std::vector<Mx> mx;  // MX only, sorted by preference
   uint32_t ttl = 0;
   bool ok() const { return status == Status::Ok; }
+  // No usable answer (timeout, SERVFAIL, malformed): unlike NXDOMAIN or no data, this says
+  // nothing about the name.
+  bool failed() const { return status == Status::TempError || status == Status::PermError; }
 };
 
 const char* to_string(Status s);
@@ -69,5 +75,24 @@ Answer parse_response(Type type, const unsigned char* abuf, int alen);
 
 // A query name as sent: lower-case, no trailing dot; empty when it cannot be a DNS name.
 std::string normalize_name(std::string_view name);
+
+// The PTR query name of ip: "4.3.2.1.in-addr.arpa", or the 32 nibbles + ".ip6.arpa".
+std::string ptr_name(const net::Ip& ip);
+
+// Bounds the names followed from one PTR RRset: a hostile one could list hundreds (the limit
+// RFC 7208 4.6.4 sets for "ptr").
+inline constexpr size_t kMaxPtrNames = 10;
+
+struct ConfirmedNames {
+  Answer ptr;                      // the PTR answer itself: callers judge its status
+  std::vector<std::string> names;  // forward-confirmed names, in PTR order
+};
+
+// Forward-confirmed reverse DNS (RFC 7208 5.5): queries ip's PTR, then, for each of its first
+// max_names names, A (IPv4) or AAAA (IPv6); a name is confirmed when that lookup gives ip
+// back. A failed forward lookup skips its name. Stops after max_confirmed names.
+boost::asio::awaitable<ConfirmedNames> forward_confirmed(Resolver& resolver, net::Ip ip,
+                                                         size_t max_names = kMaxPtrNames,
+                                                         size_t max_confirmed = SIZE_MAX);
 
 }  // namespace digue::dns

@@ -1,5 +1,6 @@
-// Small text helpers shared by the tools: JSON string escaping, whole-file reads, and turning
-// a message file (mbox "From " line, LF line ends) into the bytes DATA would have given us.
+// Small text helpers shared by the tools and filters: ASCII case folding and comparison, JSON
+// string escaping, whole-file reads, and turning a message file (mbox "From " line, LF line
+// ends) into the bytes DATA would have given us.
 #pragma once
 
 #include <optional>
@@ -16,7 +17,25 @@ inline std::string lower(std::string_view s) {
   return out;
 }
 
-std::string json_escape(std::string_view s);  // without the surrounding quotes
+// ASCII case-insensitive equality (header names, domains, addresses); other bytes must match.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// What json_escape does with bytes from 0x7f up. Keep: passed through (UTF-8 text stays
+// readable). Escape: each byte as \u00XX, lossless for octets that need not be UTF-8 (DNS
+// and SMTP data), at the price of showing UTF-8 as its bytes.
+enum class NonAscii : unsigned char { Keep, Escape };
+
+// Without the surrounding quotes.
+std::string json_escape(std::string_view s, NonAscii non_ascii = NonAscii::Keep);
 std::optional<std::string> read_file(const std::string& path);
 // Drops a leading mbox "From " envelope line and turns bare LF line ends into CRLF.
 std::string as_received(std::string_view file);

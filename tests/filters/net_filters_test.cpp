@@ -1,6 +1,7 @@
 // The network and IP-list filters (helo, invalid_mx, rbl, never/always_spam_ips,
 // ip_blacklist_cache, ip_complaints, honeypot, greylist) over an in-memory resolver and
 // store: symbols, verdicts, evidence, options and their errors.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -43,6 +44,17 @@ std::string tmp_file(const std::string& text) {
 
 }  // namespace
 
+TEST_CASE("FilterResult::note: one symbol, no hit", "[filters]") {
+  auto r = FilterResult::note("MX_A_FALLBACK", 1.5, "example.org has no MX");
+  CHECK(r.status == FilterResult::Status::Ok);
+  CHECK(r.verdict == V::None);
+  REQUIRE(r.symbols.size() == 1);
+  CHECK(r.symbols[0].name == "MX_A_FALLBACK");
+  CHECK(r.symbols[0].score == 1.5);
+  CHECK(r.symbols[0].evidence == "example.org has no MX");
+  CHECK(r.reason.empty());
+}
+
 TEST_CASE("helo: RFC 5321 domain syntax", "[filters][helo]") {
   CHECK(filters::is_rfc5321_domain("mail.example.org"));
   CHECK(filters::is_rfc5321_domain("a-b.x1"));
@@ -76,6 +88,10 @@ TEST_CASE("helo: syntax, bare IP, literal, ours", "[filters][helo]") {
   CHECK(sym("[foo]") == "HELO_INVALID");
   CHECK(sym("mx.digue.test") == "HELO_OURS");
   CHECK(sym("EXAMPLE.net") == "HELO_OURS");
+  h.services.hostname = "MX.Digue.Test";  // our name compares without case, both ways
+  CHECK(sym("mx.DIGUE.test") == "HELO_OURS");
+  CHECK(sym("mx2.digue.test") == "-");
+  h.services.hostname = "mx.digue.test";
   h.env.client_ip = "2001:db8::1";
   CHECK(sym("[IPv6:2001:db8::1]") == "-");
   CHECK(sym("[ipv6:2001:DB8:0::1]") == "-");
@@ -449,6 +465,27 @@ TEST_CASE("ip_complaints: file of CIDRs with comments", "[filters][ip_complaints
   CHECK_THROWS_AS(missing.build("ip_complaints"), ConfigError);
 }
 
+TEST_CASE("ip_complaints: a relative file is read next to the config", "[filters][ip_complaints]") {
+  char dir[] = "/tmp/digue-ipc-dir-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  std::string rules = std::string(dir) + "/rules";
+  REQUIRE(mkdir(rules.c_str(), 0700) == 0);
+  std::ofstream(rules + "/complaints.txt") << "198.51.100.0/24 # near the config\n";
+  Net h;
+  h.config.path = std::string(dir) + "/digue.toml";  // the working directory is elsewhere
+  h.options.insert("file", "rules/complaints.txt");
+  FilterPtr f;
+  REQUIRE_NOTHROW(f = h.build("ip_complaints"));
+  h.env.client_ip = "198.51.100.7";
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).evidence ==
+        "198.51.100.7 in 198.51.100.0/24 (" + rules + "/complaints.txt:1) near the config");
+  std::remove((rules + "/complaints.txt").c_str());
+  rmdir(rules.c_str());
+  rmdir(dir);
+}
+
 TEST_CASE("honeypot: trap hits, bulk ban, window", "[filters][honeypot]") {
   Net h;
   h.options.insert("traps", toml::array{"Trap@Example.net", "bait@example.org"});
@@ -488,6 +525,31 @@ TEST_CASE("honeypot: trap hits, bulk ban, window", "[filters][honeypot]") {
   Net bad;
   bad.options.insert("traps", toml::array{"nodomain"});
   CHECK_THROWS_AS(bad.build("honeypot"), ConfigError);
+}
+
+TEST_CASE("honeypot: a trap hit survives later recipients", "[filters][honeypot]") {
+  // The pipeline re-runs rcpt-phase filters on each RCPT: the trap must still be seen when a
+  // normal recipient follows it (and counted once).
+  Net h;
+  h.options.insert("traps", toml::array{"trap@example.net", "bait@example.org"});
+  auto f = h.build("honeypot");
+  h.env.client_ip = "192.0.2.60";
+  h.env.session_id = "s-later";
+  h.env.rcpts = {{"trap", "example.net"}};
+  CHECK(h.run(f).symbols.at(0).evidence == "trap@example.net; 192.0.2.60 trap hit 1");
+  h.env.rcpts.push_back({"user", "example.net"});
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).name == "HONEYPOT_TRAP");
+  CHECK(r.symbols.at(0).evidence == "trap@example.net; 192.0.2.60 trap hit 1");
+  // A second trap in the same session counts once more; both are named.
+  h.env.rcpts.push_back({"Bait", "example.org"});
+  h.env.rcpts.push_back({"other", "example.net"});
+  r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);
+  CHECK(r.symbols.at(0).evidence == "trap@example.net, bait@example.org; 192.0.2.60 trap hit 2");
+  CHECK(h.run(f).symbols.at(0).evidence ==
+        "trap@example.net, bait@example.org; 192.0.2.60 trap hit 2");
 }
 
 TEST_CASE("greylist: first sight, early retry, pass, auto-whitelist", "[filters][greylist]") {

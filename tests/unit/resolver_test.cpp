@@ -14,7 +14,9 @@
 #include <map>
 
 #include "digue/config.hpp"
+#include "digue/net.hpp"
 #include "digue/resolver.hpp"
+#include "tests/filters/fake_resolver.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::udp;
@@ -267,4 +269,39 @@ TEST_CASE("resolver: TXT strings joined per record, MX sorted, bad names refused
     CHECK(f.ask(bad, dns::Type::A).status == dns::Status::PermError);
   CHECK(f.ask(std::string(64, 'a') + ".test", dns::Type::A).status == dns::Status::PermError);
   CHECK(f.resolver->stats().queries == 2);
+}
+
+TEST_CASE("reverse DNS: the PTR name and forward-confirmed names", "[dns]") {
+  CHECK(dns::ptr_name(*net::Ip::parse("192.0.2.5")) == "5.2.0.192.in-addr.arpa");
+  CHECK(dns::ptr_name(*net::Ip::parse("2001:db8::1")) ==
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+
+  test::FakeResolver res;
+  res.add("5.2.0.192.in-addr.arpa", dns::Type::PTR, {"a.example", "b.example", "c.example"});
+  res.add("a.example", dns::Type::A, {"192.0.2.9"});
+  res.add("b.example", dns::Type::A, {"192.0.2.5"});
+  res.add("c.example", dns::Type::A, {"192.0.2.7", "192.0.2.5"});
+  res.add("c.example", dns::Type::AAAA, {"2001:db8::5"});
+  auto run = [&](const char* ip, size_t max_names, size_t max_confirmed) {
+    boost::asio::io_context io;
+    res.queries = 0;
+    auto fut = boost::asio::co_spawn(
+        io, dns::forward_confirmed(res, *net::Ip::parse(ip), max_names, max_confirmed),
+        boost::asio::use_future);
+    io.run();
+    return fut.get();
+  };
+  auto all = run("192.0.2.5", dns::kMaxPtrNames, SIZE_MAX);
+  CHECK(all.ptr.ok());
+  CHECK(all.names == std::vector<std::string>{"b.example", "c.example"});
+  CHECK(res.queries == 4);
+  auto first = run("192.0.2.5", dns::kMaxPtrNames, 1);  // stops at the first confirmed name
+  CHECK(first.names == std::vector<std::string>{"b.example"});
+  CHECK(res.queries == 3);
+  CHECK(run("192.0.2.5", 1, SIZE_MAX).names.empty());  // only a.example is followed
+  CHECK(res.queries == 2);
+  auto none = run("192.0.2.6", dns::kMaxPtrNames, SIZE_MAX);
+  CHECK(none.ptr.status == dns::Status::NxDomain);
+  CHECK(none.names.empty());
+  CHECK(res.queries == 1);
 }
