@@ -418,22 +418,39 @@ bool decode_word(std::string_view charset, char enc, std::string_view text, std:
 }  // namespace
 
 void decode_words_append(std::string_view raw, std::string& out) {
+  // An encoded word is at most this long (RFC 2047 says 75; mailers exceed it), and no more
+  // than kMaxWords are decoded in one value: the rest is kept as it is.
+  constexpr size_t kMaxWordLen = 4096;
+  constexpr size_t kMaxWords = 1024;
   out.reserve(out.size() + raw.size());
   size_t i = 0;
+  size_t words = 0;
   bool last_was_word = false;
+  // The next "?=" at or after close_from. Word starts only move forward, so one search serves
+  // every "=?" until it is passed: a value full of "=?" without "?=" stays linear.
+  size_t close_from = 0;
+  size_t close = raw.find("?=");
   while (i < raw.size()) {
-    size_t start = raw.find("=?", i);
+    size_t start = words < kMaxWords ? raw.find("=?", i) : std::string_view::npos;
     if (start == std::string_view::npos) {
       std::string_view rest = raw.substr(i);
       guess_to_utf8(rest, out);
       break;
     }
-    // Parse =?charset?X?text?=
+    // Parse =?charset?X?text?= (the '?' searches are linear overall: no "=?" lies between
+    // a start and its first '?').
     size_t q1 = raw.find('?', start + 2);
     size_t q2 = q1 == std::string_view::npos ? q1 : raw.find('?', q1 + 1);
-    size_t end = q2 == std::string_view::npos ? q2 : raw.find("?=", q2 + 1);
-    bool ok = end != std::string_view::npos && q2 == q1 + 2 && q1 > start + 2 &&
-              end - start <= 4096;
+    size_t end = std::string_view::npos;
+    if (q2 != std::string_view::npos && q2 == q1 + 2 && q1 > start + 2 &&
+        q2 - start < kMaxWordLen) {
+      if (close != std::string_view::npos && close < q2 + 1 && close_from < q2 + 1) {
+        close_from = q2 + 1;
+        close = raw.find("?=", close_from);
+      }
+      end = close;
+    }
+    bool ok = end != std::string_view::npos && end - start <= kMaxWordLen;
     if (ok) {
       std::string_view between = raw.substr(i, start - i);
       bool only_ws = true;
@@ -444,6 +461,7 @@ void decode_words_append(std::string_view raw, std::string& out) {
       std::string_view charset = raw.substr(start + 2, q1 - start - 2);
       std::string_view text = raw.substr(q2 + 1, end - q2 - 1);
       if (decode_word(charset, raw[q1 + 1], text, out)) {
+        ++words;
         last_was_word = true;
         i = end + 2;
         continue;

@@ -351,3 +351,22 @@ TEST_CASE("no header block, bad separator and LF-only input", "[mime]") {
   CHECK(c.parts.size() == 1);
   CHECK(c.leaf_count == 1);
 }
+
+TEST_CASE("RFC 2047: adversarial values decode correctly, encoded words are bounded", "[mime]") {
+  using digue::mime::decode_header_value;
+  // Many "=?" openers and one real word at the end: the openers are kept as text.
+  std::string junk;
+  while (junk.size() < 200000) junk += "=?a?b";
+  CHECK(decode_header_value(junk) == junk);
+  CHECK(decode_header_value(junk + " =?utf-8?q?caf=C3=A9?=") == junk + " café");
+  // A word longer than 4096 bytes is not a word.
+  std::string long_word = "=?utf-8?q?" + std::string(5000, 'x') + "?=";
+  CHECK(decode_header_value(long_word) == long_word);
+  // No more than 1024 encoded words are decoded in one value; the rest stays as it is.
+  std::string words, want;
+  for (int k = 0; k < 1100; ++k) {
+    words += k ? " =?utf-8?q?a?=" : "=?utf-8?q?a?=";
+    want += k < 1024 ? "a" : " =?utf-8?q?a?=";
+  }
+  CHECK(decode_header_value(words) == want);
+}
