@@ -26,6 +26,7 @@ using namespace detail;
 constexpr int kHardMaxDepth = 100;       // recursion guard whatever the configured limit
 constexpr size_t kMaxHeadersPerPart = 1000;
 constexpr size_t kMaxDefects = 64;
+constexpr size_t kCandidatesPerUrl = 16;  // URL candidates kept per text, times max_urls
 
 struct Line {
   size_t begin, end, next;  // [begin, end) without the line break; next: the following line
@@ -391,8 +392,10 @@ class Parser {
   }
 
   void add_urls_from_text(std::string_view text) {
+    // Candidates repeat (deduplication comes after make_url): a text gets a few times
+    // max_urls of them, and the URL list is flagged incomplete when more were there.
     found_.clear();
-    find_urls(text, found_);
+    if (!find_urls(text, found_, kCandidatesPerUrl * limits_.max_urls)) out_.urls_limited = true;
     for (auto c : found_) add_url(c);
   }
 

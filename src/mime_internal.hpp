@@ -49,8 +49,9 @@ Field parse_field(std::string_view raw);
 // HTML visible text and link targets (href/src), for mime::html_to_text.
 void html_extract(std::string_view html, std::string& text, std::vector<std::string>* links);
 
-// URL extraction: appends URLs found in free text (http/https/ftp schemes and bare "www.").
-void find_urls(std::string_view text, std::vector<std::string_view>& found);
+// URL extraction: appends URLs found in free text (http/https/ftp schemes and bare "www."),
+// while found holds fewer than max_found; returns false when candidates were left out.
+bool find_urls(std::string_view text, std::vector<std::string_view>& found, size_t max_found);
 // Parses one URL candidate (absolute, or starting with "www." or "//"); false if no host.
 bool make_url(std::string_view candidate, Url& out);
 

@@ -151,12 +151,15 @@ bool parse_ipv4(std::string_view h, std::string& dotted) {
 
 }  // namespace
 
-void find_urls(std::string_view text, std::vector<std::string_view>& found) {
+bool find_urls(std::string_view text, std::vector<std::string_view>& found, size_t max_found) {
   const size_t n = text.size();
   size_t i = 0;
+  // The first "://" at or after i, searched again only once i has passed it: text with many
+  // "www." and no "://" must not be rescanned to its end for each.
+  size_t colon = text.find("://");
   while (i < n) {
     // Candidates: "scheme://" for http(s)/ftp, and "www." at a word start.
-    size_t colon = text.find("://", i);
+    if (colon != std::string_view::npos && colon < i) colon = text.find("://", i);
     size_t www = std::string_view::npos;
     for (size_t k = text.find_first_of("wW", i); k != std::string_view::npos && k < colon;
          k = text.find_first_of("wW", k + 1)) {
@@ -190,9 +193,11 @@ void find_urls(std::string_view text, std::vector<std::string_view>& found) {
                          text[e - 1] == ';' || text[e - 1] == ':' || text[e - 1] == '!' ||
                          text[e - 1] == '?' || text[e - 1] == ']'))
       --e;
+    if (found.size() >= max_found) return false;
     found.push_back(text.substr(begin, e - begin));
     i = std::max(e, begin + 4);
   }
+  return true;
 }
 
 bool make_url(std::string_view cand, Url& out) {

@@ -370,3 +370,25 @@ TEST_CASE("RFC 2047: adversarial values decode correctly, encoded words are boun
   }
   CHECK(decode_header_value(words) == want);
 }
+
+TEST_CASE("URLs: many bare www. candidates, candidates bounded per text", "[mime]") {
+  std::string body;
+  while (body.size() < 200000) body += "www.a.bc ";
+  Parsed p = parse("Content-Type: text/plain\r\n\r\n" + body + "\r\n");
+  REQUIRE(p.urls.size() == 1);
+  CHECK(p.urls[0].url == "http://www.a.bc");
+  CHECK(p.urls_limited);  // over 16 * max_urls candidates: the list may be incomplete
+
+  Limits l;
+  l.max_urls = 10;
+  std::string few;
+  for (int k = 0; k < 100; ++k) few += "www.a.bc ";
+  Parsed q = parse("Subject: x\r\n\r\n" + few + "see http://b.example/x\r\n", l);
+  REQUIRE(q.urls.size() == 2);
+  CHECK(q.urls[1].url == "http://b.example/x");
+  CHECK_FALSE(q.urls_limited);
+  std::string many = few + few;  // 200 candidates > 16 * 10
+  Parsed r = parse("Subject: x\r\n\r\n" + many + "see http://b.example/x\r\n", l);
+  CHECK(r.urls.size() == 1);
+  CHECK(r.urls_limited);
+}
