@@ -273,6 +273,45 @@ bool is_cp1252_name(std::string_view n) {
   return n == "windows-1252" || n == "cp1252" || n == "x-cp1252";
 }
 
+bool is_hz_name(std::string_view n) { return n == "hz-gb-2312" || n == "hz"; }
+
+// Charsets (normalised names) whose bytes 0x00..0x7f are always ASCII.
+bool ascii_compatible(std::string_view n) {
+  if (is_utf8_name(n) || is_ascii_name(n) || is_latin1_name(n) || is_cp1252_name(n)) return true;
+  for (std::string_view p : {"iso-8859-", "iso8859-", "iso_8859-", "windows-125", "cp125", "koi8-"})
+    if (n.starts_with(p)) return true;
+  return n == "gb18030" || n == "cp949" || n == "cp874" || n == "euc-jp" || n == "big5-hkscs";
+}
+
+// RFC 1843: "~{" switches to GB2312 byte pairs with the high bits clear, "~}" back to ASCII,
+// "~~" is '~' and "~" before a line break joins lines. Returns EUC-CN (GB2312, high bits set).
+// Lenient: a line break also ends GB mode, anything unexpected is kept as it is.
+std::string hz_to_euc_cn(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  bool gb = false;
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    char d = i + 1 < in.size() ? in[i + 1] : '\0';
+    if (c == '~' && d == '}' && gb) {
+      gb = false;
+      ++i;
+    } else if (c == '~' && !gb && (d == '{' || d == '~' || d == '\n')) {
+      if (d == '{') gb = true;
+      if (d == '~') out.push_back('~');
+      ++i;
+    } else if (gb && c >= 0x21 && c <= 0x7e && d >= 0x21 && d <= 0x7e) {
+      out.push_back(static_cast<char>(c | 0x80));
+      out.push_back(static_cast<char>(d | 0x80));
+      ++i;
+    } else {
+      if (c == '\n' || c == '\r') gb = false;
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 // Charset names go to iconv_open only when they look like charset names: the value is
 // attacker-controlled and glibc loads gconv modules by name.
 bool plausible_charset(std::string_view n) {
@@ -356,17 +395,19 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
 }  // namespace
 
 void to_utf8_append(std::string_view bytes, std::string_view charset, std::string& out) {
-  if (is_ascii(bytes)) {
-    // ASCII-compatible charsets are the norm; only the 7-bit stateful ones need decoding.
-    bool stateful = charset.size() >= 8 && (istarts_with(charset, "iso-2022") ||
-                                            istarts_with(charset, "utf-7") ||
-                                            istarts_with(charset, "unicode-1-1-utf-7"));
-    if (!stateful && !istarts_with(charset, "utf-16") && !istarts_with(charset, "utf-32")) {
-      out.append(bytes);
-      return;
-    }
-  }
   std::string n = normalise_charset(charset);
+  // ASCII text in an ASCII-compatible charset is itself. Only charsets known to be so take
+  // this shortcut: 7-bit ones (UTF-7, ISO-2022-*, HZ) encode other text in ASCII bytes.
+  if (is_ascii(bytes) && ascii_compatible(n)) {
+    out.append(bytes);
+    return;
+  }
+  if (is_hz_name(n)) {
+    // RFC 1843 HZ: GB2312 in 7 bits; glibc iconv does not know it.
+    std::string gb = hz_to_euc_cn(bytes);
+    if (!iconv_to_utf8(gb, "gb18030", out)) guess_to_utf8(gb, out);
+    return;
+  }
   if (is_utf8_name(n)) {
     utf8_repair(bytes, out);
   } else if (is_ascii_name(n) || is_cp1252_name(n)) {

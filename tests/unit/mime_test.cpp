@@ -392,3 +392,19 @@ TEST_CASE("URLs: many bare www. candidates, candidates bounded per text", "[mime
   CHECK(r.urls.size() == 1);
   CHECK(r.urls_limited);
 }
+
+TEST_CASE("7-bit charsets are decoded even when the bytes are ASCII", "[mime]") {
+  using digue::mime::to_utf8;
+  CHECK(to_utf8("+AGEAYgBj-", "utf-7") == "abc");
+  CHECK(to_utf8("+AGEAYgBj-", "UTF-7") == "abc");
+  CHECK(to_utf8("+AGEAYgBj-", "unicode-1-1-utf-7") == "abc");
+  CHECK(to_utf8("~{<:Ky2;S{#,NpJ)l6HK!#~}", "hz-gb-2312") == "己所不欲，勿施於人。");
+  CHECK(to_utf8("a~~b~\nc", "hz-gb-2312") == "a~bc");
+  CHECK(digue::mime::decode_header_value("=?utf-7?Q?+AGEAYgBj-?=") == "abc");
+  Parsed p = parse("Content-Type: text/plain; charset=utf-7\r\n\r\nBuy +AFYAaQBhAGcAcgBh- now\r\n");
+  CHECK(p.text.find("Buy Viagra now") != std::string::npos);
+  // ASCII in ASCII-compatible (or unknown) charsets is kept as it is.
+  CHECK(to_utf8("a+b~{c", "iso-8859-15") == "a+b~{c");
+  CHECK(to_utf8("a+b~{c", "x-no-such-charset") == "a+b~{c");
+  CHECK(to_utf8("a+b~{c", "") == "a+b~{c");
+}
