@@ -15,7 +15,7 @@ namespace digue::mime {
 const Header* Parsed::header(std::string_view name) const {
   if (parts.empty()) return nullptr;
   for (const auto& h : parts.front().headers)
-    if (detail::iequals(h.name, name)) return &h;
+    if (text::iequals(h.name, name)) return &h;
   return nullptr;
 }
 
@@ -82,7 +82,7 @@ bool cap_utf8(std::string& s, size_t max) {
 
 // <meta charset="x"> or <meta http-equiv content="text/html; charset=x"> in the first KB.
 std::string html_meta_charset(std::string_view html) {
-  std::string head = to_lower(html.substr(0, 2048));
+  std::string head = text::lower(html.substr(0, 2048));
   size_t p = head.find("charset=");
   if (p == std::string::npos) return {};
   p += 8;
@@ -192,7 +192,7 @@ class Parser {
 
   const Header* find_header(int idx, std::string_view name) {
     for (const auto& h : part(idx).headers)
-      if (iequals(h.name, name)) return &h;
+      if (text::iequals(h.name, name)) return &h;
     return nullptr;
   }
 
@@ -219,12 +219,12 @@ class Parser {
         } else if (!f.value.empty()) {
           defect("bad content type");
         }
-        if (const std::string* cs = f.param("charset")) p.charset = to_lower(trim(*cs));
+        if (const std::string* cs = f.param("charset")) p.charset = text::lower(trim(*cs));
         if (const std::string* b = f.param("boundary")) boundary = *b;
         if (const std::string* nm = f.param("name")) p.filename = *nm;
       }
       if (const Header* cte = find_header(idx, "content-transfer-encoding"))
-        p.transfer_encoding = to_lower(trim(cte->raw_value));
+        p.transfer_encoding = text::lower(trim(cte->raw_value));
       if (const Header* cd = find_header(idx, "content-disposition")) {
         Field f = parse_field(cd->raw_value);
         p.disposition = f.value;

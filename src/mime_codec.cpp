@@ -33,21 +33,8 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  return true;
-}
-
 bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lower_ascii(c);
-  return out;
+  return s.size() >= prefix.size() && text::iequals(s.substr(0, prefix.size()), prefix);
 }
 
 std::string_view trim(std::string_view s) {
@@ -69,13 +56,6 @@ constexpr std::array<int8_t, 256> make_b64_table() {
   return t;
 }
 constexpr auto kB64 = make_b64_table();
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 }  // namespace
 
@@ -245,7 +225,7 @@ void guess_to_utf8(std::string_view in, std::string& out) {
 
 // Charset names as they appear in mail, mapped to what glibc iconv knows best.
 std::string normalise_charset(std::string_view cs) {
-  std::string n = to_lower(trim(cs));
+  std::string n = text::lower(trim(cs));
   // RFC 2231 language suffix in encoded words: "utf-8*en".
   if (auto star = n.find('*'); star != std::string::npos) n.resize(star);
   if (n.size() > 2 && n.front() == '"' && n.back() == '"') n = n.substr(1, n.size() - 2);
@@ -524,8 +504,6 @@ const std::string* Field::param(std::string_view name) const {
   return nullptr;
 }
 
-namespace {
-
 std::string percent_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -543,6 +521,8 @@ std::string percent_decode(std::string_view s) {
   }
   return out;
 }
+
+namespace {
 
 struct RawParam {
   std::string name;  // base name, lower-case
@@ -564,7 +544,7 @@ Field parse_field(std::string_view raw) {
     char c = raw[i];
     if (c == '(') ++comment;
     else if (c == ')' && comment) --comment;
-    else if (!comment && !is_space(c) && c != '"') value.push_back(lower_ascii(c));
+    else if (!comment && !is_space(c) && c != '"') value.push_back(text::lower(c));
   }
   f.value = std::move(value);
 
@@ -595,7 +575,7 @@ Field parse_field(std::string_view raw) {
       val = std::string(trim(raw.substr(vb, i - vb)));
     }
     RawParam rp;
-    std::string lname = to_lower(name);
+    std::string lname = text::lower(name);
     // name*N*, name*N, name*
     if (!lname.empty() && lname.back() == '*') {
       rp.extended = true;

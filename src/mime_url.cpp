@@ -29,7 +29,7 @@ class SuffixList {
       if (l.empty() || l.starts_with("//")) continue;
       // Only the first whitespace-separated word is the rule.
       if (auto sp = l.find_first_of(" \t"); sp != std::string_view::npos) l = l.substr(0, sp);
-      std::string rule = to_lower(l);
+      std::string rule = text::lower(l);
       if (rule.starts_with("!")) {
         exceptions_.insert(rule.substr(1));
       } else if (rule.starts_with("*.")) {
@@ -98,13 +98,6 @@ bool is_host_char(char c) {
 bool ends_url(char c) {
   return is_space(c) || c == '"' || c == '\'' || c == '<' || c == '>' || c == '`' ||
          c == '{' || c == '}' || c == '|' || c == '^' || static_cast<unsigned char>(c) < 0x20;
-}
-
-int hexv(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // "1.2.3.4", or the single-number and hex forms browsers accept ("http://3232235777/").
@@ -178,7 +171,7 @@ bool find_urls(std::string_view text, std::vector<std::string_view>& found, size
                                         (text[s - 1] >= 'A' && text[s - 1] <= 'Z')))
         --s;
       std::string_view scheme = text.substr(s, colon - s);
-      if (!(iequals(scheme, "http") || iequals(scheme, "https") || iequals(scheme, "ftp"))) {
+      if (!(text::iequals(scheme, "http") || text::iequals(scheme, "https") || text::iequals(scheme, "ftp"))) {
         i = colon + 3;
         continue;
       }
@@ -205,7 +198,7 @@ bool make_url(std::string_view cand, Url& out) {
   std::string scheme;
   std::string_view rest;
   if (auto p = cand.find("://"); p != std::string_view::npos && p <= 10) {
-    scheme = to_lower(cand.substr(0, p));
+    scheme = text::lower(cand.substr(0, p));
     if (scheme != "http" && scheme != "https" && scheme != "ftp") return false;
     rest = cand.substr(p + 3);
   } else if (cand.starts_with("//")) {
@@ -227,22 +220,15 @@ bool make_url(std::string_view cand, Url& out) {
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');
     if (close == std::string_view::npos) return false;
-    host = to_lower(authority.substr(1, close - 1));
+    host = text::lower(authority.substr(1, close - 1));
     out.is_ip = true;
   } else {
     if (auto colon = authority.find(':'); colon != std::string_view::npos)
       authority = authority.substr(0, colon);
-    host.reserve(authority.size());
-    for (size_t k = 0; k < authority.size(); ++k) {
-      char c = authority[k];
-      if (c == '%' && k + 2 < authority.size() && hexv(authority[k + 1]) >= 0 &&
-          hexv(authority[k + 2]) >= 0) {
-        c = static_cast<char>(hexv(authority[k + 1]) * 16 + hexv(authority[k + 2]));
-        k += 2;
-      }
+    // Escapes decoded once; a '%' left (bare, or from "%25") is no host character.
+    host = text::lower(percent_decode(authority));
+    for (char c : host)
       if (!is_host_char(c) || c == '%') return false;
-      host.push_back(lower_ascii(c));
-    }
     while (!host.empty() && host.back() == '.') host.pop_back();
     if (host.empty() || host.size() > 253 || host.front() == '.' ||
         host.find("..") != std::string::npos)

@@ -32,6 +32,7 @@
 
 #include "digue/config.hpp"
 #include "digue/net.hpp"
+#include "digue/text.hpp"
 
 namespace asio = boost::asio;
 
@@ -77,7 +78,7 @@ std::string normalize_name(std::string_view name) {
     } else if (++label > 63) {
       return {};
     }
-    out += (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+    out += text::lower(c);
   }
   if (label == 0) return {};
   return out;
@@ -164,9 +165,7 @@ TtlInfo scan_ttls(const unsigned char* abuf, int alen) {
 std::string clean_host(const char* name) {
   std::string s = name ? name : "";
   if (!s.empty() && s.back() == '.') s.pop_back();
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  return s;
+  return text::lower(s);
 }
 
 Status status_of_parse(int rc) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "digue/mime.hpp"
+#include "digue/text.hpp"
 
 namespace fs = std::filesystem;
 using digue::mime::Limits;
@@ -407,4 +408,20 @@ TEST_CASE("7-bit charsets are decoded even when the bytes are ASCII", "[mime]") 
   CHECK(to_utf8("a+b~{c", "iso-8859-15") == "a+b~{c");
   CHECK(to_utf8("a+b~{c", "x-no-such-charset") == "a+b~{c");
   CHECK(to_utf8("a+b~{c", "") == "a+b~{c");
+}
+
+TEST_CASE("shared ASCII helpers; percent escapes in URL hosts", "[mime]") {
+  using digue::text::iequals;
+  using digue::text::lower;
+  CHECK(lower('Q') == 'q');
+  CHECK(lower('\xc9') == '\xc9');
+  CHECK(lower("Content-TYPE \xc9") == "content-type \xc9");
+  CHECK(iequals("Content-Type", "content-type"));
+  CHECK_FALSE(iequals("Content-Type", "content-typ"));
+  CHECK_FALSE(iequals("\xc9", "\xe9"));  // ASCII only
+  REQUIRE(digue::mime::parse("Subject: x\r\n\r\nhttp://%77ww.Ex%41mple.com/p\r\n").urls.size() == 1);
+  CHECK(digue::mime::parse("Subject: x\r\n\r\nhttp://%77ww.Ex%41mple.com/p\r\n").urls[0].host ==
+        "www.example.com");
+  CHECK(digue::mime::parse("Subject: x\r\n\r\nhttp://a%25b.example.com/ http://a%zzb.example.com/\r\n")
+            .urls.empty());
 }
