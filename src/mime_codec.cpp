@@ -142,13 +142,13 @@ constexpr uint16_t kCp1252[32] = {
     0x2039, 0x0152, 0,      0x017d, 0,      0,      0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
     0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0,      0x017e, 0x0178};
 
-void cp1252_to_utf8(std::string_view in, std::string& out, bool latin1) {
+void cp1252_to_utf8(std::string_view in, std::string& out) {
   out.reserve(out.size() + in.size() + in.size() / 4);
   for (char ch : in) {
     auto c = static_cast<unsigned char>(ch);
     if (c < 0x80) {
       out.push_back(ch);
-    } else if (c < 0xa0 && !latin1 && kCp1252[c - 0x80]) {
+    } else if (c < 0xa0 && kCp1252[c - 0x80]) {
       append_utf8(out, kCp1252[c - 0x80]);
     } else {
       append_utf8(out, c);
@@ -219,7 +219,7 @@ void guess_to_utf8(std::string_view in, std::string& out) {
   if (valid_utf8(in)) {
     out.append(in);
   } else {
-    cp1252_to_utf8(in, out, false);
+    cp1252_to_utf8(in, out);
   }
 }
 
@@ -332,7 +332,6 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
   iconv_t cd = cache.get(charset);
   if (cd == reinterpret_cast<iconv_t>(-1)) return false;
   iconv(cd, nullptr, nullptr, nullptr, nullptr);  // reset shift state
-  size_t base = out.size();
   std::string converted;
   converted.resize(in.size() * 4 + 16);
   char* src = const_cast<char*>(in.data());
@@ -366,7 +365,6 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
     }
   }
   converted.resize(static_cast<size_t>(dst - converted.data()));
-  out.resize(base);
   // iconv's UTF-8 output is valid, but a stateful decoder may emit odd bytes for garbage.
   utf8_repair(converted, out);
   return true;
@@ -390,12 +388,10 @@ void to_utf8_append(std::string_view bytes, std::string_view charset, std::strin
   }
   if (is_utf8_name(n)) {
     utf8_repair(bytes, out);
-  } else if (is_ascii_name(n) || is_cp1252_name(n)) {
-    guess_to_utf8(bytes, out);
-  } else if (is_latin1_name(n)) {
-    // Mail labelled Latin-1 is very often Windows-1252 (smart quotes), sometimes UTF-8.
-    guess_to_utf8(bytes, out);
-  } else if (!plausible_charset(n) || !iconv_to_utf8(bytes, n, out)) {
+  } else if (is_ascii_name(n) || is_cp1252_name(n) || is_latin1_name(n) ||
+             !plausible_charset(n) || !iconv_to_utf8(bytes, n, out)) {
+    // Mail labelled Latin-1 is very often Windows-1252 (smart quotes), sometimes UTF-8; so is
+    // 8-bit text labelled ASCII or with a charset iconv does not know.
     guess_to_utf8(bytes, out);
   }
 }

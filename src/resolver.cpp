@@ -376,7 +376,6 @@ class Impl : public std::enable_shared_from_this<Impl> {
     destroying_ = true;
     ares_destroy(ch);
     channel_ = nullptr;
-    boost::system::error_code ec;
     timer_.cancel();
     for (auto& [fd, w] : watches_) release(*w);
     watches_.clear();
