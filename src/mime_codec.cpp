@@ -581,9 +581,9 @@ Field parse_field(std::string_view raw) {
       std::string_view num = std::string_view(lname).substr(star + 1);
       int sec = 0;
       bool digits = !num.empty() && num.size() < 4;
-      for (char c : num) {
-        if (c < '0' || c > '9') digits = false;
-        else sec = sec * 10 + (c - '0');
+      for (size_t k = 0; digits && k < num.size(); ++k) {
+        if (num[k] < '0' || num[k] > '9') digits = false;
+        else sec = sec * 10 + (num[k] - '0');
       }
       if (digits) {
         rp.section = sec;

@@ -425,3 +425,14 @@ TEST_CASE("shared ASCII helpers; percent escapes in URL hosts", "[mime]") {
   CHECK(digue::mime::parse("Subject: x\r\n\r\nhttp://a%25b.example.com/ http://a%zzb.example.com/\r\n")
             .urls.empty());
 }
+
+TEST_CASE("RFC 2231: an over-long section number is no section", "[mime]") {
+  // Found by mime_fuzz under UBSan: the number was accumulated (and overflowed) before its
+  // length was checked.
+  Parsed p = parse(
+      "Content-Type: application/octet-stream\r\n"
+      "Content-Disposition: attachment; filename*11111111111111=\"a.txt\"; filename=b.exe\r\n\r\n"
+      "MZ\r\n");
+  REQUIRE(p.attachments.size() == 1);
+  CHECK(p.attachments[0].filename == "b.exe");
+}
