@@ -15,7 +15,7 @@ namespace digue::mime {
 const Header* Parsed::header(std::string_view name) const {
   if (parts.empty()) return nullptr;
   for (const auto& h : parts.front().headers)
-    if (detail::iequals(h.name, name)) return &h;
+    if (text::iequals(h.name, name)) return &h;
   return nullptr;
 }
 
@@ -26,6 +26,7 @@ using namespace detail;
 constexpr int kHardMaxDepth = 100;       // recursion guard whatever the configured limit
 constexpr size_t kMaxHeadersPerPart = 1000;
 constexpr size_t kMaxDefects = 64;
+constexpr size_t kCandidatesPerUrl = 16;  // URL candidates kept per text, times max_urls
 
 struct Line {
   size_t begin, end, next;  // [begin, end) without the line break; next: the following line
@@ -81,7 +82,7 @@ bool cap_utf8(std::string& s, size_t max) {
 
 // <meta charset="x"> or <meta http-equiv content="text/html; charset=x"> in the first KB.
 std::string html_meta_charset(std::string_view html) {
-  std::string head = to_lower(html.substr(0, 2048));
+  std::string head = text::lower(html.substr(0, 2048));
   size_t p = head.find("charset=");
   if (p == std::string::npos) return {};
   p += 8;
@@ -191,7 +192,7 @@ class Parser {
 
   const Header* find_header(int idx, std::string_view name) {
     for (const auto& h : part(idx).headers)
-      if (iequals(h.name, name)) return &h;
+      if (text::iequals(h.name, name)) return &h;
     return nullptr;
   }
 
@@ -218,12 +219,12 @@ class Parser {
         } else if (!f.value.empty()) {
           defect("bad content type");
         }
-        if (const std::string* cs = f.param("charset")) p.charset = to_lower(trim(*cs));
+        if (const std::string* cs = f.param("charset")) p.charset = text::lower(trim(*cs));
         if (const std::string* b = f.param("boundary")) boundary = *b;
         if (const std::string* nm = f.param("name")) p.filename = *nm;
       }
       if (const Header* cte = find_header(idx, "content-transfer-encoding"))
-        p.transfer_encoding = to_lower(trim(cte->raw_value));
+        p.transfer_encoding = text::lower(trim(cte->raw_value));
       if (const Header* cd = find_header(idx, "content-disposition")) {
         Field f = parse_field(cd->raw_value);
         p.disposition = f.value;
@@ -391,8 +392,10 @@ class Parser {
   }
 
   void add_urls_from_text(std::string_view text) {
+    // Candidates repeat (deduplication comes after make_url): a text gets a few times
+    // max_urls of them, and the URL list is flagged incomplete when more were there.
     found_.clear();
-    find_urls(text, found_);
+    if (!find_urls(text, found_, kCandidatesPerUrl * limits_.max_urls)) out_.urls_limited = true;
     for (auto c : found_) add_url(c);
   }
 

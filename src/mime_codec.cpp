@@ -33,21 +33,8 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  return true;
-}
-
 bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lower_ascii(c);
-  return out;
+  return s.size() >= prefix.size() && text::iequals(s.substr(0, prefix.size()), prefix);
 }
 
 std::string_view trim(std::string_view s) {
@@ -69,13 +56,6 @@ constexpr std::array<int8_t, 256> make_b64_table() {
   return t;
 }
 constexpr auto kB64 = make_b64_table();
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 }  // namespace
 
@@ -162,13 +142,13 @@ constexpr uint16_t kCp1252[32] = {
     0x2039, 0x0152, 0,      0x017d, 0,      0,      0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
     0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0,      0x017e, 0x0178};
 
-void cp1252_to_utf8(std::string_view in, std::string& out, bool latin1) {
+void cp1252_to_utf8(std::string_view in, std::string& out) {
   out.reserve(out.size() + in.size() + in.size() / 4);
   for (char ch : in) {
     auto c = static_cast<unsigned char>(ch);
     if (c < 0x80) {
       out.push_back(ch);
-    } else if (c < 0xa0 && !latin1 && kCp1252[c - 0x80]) {
+    } else if (c < 0xa0 && kCp1252[c - 0x80]) {
       append_utf8(out, kCp1252[c - 0x80]);
     } else {
       append_utf8(out, c);
@@ -239,13 +219,13 @@ void guess_to_utf8(std::string_view in, std::string& out) {
   if (valid_utf8(in)) {
     out.append(in);
   } else {
-    cp1252_to_utf8(in, out, false);
+    cp1252_to_utf8(in, out);
   }
 }
 
 // Charset names as they appear in mail, mapped to what glibc iconv knows best.
 std::string normalise_charset(std::string_view cs) {
-  std::string n = to_lower(trim(cs));
+  std::string n = text::lower(trim(cs));
   // RFC 2231 language suffix in encoded words: "utf-8*en".
   if (auto star = n.find('*'); star != std::string::npos) n.resize(star);
   if (n.size() > 2 && n.front() == '"' && n.back() == '"') n = n.substr(1, n.size() - 2);
@@ -271,6 +251,45 @@ bool is_latin1_name(std::string_view n) {
 }
 bool is_cp1252_name(std::string_view n) {
   return n == "windows-1252" || n == "cp1252" || n == "x-cp1252";
+}
+
+bool is_hz_name(std::string_view n) { return n == "hz-gb-2312" || n == "hz"; }
+
+// Charsets (normalised names) whose bytes 0x00..0x7f are always ASCII.
+bool ascii_compatible(std::string_view n) {
+  if (is_utf8_name(n) || is_ascii_name(n) || is_latin1_name(n) || is_cp1252_name(n)) return true;
+  for (std::string_view p : {"iso-8859-", "iso8859-", "iso_8859-", "windows-125", "cp125", "koi8-"})
+    if (n.starts_with(p)) return true;
+  return n == "gb18030" || n == "cp949" || n == "cp874" || n == "euc-jp" || n == "big5-hkscs";
+}
+
+// RFC 1843: "~{" switches to GB2312 byte pairs with the high bits clear, "~}" back to ASCII,
+// "~~" is '~' and "~" before a line break joins lines. Returns EUC-CN (GB2312, high bits set).
+// Lenient: a line break also ends GB mode, anything unexpected is kept as it is.
+std::string hz_to_euc_cn(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  bool gb = false;
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    char d = i + 1 < in.size() ? in[i + 1] : '\0';
+    if (c == '~' && d == '}' && gb) {
+      gb = false;
+      ++i;
+    } else if (c == '~' && !gb && (d == '{' || d == '~' || d == '\n')) {
+      if (d == '{') gb = true;
+      if (d == '~') out.push_back('~');
+      ++i;
+    } else if (gb && c >= 0x21 && c <= 0x7e && d >= 0x21 && d <= 0x7e) {
+      out.push_back(static_cast<char>(c | 0x80));
+      out.push_back(static_cast<char>(d | 0x80));
+      ++i;
+    } else {
+      if (c == '\n' || c == '\r') gb = false;
+      out.push_back(c);
+    }
+  }
+  return out;
 }
 
 // Charset names go to iconv_open only when they look like charset names: the value is
@@ -313,7 +332,6 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
   iconv_t cd = cache.get(charset);
   if (cd == reinterpret_cast<iconv_t>(-1)) return false;
   iconv(cd, nullptr, nullptr, nullptr, nullptr);  // reset shift state
-  size_t base = out.size();
   std::string converted;
   converted.resize(in.size() * 4 + 16);
   char* src = const_cast<char*>(in.data());
@@ -347,7 +365,6 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
     }
   }
   converted.resize(static_cast<size_t>(dst - converted.data()));
-  out.resize(base);
   // iconv's UTF-8 output is valid, but a stateful decoder may emit odd bytes for garbage.
   utf8_repair(converted, out);
   return true;
@@ -356,25 +373,25 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
 }  // namespace
 
 void to_utf8_append(std::string_view bytes, std::string_view charset, std::string& out) {
-  if (is_ascii(bytes)) {
-    // ASCII-compatible charsets are the norm; only the 7-bit stateful ones need decoding.
-    bool stateful = charset.size() >= 8 && (istarts_with(charset, "iso-2022") ||
-                                            istarts_with(charset, "utf-7") ||
-                                            istarts_with(charset, "unicode-1-1-utf-7"));
-    if (!stateful && !istarts_with(charset, "utf-16") && !istarts_with(charset, "utf-32")) {
-      out.append(bytes);
-      return;
-    }
-  }
   std::string n = normalise_charset(charset);
+  // ASCII text in an ASCII-compatible charset is itself. Only charsets known to be so take
+  // this shortcut: 7-bit ones (UTF-7, ISO-2022-*, HZ) encode other text in ASCII bytes.
+  if (is_ascii(bytes) && ascii_compatible(n)) {
+    out.append(bytes);
+    return;
+  }
+  if (is_hz_name(n)) {
+    // RFC 1843 HZ: GB2312 in 7 bits; glibc iconv does not know it.
+    std::string gb = hz_to_euc_cn(bytes);
+    if (!iconv_to_utf8(gb, "gb18030", out)) guess_to_utf8(gb, out);
+    return;
+  }
   if (is_utf8_name(n)) {
     utf8_repair(bytes, out);
-  } else if (is_ascii_name(n) || is_cp1252_name(n)) {
-    guess_to_utf8(bytes, out);
-  } else if (is_latin1_name(n)) {
-    // Mail labelled Latin-1 is very often Windows-1252 (smart quotes), sometimes UTF-8.
-    guess_to_utf8(bytes, out);
-  } else if (!plausible_charset(n) || !iconv_to_utf8(bytes, n, out)) {
+  } else if (is_ascii_name(n) || is_cp1252_name(n) || is_latin1_name(n) ||
+             !plausible_charset(n) || !iconv_to_utf8(bytes, n, out)) {
+    // Mail labelled Latin-1 is very often Windows-1252 (smart quotes), sometimes UTF-8; so is
+    // 8-bit text labelled ASCII or with a charset iconv does not know.
     guess_to_utf8(bytes, out);
   }
 }
@@ -418,22 +435,39 @@ bool decode_word(std::string_view charset, char enc, std::string_view text, std:
 }  // namespace
 
 void decode_words_append(std::string_view raw, std::string& out) {
+  // An encoded word is at most this long (RFC 2047 says 75; mailers exceed it), and no more
+  // than kMaxWords are decoded in one value: the rest is kept as it is.
+  constexpr size_t kMaxWordLen = 4096;
+  constexpr size_t kMaxWords = 1024;
   out.reserve(out.size() + raw.size());
   size_t i = 0;
+  size_t words = 0;
   bool last_was_word = false;
+  // The next "?=" at or after close_from. Word starts only move forward, so one search serves
+  // every "=?" until it is passed: a value full of "=?" without "?=" stays linear.
+  size_t close_from = 0;
+  size_t close = raw.find("?=");
   while (i < raw.size()) {
-    size_t start = raw.find("=?", i);
+    size_t start = words < kMaxWords ? raw.find("=?", i) : std::string_view::npos;
     if (start == std::string_view::npos) {
       std::string_view rest = raw.substr(i);
       guess_to_utf8(rest, out);
       break;
     }
-    // Parse =?charset?X?text?=
+    // Parse =?charset?X?text?= (the '?' searches are linear overall: no "=?" lies between
+    // a start and its first '?').
     size_t q1 = raw.find('?', start + 2);
     size_t q2 = q1 == std::string_view::npos ? q1 : raw.find('?', q1 + 1);
-    size_t end = q2 == std::string_view::npos ? q2 : raw.find("?=", q2 + 1);
-    bool ok = end != std::string_view::npos && q2 == q1 + 2 && q1 > start + 2 &&
-              end - start <= 4096;
+    size_t end = std::string_view::npos;
+    if (q2 != std::string_view::npos && q2 == q1 + 2 && q1 > start + 2 &&
+        q2 - start < kMaxWordLen) {
+      if (close != std::string_view::npos && close < q2 + 1 && close_from < q2 + 1) {
+        close_from = q2 + 1;
+        close = raw.find("?=", close_from);
+      }
+      end = close;
+    }
+    bool ok = end != std::string_view::npos && end - start <= kMaxWordLen;
     if (ok) {
       std::string_view between = raw.substr(i, start - i);
       bool only_ws = true;
@@ -444,6 +478,7 @@ void decode_words_append(std::string_view raw, std::string& out) {
       std::string_view charset = raw.substr(start + 2, q1 - start - 2);
       std::string_view text = raw.substr(q2 + 1, end - q2 - 1);
       if (decode_word(charset, raw[q1 + 1], text, out)) {
+        ++words;
         last_was_word = true;
         i = end + 2;
         continue;
@@ -465,8 +500,6 @@ const std::string* Field::param(std::string_view name) const {
   return nullptr;
 }
 
-namespace {
-
 std::string percent_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -484,6 +517,8 @@ std::string percent_decode(std::string_view s) {
   }
   return out;
 }
+
+namespace {
 
 struct RawParam {
   std::string name;  // base name, lower-case
@@ -505,7 +540,7 @@ Field parse_field(std::string_view raw) {
     char c = raw[i];
     if (c == '(') ++comment;
     else if (c == ')' && comment) --comment;
-    else if (!comment && !is_space(c) && c != '"') value.push_back(lower_ascii(c));
+    else if (!comment && !is_space(c) && c != '"') value.push_back(text::lower(c));
   }
   f.value = std::move(value);
 
@@ -536,7 +571,7 @@ Field parse_field(std::string_view raw) {
       val = std::string(trim(raw.substr(vb, i - vb)));
     }
     RawParam rp;
-    std::string lname = to_lower(name);
+    std::string lname = text::lower(name);
     // name*N*, name*N, name*
     if (!lname.empty() && lname.back() == '*') {
       rp.extended = true;
@@ -546,9 +581,9 @@ Field parse_field(std::string_view raw) {
       std::string_view num = std::string_view(lname).substr(star + 1);
       int sec = 0;
       bool digits = !num.empty() && num.size() < 4;
-      for (char c : num) {
-        if (c < '0' || c > '9') digits = false;
-        else sec = sec * 10 + (c - '0');
+      for (size_t k = 0; digits && k < num.size(); ++k) {
+        if (num[k] < '0' || num[k] > '9') digits = false;
+        else sec = sec * 10 + (num[k] - '0');
       }
       if (digits) {
         rp.section = sec;

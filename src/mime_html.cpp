@@ -71,7 +71,7 @@ size_t decode_entity(std::string_view s, size_t i, std::string& out) {
   std::string_view name = s.substr(j, k - j);
   if (name.empty()) return 0;
   for (const auto& e : kEntities) {
-    if (e.name == name || (name.size() <= 5 && iequals(e.name, name) && e.cp < 0x80)) {
+    if (e.name == name || (name.size() <= 5 && text::iequals(e.name, name) && e.cp < 0x80)) {
       if (k < s.size() && s[k] == ';') ++k;
       put_cp(out, e.cp);
       return k - i;
@@ -125,7 +125,7 @@ bool hides(std::string_view style) {
   std::string s;
   s.reserve(style.size());
   for (char c : style)
-    if (!is_space(c)) s.push_back(lower_ascii(c));
+    if (!is_space(c)) s.push_back(text::lower(c));
   auto has = [&](std::string_view needle) { return s.find(needle) != std::string::npos; };
   bool zero_font = (has("font-size:0;") || s.ends_with("font-size:0") || has("font-size:0px") ||
                     has("font-size:0pt"));
@@ -210,7 +210,7 @@ void html_extract(std::string_view h, std::string& text, std::vector<std::string
       ++i;
       continue;
     }
-    std::string tag = to_lower(h.substr(name_begin, j - name_begin));
+    std::string tag = text::lower(h.substr(name_begin, j - name_begin));
     // Attributes up to '>' (quotes may contain '>').
     attrs.clear();
     bool self_closing = false;
@@ -254,8 +254,8 @@ void html_extract(std::string_view h, std::string& text, std::vector<std::string
     // Link targets are collected even inside hidden content: hidden links are still links.
     if (links && links->size() < 2000) {
       for (const auto& a : attrs) {
-        if ((iequals(a.name, "href") || iequals(a.name, "src") || iequals(a.name, "action") ||
-             iequals(a.name, "background")) &&
+        if ((text::iequals(a.name, "href") || text::iequals(a.name, "src") || text::iequals(a.name, "action") ||
+             text::iequals(a.name, "background")) &&
             !a.value.empty()) {
           std::string v;
           decode_entities_into(trim(a.value), v);
@@ -301,8 +301,8 @@ void html_extract(std::string_view h, std::string& text, std::vector<std::string
     }
     bool hidden = is_invisible_container(tag);
     for (const auto& a : attrs) {
-      if (iequals(a.name, "hidden") || (iequals(a.name, "style") && hides(a.value)) ||
-          (iequals(a.name, "aria-hidden") && iequals(a.value, "true") && tag != "a")) {
+      if (text::iequals(a.name, "hidden") || (text::iequals(a.name, "style") && hides(a.value)) ||
+          (text::iequals(a.name, "aria-hidden") && text::iequals(a.value, "true") && tag != "a")) {
         hidden = true;
       }
     }

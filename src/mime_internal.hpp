@@ -9,16 +9,23 @@
 #include <vector>
 
 #include "digue/mime.hpp"
+#include "digue/text.hpp"
 
 namespace digue::mime::detail {
 
-inline char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 inline bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
-std::string to_lower(std::string_view s);
 std::string_view trim(std::string_view s);
+// Value of a hexadecimal digit, or -1.
+inline int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+// %XX escapes decoded; a '%' not followed by two hex digits is kept.
+std::string percent_decode(std::string_view s);
 
 // Charset conversion and RFC 2047, appending to out (see mime::to_utf8 and
 // mime::decode_header_value).
@@ -49,8 +56,9 @@ Field parse_field(std::string_view raw);
 // HTML visible text and link targets (href/src), for mime::html_to_text.
 void html_extract(std::string_view html, std::string& text, std::vector<std::string>* links);
 
-// URL extraction: appends URLs found in free text (http/https/ftp schemes and bare "www.").
-void find_urls(std::string_view text, std::vector<std::string_view>& found);
+// URL extraction: appends URLs found in free text (http/https/ftp schemes and bare "www."),
+// while found holds fewer than max_found; returns false when candidates were left out.
+bool find_urls(std::string_view text, std::vector<std::string_view>& found, size_t max_found);
 // Parses one URL candidate (absolute, or starting with "www." or "//"); false if no host.
 bool make_url(std::string_view candidate, Url& out);
 

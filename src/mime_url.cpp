@@ -29,7 +29,7 @@ class SuffixList {
       if (l.empty() || l.starts_with("//")) continue;
       // Only the first whitespace-separated word is the rule.
       if (auto sp = l.find_first_of(" \t"); sp != std::string_view::npos) l = l.substr(0, sp);
-      std::string rule = to_lower(l);
+      std::string rule = text::lower(l);
       if (rule.starts_with("!")) {
         exceptions_.insert(rule.substr(1));
       } else if (rule.starts_with("*.")) {
@@ -100,13 +100,6 @@ bool ends_url(char c) {
          c == '{' || c == '}' || c == '|' || c == '^' || static_cast<unsigned char>(c) < 0x20;
 }
 
-int hexv(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // "1.2.3.4", or the single-number and hex forms browsers accept ("http://3232235777/").
 bool parse_ipv4(std::string_view h, std::string& dotted) {
   uint64_t parts[4];
@@ -151,12 +144,15 @@ bool parse_ipv4(std::string_view h, std::string& dotted) {
 
 }  // namespace
 
-void find_urls(std::string_view text, std::vector<std::string_view>& found) {
+bool find_urls(std::string_view text, std::vector<std::string_view>& found, size_t max_found) {
   const size_t n = text.size();
   size_t i = 0;
+  // The first "://" at or after i, searched again only once i has passed it: text with many
+  // "www." and no "://" must not be rescanned to its end for each.
+  size_t colon = text.find("://");
   while (i < n) {
     // Candidates: "scheme://" for http(s)/ftp, and "www." at a word start.
-    size_t colon = text.find("://", i);
+    if (colon != std::string_view::npos && colon < i) colon = text.find("://", i);
     size_t www = std::string_view::npos;
     for (size_t k = text.find_first_of("wW", i); k != std::string_view::npos && k < colon;
          k = text.find_first_of("wW", k + 1)) {
@@ -175,7 +171,7 @@ void find_urls(std::string_view text, std::vector<std::string_view>& found) {
                                         (text[s - 1] >= 'A' && text[s - 1] <= 'Z')))
         --s;
       std::string_view scheme = text.substr(s, colon - s);
-      if (!(iequals(scheme, "http") || iequals(scheme, "https") || iequals(scheme, "ftp"))) {
+      if (!(text::iequals(scheme, "http") || text::iequals(scheme, "https") || text::iequals(scheme, "ftp"))) {
         i = colon + 3;
         continue;
       }
@@ -190,9 +186,11 @@ void find_urls(std::string_view text, std::vector<std::string_view>& found) {
                          text[e - 1] == ';' || text[e - 1] == ':' || text[e - 1] == '!' ||
                          text[e - 1] == '?' || text[e - 1] == ']'))
       --e;
+    if (found.size() >= max_found) return false;
     found.push_back(text.substr(begin, e - begin));
     i = std::max(e, begin + 4);
   }
+  return true;
 }
 
 bool make_url(std::string_view cand, Url& out) {
@@ -200,7 +198,7 @@ bool make_url(std::string_view cand, Url& out) {
   std::string scheme;
   std::string_view rest;
   if (auto p = cand.find("://"); p != std::string_view::npos && p <= 10) {
-    scheme = to_lower(cand.substr(0, p));
+    scheme = text::lower(cand.substr(0, p));
     if (scheme != "http" && scheme != "https" && scheme != "ftp") return false;
     rest = cand.substr(p + 3);
   } else if (cand.starts_with("//")) {
@@ -222,22 +220,15 @@ bool make_url(std::string_view cand, Url& out) {
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');
     if (close == std::string_view::npos) return false;
-    host = to_lower(authority.substr(1, close - 1));
+    host = text::lower(authority.substr(1, close - 1));
     out.is_ip = true;
   } else {
     if (auto colon = authority.find(':'); colon != std::string_view::npos)
       authority = authority.substr(0, colon);
-    host.reserve(authority.size());
-    for (size_t k = 0; k < authority.size(); ++k) {
-      char c = authority[k];
-      if (c == '%' && k + 2 < authority.size() && hexv(authority[k + 1]) >= 0 &&
-          hexv(authority[k + 2]) >= 0) {
-        c = static_cast<char>(hexv(authority[k + 1]) * 16 + hexv(authority[k + 2]));
-        k += 2;
-      }
+    // Escapes decoded once; a '%' left (bare, or from "%25") is no host character.
+    host = text::lower(percent_decode(authority));
+    for (char c : host)
       if (!is_host_char(c) || c == '%') return false;
-      host.push_back(lower_ascii(c));
-    }
     while (!host.empty() && host.back() == '.') host.pop_back();
     if (host.empty() || host.size() > 253 || host.front() == '.' ||
         host.find("..") != std::string::npos)

@@ -32,6 +32,7 @@
 
 #include "digue/config.hpp"
 #include "digue/net.hpp"
+#include "digue/text.hpp"
 
 namespace asio = boost::asio;
 
@@ -77,7 +78,7 @@ std::string normalize_name(std::string_view name) {
     } else if (++label > 63) {
       return {};
     }
-    out += (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+    out += text::lower(c);
   }
   if (label == 0) return {};
   return out;
@@ -164,9 +165,7 @@ TtlInfo scan_ttls(const unsigned char* abuf, int alen) {
 std::string clean_host(const char* name) {
   std::string s = name ? name : "";
   if (!s.empty() && s.back() == '.') s.pop_back();
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  return s;
+  return text::lower(s);
 }
 
 Status status_of_parse(int rc) {
@@ -273,6 +272,29 @@ Status parse_records(Type type, const unsigned char* abuf, int alen, Answer& a) 
   return Status::Ok;
 }
 
+// The one parser of a response c-ares accepted (ARES_SUCCESS), for the resolver and for
+// parse_response (the fuzz target): status and records, the TTL as found (answer minimum,
+// or the SOA's negative TTL for NoData; 0 when absent or on error), and the raw TTL facts
+// in ttls for the resolver's own bounds. No records are kept on error.
+Answer parse_accepted(Type type, const unsigned char* abuf, int alen, TtlInfo& ttls) {
+  Answer a;
+  ttls = scan_ttls(abuf, alen);
+  if (!ttls.ok) {
+    a.status = Status::PermError;
+    return a;
+  }
+  a.status = parse_records(type, abuf, alen, a);
+  if (a.status == Status::Ok) {
+    a.ttl = ttls.answer_min.value_or(0);
+  } else if (a.status == Status::NoData) {
+    a.ttl = ttls.negative.value_or(0);  // e.g. only a CNAME chain ending nowhere
+  } else {
+    a.records.clear();
+    a.mx.clear();
+  }
+  return a;
+}
+
 class Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(asio::any_io_executor executor, const DnsConfig& config)
@@ -354,7 +376,6 @@ class Impl : public std::enable_shared_from_this<Impl> {
     destroying_ = true;
     ares_destroy(ch);
     channel_ = nullptr;
-    boost::system::error_code ec;
     timer_.cancel();
     for (auto& [fd, w] : watches_) release(*w);
     watches_.clear();
@@ -449,16 +470,25 @@ class Impl : public std::enable_shared_from_this<Impl> {
   }
 
   Answer make_answer(Type type, int status, const unsigned char* abuf, int alen) const {
-    Answer a;
-    TtlInfo ttls = scan_ttls(abuf, alen);
+    TtlInfo ttls;
     auto negative = [&] {
       // RFC 2308: the SOA in the authority section bounds how long "no such name" holds.
       uint32_t neg = ttls.negative.value_or(config_.negative_ttl);
       return std::clamp(neg, std::min(config_.min_ttl, config_.negative_ttl),
                         config_.negative_ttl);
     };
+    if (status == ARES_SUCCESS) {
+      Answer a = parse_accepted(type, abuf, alen, ttls);
+      if (a.status == Status::Ok) {
+        a.ttl = std::clamp(a.ttl, config_.min_ttl, std::max(config_.min_ttl, config_.max_ttl));
+      } else if (a.status == Status::NoData) {
+        a.ttl = negative();
+      }
+      return a;
+    }
+    Answer a;
+    ttls = scan_ttls(abuf, alen);
     switch (status) {
-      case ARES_SUCCESS: break;
       case ARES_ENODATA:
         a.status = Status::NoData;
         a.ttl = negative();
@@ -477,21 +507,6 @@ class Impl : public std::enable_shared_from_this<Impl> {
         a.status = Status::TempError;
         return a;
     }
-    if (!ttls.ok) {
-      a.status = Status::PermError;
-      return a;
-    }
-    a.status = parse_records(type, abuf, alen, a);
-    if (a.status == Status::Ok) {
-      a.ttl = std::clamp(ttls.answer_min.value_or(0), config_.min_ttl,
-                         std::max(config_.min_ttl, config_.max_ttl));
-    } else if (a.status == Status::NoData) {
-      a.ttl = negative();  // e.g. only a CNAME chain ending nowhere
-    } else {
-      a.records.clear();
-      a.mx.clear();
-    }
-    return a;
   }
 
   void finish(const Key& key, Answer answer) {
@@ -577,16 +592,8 @@ class CaresResolver final : public Resolver {
 }  // namespace
 
 Answer parse_response(Type type, const unsigned char* abuf, int alen) {
-  // The same steps as Impl::make_answer for a response c-ares accepted (ARES_SUCCESS).
-  Answer a;
-  TtlInfo ttls = scan_ttls(abuf, alen);
-  if (!ttls.ok) {
-    a.status = Status::PermError;
-    return a;
-  }
-  a.status = parse_records(type, abuf, alen, a);
-  a.ttl = a.status == Status::Ok ? ttls.answer_min.value_or(0) : ttls.negative.value_or(0);
-  return a;
+  TtlInfo ttls;
+  return parse_accepted(type, abuf, alen, ttls);
 }
 
 std::unique_ptr<Resolver> make_resolver(asio::any_io_executor executor,

@@ -48,15 +48,6 @@ bool checkable_domain(std::string_view domain) {
   return !n.empty() && n.find('.') != std::string::npos;
 }
 
-bool contains(const net::Ip& network, int prefix, const std::string& address) {
-  auto ip = net::Ip::parse(address);
-  if (!ip) return false;
-  net::Cidr c;
-  c.base = network;
-  c.prefix = prefix;
-  return c.contains(*ip);
-}
-
 bool ends_with_domain(std::string_view name, std::string_view domain) {
   if (name == domain) return true;
   return name.size() > domain.size() && name.ends_with(domain) &&
@@ -177,7 +168,7 @@ class Evaluator {
       case Mech::All: co_return Match::Yes;
       case Mech::Ip4:
       case Mech::Ip6:
-        co_return (m.network.v6 == ip_.v6 && contains(m.network, prefix, ip_.str()))
+        co_return (m.network.v6 == ip_.v6 && net::Cidr{m.network, prefix}.contains(ip_))
             ? Match::Yes : Match::No;
       default: break;
     }
@@ -255,7 +246,7 @@ class Evaluator {
   bool in_network(const std::string& address, int prefix) const {
     auto a = net::Ip::parse(address);
     if (!a || a->v6 != ip_.v6) return false;
-    return contains(*a, prefix, ip_.str());
+    return net::Cidr{*a, prefix}.contains(ip_);
   }
 
   // The client's PTR names whose forward lookup gives the client address back (RFC 7208

@@ -11,7 +11,9 @@
 namespace digue::spf {
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
+using text::iequals;
+using text::lower;
+
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
@@ -250,8 +252,7 @@ bool parse_mechanism(std::string_view term, Mechanism& m, std::string& error) {
     term.remove_prefix(1);
   }
   size_t name_end = term.find_first_of(":/");
-  std::string name;
-  for (char c : term.substr(0, name_end)) name += lower(c);
+  std::string name = lower(term.substr(0, name_end));
   std::string_view rest = name_end == std::string_view::npos ? "" : term.substr(name_end);
   static const std::pair<std::string_view, Mech> kNames[] = {
       {"all", Mech::All},  {"include", Mech::Include}, {"a", Mech::A},
@@ -365,8 +366,7 @@ std::optional<Record> parse_record(std::string_view txt, std::string& error) {
       rec.mechanisms.push_back(std::move(m));
       continue;
     }
-    std::string name;
-    for (char c : term.substr(0, eq)) name += lower(c);
+    std::string name = lower(term.substr(0, eq));
     std::string_view value = term.substr(eq + 1);
     if (name == "redirect" || name == "exp") {
       auto& slot = name == "redirect" ? rec.redirect : rec.exp;

@@ -77,7 +77,8 @@ struct Parsed {
   size_t leaf_count = 0;           // leaf bodies, message/rfc822 bodies counted, containers not
   bool depth_limited = false, parts_limited = false, size_limited = false;
   bool text_limited = false;       // Parsed::text / html / Part::text cut at max_text_bytes
-  bool urls_limited = false;       // more than max_urls distinct URLs
+  bool urls_limited = false;       // more than max_urls distinct URLs, or over 16 * max_urls
+                                   // URL candidates in one text (some left unexamined)
   std::vector<std::string> defects;  // "missing final boundary", "bad base64", ...
 
   const std::vector<Header>& headers() const { return parts.front().headers; }

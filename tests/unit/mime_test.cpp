@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "digue/mime.hpp"
+#include "digue/text.hpp"
 
 namespace fs = std::filesystem;
 using digue::mime::Limits;
@@ -350,4 +351,88 @@ TEST_CASE("no header block, bad separator and LF-only input", "[mime]") {
   Parsed c = parse("");
   CHECK(c.parts.size() == 1);
   CHECK(c.leaf_count == 1);
+}
+
+TEST_CASE("RFC 2047: adversarial values decode correctly, encoded words are bounded", "[mime]") {
+  using digue::mime::decode_header_value;
+  // Many "=?" openers and one real word at the end: the openers are kept as text.
+  std::string junk;
+  while (junk.size() < 200000) junk += "=?a?b";
+  CHECK(decode_header_value(junk) == junk);
+  CHECK(decode_header_value(junk + " =?utf-8?q?caf=C3=A9?=") == junk + " café");
+  // A word longer than 4096 bytes is not a word.
+  std::string long_word = "=?utf-8?q?" + std::string(5000, 'x') + "?=";
+  CHECK(decode_header_value(long_word) == long_word);
+  // No more than 1024 encoded words are decoded in one value; the rest stays as it is.
+  std::string words, want;
+  for (int k = 0; k < 1100; ++k) {
+    words += k ? " =?utf-8?q?a?=" : "=?utf-8?q?a?=";
+    want += k < 1024 ? "a" : " =?utf-8?q?a?=";
+  }
+  CHECK(decode_header_value(words) == want);
+}
+
+TEST_CASE("URLs: many bare www. candidates, candidates bounded per text", "[mime]") {
+  std::string body;
+  while (body.size() < 200000) body += "www.a.bc ";
+  Parsed p = parse("Content-Type: text/plain\r\n\r\n" + body + "\r\n");
+  REQUIRE(p.urls.size() == 1);
+  CHECK(p.urls[0].url == "http://www.a.bc");
+  CHECK(p.urls_limited);  // over 16 * max_urls candidates: the list may be incomplete
+
+  Limits l;
+  l.max_urls = 10;
+  std::string few;
+  for (int k = 0; k < 100; ++k) few += "www.a.bc ";
+  Parsed q = parse("Subject: x\r\n\r\n" + few + "see http://b.example/x\r\n", l);
+  REQUIRE(q.urls.size() == 2);
+  CHECK(q.urls[1].url == "http://b.example/x");
+  CHECK_FALSE(q.urls_limited);
+  std::string many = few + few;  // 200 candidates > 16 * 10
+  Parsed r = parse("Subject: x\r\n\r\n" + many + "see http://b.example/x\r\n", l);
+  CHECK(r.urls.size() == 1);
+  CHECK(r.urls_limited);
+}
+
+TEST_CASE("7-bit charsets are decoded even when the bytes are ASCII", "[mime]") {
+  using digue::mime::to_utf8;
+  CHECK(to_utf8("+AGEAYgBj-", "utf-7") == "abc");
+  CHECK(to_utf8("+AGEAYgBj-", "UTF-7") == "abc");
+  CHECK(to_utf8("+AGEAYgBj-", "unicode-1-1-utf-7") == "abc");
+  CHECK(to_utf8("~{<:Ky2;S{#,NpJ)l6HK!#~}", "hz-gb-2312") == "己所不欲，勿施於人。");
+  CHECK(to_utf8("a~~b~\nc", "hz-gb-2312") == "a~bc");
+  CHECK(digue::mime::decode_header_value("=?utf-7?Q?+AGEAYgBj-?=") == "abc");
+  Parsed p = parse("Content-Type: text/plain; charset=utf-7\r\n\r\nBuy +AFYAaQBhAGcAcgBh- now\r\n");
+  CHECK(p.text.find("Buy Viagra now") != std::string::npos);
+  // ASCII in ASCII-compatible (or unknown) charsets is kept as it is.
+  CHECK(to_utf8("a+b~{c", "iso-8859-15") == "a+b~{c");
+  CHECK(to_utf8("a+b~{c", "x-no-such-charset") == "a+b~{c");
+  CHECK(to_utf8("a+b~{c", "") == "a+b~{c");
+}
+
+TEST_CASE("shared ASCII helpers; percent escapes in URL hosts", "[mime]") {
+  using digue::text::iequals;
+  using digue::text::lower;
+  CHECK(lower('Q') == 'q');
+  CHECK(lower('\xc9') == '\xc9');
+  CHECK(lower("Content-TYPE \xc9") == "content-type \xc9");
+  CHECK(iequals("Content-Type", "content-type"));
+  CHECK_FALSE(iequals("Content-Type", "content-typ"));
+  CHECK_FALSE(iequals("\xc9", "\xe9"));  // ASCII only
+  REQUIRE(digue::mime::parse("Subject: x\r\n\r\nhttp://%77ww.Ex%41mple.com/p\r\n").urls.size() == 1);
+  CHECK(digue::mime::parse("Subject: x\r\n\r\nhttp://%77ww.Ex%41mple.com/p\r\n").urls[0].host ==
+        "www.example.com");
+  CHECK(digue::mime::parse("Subject: x\r\n\r\nhttp://a%25b.example.com/ http://a%zzb.example.com/\r\n")
+            .urls.empty());
+}
+
+TEST_CASE("RFC 2231: an over-long section number is no section", "[mime]") {
+  // Found by mime_fuzz under UBSan: the number was accumulated (and overflowed) before its
+  // length was checked.
+  Parsed p = parse(
+      "Content-Type: application/octet-stream\r\n"
+      "Content-Disposition: attachment; filename*11111111111111=\"a.txt\"; filename=b.exe\r\n\r\n"
+      "MZ\r\n");
+  REQUIRE(p.attachments.size() == 1);
+  CHECK(p.attachments[0].filename == "b.exe");
 }

@@ -305,3 +305,40 @@ TEST_CASE("reverse DNS: the PTR name and forward-confirmed names", "[dns]") {
   CHECK(none.names.empty());
   CHECK(res.queries == 1);
 }
+
+TEST_CASE("parse_response: the resolver's parser, raw TTLs, nothing kept on error", "[dns]") {
+  auto response = [](const std::string& second_rdata) {
+    std::string m;
+    for (uint16_t v : {0, 0x8180, 1, second_rdata.empty() ? 1 : 2, 1, 0}) put16(m, v);
+    m += wire_name("c.test");
+    put16(m, 5);
+    put16(m, 1);
+    auto rr = [&](uint16_t type, uint32_t ttl, const std::string& rdata) {
+      m += "\xc0\x0c";
+      put16(m, type);
+      put16(m, 1);
+      put32(m, ttl);
+      put16(m, uint16_t(rdata.size()));
+      m += rdata;
+    };
+    rr(5, 300, wire_name("T.test"));
+    if (!second_rdata.empty()) rr(5, 300, second_rdata);
+    std::string soa = wire_name("ns.test") + wire_name("host.test");
+    for (uint32_t v : {1u, 3600u, 600u, 86400u, 45u}) put32(soa, v);
+    rr(6, 3600, soa);
+    return m;
+  };
+  auto parse = [](const std::string& m) {
+    return dns::parse_response(dns::Type::CNAME, reinterpret_cast<const unsigned char*>(m.data()),
+                               int(m.size()));
+  };
+  dns::Answer ok = parse(response(""));
+  CHECK(ok.status == dns::Status::Ok);
+  CHECK(ok.records == std::vector<std::string>{"t.test"});
+  CHECK(ok.ttl == 300);
+  // The second CNAME's target points outside the message: the answer is bad as a whole.
+  dns::Answer bad = parse(response(std::string("\xc0\xff", 2)));
+  CHECK(bad.status == dns::Status::PermError);
+  CHECK(bad.records.empty());
+  CHECK(bad.ttl == 0);
+}
