@@ -68,8 +68,9 @@ class Greylist final : public Filter {
     bool passed_now = false;
     std::string passed;
     std::optional<FilterResult> greylisted;
-    for (const Address& rcpt : ctx.envelope.rcpts) {
-      if (rcpt.domain != ctx.domain) continue;
+    for (const Address* rp : ctx.recipients()) {
+      const Address& rcpt = *rp;
+      if (!text::iequals(rcpt.domain, ctx.domain)) continue;
       std::string triplet = net + " " + sender + " -> " + lower(rcpt.str());
       std::string key = "grey:t:" + net + "|" + sender + "|" + lower(rcpt.str());
       int64_t wait = 0;

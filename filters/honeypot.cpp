@@ -29,11 +29,11 @@ class Honeypot final : public Filter {
   boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
     const Envelope& env = ctx.envelope;
     auto ip = net::Ip::parse(env.client_ip);
-    // Every recipient, not only the newest: the pipeline re-runs this filter on each RCPT,
-    // and a trap followed by a normal recipient must still be a hit.
+    // The pipeline checks one recipient per run (and merges a domain's results, so a trap
+    // followed by a normal recipient is still a hit); outside it, every recipient.
     std::vector<std::string> traps;
-    for (const Address& rcpt : env.rcpts) {
-      std::string a = lower(rcpt.str());
+    for (const Address* rcpt : ctx.recipients()) {
+      std::string a = lower(rcpt->str());
       if (s_.traps.count(a) && std::find(traps.begin(), traps.end(), a) == traps.end())
         traps.push_back(std::move(a));
     }
@@ -70,8 +70,7 @@ class Honeypot final : public Filter {
 
  private:
   // Counts one trap hit for ip, once per session and trap address, and returns the IP's count:
-  // the pipeline runs this filter again for the recipients it has already seen (on each
-  // RCPT, and at DATA after a later RCPT was refused).
+  // a client may name the same trap in several transactions of one session.
   int64_t count(Store& store, const net::Ip& ip, const std::string& seen_id) const {
     std::string hits_key = "honeypot:hits:" + ip.str();
     std::string seen_key = "honeypot:seen:" + seen_id;

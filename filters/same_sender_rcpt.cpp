@@ -15,9 +15,9 @@ class SameSenderRcpt final : public Filter {
   boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const override {
     const Address& from = ctx.envelope.mail_from;
     if (from.empty()) co_return FilterResult::none();
-    for (const Address& rcpt : ctx.envelope.rcpts) {
-      if (!text::iequals(rcpt.domain, ctx.domain)) continue;
-      if (text::iequals(rcpt.domain, from.domain) && text::iequals(rcpt.local, from.local))
+    for (const Address* rcpt : ctx.recipients()) {
+      if (!text::iequals(rcpt->domain, ctx.domain)) continue;
+      if (text::iequals(rcpt->domain, from.domain) && text::iequals(rcpt->local, from.local))
         co_return FilterResult::hit("SAME_SENDER_RCPT", score_, from.str(),
                                     "sender and recipient are the same");
     }

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -11,6 +13,7 @@
 
 #include "digue/filter_registry.hpp"
 #include "digue/options.hpp"
+#include "digue/text.hpp"
 
 namespace asio = boost::asio;
 
@@ -47,6 +50,55 @@ const char* action_name(SlotAction a) {
     case SlotAction::Log: return "log";
   }
   return "?";
+}
+
+// A rcpt-phase slot's result for a domain, from its recipients' results: the first hit
+// leads (the slot's action applies), else the first error or timeout, else the first
+// whitelist pass, else nothing found. Symbols of the results agreeing with the lead are kept
+// once per name, their evidence joined (bounded: a message may have hundreds of recipients).
+FilterResult merge_recipients(const std::vector<const FilterResult*>& rs) {
+  using S = FilterResult::Status;
+  using V = FilterResult::Verdict;
+  if (rs.empty()) return FilterResult::none();
+  if (rs.size() == 1) return *rs.front();
+  auto first = [&](auto pred) -> const FilterResult* {
+    for (const FilterResult* r : rs)
+      if (pred(*r)) return r;
+    return nullptr;
+  };
+  const FilterResult* lead =
+      first([](const FilterResult& r) { return r.status == S::Ok && r.verdict == V::Hit; });
+  if (!lead) lead = first([](const FilterResult& r) { return r.status != S::Ok; });
+  if (!lead) lead = first([](const FilterResult& r) { return r.verdict == V::Pass; });
+  if (!lead) lead = rs.front();
+  if (lead->status != S::Ok) return *lead;
+  constexpr size_t kMaxEvidence = 600;
+  FilterResult out;
+  out.verdict = lead->verdict;
+  out.reason = lead->reason;
+  std::vector<size_t> omitted;
+  for (const FilterResult* r : rs) {
+    if (r->status != S::Ok || r->verdict != lead->verdict) continue;
+    for (const Symbol& s : r->symbols) {
+      auto it = std::find_if(out.symbols.begin(), out.symbols.end(),
+                             [&](const Symbol& o) { return o.name == s.name; });
+      if (it == out.symbols.end()) {
+        out.symbols.push_back(s);
+        omitted.push_back(0);
+        continue;
+      }
+      size_t k = static_cast<size_t>(it - out.symbols.begin());
+      if (it->evidence == s.evidence) continue;
+      if (it->evidence.size() + s.evidence.size() > kMaxEvidence)
+        ++omitted[k];
+      else
+        it->evidence += "; " + s.evidence;
+    }
+  }
+  for (size_t k = 0; k < out.symbols.size(); ++k)
+    if (omitted[k])
+      out.symbols[k].evidence += "; and " + std::to_string(omitted[k]) + " more recipients";
+  return out;
 }
 
 std::string upper(std::string_view s) {
@@ -109,6 +161,7 @@ void PipelineRun::reset() {
     else
       ++it;
   }
+  rcpt_cache_.clear();
   message_.reset();
 }
 
@@ -134,18 +187,46 @@ void PipelineRun::forget_all(Phase phase) {
   }
 }
 
-void PipelineRun::forget(Phase phase, const std::string& domain) {
-  for (auto it = cache_.begin(); it != cache_.end();) {
-    const Slot& slot = pipeline_->slots()[it->first.first];
-    if (slot.phase == phase && (it->first.second == domain || it->first.second.empty()))
-      it = cache_.erase(it);
+void PipelineRun::forget_rcpt(const Address& rcpt) {
+  std::string key = text::lower(rcpt.str());
+  for (auto it = rcpt_cache_.begin(); it != rcpt_cache_.end();) {
+    if (it->first.second == key)
+      it = rcpt_cache_.erase(it);
     else
       ++it;
   }
 }
 
+asio::awaitable<PipelineRun::Cached> PipelineRun::run_rcpt_slot(size_t index,
+                                                                const DomainPolicy& policy) {
+  const Slot& slot = pipeline_->slots()[index];
+  auto env = envelope_;  // kept alive across the awaits below
+  Cached merged;
+  if (!env) co_return merged;
+  std::vector<std::string> seen;
+  std::vector<const FilterResult*> results;
+  for (const Address& r : env->rcpts) {
+    if (slot.filter->per_domain() && !text::iequals(r.domain, policy.name)) continue;
+    std::string key = text::lower(r.str());
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    auto cache_key = std::make_pair(index, key);
+    auto it = rcpt_cache_.find(cache_key);
+    if (it == rcpt_cache_.end()) {
+      const Address* rp = &r;
+      Cached c = co_await run_slot(slot, policy, rp);
+      it = rcpt_cache_.insert_or_assign(cache_key, std::move(c)).first;
+    }
+    merged.elapsed += it->second.elapsed;
+    results.push_back(&it->second.result);
+  }
+  merged.result = merge_recipients(results);
+  co_return merged;
+}
+
 asio::awaitable<PipelineRun::Cached> PipelineRun::run_slot(const Slot& slot,
-                                                           const DomainPolicy& policy) {
+                                                           const DomainPolicy& policy,
+                                                           const Address* rcpt) {
   // The filter runs in its own coroutine so that a deadline can abandon it even when the
   // operation it awaits does not support cancellation. Everything it touches is kept alive
   // by the shared state.
@@ -157,12 +238,14 @@ asio::awaitable<PipelineRun::Cached> PipelineRun::run_slot(const Slot& slot,
     std::shared_ptr<const Message> message;
     std::shared_ptr<const Config> config;  // owns `policy`
     FilterPtr filter;
+    std::optional<Address> rcpt;
   };
   auto st = std::make_shared<State>(executor_);
   st->envelope = envelope_;
   st->message = message_;
   st->config = pipeline_->config_ptr();
   st->filter = slot.filter;
+  if (rcpt) st->rcpt = *rcpt;
   st->timer.expires_after(slot.config.timeout);
   const DomainPolicy* pol = &policy;
   Services* services = &services_;
@@ -172,6 +255,7 @@ asio::awaitable<PipelineRun::Cached> PipelineRun::run_slot(const Slot& slot,
       executor_,
       [st, pol, services, ex = executor_]() -> asio::awaitable<void> {
         FilterContext ctx{*st->envelope, st->message.get(), pol->name, *pol, *services, ex};
+        if (st->rcpt) ctx.rcpt = &*st->rcpt;
         try {
           st->result = co_await st->filter->check(ctx);
         } catch (const std::exception& e) {
@@ -218,13 +302,20 @@ asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase
     if (!slot.config.always && (!policy.filtering || policy.disabled_filters.count(slot.config.filter)))
       continue;
     if (slot.phase == Phase::Data && !message_) continue;
-    auto key = std::make_pair(i, slot.filter->per_domain() ? policy.name : std::string());
-    auto it = cache_.find(key);
-    if (it == cache_.end()) {
-      Cached c = co_await run_slot(slot, policy);
-      it = cache_.emplace(key, std::move(c)).first;
+    Cached merged;
+    const Cached* cached = &merged;
+    if (slot.phase == Phase::Rcpt) {
+      merged = co_await run_rcpt_slot(i, policy);
+    } else {
+      auto key = std::make_pair(i, slot.filter->per_domain() ? policy.name : std::string());
+      auto it = cache_.find(key);
+      if (it == cache_.end()) {
+        Cached c = co_await run_slot(slot, policy);
+        it = cache_.emplace(key, std::move(c)).first;
+      }
+      cached = &it->second;
     }
-    const Cached& c = it->second;
+    const Cached& c = *cached;
     const FilterResult& r = c.result;
     const std::string& fname = slot.config.filter;
     v.timings.emplace_back(fname, c.elapsed);

@@ -391,13 +391,13 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
   auto env = std::make_shared<Envelope>(proto_->envelope());
   env->rcpts.push_back(rcpt);
   run_->set_envelope(env);
-  run_->forget(Phase::Rcpt, policy->name);
+  // Rcpt-phase filters run for this recipient only (the others' results are cached).
   Verdict v = co_await run_->evaluate(*policy, Phase::Rcpt);
   if (v.decision == Decision::Reject || v.decision == Decision::Tempfail) {
     // The refused recipient is not part of the transaction: its rcpt-phase results (a
     // greylisted triplet) must not decide for the recipients already accepted at DATA.
     run_->set_envelope(std::make_shared<Envelope>(proto_->envelope()));
-    run_->forget(Phase::Rcpt, policy->name);
+    run_->forget_rcpt(rcpt);
   }
   switch (v.decision) {
     case Decision::Reject:

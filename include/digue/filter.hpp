@@ -99,6 +99,21 @@ struct FilterContext {
   const DomainPolicy& policy;   // that domain's policy
   Services& services;
   boost::asio::any_io_executor executor;
+  // Rcpt-phase filters: the one recipient this run decides for. The pipeline runs each
+  // rcpt-phase filter once per recipient, on its RCPT, and merges the results of a domain's
+  // recipients (a hit of any one is the domain's hit). Null outside a pipeline (unit tests,
+  // other phases): then recipients() is every recipient of the envelope.
+  const Address* rcpt = nullptr;
+
+  std::vector<const Address*> recipients() const {
+    std::vector<const Address*> out;
+    if (rcpt) {
+      out.push_back(rcpt);
+    } else {
+      for (const Address& a : envelope.rcpts) out.push_back(&a);
+    }
+    return out;
+  }
 };
 
 class Filter {

@@ -5,7 +5,11 @@
 // PipelineRun evaluates the chain for one message and one recipient domain at a time, up to
 // an SMTP phase: at RCPT it runs the slots whose inputs are known (connect..rcpt) so cheap
 // checks can refuse before DATA; after DATA it walks the whole chain again, re-using cached
-// results. Decisions are taken strictly in configured order:
+// results. Rcpt-phase filters run once per recipient (FilterContext::rcpt), each on its own
+// RCPT, never again for that recipient; a domain's result for such a slot merges its
+// recipients' results (a hit of any one wins, then an error, then a pass; same-named symbols
+// are joined). So n recipients cost n checks, not n²/2. Decisions are taken strictly in
+// configured order:
 //   - a whitelist pass stops the chain: not spam;
 //   - a hit applies the slot's action: spam (stops; this slot is the deciding filter),
 //     reject (5xx, stops), tempfail (4xx, stops), score (adds to the score), log;
@@ -93,8 +97,9 @@ class PipelineRun {
   void set_message(std::shared_ptr<const Message> msg) { message_ = std::move(msg); }
   // Forget cached results that depend on the envelope (after RSET or a new transaction).
   void reset();
-  // Forget cached results of one phase for one domain (a new RCPT changes their input).
-  void forget(Phase phase, const std::string& domain);
+  // Forget the rcpt-phase results of one recipient (refused: no longer in the transaction,
+  // and checked afresh if the client names it again).
+  void forget_rcpt(const Address& rcpt);
   // Forget every cached result of one phase (a new EHLO/HELO changes helo-phase inputs).
   void forget_all(Phase phase);
 
@@ -109,7 +114,10 @@ class PipelineRun {
     FilterResult result;
     std::chrono::microseconds elapsed{0};
   };
-  boost::asio::awaitable<Cached> run_slot(const Slot& slot, const DomainPolicy& policy);
+  boost::asio::awaitable<Cached> run_slot(const Slot& slot, const DomainPolicy& policy,
+                                          const Address* rcpt = nullptr);
+  // A rcpt-phase slot's result for a domain: each recipient's (run once, cached), merged.
+  boost::asio::awaitable<Cached> run_rcpt_slot(size_t index, const DomainPolicy& policy);
 
   std::shared_ptr<const Pipeline> pipeline_;
   Services& services_;
@@ -117,6 +125,7 @@ class PipelineRun {
   std::shared_ptr<const Envelope> envelope_;
   std::shared_ptr<const Message> message_;
   std::map<std::pair<size_t, std::string>, Cached> cache_;  // (slot, domain or "")
+  std::map<std::pair<size_t, std::string>, Cached> rcpt_cache_;  // (slot, lower-case address)
 };
 
 }  // namespace digue

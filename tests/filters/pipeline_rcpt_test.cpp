@@ -1,0 +1,185 @@
+// PipelineRun and rcpt-phase filters: each recipient is checked once, on its RCPT, and a
+// domain's result merges its recipients' results. Drives a real Pipeline (greylist, honeypot,
+// same_sender_rcpt from the registry) over an in-memory store the way the SMTP session does.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "digue/config.hpp"
+#include "digue/pipeline.hpp"
+#include "digue/store.hpp"
+
+using namespace digue;
+
+namespace {
+
+// Counts the store's writes (greylist records one triplet per check).
+class CountingStore final : public Store {
+ public:
+  std::unique_ptr<Store> inner = make_memory_store();
+  size_t updates = 0;
+  std::optional<std::string> get(std::string_view key) override { return inner->get(key); }
+  void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
+    inner->put(key, value, ttl);
+  }
+  bool del(std::string_view key) override { return inner->del(key); }
+  int64_t incr(std::string_view key, int64_t delta, std::chrono::seconds ttl) override {
+    return inner->incr(key, delta, ttl);
+  }
+  void scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    inner->scan(prefix, fn);
+  }
+  void apply(const std::vector<Op>& ops) override { inner->apply(ops); }
+  void update(const std::vector<std::string>& keys, const UpdateFn& fn) override {
+    ++updates;
+    inner->update(keys, fn);
+  }
+};
+
+struct Session {
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<const Pipeline> pipeline;
+  CountingStore store;
+  Services services;
+  boost::asio::io_context io;
+  std::unique_ptr<PipelineRun> run;
+  Envelope env;
+
+  explicit Session(const std::string& toml) {
+    config = parse_config(toml, "pipeline-rcpt-test.toml");
+    pipeline = Pipeline::build(config);
+    services.store = &store;
+    run = std::make_unique<PipelineRun>(pipeline, services, io.get_executor());
+    env.session_id = "s1";
+    env.client_ip = "192.0.2.9";
+    env.mail_from = {"bob", "sender.example"};
+  }
+  Verdict evaluate(const std::string& domain, Phase upto) {
+    const DomainPolicy* policy = config->domain(domain);
+    REQUIRE(policy);
+    auto fut = boost::asio::co_spawn(io, run->evaluate(*policy, upto), boost::asio::use_future);
+    io.restart();
+    io.run();
+    return fut.get();
+  }
+  // What Server::Session::on_rcpt does: the recipient joins the envelope, the rcpt-phase
+  // chain runs, and a refused recipient leaves it again.
+  Verdict rcpt(const Address& a) {
+    auto e = std::make_shared<Envelope>(env);
+    e->rcpts.push_back(a);
+    run->set_envelope(e);
+    Verdict v = evaluate(a.domain, Phase::Rcpt);
+    if (v.decision == Decision::Reject || v.decision == Decision::Tempfail) {
+      run->set_envelope(std::make_shared<Envelope>(env));
+      run->forget_rcpt(a);
+    } else {
+      env.rcpts.push_back(a);
+    }
+    return v;
+  }
+  uint64_t runs(const std::string& filter) const {
+    for (const Slot& s : pipeline->slots())
+      if (s.config.filter == filter) return s.stats->total.load();
+    return 0;
+  }
+  const RanSymbol* symbol(const Verdict& v, const std::string& name) const {
+    for (const auto& s : v.symbols)
+      if (s.symbol.name == name) return &s;
+    return nullptr;
+  }
+};
+
+const char* kConfig = R"(
+[pipeline]
+order = ["greylist", "honeypot", "same_sender_rcpt"]
+[filters.greylist]
+action = "tempfail"
+delay = 0
+auto_whitelist_days = 0
+[filters.honeypot]
+action = "spam"
+traps = ["trap@b.test"]
+bulk_threshold = 100
+[filters.same_sender_rcpt]
+action = "score"
+[domains."a.test"]
+greylisting = true
+[domains."b.test"]
+)";
+
+}  // namespace
+
+TEST_CASE("pipeline: rcpt-phase filters run once per recipient", "[pipeline][rcpt]") {
+  Session s(kConfig);
+  // First transaction: every recipient of a.test is greylisted (first sight), b.test is not.
+  CHECK(s.rcpt({"u1", "a.test"}).decision == Decision::Tempfail);
+  CHECK(s.rcpt({"v1", "b.test"}).decision == Decision::Accept);
+  CHECK(s.store.updates == 1);  // one triplet recorded (b.test does not greylist)
+
+  // The retry: 50 recipients, each checked once, whatever their number.
+  s.run->reset();
+  s.env.rcpts.clear();
+  for (int i = 0; i < 50; ++i) {
+    auto v = s.rcpt({"u" + std::to_string(i + 1), "a.test"});
+    // u1 was seen before (delay 0: passes); the others are new triplets: refused.
+    CHECK(v.decision == (i == 0 ? Decision::Accept : Decision::Tempfail));
+  }
+  CHECK(s.runs("greylist") == 2 + 50);  // not 2 + 50·51/2
+  CHECK(s.store.updates == 1 + 50);
+  REQUIRE(s.env.rcpts.size() == 1);
+  s.run->set_message(std::make_shared<Message>(std::string("Subject: x\r\n\r\nbody\r\n")));
+  Verdict d = s.evaluate("a.test", Phase::Data);
+  CHECK(d.decision == Decision::Accept);
+  REQUIRE(s.symbol(d, "GREYLIST_PASSED"));
+  CHECK(s.symbol(d, "GREYLIST_PASSED")->symbol.evidence ==
+        "192.0.2.0/24 bob@sender.example -> u1@a.test");
+  CHECK(s.runs("greylist") == 52);  // DATA re-used the cached result
+}
+
+TEST_CASE("pipeline: a domain's rcpt-phase result merges its recipients",
+          "[pipeline][rcpt]") {
+  Session s(kConfig);
+  // b.test does not greylist: only honeypot and same_sender_rcpt matter there.
+  CHECK(s.rcpt({"x", "b.test"}).decision == Decision::Accept);
+  // The sender writes to itself among other recipients.
+  s.env.rcpts.clear();
+  s.run->reset();
+  s.env.mail_from = {"y", "b.test"};
+  CHECK(s.rcpt({"x", "b.test"}).decision == Decision::Accept);
+  CHECK(s.rcpt({"y", "b.test"}).decision == Decision::Accept);  // same sender: scored
+  CHECK(s.rcpt({"z", "b.test"}).decision == Decision::Accept);
+  s.run->set_message(std::make_shared<Message>(std::string("Subject: x\r\n\r\nbody\r\n")));
+  Verdict d = s.evaluate("b.test", Phase::Data);
+  // The hit of one recipient (y) is the domain's, though later recipients had none.
+  REQUIRE(s.symbol(d, "SAME_SENDER_RCPT"));
+  CHECK(s.symbol(d, "SAME_SENDER_RCPT")->symbol.score == 4.0);
+  CHECK(s.runs("same_sender_rcpt") == 1 + 3);
+  CHECK(s.runs("honeypot") == 1 + 3);
+}
+
+TEST_CASE("pipeline: a trap before a normal recipient still decides", "[pipeline][rcpt]") {
+  Session s(kConfig);
+  // honeypot action is "spam": the trap recipient is accepted (not refused at RCPT) and the
+  // message classed spam, though a normal recipient follows.
+  CHECK(s.rcpt({"trap", "b.test"}).decision == Decision::Spam);
+  CHECK(s.rcpt({"carol", "b.test"}).decision == Decision::Spam);
+  s.run->set_message(std::make_shared<Message>(std::string("Subject: x\r\n\r\nbody\r\n")));
+  Verdict d = s.evaluate("b.test", Phase::Data);
+  CHECK(d.decision == Decision::Spam);
+  CHECK(d.deciding_filter == "honeypot");
+  CHECK(s.runs("honeypot") == 2);
+}
+
+TEST_CASE("pipeline: a refused recipient is checked afresh when named again",
+          "[pipeline][rcpt]") {
+  Session s(kConfig);
+  CHECK(s.rcpt({"u", "a.test"}).decision == Decision::Tempfail);  // first sight
+  // delay 0: the same RCPT again in the same transaction is the retry, and passes (its
+  // refused result was forgotten, not re-used).
+  CHECK(s.rcpt({"u", "a.test"}).decision == Decision::Accept);
+  CHECK(s.runs("greylist") == 2);
+}
