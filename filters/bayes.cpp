@@ -29,7 +29,12 @@ class BayesFilter final : public Filter {
     const Message& msg = *ctx.message;
     bayes::Classifier classifier(store, s_.params);
     bayes::Result r;
-    auto work = [&] { r = classifier.classify(msg.facts()); };
+    // The classification does not depend on the domain (only the threshold does): once per
+    // message, whatever the number of recipient domains.
+    const std::string memo_key = "bayes@" + std::to_string(reinterpret_cast<uintptr_t>(this));
+    auto work = [&] {
+      r = msg.memo<bayes::Result>(memo_key, [&] { return classifier.classify(msg.facts()); });
+    };
     try {
       if (ctx.services.workers && msg.raw().size() >= s_.offload_bytes) {
         // The run is suspended while the worker holds the message, so the lazy parse in

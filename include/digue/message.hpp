@@ -3,9 +3,12 @@
 // Not thread-safe: one message is filtered by one run at a time.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <typeindex>
+#include <utility>
 
 #include "digue/mime.hpp"
 
@@ -27,6 +30,16 @@ class Message {
     return *parsed_;
   }
   bool parsed() const { return parsed_ != nullptr; }
+  // A value derived from the message once, by the first caller with this type and key, and
+  // shared by the later ones: a filter that runs once per recipient domain computes its
+  // domain-independent part (a Bayes classification) once per message.
+  template <class T, class F>
+  const T& memo(const std::string& key, F&& compute) const {
+    auto k = std::make_pair(std::type_index(typeid(T)), key);
+    auto it = memo_.find(k);
+    if (it == memo_.end()) it = memo_.emplace(k, std::make_shared<const T>(compute())).first;
+    return *static_cast<const T*>(it->second.get());
+  }
   void set_limits(const mime::Limits& l) { limits_ = l; }
   const mime::Limits& limits() const { return limits_; }
 
@@ -34,6 +47,7 @@ class Message {
   std::shared_ptr<const std::string> raw_ = std::make_shared<const std::string>();
   mime::Limits limits_;
   mutable std::unique_ptr<mime::Parsed> parsed_;
+  mutable std::map<std::pair<std::type_index, std::string>, std::shared_ptr<const void>> memo_;
 };
 
 }  // namespace digue

@@ -216,3 +216,64 @@ TEST_CASE("bayes filter: autolearn off (the default) learns nothing after the ve
   pool.join();
   CHECK(bayes::Classifier(*store).stats().spam_messages == 40);
 }
+
+TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes][filters]") {
+  // Counts the model reads: one classification is one batched read of the tokens.
+  class CountingStore final : public Store {
+   public:
+    std::unique_ptr<Store> inner = make_memory_store();
+    int visits = 0;
+    std::optional<std::string> get(std::string_view k) override { return inner->get(k); }
+    void put(std::string_view k, std::string_view v, std::chrono::seconds t) override {
+      inner->put(k, v, t);
+    }
+    bool del(std::string_view k) override { return inner->del(k); }
+    int64_t incr(std::string_view k, int64_t d, std::chrono::seconds t) override {
+      return inner->incr(k, d, t);
+    }
+    void scan(std::string_view p,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+      inner->scan(p, fn);
+    }
+    void apply(const std::vector<Op>& ops) override { inner->apply(ops); }
+    void update(const std::vector<std::string>& keys, const UpdateFn& fn) override {
+      inner->update(keys, fn);
+    }
+    void visit_many(const std::vector<std::string_view>& keys,
+                    const std::function<void(size_t, std::string_view)>& found) override {
+      ++visits;
+      inner->visit_many(keys, found);
+    }
+  } store;
+  train(store, 40);
+  Services services;
+  services.store = &store;
+  auto f = build("[filters.bayes]\nconfidence_messages = 0\n");
+  asio::io_context io;
+  Envelope env;
+  auto msg = std::make_shared<Message>(spam_raw(100));
+  DomainPolicy strict, lenient;
+  strict.name = "a.test";
+  strict.required = 5.0;
+  lenient.name = "b.test";
+  lenient.required = 15.01;  // above the top of the scale
+  std::vector<FilterResult> out;
+  auto fut = asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (const DomainPolicy* p : {&strict, &lenient}) {
+          FilterContext ctx{env, msg.get(), p->name, *p, services, io.get_executor()};
+          FilterResult r = co_await f->check(ctx);
+          out.push_back(std::move(r));
+        }
+      },
+      asio::use_future);
+  io.run();
+  fut.get();
+  CHECK(store.visits == 1);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].verdict == FilterResult::Verdict::Hit);   // each domain its own level
+  CHECK(out[1].verdict == FilterResult::Verdict::None);
+  CHECK(out[0].symbols.at(0).evidence.find("required=5.0") != std::string::npos);
+  CHECK(out[1].symbols.at(0).evidence.find("required=15.0") != std::string::npos);
+}
