@@ -13,6 +13,7 @@
 #include "digue/pipeline.hpp"
 #include "digue/store.hpp"
 #include "filters/bayes.hpp"
+#include "tests/filters/counting_store.hpp"
 
 using namespace digue;
 namespace asio = boost::asio;
@@ -218,33 +219,7 @@ TEST_CASE("bayes filter: autolearn off (the default) learns nothing after the ve
 }
 
 TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes][filters]") {
-  // Counts the model reads: one classification is one batched read of the tokens.
-  class CountingStore final : public Store {
-   public:
-    std::unique_ptr<Store> inner = make_memory_store();
-    int visits = 0;
-    std::optional<std::string> get(std::string_view k) override { return inner->get(k); }
-    void put(std::string_view k, std::string_view v, std::chrono::seconds t) override {
-      inner->put(k, v, t);
-    }
-    bool del(std::string_view k) override { return inner->del(k); }
-    int64_t incr(std::string_view k, int64_t d, std::chrono::seconds t) override {
-      return inner->incr(k, d, t);
-    }
-    void scan(std::string_view p,
-              const std::function<bool(std::string_view, std::string_view)>& fn) override {
-      inner->scan(p, fn);
-    }
-    void apply(const std::vector<Op>& ops) override { inner->apply(ops); }
-    void update(const std::vector<std::string>& keys, const UpdateFn& fn) override {
-      inner->update(keys, fn);
-    }
-    void visit_many(const std::vector<std::string_view>& keys,
-                    const std::function<void(size_t, std::string_view)>& found) override {
-      ++visits;
-      inner->visit_many(keys, found);
-    }
-  } store;
+  test::CountingStore store;  // one classification is one batched read of the tokens
   train(store, 40);
   Services services;
   services.store = &store;

@@ -11,39 +11,16 @@
 #include "digue/config.hpp"
 #include "digue/pipeline.hpp"
 #include "digue/store.hpp"
+#include "tests/filters/counting_store.hpp"
 
 using namespace digue;
 
 namespace {
 
-// Counts the store's writes (greylist records one triplet per check).
-class CountingStore final : public Store {
- public:
-  std::unique_ptr<Store> inner = make_memory_store();
-  size_t updates = 0;
-  std::optional<std::string> get(std::string_view key) override { return inner->get(key); }
-  void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
-    inner->put(key, value, ttl);
-  }
-  bool del(std::string_view key) override { return inner->del(key); }
-  int64_t incr(std::string_view key, int64_t delta, std::chrono::seconds ttl) override {
-    return inner->incr(key, delta, ttl);
-  }
-  void scan(std::string_view prefix,
-            const std::function<bool(std::string_view, std::string_view)>& fn) override {
-    inner->scan(prefix, fn);
-  }
-  void apply(const std::vector<Op>& ops) override { inner->apply(ops); }
-  void update(const std::vector<std::string>& keys, const UpdateFn& fn) override {
-    ++updates;
-    inner->update(keys, fn);
-  }
-};
-
 struct Session {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Pipeline> pipeline;
-  CountingStore store;
+  test::CountingStore store;  // greylist records one triplet per check (an update)
   Services services;
   boost::asio::io_context io;
   std::unique_ptr<PipelineRun> run;

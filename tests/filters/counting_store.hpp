@@ -1,0 +1,43 @@
+// A Store that forwards to an in-memory store and counts the calls tests care about
+// (read-modify-write updates, batched reads). Header-only, for tests/filters/*.cpp.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "digue/store.hpp"
+
+namespace digue::test {
+
+class CountingStore final : public Store {
+ public:
+  std::unique_ptr<Store> inner = make_memory_store();
+  size_t updates = 0;  // update() calls
+  size_t visits = 0;   // visit_many() calls (a Bayes classification is one)
+
+  std::optional<std::string> get(std::string_view k) override { return inner->get(k); }
+  void put(std::string_view k, std::string_view v, std::chrono::seconds ttl) override {
+    inner->put(k, v, ttl);
+  }
+  bool del(std::string_view k) override { return inner->del(k); }
+  int64_t incr(std::string_view k, int64_t delta, std::chrono::seconds ttl) override {
+    return inner->incr(k, delta, ttl);
+  }
+  void scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    inner->scan(prefix, fn);
+  }
+  void apply(const std::vector<Op>& ops) override { inner->apply(ops); }
+  void update(const std::vector<std::string>& keys, const UpdateFn& fn) override {
+    ++updates;
+    inner->update(keys, fn);
+  }
+  void visit_many(const std::vector<std::string_view>& keys,
+                  const std::function<void(size_t, std::string_view)>& found) override {
+    ++visits;
+    inner->visit_many(keys, found);
+  }
+};
+
+}  // namespace digue::test
