@@ -1,92 +1,22 @@
 // URLs in text and links, their host and registered domain (Public Suffix List).
-// The PSL file is read once per process, on first use, under a function-local static
-// (thread-safe initialisation); lookups after that are read-only.
-#include <charconv>
-#include <fstream>
-#include <sstream>
-#include <unordered_set>
+// The registered domain comes from libpsl: psl_latest() picks the newest of the system's
+// compiled list (/usr/share/publicsuffix/public_suffix_list.dafsa, package publicsuffix) and
+// the library's builtin copy. It is loaded once per process, on first use, under a
+// function-local static (thread-safe initialisation); look-ups after that only read it.
+#include <libpsl.h>
 
+#include <charconv>
+
+#include "digue/net.hpp"
 #include "src/mime_internal.hpp"
 
-namespace digue::mime {
-namespace detail {
+namespace digue::mime::detail {
 namespace {
 
-constexpr const char* kPslPath = "/usr/share/publicsuffix/public_suffix_list.dat";
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
-class SuffixList {
- public:
-  SuffixList() {
-    std::ifstream in(kPslPath);
-    std::string line;
-    while (std::getline(in, line)) {
-      std::string_view l = trim(line);
-      if (l.empty() || l.starts_with("//")) continue;
-      // Only the first whitespace-separated word is the rule.
-      if (auto sp = l.find_first_of(" \t"); sp != std::string_view::npos) l = l.substr(0, sp);
-      std::string rule = text::lower(l);
-      if (rule.starts_with("!")) {
-        exceptions_.insert(rule.substr(1));
-      } else if (rule.starts_with("*.")) {
-        wildcards_.insert(rule.substr(2));
-      } else {
-        rules_.insert(std::move(rule));
-      }
-    }
-    loaded_ = !rules_.empty();
-  }
-
-  // Length in bytes of the public suffix at the end of host (0: host is not a domain).
-  std::string registered(std::string_view host) const {
-    if (host.empty() || host.front() == '.' || host.back() == '.') return {};
-    // Candidate suffixes from the longest: host itself, then without its first label...
-    // The first match is the longest rule (exceptions and wildcards per the PSL algorithm).
-    size_t suffix_pos = std::string_view::npos;
-    for (size_t pos = 0;;) {
-      std::string_view cand = host.substr(pos);
-      size_t dot = cand.find('.');
-      if (loaded_) {
-        if (exceptions_.find(cand) != exceptions_.end()) {
-          // The exception's parent is the public suffix.
-          suffix_pos = dot == std::string_view::npos ? std::string_view::npos : pos + dot + 1;
-          break;
-        }
-        if (rules_.find(cand) != rules_.end()) {
-          suffix_pos = pos;
-          break;
-        }
-        if (dot != std::string_view::npos &&
-            wildcards_.find(cand.substr(dot + 1)) != wildcards_.end()) {
-          suffix_pos = pos;
-          break;
-        }
-      }
-      if (dot == std::string_view::npos) {
-        suffix_pos = pos;  // the implicit "*" rule: the last label
-        break;
-      }
-      pos += dot + 1;
-    }
-    if (suffix_pos == std::string_view::npos || suffix_pos == 0) return {};
-    // One more label to the left of the suffix.
-    size_t start = host.rfind('.', suffix_pos - 2);
-    start = start == std::string_view::npos ? 0 : start + 1;
-    return std::string(host.substr(start));
-  }
-
- private:
-  std::unordered_set<std::string, StringHash, std::equal_to<>> rules_, wildcards_, exceptions_;
-  bool loaded_ = false;
-};
-
-const SuffixList& suffix_list() {
-  static const SuffixList list;
-  return list;
+// Never freed: a worker thread may still look a host up while the process exits.
+const psl_ctx_t* suffix_list() {
+  static const psl_ctx_t* const psl = psl_latest(nullptr);
+  return psl;
 }
 
 bool is_host_char(char c) {
@@ -256,10 +186,30 @@ bool make_url(std::string_view cand, Url& out) {
   return !out.registered_domain.empty();
 }
 
-}  // namespace detail
+}  // namespace digue::mime::detail
+
+namespace digue::mime {
 
 std::string registered_domain(std::string_view host) {
-  return detail::suffix_list().registered(host);
+  // Not a host name: empty labels at either end (callers strip a root dot), or a NUL that
+  // would cut the C string libpsl reads.
+  if (host.empty() || host.front() == '.' || host.back() == '.' ||
+      host.find('\0') != std::string_view::npos)
+    return {};
+  if (net::Ip::parse(host)) return std::string(host);  // an address has no public suffix
+  const std::string name(host);
+  const psl_ctx_t* psl = detail::suffix_list();
+  if (!psl) {
+    // No list at all (libpsl built without data, no system file): the last two labels.
+    size_t dot = name.rfind('.');
+    if (dot == std::string::npos) return {};
+    dot = name.rfind('.', dot - 1);
+    return dot == std::string::npos ? name : name.substr(dot + 1);
+  }
+  // Both sections of the list (PSL_TYPE_ANY), and the implicit "*" rule: under a TLD the list
+  // does not know, the last two labels. libpsl matches punycode and UTF-8 labels alike.
+  const char* rd = psl_registrable_domain(psl, name.c_str());
+  return rd ? std::string(rd) : std::string();
 }
 
 }  // namespace digue::mime

@@ -98,9 +98,12 @@ std::string to_utf8(std::string_view bytes, std::string_view charset);
 // Visible text of an HTML document (script/style/hidden elements dropped, entities decoded);
 // href/src targets appended to *links when links is not null.
 std::string html_to_text(std::string_view html, std::vector<std::string>* links = nullptr);
-// eTLD+1 of a lower-case host name per the Public Suffix List (ICANN and private sections),
-// loaded once from /usr/share/publicsuffix/public_suffix_list.dat (thread-safe); "" for a
-// host that is itself a public suffix. Without the file: the last two labels.
+// eTLD+1 of a lower-case host name per the Public Suffix List, ICANN and private sections
+// ("foo.blogspot.com" stays whole), via libpsl: the newest of the system list
+// (/usr/share/publicsuffix) and libpsl's builtin copy, loaded once (thread-safe). Labels in
+// punycode or UTF-8; under a TLD the list does not know, the last two labels. "" for a host
+// that is itself a public suffix and for a name with a leading or trailing dot; an IP
+// address is returned as is. Without any list: the last two labels.
 std::string registered_domain(std::string_view host);
 
 }  // namespace digue::mime

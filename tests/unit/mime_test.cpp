@@ -298,6 +298,53 @@ TEST_CASE("URLs: hosts, registered domains, IP forms, deduplication", "[mime]") 
   CHECK(digue::mime::registered_domain("x.y.kawasaki.jp") == "x.y.kawasaki.jp");
 }
 
+TEST_CASE("registered domain: Public Suffix List rules via libpsl", "[mime]") {
+  using digue::mime::registered_domain;
+  // Plain and multi-label ICANN suffixes.
+  CHECK(registered_domain("example.co.uk") == "example.co.uk");
+  CHECK(registered_domain("a.b.example.co.uk") == "example.co.uk");
+  // A host that is itself a public suffix has no registered domain.
+  CHECK(registered_domain("co.uk") == "");
+  CHECK(registered_domain("uk") == "");
+  // Wildcard "*.ck" with the exception "!www.ck"; a wildcard's parent is a suffix too.
+  CHECK(registered_domain("foo.ck") == "");
+  CHECK(registered_domain("a.foo.ck") == "a.foo.ck");
+  CHECK(registered_domain("www.ck") == "www.ck");
+  CHECK(registered_domain("b.www.ck") == "www.ck");
+  CHECK(registered_domain("ck") == "");
+  // Private section: a customer's blog or pages site is its own registered domain.
+  CHECK(registered_domain("blogspot.com") == "");
+  CHECK(registered_domain("a.foo.blogspot.com") == "foo.blogspot.com");
+  CHECK(registered_domain("x.user.github.io") == "user.github.io");
+  // IDN suffixes in punycode ("公司.cn", "中国") and in UTF-8.
+  CHECK(registered_domain("xn--55qx5d.cn") == "");
+  CHECK(registered_domain("www.shop.xn--55qx5d.cn") == "shop.xn--55qx5d.cn");
+  CHECK(registered_domain("a.b.xn--fiqs8s") == "b.xn--fiqs8s");
+  CHECK(registered_domain("www.bücher.de") == "bücher.de");
+  CHECK(registered_domain("www.xn--bcher-kva.de") == "xn--bcher-kva.de");
+  // A TLD the list does not know: the implicit "*" rule, the last two labels (SURBL queries
+  // them); the bare TLD alone is no domain.
+  CHECK(registered_domain("a.b.foo.unknowntld") == "foo.unknowntld");
+  CHECK(registered_domain("unknowntld") == "");
+  CHECK(registered_domain("localhost") == "");
+  // Addresses are kept whole.
+  CHECK(registered_domain("192.168.1.10") == "192.168.1.10");
+  CHECK(registered_domain("2001:db8::1") == "2001:db8::1");
+  // Not host names: callers strip the root dot first.
+  CHECK(registered_domain("example.com.") == "");
+  CHECK(registered_domain("com.") == "");
+  CHECK(registered_domain(".example.com") == "");
+  CHECK(registered_domain("") == "");
+  CHECK(registered_domain(std::string_view("a.example.com\0.evil", 19)) == "");
+  // Bytes that are not UTF-8 do not upset the library.
+  CHECK(registered_domain("\xff\xfe.example.com") == "example.com");
+  // The trailing dot a URL may carry is dropped before the look-up.
+  Parsed p = parse("Content-Type: text/plain\n\nhttp://www.example.co.uk./x\n");
+  REQUIRE(p.urls.size() == 1);
+  CHECK(p.urls[0].host == "www.example.co.uk");
+  CHECK(p.urls[0].registered_domain == "example.co.uk");
+}
+
 TEST_CASE("limits: depth, part count, decoded size and text are bounded and flagged", "[mime]") {
   SECTION("depth") {
     std::string raw;
