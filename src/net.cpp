@@ -1,10 +1,12 @@
-// IP and CIDR parsing and matching; see include/digue/net.hpp.
+// IP and CIDR parsing and matching, address scopes; see include/digue/net.hpp.
 #include "digue/net.hpp"
 
 #include <arpa/inet.h>
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 namespace digue::net {
 
@@ -93,5 +95,44 @@ bool Cidr::contains(const Ip& ip) const {
 }
 
 std::string Cidr::str() const { return base.str() + "/" + std::to_string(prefix); }
+
+Scope scope_of(const Ip& ip) {
+  struct Range {
+    Cidr cidr;
+    Scope scope;
+  };
+  // Most specific first: ::/128 and ::1/128 lie inside ::/96.
+  static const std::vector<Range> kRanges = [] {
+    const std::pair<const char*, Scope> table[] = {
+        {"0.0.0.0/8", Scope::Unspecified},    {"10.0.0.0/8", Scope::Private},
+        {"100.64.0.0/10", Scope::Shared},     {"127.0.0.0/8", Scope::Loopback},
+        {"169.254.0.0/16", Scope::LinkLocal}, {"172.16.0.0/12", Scope::Private},
+        {"192.168.0.0/16", Scope::Private},   {"224.0.0.0/4", Scope::Multicast},
+        {"240.0.0.0/4", Scope::Reserved},     {"::/128", Scope::Unspecified},
+        {"::1/128", Scope::Loopback},         {"::/96", Scope::Reserved},
+        {"fc00::/7", Scope::Private},         {"fe80::/10", Scope::LinkLocal},
+        {"ff00::/8", Scope::Multicast}};
+    std::vector<Range> out;
+    for (const auto& [text, scope] : table) out.push_back({*Cidr::parse(text), scope});
+    return out;
+  }();
+  for (const Range& r : kRanges)
+    if (r.cidr.contains(ip)) return r.scope;
+  return Scope::Public;
+}
+
+const char* to_string(Scope s) {
+  switch (s) {
+    case Scope::Public: return "public";
+    case Scope::Private: return "private";
+    case Scope::Shared: return "shared";
+    case Scope::Loopback: return "loopback";
+    case Scope::LinkLocal: return "link-local";
+    case Scope::Unspecified: return "unspecified";
+    case Scope::Multicast: return "multicast";
+    case Scope::Reserved: return "reserved";
+  }
+  return "?";
+}
 
 }  // namespace digue::net

@@ -156,6 +156,8 @@ TEST_CASE("invalid_mx: MX, A fallback, null MX, NXDOMAIN, errors", "[filters][in
   auto f = h.build("invalid_mx");
   CHECK(f->phase() == Phase::Mail);
   h.resolver.add_mx("good.example", {{10, "mx1.good.example"}, {20, "mx2.good.example"}});
+  h.resolver.add("mx1.good.example", dns::Type::A, {"192.0.2.25"});
+  h.resolver.add("mx2.good.example", dns::Type::AAAA, {"2001:db8::25"});
   h.env.mail_from = {"bob", "good.example"};
   auto ok = h.run(f);
   CHECK(ok.verdict == V::None);
@@ -209,6 +211,83 @@ TEST_CASE("invalid_mx: MX, A fallback, null MX, NXDOMAIN, errors", "[filters][in
   r = hit.run(hit.build("invalid_mx"));
   CHECK(r.verdict == V::Hit);
   CHECK(r.symbols.at(0).score == 0.5);
+}
+
+TEST_CASE("invalid_mx: MX hosts without a usable address", "[filters][invalid_mx]") {
+  Net h;
+  auto f = h.build("invalid_mx");
+  auto run = [&](const std::string& domain) {
+    h.env.mail_from = {"bob", domain};
+    return h.run(f);
+  };
+  h.resolver.add("lo.example", dns::Type::A, {"127.0.0.1"});
+  h.resolver.add("lo.example", dns::Type::AAAA, {"::1"});
+  h.resolver.add("lan.example", dns::Type::A, {"10.1.2.3"});
+  h.resolver.add("good.example", dns::Type::A, {"192.0.2.25"});
+  h.resolver.add("noaddr.example", dns::Type::TXT, {"x"});
+
+  h.resolver.add_mx(
+      "bogus.example",
+      {{10, "nx.example"}, {20, "lo.example"}, {30, "noaddr.example"}, {40, "[192.0.2.1]"}});
+  auto r = run("bogus.example");
+  CHECK(r.verdict == V::Hit);
+  CHECK(h.first_symbol(r) == "INVALID_MX");
+  CHECK(r.symbols.at(0).evidence ==
+        "bogus.example: no MX host can receive mail: nx.example does not exist; lo.example "
+        "resolves only to 127.0.0.1 (loopback); noaddr.example has no A/AAAA; [192.0.2.1] is "
+        "an IP literal");
+
+  h.resolver.add_mx("lan-mx.example", {{10, "lan.example"}});
+  r = run("lan-mx.example");
+  CHECK(h.first_symbol(r) == "INVALID_MX");
+  CHECK(r.symbols.at(0).evidence.ends_with("lan.example resolves only to 10.1.2.3 (private)"));
+
+  // One usable host is enough; the others are named.
+  h.resolver.add_mx("mixed.example", {{10, "lo.example"}, {20, "good.example"}});
+  r = run("mixed.example");
+  CHECK(r.verdict == V::None);
+  CHECK(h.first_symbol(r) == "MX_OK");
+  CHECK(r.symbols.at(0).evidence ==
+        "mixed.example MX lo.example good.example; unusable: "
+        "lo.example resolves only to 127.0.0.1 (loopback)");
+
+  // A failed host lookup could be the working host: an error, never a hit.
+  h.resolver.fail("slow.example", dns::Type::A, dns::Status::TempError);
+  h.resolver.add_mx("slowmx.example", {{10, "lo.example"}, {20, "slow.example"}});
+  r = run("slowmx.example");
+  CHECK(r.status == FilterResult::Status::Error);
+  CHECK(r.reason.find("slow.example lookup failed (temperror)") != std::string::npos);
+
+  // Only the first 5 hosts are looked up.
+  std::vector<dns::Mx> many;
+  for (int i = 0; i < 7; ++i) many.push_back({static_cast<uint16_t>(i), "nx.example"});
+  many.push_back({9, "good.example"});
+  h.resolver.add_mx("many.example", many);
+  int before = h.resolver.queries;
+  r = run("many.example");
+  CHECK(h.first_symbol(r) == "INVALID_MX");
+  CHECK(r.symbols.at(0).evidence.ends_with("(first 5 of 8 hosts checked)"));
+  CHECK(h.resolver.queries - before == 1 + 5 * 2);
+
+  // The A fallback gets the same address check.
+  r = run("lo.example");
+  CHECK(h.first_symbol(r) == "INVALID_MX");
+  CHECK(r.symbols.at(0).evidence ==
+        "lo.example has no MX and resolves only to 127.0.0.1 (loopback)");
+
+  Net lab;
+  lab.options.insert("allow_private", true);
+  auto g = lab.build("invalid_mx");
+  lab.resolver.add("lan.example", dns::Type::A, {"10.1.2.3"});
+  lab.resolver.add("lo.example", dns::Type::A, {"127.0.0.1"});
+  lab.resolver.add_mx("lan-mx.example", {{10, "lan.example"}});
+  lab.resolver.add_mx("lo-mx.example", {{10, "lo.example"}});
+  lab.env.mail_from = {"bob", "lan-mx.example"};
+  CHECK(lab.first_symbol(lab.run(g)) == "MX_OK");
+  lab.env.mail_from = {"bob", "lo-mx.example"};
+  CHECK(lab.first_symbol(lab.run(g)) == "INVALID_MX");  // loopback is never private
+  lab.env.mail_from = {"bob", "lan.example"};
+  CHECK(lab.first_symbol(lab.run(g)) == "MX_A_FALLBACK");
 }
 
 namespace {

@@ -1,7 +1,8 @@
 """The helo (strict), invalid_mx, rbl and surbl filters through `diguectl scan --json`, with
 DNS served by nsd on loopback (dnsharness): for each, a hit, a miss, a timeout (the relay
-drops the query) and a malformed answer (the relay garbles the packet). Exits non-zero on any
-failed check."""
+drops the query) and a malformed answer (the relay garbles the packet); for invalid_mx also
+the MX hosts' addresses (missing, loopback, RFC 1918, IP literals, allow_private). Exits
+non-zero on any failed check."""
 
 import os
 import sys
@@ -21,8 +22,25 @@ ZONE = [
     rr("10.2.0.192.in-addr.arpa", "PTR", "out.example.net"),
     rr("out.example.net", "A", "192.0.2.10"),
     rr("mx7.example.net", "A", "198.51.100.77"),
-    # invalid_mx
+    # invalid_mx. Documentation ranges (192.0.2.0/24, ...) count as public addresses;
+    # loopback and RFC 1918 ones make a "bogus MX".
     rr("good.example.org", "MX", (10, "mx.good.example.org")),
+    rr("mx.good.example.org", "A", "192.0.2.25"),
+    rr("lo.example.org", "A", "127.0.0.1"),
+    rr("lan.example.org", "A", "10.0.0.25"),
+    rr("mxnx.example.org", "MX", (10, "missing.example.org")),
+    rr("mxlo.example.org", "MX", (10, "lo.example.org")),
+    rr("mxlan.example.org", "MX", (10, "lan.example.org")),
+    rr("mxlit.example.org", "MX", (10, "192.0.2.25")),
+    rr("mxlit.example.org", "MX", (20, "[192.0.2.26]")),
+    rr("mxmixed.example.org", "MX", (10, "lo.example.org")),
+    rr("mxmixed.example.org", "MX", (20, "mx.good.example.org")),
+    rr("mxslow.example.org", "MX", (10, "lo.example.org")),
+    rr("mxslow.example.org", "MX", (20, "slowhost.example.org")),
+    rr("slowhost.example.org", "A", "192.0.2.27"),
+    rr("mxgarbled.example.org", "MX", (10, "garbledhost.example.org")),
+    rr("garbledhost.example.org", "A", "192.0.2.28"),
+    rr("alo.example.org", "A", "127.0.0.2"),
     rr("aonly.example.org", "A", "192.0.2.30"),
     rr("nullmx.example.org", "MX", (0, ".")),
     rr("txtonly.example.org", "TXT", "no mail here"),
@@ -44,10 +62,10 @@ ZONE = [
     rr("slow-site.com.u1.test", "A", "127.0.0.2"),
     rr("garbled-site.com.u2.test", "A", "127.0.0.2"),
 ]
-DROP = {("slow.example.org", None), ("10.2.0.192.c.test", None), (V6_REV + ".c.test", None),
+DROP = {("slow.example.org", None), ("slowhost.example.org", None), ("10.2.0.192.c.test", None), (V6_REV + ".c.test", None),
         ("slow-site.com.u2.test", None), ("dead-site.com.u1.test", None),
         ("dead-site.com.u2.test", None)}
-GARBLE = {("garbled.example.org", None), (V6_REV + ".b.test", None),
+GARBLE = {("garbled.example.org", None), ("garbledhost.example.org", None), (V6_REV + ".b.test", None),
           ("garbled-site.com.u1.test", None)}
 
 MESSAGE = b"From: bob@example.org\r\nTo: a@example.net\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -141,6 +159,58 @@ downstream = ["127.0.0.1:10026"]
         s = scan("192.0.2.20", "good.example.org", "bob@garbled.example.org")
         check("MX malformed answer: INVALID_MX_FAIL",
               "permerror" in s.get("INVALID_MX_FAIL", {}).get("evidence", ""), s)
+
+        def invalid_mx(domain):
+            s = scan("192.0.2.20", "good.example.org", "bob@" + domain)
+            return s, s.get("INVALID_MX", {}).get("evidence", "")
+
+        s, ev = invalid_mx("mxnx.example.org")
+        check("MX host NXDOMAIN: INVALID_MX names the host",
+              ev == "mxnx.example.org: no MX host can receive mail: "
+                    "missing.example.org does not exist", s)
+        s, ev = invalid_mx("mxlo.example.org")
+        check("MX host only on 127.0.0.1: INVALID_MX (bogus MX)",
+              ev.endswith("lo.example.org resolves only to 127.0.0.1 (loopback)"), s)
+        s, ev = invalid_mx("mxlan.example.org")
+        check("MX host only on 10.0.0.25: INVALID_MX (bogus MX)",
+              ev.endswith("lan.example.org resolves only to 10.0.0.25 (private)"), s)
+        s, ev = invalid_mx("mxlit.example.org")
+        check("MX hosts that are IP literals: INVALID_MX",
+              ev == "mxlit.example.org: no MX host can receive mail: 192.0.2.25 is an IP "
+                    "literal; [192.0.2.26] is an IP literal", s)
+        s, ev = invalid_mx("mxmixed.example.org")
+        check("one bogus and one good MX host: MX_OK naming the bogus one", not ev
+              and s.get("MX_OK", {}).get("evidence") == "mxmixed.example.org MX "
+              "lo.example.org mx.good.example.org; unusable: lo.example.org resolves only "
+              "to 127.0.0.1 (loopback)", s)
+        s, ev = invalid_mx("mxslow.example.org")
+        check("bogus MX host and one timing out: INVALID_MX_FAIL, no INVALID_MX",
+              not ev and "slowhost.example.org lookup failed (temperror)"
+              in s.get("INVALID_MX_FAIL", {}).get("evidence", ""), s)
+        s, ev = invalid_mx("mxgarbled.example.org")
+        check("MX host malformed answer: INVALID_MX_FAIL, no INVALID_MX",
+              not ev and "garbledhost.example.org lookup failed (permerror)"
+              in s.get("INVALID_MX_FAIL", {}).get("evidence", ""), s)
+        s, ev = invalid_mx("alo.example.org")
+        check("no MX, A only on loopback: INVALID_MX",
+              ev == "alo.example.org has no MX and resolves only to 127.0.0.2 (loopback)", s)
+
+        # allow_private: RFC 1918 MX addresses are usable, loopback still is not.
+        lab = os.path.join(tmp, "lab")
+        os.mkdir(lab)
+        lab_cfg = dns_config(lab, dns.address, """[pipeline]
+order = ["invalid_mx"]
+[filters.invalid_mx]
+action = "score"
+allow_private = true
+[domains."example.net"]
+downstream = ["127.0.0.1:10026"]
+""", timeout_ms=400)
+        s = diguectl_scan(lab_cfg, msg, "192.0.2.20", "good.example.org", "bob@mxlan.example.org")
+        check("allow_private: MX host on 10.0.0.25 is MX_OK",
+              "MX_OK" in s and "INVALID_MX" not in s, s)
+        s = diguectl_scan(lab_cfg, msg, "192.0.2.20", "good.example.org", "bob@mxlo.example.org")
+        check("allow_private: MX host on 127.0.0.1 is still INVALID_MX", "INVALID_MX" in s, s)
 
         # rbl
         s = scan("192.0.2.10", "good.example.org", "bob@good.example.org")

@@ -38,3 +38,42 @@ TEST_CASE("cidr contains", "[net]") {
   CHECK(!Cidr::parse("10.0.0.0/"));
   CHECK(Cidr::parse("0.0.0.0/0")->contains(*Ip::parse("8.8.8.8")));
 }
+
+TEST_CASE("address scope: ranges no Internet host can reach", "[net]") {
+  using digue::net::Scope;
+  auto scope = [](const char* text) {
+    auto ip = Ip::parse(text);
+    REQUIRE(ip);
+    return digue::net::scope_of(*ip);
+  };
+  CHECK(scope("8.8.8.8") == Scope::Public);
+  CHECK(scope("192.0.2.10") == Scope::Public);  // documentation ranges count as public
+  CHECK(scope("2001:db8::1") == Scope::Public);
+  CHECK(scope("2a00:1450::1") == Scope::Public);
+  CHECK(scope("0.0.0.0") == Scope::Unspecified);
+  CHECK(scope("0.1.2.3") == Scope::Unspecified);
+  CHECK(scope("::") == Scope::Unspecified);
+  CHECK(scope("127.0.0.1") == Scope::Loopback);
+  CHECK(scope("127.255.255.254") == Scope::Loopback);
+  CHECK(scope("::1") == Scope::Loopback);
+  CHECK(scope("::ffff:127.0.0.1") == Scope::Loopback);  // mapped: the IPv4 address
+  CHECK(scope("10.1.2.3") == Scope::Private);
+  CHECK(scope("172.16.0.1") == Scope::Private);
+  CHECK(scope("172.31.255.255") == Scope::Private);
+  CHECK(scope("172.32.0.1") == Scope::Public);
+  CHECK(scope("172.15.255.255") == Scope::Public);
+  CHECK(scope("192.168.1.1") == Scope::Private);
+  CHECK(scope("fd12:3456::1") == Scope::Private);
+  CHECK(scope("100.64.0.1") == Scope::Shared);
+  CHECK(scope("100.128.0.1") == Scope::Public);
+  CHECK(scope("169.254.1.1") == Scope::LinkLocal);
+  CHECK(scope("fe80::1") == Scope::LinkLocal);
+  CHECK(scope("224.0.0.1") == Scope::Multicast);
+  CHECK(scope("239.255.255.255") == Scope::Multicast);
+  CHECK(scope("ff02::1") == Scope::Multicast);
+  CHECK(scope("240.0.0.1") == Scope::Reserved);
+  CHECK(scope("255.255.255.255") == Scope::Reserved);
+  CHECK(scope("::7f00:1") == Scope::Reserved);
+  CHECK(std::string(digue::net::to_string(Scope::LinkLocal)) == "link-local");
+  CHECK(std::string(digue::net::to_string(Scope::Public)) == "public");
+}
