@@ -114,8 +114,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   Session(Impl& impl, Worker& worker, tcp::socket socket, bool implicit_tls)
       : impl_(impl),
         worker_(worker),
-        stream_(std::make_unique<ssl::stream<tcp::socket>>(std::move(socket),
-                                                           impl.tls ? *impl.tls : dummy_ctx())),
+        socket_(std::move(socket)),
         implicit_tls_(implicit_tls),
         deadline_(worker.io) {
     std::tie(config_, pipeline_) = impl_.current();
@@ -124,14 +123,12 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> run();
   void abort() {
     error_code ec;
-    stream_->next_layer().close(ec);
+    sock().close(ec);
   }
 
  private:
-  static ssl::context& dummy_ctx() {
-    static ssl::context ctx(ssl::context::tls_server);
-    return ctx;
-  }
+  // The TCP socket: the session's own until TLS starts, then the TLS stream's next layer.
+  tcp::socket& sock() { return tls_ ? tls_->next_layer() : socket_; }
   asio::awaitable<size_t> read_some(char* buf, size_t n, std::chrono::seconds timeout);
   asio::awaitable<bool> flush();
   asio::awaitable<void> watchdog();
@@ -150,7 +147,10 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
 
   Impl& impl_;
   Worker& worker_;
-  std::unique_ptr<ssl::stream<tcp::socket>> stream_;
+  tcp::socket socket_;
+  // Built when TLS starts (STARTTLS or an implicit-TLS listener), taking the socket over:
+  // plain sessions never allocate an SSL object.
+  std::unique_ptr<ssl::stream<tcp::socket>> tls_;
   bool implicit_tls_;
   bool tls_active_ = false;
   asio::steady_timer deadline_;
@@ -191,10 +191,10 @@ asio::awaitable<size_t> Server::Impl::Session::read_some(char* buf, size_t n,
   error_code ec;
   size_t got;
   if (tls_active_)
-    got = co_await stream_->async_read_some(asio::buffer(buf, n),
-                                            asio::redirect_error(asio::use_awaitable, ec));
+    got = co_await tls_->async_read_some(asio::buffer(buf, n),
+                                         asio::redirect_error(asio::use_awaitable, ec));
   else
-    got = co_await stream_->next_layer().async_read_some(
+    got = co_await socket_.async_read_some(
         asio::buffer(buf, n), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return 0;
   co_return got;
@@ -205,10 +205,10 @@ asio::awaitable<bool> Server::Impl::Session::flush() {
   set_deadline(config_->server.command_timeout);
   error_code ec;
   if (tls_active_)
-    co_await asio::async_write(*stream_, asio::buffer(out_),
+    co_await asio::async_write(*tls_, asio::buffer(out_),
                                asio::redirect_error(asio::use_awaitable, ec));
   else
-    co_await asio::async_write(stream_->next_layer(), asio::buffer(out_),
+    co_await asio::async_write(socket_, asio::buffer(out_),
                                asio::redirect_error(asio::use_awaitable, ec));
   out_.clear();
   co_return !ec;
@@ -216,16 +216,18 @@ asio::awaitable<bool> Server::Impl::Session::flush() {
 
 asio::awaitable<bool> Server::Impl::Session::handshake() {
   set_deadline(config_->server.command_timeout);
+  if (!impl_.tls || tls_) co_return false;  // not configured; or already started
+  tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket_), *impl_.tls);
   error_code ec;
-  co_await stream_->async_handshake(ssl::stream_base::server,
-                                    asio::redirect_error(asio::use_awaitable, ec));
+  co_await tls_->async_handshake(ssl::stream_base::server,
+                                 asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     spdlog::info("session={} client={} tls handshake failed: {}", sid_, ip_, ec.message());
     co_return false;
   }
   tls_active_ = true;
   proto_->set_tls_active(true);
-  SSL* ssl = stream_->native_handle();
+  SSL* ssl = tls_->native_handle();
   proto_->envelope().tls = TlsInfo{SSL_get_version(ssl), SSL_get_cipher_name(ssl)};
   co_return true;
 }
@@ -235,7 +237,7 @@ asio::awaitable<void> Server::Impl::Session::run() {
   worker_.sessions.insert(this);
   const ServerConfig& sc = config_->server;
   error_code ec;
-  auto ep = stream_->next_layer().remote_endpoint(ec);
+  auto ep = socket_.remote_endpoint(ec);
   if (ec) {
     worker_.sessions.erase(this);
     co_return;
@@ -292,9 +294,9 @@ asio::awaitable<void> Server::Impl::Session::run() {
   deadline_.cancel();
   if (tls_active_) {
     // Best effort close_notify; the peer may already be gone.
-    stream_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+    sock().shutdown(tcp::socket::shutdown_both, ec);
   }
-  stream_->next_layer().close(ec);
+  sock().close(ec);
   worker_.sessions.erase(this);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started);
