@@ -315,6 +315,7 @@ int main(int argc, char** argv) {
   int toe_passes = 0;
   double toe_margin = 0;
   std::string lr_spec, cgram_spec;
+  bool knn = false;
   bool curve = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -343,6 +344,8 @@ int main(int argc, char** argv) {
       lr_spec = next();
     else if (a == "--cgram")
       cgram_spec = next();
+    else if (a == "--knn")
+      knn = true;
     else if (a == "--toe-margin")
       toe_margin = std::stod(next());
     else {
@@ -497,6 +500,26 @@ int main(int argc, char** argv) {
       for (auto& m : train) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
       std::vector<Scored> scored;
       std::vector<double> zcs;  // byte n-gram logit per scored message (--cgram)
+      std::vector<std::pair<double, double>> nn;  // (max Jaccard to train spam, to train ham)
+      std::vector<std::vector<uint64_t>> sets;
+      if (knn)
+        for (auto& t : toks) {
+          std::vector<uint64_t> h;
+          for (auto& x : t) h.push_back(bayes::token_hash(x));
+          std::sort(h.begin(), h.end());
+          h.erase(std::unique(h.begin(), h.end()), h.end());
+          sets.push_back(std::move(h));
+        }
+      auto jaccard = [](const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
+        size_t i = 0, j = 0, inter = 0;
+        while (i < a.size() && j < b.size()) {
+          if (a[i] < b[j]) ++i;
+          else if (b[j] < a[i]) ++j;
+          else { ++inter; ++i; ++j; }
+        }
+        size_t uni = a.size() + b.size() - inter;
+        return uni ? double(inter) / double(uni) : 0.0;
+      };
       std::vector<std::string> lines;
       for (int fold = 0; fold < cv; ++fold) {
         CgramLr cg;
@@ -548,6 +571,15 @@ int main(int argc, char** argv) {
             auto r = c.classify_tokens(toks[i]);
             scored.push_back({train[i].spam, r.score, r.evidence_decades});
             if (!cgf.empty()) zcs.push_back(cg.logit(cgf[i], cgs.norm));
+            if (knn) {
+              double bs = 0, bh = 0;
+              for (size_t j = 0; j < train.size(); ++j) {
+                if (static_cast<int>(j % cv) == fold) continue;
+                double x = jaccard(sets[i], sets[j]);
+                (train[j].spam ? bs : bh) = std::max(train[j].spam ? bs : bh, x);
+              }
+              nn.push_back({bs, bh});
+            }
             if (!scores_file.empty())
               lines.push_back(std::string(train[i].spam ? "spam " : "ham ") +
                               std::to_string(r.evidence_decades) + " " + train[i].name + " E=" +
@@ -557,6 +589,21 @@ int main(int argc, char** argv) {
       }
       print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold),
             bayes::kDefaultThreshold);
+      if (!nn.empty()) {
+        for (double t : {0.0, 0.1, 0.15, 0.2, 0.25})
+          for (double k : {3.0, 5.0, 7.0, 10.0, 15.0}) {
+            std::vector<Scored> mixed;
+            for (size_t q = 0; q < scored.size(); ++q) {
+              auto [bs, bh] = nn[q];
+              double e = scored[q].rank;
+              if (std::max(bs, bh) >= t) e += k * (bs - bh);
+              mixed.push_back({scored[q].spam, 7.5 + (e - p.weighted_pivot), e});
+            }
+            char what[64];
+            std::snprintf(what, sizeof what, "  + knn t=%.1f k=%.0f", t, k);
+            print(what, metrics(mixed, 7.5), 7.5);
+          }
+      }
       if (!zcs.empty()) {
         std::vector<Scored> alone, mixed;
         for (size_t k = 0; k < scored.size(); ++k)
