@@ -1,10 +1,14 @@
 // bayes filter; see filters/bayes.hpp.
 #include "filters/bayes.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <cstdio>
 
 #include "digue/message.hpp"
@@ -14,6 +18,20 @@ namespace digue::filters {
 namespace {
 
 namespace asio = boost::asio;
+
+// Autolearn's retraining state, shared by the filter's posted jobs (the filter object is
+// immutable and shared by every session; a reload builds a new one with fresh state).
+struct Retrain {
+  std::atomic<uint64_t> learnt{0};  // autolearnt since the last retrain
+  std::atomic<bool> running{false};
+  std::atomic<int64_t> last{0};  // steady-clock seconds of the last retrain (0: never)
+};
+
+int64_t steady_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 class BayesFilter final : public Filter {
  public:
@@ -81,23 +99,53 @@ class BayesFilter final : public Filter {
     if (!s_.autolearn.enabled || !ctx.message || !ctx.services.workers || !ctx.services.store)
       return;
     asio::post(*ctx.services.workers, [store = ctx.services.store, settings = s_,
-                                       raw = ctx.message->raw_ptr(),
+                                       retrain = retrain_, raw = ctx.message->raw_ptr(),
                                        limits = ctx.message->limits()] {
       try {
         Message msg(raw);
         msg.set_limits(limits);
         bayes::Classifier c(*store, settings.params);
         auto tokens = bayes::tokenize(msg.facts(), settings.params.tokenizer);
-        if (auto cls = settings.autolearn.decide(c.classify_tokens(tokens)))
-          c.learn({{std::move(tokens), *cls}});
-      } catch (const StoreError&) {
+        auto cls = settings.autolearn.decide(c.classify_tokens(tokens));
+        if (!cls) return;
+        auto outcome = c.learn({{std::move(tokens), *cls}});
+        if (outcome.empty() || outcome[0] == bayes::LearnOutcome::AlreadyKnown) return;
+        if (settings.params.weights && settings.retrain_after > 0 &&
+            retrain->learnt.fetch_add(1) + 1 >= settings.retrain_after)
+          maybe_retrain(c, settings, *retrain);
+      } catch (const StoreError& e) {
         // Best effort: a missed autolearn only means one message less in the model.
+        spdlog::warn("bayes autolearn: store: {}", e.what());
       }
     });
   }
 
  private:
+  // On a worker: one retrain at a time, at most once per retrain_min_interval; the counts
+  // learnt meanwhile are kept (train_weights rewrites only the weights).
+  static void maybe_retrain(const bayes::Classifier& c, const BayesSettings& settings,
+                            Retrain& retrain) {
+    int64_t now = steady_seconds(), last = retrain.last.load();
+    if (last != 0 && now - last < settings.retrain_min_interval.count()) return;
+    if (retrain.running.exchange(true)) return;
+    retrain.learnt.store(0);
+    auto started = std::chrono::steady_clock::now();
+    try {
+      auto wt = c.train_weights();
+      spdlog::info("bayes: weights retrained after autolearning: {} messages, {} weights, {} ms",
+                   wt.messages, wt.nonzero,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count());
+    } catch (const StoreError& e) {
+      spdlog::warn("bayes: retraining the weights failed: {}", e.what());
+    }
+    retrain.last.store(steady_seconds());
+    retrain.running.store(false);
+  }
+
   BayesSettings s_;
+  std::shared_ptr<Retrain> retrain_ = std::make_shared<Retrain>();
 };
 
 }  // namespace
@@ -127,6 +175,10 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   s.autolearn.ham_below = r.number("autolearn_ham_below", s.autolearn.ham_below, 0, 15);
   if (s.autolearn.ham_below >= s.autolearn.spam_at)
     r.fail("autolearn_ham_below", "must be below autolearn_spam_at");
+  s.retrain_after = static_cast<size_t>(
+      r.integer("retrain_after", static_cast<int64_t>(s.retrain_after), 0, int64_t{1} << 32));
+  s.retrain_min_interval = std::chrono::seconds(
+      r.integer("retrain_min_interval", s.retrain_min_interval.count(), 0, 7 * 86400));
   s.model_max_tokens = static_cast<size_t>(r.integer(
       "model_max_tokens", static_cast<int64_t>(s.model_max_tokens), 1000, int64_t{1} << 40));
   s.model_stale_days =

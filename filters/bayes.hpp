@@ -6,13 +6,19 @@
 // min_learned messages of either class. Evidence: "score=S required=R" + strongest tokens.
 // Config keys ([filters.bayes]): robinson_s, robinson_x, min_dev, max_clues, min_learned,
 // osb, max_tokens_per_message, evidence_tokens, offload_bytes, autolearn (bool),
-// autolearn_spam_at, autolearn_ham_below, model_max_tokens, model_stale_days.
+// autolearn_spam_at, autolearn_ham_below, retrain_after, retrain_min_interval,
+// model_max_tokens, model_stale_days.
 // Dependencies: services.store (the model, see digue/bayes.hpp); services.workers for
 // messages of offload_bytes or more (tokenizing is CPU work; never on an I/O thread).
 // Failure: no store -> error result; a StoreError -> error result (the slot's on_error
 // applies). Untrusted input: the whole message; the tokenizer never throws on bad input.
-// Autolearn (off by default) learns confident verdicts on the worker pool, after the reply.
+// Autolearn (off by default) learns confident verdicts on the worker pool, after the reply;
+// after every retrain_after autolearnt messages (and at most once per retrain_min_interval)
+// the daemon retrains the token weights there too, so a model that learns by itself stays
+// consistent without the digue-bayes-train timer.
 #pragma once
+
+#include <chrono>
 
 #include "digue/bayes.hpp"
 #include "digue/filter_registry.hpp"
@@ -25,6 +31,8 @@ struct BayesSettings {
   bayes::Autolearn autolearn;
   size_t evidence_tokens = 8;
   size_t offload_bytes = 16u << 10;
+  size_t retrain_after = 1000;  // autolearnt messages between weight retrains; 0: never
+  std::chrono::seconds retrain_min_interval{900};
   size_t model_max_tokens = 2'000'000;  // for `diguectl bayes expire` and the daemon's upkeep
   uint32_t model_stale_days = 180;
 };

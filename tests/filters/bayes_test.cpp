@@ -7,6 +7,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
+#include <future>
 
 #include "digue/config.hpp"
 #include "digue/message.hpp"
@@ -251,4 +252,33 @@ TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes]
   CHECK(out[1].verdict == FilterResult::Verdict::None);
   CHECK(out[0].symbols.at(0).evidence.find("required=5.0") != std::string::npos);
   CHECK(out[1].symbols.at(0).evidence.find("required=15.0") != std::string::npos);
+}
+
+TEST_CASE("bayes filter: autolearning retrains the weights in the daemon", "[bayes][filters]") {
+  auto store = make_memory_store();
+  train(*store, 40);  // counts only: no weights yet
+  REQUIRE(bayes::Classifier(*store).stats().weight_messages == 0);
+  asio::thread_pool pool(1);
+  Services services;
+  services.store = store.get();
+  services.workers = &pool;
+  auto f = build(
+      "[filters.bayes]\nautolearn = true\nconfidence_messages = 0\nretrain_after = 3\n"
+      "retrain_min_interval = 0\n");
+  // Two confident spam learnt: not yet; the same message again is not a new one.
+  after_verdict(*f, services, spam_raw(300));
+  after_verdict(*f, services, spam_raw(301));
+  after_verdict(*f, services, spam_raw(301));
+  // The pool's one thread runs jobs in order: a last empty one marks the others done.
+  std::promise<void> drained;
+  asio::post(pool, [&] { drained.set_value(); });
+  drained.get_future().wait();
+  CHECK(bayes::Classifier(*store).stats().spam_messages == 42);
+  CHECK(bayes::Classifier(*store).stats().weight_messages == 0);
+  // The third new one triggers the retrain, on the pool, over all 83 learnt messages.
+  after_verdict(*f, services, spam_raw(302));
+  pool.join();
+  CHECK(bayes::Classifier(*store).stats().spam_messages == 43);
+  CHECK(bayes::Classifier(*store).stats().weight_messages == 83);
+  CHECK_THROWS_AS(build("[filters.bayes]\nretrain_after = -1\n"), ConfigError);
 }
