@@ -1,10 +1,12 @@
 // Message: the spooled bytes of one message plus the facts derived from them once and shared
 // by every filter (parsed MIME tree, decoded text, URLs, attachment hashes).
-// Not thread-safe: one message is filtered by one run at a time.
+// The lazily derived parts (facts, memo) are built under a lock: a filter abandoned at its
+// deadline may still be computing on a worker thread while the run goes on.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <typeindex>
@@ -26,15 +28,20 @@ class Message {
   const std::shared_ptr<const std::string>& raw_ptr() const { return raw_; }
   // Parsed facts, computed on first use.
   const mime::Parsed& facts() const {
+    std::lock_guard lock(mutex_);
     if (!parsed_) parsed_ = std::make_unique<mime::Parsed>(mime::parse(*raw_, limits_));
     return *parsed_;
   }
-  bool parsed() const { return parsed_ != nullptr; }
+  bool parsed() const {
+    std::lock_guard lock(mutex_);
+    return parsed_ != nullptr;
+  }
   // A value derived from the message once, by the first caller with this type and key, and
   // shared by the later ones: a filter that runs once per recipient domain computes its
   // domain-independent part (a Bayes classification) once per message.
   template <class T, class F>
   const T& memo(const std::string& key, F&& compute) const {
+    std::lock_guard lock(mutex_);  // held while computing: a second caller waits for the value
     auto k = std::make_pair(std::type_index(typeid(T)), key);
     auto it = memo_.find(k);
     if (it == memo_.end()) it = memo_.emplace(k, std::make_shared<const T>(compute())).first;
@@ -46,6 +53,7 @@ class Message {
  private:
   std::shared_ptr<const std::string> raw_ = std::make_shared<const std::string>();
   mime::Limits limits_;
+  mutable std::recursive_mutex mutex_;  // recursive: compute() may call facts()
   mutable std::unique_ptr<mime::Parsed> parsed_;
   mutable std::map<std::pair<std::type_index, std::string>, std::shared_ptr<const void>> memo_;
 };
