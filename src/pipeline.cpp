@@ -52,61 +52,82 @@ const char* action_name(SlotAction a) {
   return "?";
 }
 
-// A rcpt-phase slot's result for a domain, from its recipients' results: the first hit
-// leads (the slot's action applies), else the first error or timeout, else the first
-// whitelist pass, else nothing found. Symbols of the results agreeing with the lead are kept
-// once per name, their evidence joined (bounded: a message may have hundreds of recipients).
-FilterResult merge_recipients(const std::vector<const FilterResult*>& rs) {
-  using S = FilterResult::Status;
-  using V = FilterResult::Verdict;
-  if (rs.empty()) return FilterResult::none();
-  if (rs.size() == 1) return *rs.front();
-  auto first = [&](auto pred) -> const FilterResult* {
-    for (const FilterResult* r : rs)
-      if (pred(*r)) return r;
-    return nullptr;
-  };
-  const FilterResult* lead =
-      first([](const FilterResult& r) { return r.status == S::Ok && r.verdict == V::Hit; });
-  if (!lead) lead = first([](const FilterResult& r) { return r.status != S::Ok; });
-  if (!lead) lead = first([](const FilterResult& r) { return r.verdict == V::Pass; });
-  if (!lead) lead = rs.front();
-  if (lead->status != S::Ok) return *lead;
-  constexpr size_t kMaxEvidence = 600;
-  FilterResult out;
-  out.verdict = lead->verdict;
-  out.reason = lead->reason;
-  std::vector<size_t> omitted;
-  for (const FilterResult* r : rs) {
-    if (r->status != S::Ok || r->verdict != lead->verdict) continue;
-    for (const Symbol& s : r->symbols) {
-      auto it = std::find_if(out.symbols.begin(), out.symbols.end(),
-                             [&](const Symbol& o) { return o.name == s.name; });
-      if (it == out.symbols.end()) {
-        out.symbols.push_back(s);
-        omitted.push_back(0);
-        continue;
-      }
-      size_t k = static_cast<size_t>(it - out.symbols.begin());
-      if (it->evidence == s.evidence) continue;
-      if (it->evidence.size() + s.evidence.size() > kMaxEvidence)
-        ++omitted[k];
-      else
-        it->evidence += "; " + s.evidence;
-    }
-  }
-  for (size_t k = 0; k < out.symbols.size(); ++k)
-    if (omitted[k])
-      out.symbols[k].evidence += "; and " + std::to_string(omitted[k]) + " more recipients";
-  return out;
-}
-
 std::string upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 }  // namespace
+
+void RecipientMerge::join(std::vector<Joined>& into, const std::vector<Symbol>& symbols) {
+  constexpr size_t kMaxEvidence = 600;  // a message may have hundreds of recipients
+  for (const Symbol& s : symbols) {
+    auto it = std::find_if(into.begin(), into.end(),
+                           [&](const Joined& j) { return j.symbol.name == s.name; });
+    if (it == into.end()) {
+      into.push_back({s, 0});
+    } else if (it->symbol.evidence != s.evidence) {
+      if (it->symbol.evidence.size() + s.evidence.size() > kMaxEvidence)
+        ++it->omitted;
+      else
+        it->symbol.evidence += "; " + s.evidence;
+    }
+  }
+}
+
+std::vector<Symbol> RecipientMerge::render(const std::vector<Joined>& a,
+                                           const std::vector<Joined>& b) {
+  std::vector<Symbol> out;
+  for (const auto* list : {&a, &b})
+    for (const Joined& j : *list) {
+      if (std::any_of(out.begin(), out.end(),
+                      [&](const Symbol& o) { return o.name == j.symbol.name; }))
+        continue;
+      out.push_back(j.symbol);
+      if (j.omitted)
+        out.back().evidence += "; and " + std::to_string(j.omitted) + " more recipients";
+    }
+  return out;
+}
+
+void RecipientMerge::add(const FilterResult& r) {
+  ++count_;
+  if (r.status != FilterResult::Status::Ok) {
+    if (!error_) error_ = r;
+    return;
+  }
+  switch (r.verdict) {
+    case FilterResult::Verdict::Hit:
+      if (!hit_) hit_reason_ = r.reason;
+      hit_ = true;
+      join(hit_symbols_, r.symbols);
+      break;
+    case FilterResult::Verdict::Pass:
+      ++passes_;
+      join(pass_symbols_, r.symbols);
+      break;
+    case FilterResult::Verdict::None:
+      join(notes_, r.symbols);
+      break;
+  }
+}
+
+FilterResult RecipientMerge::result() const {
+  FilterResult out;
+  if (hit_) {
+    out.verdict = FilterResult::Verdict::Hit;
+    out.reason = hit_reason_;
+    out.symbols = render(hit_symbols_, notes_);
+  } else if (error_) {
+    out = *error_;
+  } else if (count_ > 0 && passes_ == count_) {
+    out.verdict = FilterResult::Verdict::Pass;
+    out.symbols = render(pass_symbols_, {});
+  } else {
+    out.symbols = render(notes_, {});
+  }
+  return out;
+}
 
 std::shared_ptr<const Pipeline> Pipeline::build(std::shared_ptr<const Config> config) {
   auto p = std::make_shared<Pipeline>();
@@ -162,6 +183,7 @@ void PipelineRun::reset() {
       ++it;
   }
   rcpt_cache_.clear();
+  rcpt_merged_.clear();
   message_.reset();
 }
 
@@ -188,6 +210,7 @@ void PipelineRun::forget_all(Phase phase) {
 }
 
 void PipelineRun::forget_rcpt(const Address& rcpt) {
+  rcpt_merged_.clear();  // rebuilt from the cached per-recipient results on the next evaluate
   std::string key = text::lower(rcpt.str());
   for (auto it = rcpt_cache_.begin(); it != rcpt_cache_.end();) {
     if (it->first.second == key)
@@ -201,27 +224,31 @@ asio::awaitable<PipelineRun::Cached> PipelineRun::run_rcpt_slot(size_t index,
                                                                 const DomainPolicy& policy) {
   const Slot& slot = pipeline_->slots()[index];
   auto env = envelope_;  // kept alive across the awaits below
-  Cached merged;
-  if (!env) co_return merged;
-  std::vector<std::string> seen;
-  std::vector<const FilterResult*> results;
-  for (const Address& r : env->rcpts) {
+  Cached out;
+  if (!env) co_return out;
+  // Recipients are only ever appended to the envelope (a refused one is taken out again by
+  // forget_rcpt, which drops the merges): merge the ones not merged yet.
+  RcptMerged& m = rcpt_merged_[{index, slot.filter->per_domain() ? policy.name : std::string()}];
+  if (m.consumed > env->rcpts.size()) m = RcptMerged{};
+  for (size_t i = m.consumed; i < env->rcpts.size(); ++i) {
+    const Address& r = env->rcpts[i];
+    m.consumed = i + 1;
     if (slot.filter->per_domain() && !text::iequals(r.domain, policy.name)) continue;
     std::string key = text::lower(r.str());
-    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
-    seen.push_back(key);
-    auto cache_key = std::make_pair(index, key);
+    if (!m.keys.insert(key).second) continue;  // the same address twice
+    auto cache_key = std::make_pair(index, std::move(key));
     auto it = rcpt_cache_.find(cache_key);
     if (it == rcpt_cache_.end()) {
       const Address* rp = &r;
       Cached c = co_await run_slot(slot, policy, rp);
       it = rcpt_cache_.insert_or_assign(cache_key, std::move(c)).first;
     }
-    merged.elapsed += it->second.elapsed;
-    results.push_back(&it->second.result);
+    m.elapsed += it->second.elapsed;
+    m.merge.add(it->second.result);
   }
-  merged.result = merge_recipients(results);
-  co_return merged;
+  out.result = m.merge.result();
+  out.elapsed = m.elapsed;
+  co_return out;
 }
 
 asio::awaitable<PipelineRun::Cached> PipelineRun::run_slot(const Slot& slot,

@@ -160,3 +160,82 @@ TEST_CASE("pipeline: a refused recipient is checked afresh when named again",
   CHECK(s.rcpt({"u", "a.test"}).decision == Decision::Accept);
   CHECK(s.runs("greylist") == 2);
 }
+
+TEST_CASE("RecipientMerge: hit wins, errors next, a pass only when all passed",
+          "[pipeline][rcpt]") {
+  using V = FilterResult::Verdict;
+  auto note = FilterResult::note("NOTE", 1.0, "a");
+  auto hit = FilterResult::hit("HIT", 5.0, "h", "why");
+  auto pass = FilterResult::pass("OK_LISTED", "listed");
+  auto err = FilterResult::error("store down");
+
+  RecipientMerge one;
+  one.add(hit);
+  CHECK(one.result().verdict == V::Hit);
+  CHECK(one.result().reason == "why");
+
+  // A note first, then a hit: the hit decides, its symbol first, the note kept.
+  RecipientMerge m;
+  m.add(note);
+  m.add(hit);
+  m.add(err);
+  auto r = m.result();
+  CHECK(r.status == FilterResult::Status::Ok);
+  CHECK(r.verdict == V::Hit);
+  REQUIRE(r.symbols.size() == 2);
+  CHECK(r.symbols[0].name == "HIT");
+  CHECK(r.symbols[1].name == "NOTE");
+
+  // Without a hit an error decides (the slot's on_error applies).
+  RecipientMerge e;
+  e.add(note);
+  e.add(err);
+  CHECK(e.result().status == FilterResult::Status::Error);
+  CHECK(e.result().reason == "store down");
+
+  // One recipient's whitelist pass does not whitelist the others.
+  RecipientMerge p;
+  p.add(pass);
+  p.add(note);
+  CHECK(p.result().verdict == V::None);
+  CHECK(p.result().symbols.at(0).name == "NOTE");
+  RecipientMerge all;
+  all.add(pass);
+  all.add(FilterResult::pass("OK_LISTED", "listed too"));
+  REQUIRE(all.result().verdict == V::Pass);
+  CHECK(all.result().symbols.at(0).evidence == "listed; listed too");
+
+  // Same-named symbols: one symbol, the first's score, evidence joined and bounded.
+  RecipientMerge many;
+  for (int i = 0; i < 500; ++i)
+    many.add(FilterResult::note("NOTE", 1.0, "recipient" + std::to_string(i) + "@example"));
+  auto n = many.result();
+  REQUIRE(n.symbols.size() == 1);
+  CHECK(n.symbols[0].score == 1.0);
+  CHECK(n.symbols[0].evidence.size() < 700);
+  CHECK(n.symbols[0].evidence.find("more recipients") != std::string::npos);
+}
+
+TEST_CASE("pipeline: many recipients, two domains, duplicates, a new transaction",
+          "[pipeline][rcpt]") {
+  Session s(kConfig);
+  s.env.mail_from = {"z5", "b.test"};
+  // 1,000 b.test recipients (no greylisting) and a duplicate: one check each.
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(s.rcpt({"z" + std::to_string(i), "b.test"}).decision == Decision::Accept);
+  CHECK(s.rcpt({"Z5", "b.test"}).decision == Decision::Accept);  // same address, other case
+  CHECK(s.runs("same_sender_rcpt") == 1000);
+  CHECK(s.runs("greylist") == 1000);  // per-domain, b.test does not greylist: a quick none
+  // An a.test recipient: greylisted (first sight), refused, and b.test's result unchanged.
+  CHECK(s.rcpt({"u", "a.test"}).decision == Decision::Tempfail);
+  s.run->set_message(std::make_shared<Message>(std::string("Subject: x\r\n\r\nbody\r\n")));
+  Verdict d = s.evaluate("b.test", Phase::Data);
+  REQUIRE(s.symbol(d, "SAME_SENDER_RCPT"));
+  CHECK(s.symbol(d, "SAME_SENDER_RCPT")->symbol.evidence == "z5@b.test");
+  CHECK(s.runs("same_sender_rcpt") == 1000);  // DATA re-used every result
+  // A new transaction (RSET / next MAIL) forgets the recipients' results.
+  s.run->reset();
+  s.env.rcpts.clear();
+  CHECK(s.rcpt({"z5", "b.test"}).decision == Decision::Accept);
+  CHECK(s.runs("same_sender_rcpt") == 1001);
+}
