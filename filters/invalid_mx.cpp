@@ -1,9 +1,6 @@
 #include "filters/invalid_mx.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 
 #include "digue/net.hpp"
 #include "digue/options.hpp"
@@ -23,23 +20,20 @@ struct Addresses {
 };
 
 // The A and AAAA answers of every name, all queries in flight at once: one round trip.
-asio::awaitable<std::vector<Addresses>> resolve_all(asio::any_io_executor ex, dns::Resolver& res,
+asio::awaitable<std::vector<Addresses>> resolve_all(dns::Resolver& res,
                                                     const std::vector<std::string>& names) {
-  std::vector<Addresses> out(names.size());
-  if (names.empty()) co_return out;
-  using Op = decltype(asio::co_spawn(ex, res.query("", dns::Type::A), asio::deferred));
-  std::vector<Op> ops;
+  std::vector<dns::Query> queries;
   for (const auto& n : names) {
-    ops.push_back(asio::co_spawn(ex, res.query(n, dns::Type::A), asio::deferred));
-    ops.push_back(asio::co_spawn(ex, res.query(n, dns::Type::AAAA), asio::deferred));
+    queries.push_back({n, dns::Type::A});
+    queries.push_back({n, dns::Type::AAAA});
   }
-  auto group = asio::experimental::make_parallel_group(std::move(ops));
-  auto [order, errors, answers] =
-      co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-  (void)order;
+  // The awaitable is made first: no temporaries inside co_await (GCC 12 coroutine bug).
+  auto lookups = dns::query_all(res, std::move(queries));
+  std::vector<dns::Answer> answers = co_await std::move(lookups);
+  std::vector<Addresses> out(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
-    if (!errors[2 * i]) out[i].a = std::move(answers[2 * i]);
-    if (!errors[2 * i + 1]) out[i].aaaa = std::move(answers[2 * i + 1]);
+    out[i].a = std::move(answers[2 * i]);
+    out[i].aaaa = std::move(answers[2 * i + 1]);
   }
   co_return out;
 }
@@ -99,9 +93,10 @@ class InvalidMx final : public Filter {
                                     dns::to_string(mx.status));
     if (mx.status == dns::Status::NxDomain) co_return invalid(domain + " does not exist");
     if (mx.ok() && !mx.mx.empty()) {
-      std::vector<std::string> hosts;
+      std::vector<std::string> hosts;  // by preference, each name once
       for (const auto& m : mx.mx)
-        if (!m.host.empty()) hosts.push_back(m.host);
+        if (!m.host.empty() && std::find(hosts.begin(), hosts.end(), m.host) == hosts.end())
+          hosts.push_back(m.host);
       // RFC 7505 3: a null MX is the domain's only MX; one mixed with real hosts is a
       // configuration slip, and the real hosts still receive mail.
       if (hosts.empty()) co_return invalid(domain + " publishes a null MX (RFC 7505)");
@@ -110,7 +105,7 @@ class InvalidMx final : public Filter {
     }
     // No MX (NODATA): RFC 5321 5.1 falls back to the domain's own address.
     std::vector<std::string> self{domain};
-    std::vector<Addresses> own = co_await resolve_all(ctx.executor, res, self);
+    std::vector<Addresses> own = co_await resolve_all(res, self);
     Judged j = judge(own[0], allow_private_);
     switch (j.reach) {
       case Reach::Usable: {
@@ -145,7 +140,7 @@ class InvalidMx final : public Filter {
       names.push_back(hosts[i]);
       named.push_back(i);
     }
-    std::vector<Addresses> addrs = co_await resolve_all(ctx.executor, res, names);
+    std::vector<Addresses> addrs = co_await resolve_all(res, names);
     for (size_t k = 0; k < names.size(); ++k) judged[named[k]] = judge(addrs[k], allow_private_);
 
     std::string shown, unusable;
@@ -166,11 +161,14 @@ class InvalidMx final : public Filter {
     if (failed)
       co_return FilterResult::error("invalid_mx: no MX host of " + domain +
                                     " has a usable address: " + unusable);
-    std::string evidence = domain + ": no MX host can receive mail: " + unusable;
+    // Hosts beyond the first kMaxHosts were not looked up: one of them may work (a sender
+    // would go on trying), so no verdict, only a note.
     if (hosts.size() > n)
-      evidence += " (first " + std::to_string(n) + " of " + std::to_string(hosts.size()) +
-                  " hosts checked)";
-    co_return invalid(std::move(evidence));
+      co_return FilterResult::note("MX_UNVERIFIED", 0.0,
+                                   domain + ": the first " + std::to_string(n) + " of " +
+                                       std::to_string(hosts.size()) +
+                                       " MX hosts cannot receive mail: " + unusable);
+    co_return invalid(domain + ": no MX host can receive mail: " + unusable);
   }
 
   FilterResult invalid(std::string evidence) const {

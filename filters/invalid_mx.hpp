@@ -4,7 +4,7 @@
 //   INVALID_MX     (hit) the domain does not exist (NXDOMAIN), has neither MX nor A/AAAA,
 //                  publishes a null MX (RFC 7505: "MX 0 ."), or is not a DNS name at all;
 //                  or no MX host can receive mail (RFC 5321 5.1: "none of them are usable"):
-//                  each of the first 5 hosts by preference does not exist, has no A/AAAA,
+//                  each MX host (at most 5, by preference) does not exist, has no A/AAAA,
 //                  is an IP literal, or resolves only to addresses no Internet host can
 //                  reach ("bogus MX": loopback, RFC 1918/unique local, CGNAT, link-local,
 //                  unspecified, multicast, reserved; net::scope_of); evidence: each host
@@ -14,6 +14,8 @@
 //                  a_fallback_is_hit = true
 //   MX_OK          (score 0) at least one of the first 5 MX hosts has a usable address;
 //                  evidence: those hosts, then "; unusable: " and why for the others
+//   MX_UNVERIFIED  (score 0) more than 5 distinct MX hosts and the first 5 are unusable: the
+//                  others were not looked up and one may work, so no verdict
 // The null sender (<>) gets no result: there is no domain to check.
 // Options ([filters.invalid_mx]): score (3), score_a_fallback (0), a_fallback_is_hit (false),
 // allow_private (false: true accepts RFC 1918, fc00::/7 and 100.64/10 addresses as usable,

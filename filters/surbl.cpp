@@ -1,9 +1,5 @@
 #include "filters/surbl.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <set>
 
 #include "digue/message.hpp"
@@ -62,18 +58,12 @@ class Surbl final : public Filter {
     }
     if (labels.empty() || zones_.empty()) co_return FilterResult::none();
 
-    dns::Resolver& resolver = *ctx.services.resolver;
-    using Op = decltype(asio::co_spawn(ctx.executor, resolver.query("", dns::Type::A),
-                                       asio::deferred));
-    std::vector<Op> ops;
+    std::vector<dns::Query> queries;
     for (const auto& l : labels)
-      for (const auto& z : zones_)
-        ops.push_back(asio::co_spawn(ctx.executor, resolver.query(l + "." + z, dns::Type::A),
-                                     asio::deferred));
-    auto [order, errors, answers] =
-        co_await asio::experimental::make_parallel_group(std::move(ops))
-            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-    (void)order;
+      for (const auto& z : zones_) queries.push_back({l + "." + z, dns::Type::A});
+    // The awaitable is made first: no temporaries inside co_await (GCC 12 coroutine bug).
+    auto lookups = dns::query_all(*ctx.services.resolver, std::move(queries));
+    std::vector<dns::Answer> answers = co_await std::move(lookups);
 
     std::string evidence;
     size_t failed = 0;
@@ -81,12 +71,7 @@ class Surbl final : public Filter {
       size_t answered = 0;
       std::vector<std::string> hits;
       for (size_t z = 0; z < zones_.size(); ++z) {
-        size_t i = d * zones_.size() + z;
-        if (errors[i]) {
-          ++failed;
-          continue;
-        }
-        const dns::Answer& a = answers[i];
+        const dns::Answer& a = answers[d * zones_.size() + z];
         if (a.failed()) {
           ++failed;  // no answer from this zone: out of the quorum, counted
           continue;

@@ -88,6 +88,16 @@ struct ConfirmedNames {
   std::vector<std::string> names;  // forward-confirmed names, in PTR order
 };
 
+struct Query {
+  std::string name;
+  Type type;
+};
+// Starts every query at once and waits for all of them: one round trip for the lot (RBL-style
+// fan-outs, the addresses of several MX hosts). Answers in the order of `queries`; a query
+// that threw comes back as TempError.
+boost::asio::awaitable<std::vector<Answer>> query_all(Resolver& resolver,
+                                                      std::vector<Query> queries);
+
 // Forward-confirmed reverse DNS (RFC 7208 5.5): queries ip's PTR, then, for each of its first
 // max_names names, A (IPv4) or AAAA (IPv6); a name is confirmed when that lookup gives ip
 // back. A failed forward lookup skips its name. Stops after max_confirmed names.

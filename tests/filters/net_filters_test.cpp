@@ -258,16 +258,27 @@ TEST_CASE("invalid_mx: MX hosts without a usable address", "[filters][invalid_mx
   CHECK(r.status == FilterResult::Status::Error);
   CHECK(r.reason.find("slow.example lookup failed (temperror)") != std::string::npos);
 
-  // Only the first 5 hosts are looked up.
+  // Only the first 5 distinct hosts are looked up; when they are all unusable and more
+  // exist, one of the others may work: no verdict.
   std::vector<dns::Mx> many;
-  for (int i = 0; i < 7; ++i) many.push_back({static_cast<uint16_t>(i), "nx.example"});
+  for (int i = 0; i < 7; ++i)
+    many.push_back({static_cast<uint16_t>(i), "nx" + std::to_string(i) + ".example"});
   many.push_back({9, "good.example"});
   h.resolver.add_mx("many.example", many);
   int before = h.resolver.queries;
   r = run("many.example");
-  CHECK(h.first_symbol(r) == "INVALID_MX");
-  CHECK(r.symbols.at(0).evidence.ends_with("(first 5 of 8 hosts checked)"));
+  CHECK(r.verdict == FilterResult::Verdict::None);
+  CHECK(h.first_symbol(r) == "MX_UNVERIFIED");
+  CHECK(r.symbols.at(0).evidence.find("the first 5 of 8 MX hosts") != std::string::npos);
   CHECK(h.resolver.queries - before == 1 + 5 * 2);
+  // The same dead host listed 8 times is one host: a hit.
+  std::vector<dns::Mx> repeated;
+  for (int i = 0; i < 8; ++i) repeated.push_back({static_cast<uint16_t>(i), "nx.example"});
+  h.resolver.add_mx("repeated.example", repeated);
+  before = h.resolver.queries;
+  r = run("repeated.example");
+  CHECK(h.first_symbol(r) == "INVALID_MX");
+  CHECK(h.resolver.queries - before == 1 + 2);
 
   // The A fallback gets the same address check.
   r = run("lo.example");
