@@ -122,12 +122,19 @@ class BayesFilter final : public Filter {
 
  private:
   // On a worker: one retrain at a time, at most once per retrain_min_interval; the counts
-  // learnt meanwhile are kept (train_weights rewrites only the weights).
+  // learnt meanwhile are kept (train_weights rewrites only the weights). While it writes
+  // (in chunks), classifications may see part old, part new weights: both are valid models
+  // of nearly the same data. It holds one pool thread for its duration (seconds for 200,000
+  // kept messages); the other pool threads go on classifying.
   static void maybe_retrain(const bayes::Classifier& c, const BayesSettings& settings,
                             Retrain& retrain) {
-    int64_t now = steady_seconds(), last = retrain.last.load();
-    if (last != 0 && now - last < settings.retrain_min_interval.count()) return;
     if (retrain.running.exchange(true)) return;
+    // Checked once this job holds the flag, so two jobs cannot both pass it in turn.
+    int64_t now = steady_seconds(), last = retrain.last.load();
+    if (last != 0 && now - last < settings.retrain_min_interval.count()) {
+      retrain.running.store(false);
+      return;
+    }
     retrain.learnt.store(0);
     auto started = std::chrono::steady_clock::now();
     try {
