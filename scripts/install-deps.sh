@@ -8,7 +8,7 @@ build_pkgs=(
   libboost1.81-dev libssl-dev libc-ares-dev libpcre2-dev liblmdb-dev lmdb-utils
   libspdlog-dev libfmt-dev libtomlplusplus-dev libsystemd-dev
   libclamav-dev libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng
-  libhiredis-dev libpsl-dev publicsuffix
+  libhiredis-dev libpsl-dev libidn2-dev publicsuffix
   catch2 clang libclang-rt-14-dev
 )
 test_pkgs=(

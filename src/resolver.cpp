@@ -10,6 +10,7 @@
 #include "digue/resolver.hpp"
 
 #include <ares.h>
+#include <idn2.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 
@@ -62,7 +63,32 @@ const char* to_string(Type t) {
   return "?";
 }
 
+namespace {
+// A name with non-ASCII labels (an SMTPUTF8 sender domain, a URL host written in UTF-8) in
+// its A-label form, as registries publish it: IDNA2008 (non-transitional), then UTS #46
+// transitional mapping as browsers do; nullopt when neither accepts it.
+std::optional<std::string> to_a_labels(std::string_view name) {
+  std::string in(name);  // NUL-terminated for libidn2
+  for (int flags : {IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL, IDN2_NFC_INPUT | IDN2_TRANSITIONAL}) {
+    char* out = nullptr;
+    if (idn2_to_ascii_8z(in.c_str(), &out, flags) == IDN2_OK && out) {
+      std::string ace(out);
+      idn2_free(out);
+      return ace;
+    }
+    idn2_free(out);
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 std::string normalize_name(std::string_view name) {
+  std::optional<std::string> ace;
+  if (std::any_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; }) &&
+      name.find('\0') == std::string_view::npos) {
+    ace = to_a_labels(name);
+    if (ace) name = *ace;  // otherwise the bytes as they are (a name nobody can register)
+  }
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   if (name.empty() || name.size() > 253) return {};
   std::string out;

@@ -73,7 +73,8 @@ std::unique_ptr<Resolver> make_resolver(boost::asio::any_io_executor executor,
 // resolver does; exposed for the fuzz target. Untrusted input; never throws.
 Answer parse_response(Type type, const unsigned char* abuf, int alen);
 
-// A query name as sent: lower-case, no trailing dot; empty when it cannot be a DNS name.
+// A query name as sent: lower-case, no trailing dot, non-ASCII labels in their A-label
+// (punycode) form via libidn2; empty when it cannot be a DNS name.
 std::string normalize_name(std::string_view name);
 
 // The PTR query name of ip: "4.3.2.1.in-addr.arpa", or the 32 nibbles + ".ip6.arpa".

@@ -61,6 +61,9 @@ ZONE = [
     rr("refused-site.com.u1.test", "A", "127.255.255.254"),  # a refusal, not a listing
     rr("slow-site.com.u1.test", "A", "127.0.0.2"),
     rr("garbled-site.com.u2.test", "A", "127.0.0.2"),
+    # a URL host written in UTF-8 is listed (and queried) in its A-label form
+    rr("bücher-spam.com".encode("idna").decode() + ".u1.test", "A", "127.0.0.2"),
+    rr("bücher-spam.com".encode("idna").decode() + ".u2.test", "A", "127.0.0.2"),
 ]
 DROP = {("slow.example.org", None), ("slowhost.example.org", None), ("10.2.0.192.c.test", None), (V6_REV + ".c.test", None),
         ("slow-site.com.u2.test", None), ("dead-site.com.u1.test", None),
@@ -235,6 +238,9 @@ downstream = ["127.0.0.1:10026"]
               s.get("SURBL", {}).get("evidence") == "spam-site.com (u1.test, u2.test)", s)
         check("surbl hit scores 5, nothing unanswered",
               s.get("SURBL", {}).get("score") == 5 and "SURBL_TIMEOUT" not in s, s)
+        s = scan_urls("www.bücher-spam.com")
+        check("surbl: a UTF-8 URL host is looked up as its A-label (punycode) form",
+              s.get("SURBL", {}).get("evidence") == "bücher-spam.com (u1.test, u2.test)", s)
         s = scan_urls("192.0.2.55")
         check("surbl IPv4 URL looked up reversed: listed in u2.test",
               s.get("SURBL", {}).get("evidence") == "192.0.2.55 (u2.test)", s)

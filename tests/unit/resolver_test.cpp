@@ -271,6 +271,21 @@ TEST_CASE("resolver: TXT strings joined per record, MX sorted, bad names refused
   CHECK(f.resolver->stats().queries == 2);
 }
 
+TEST_CASE("query names: lower case, no trailing dot, UTF-8 labels as A-labels", "[dns]") {
+  CHECK(dns::normalize_name("Mail.Example.ORG.") == "mail.example.org");
+  // An SMTPUTF8 sender domain or a UTF-8 URL host is queried as registries publish it.
+  CHECK(dns::normalize_name("b\xc3\xbc" "cher.example") == "xn--bcher-kva.example");
+  CHECK(dns::normalize_name("B\xc3\x9c" "CHER.Example.") == "xn--bcher-kva.example");
+  CHECK(dns::normalize_name("\xd0\xbf\xd1\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.\xd1\x80\xd1\x84") ==
+        "xn--e1afmkfd.xn--p1ai");  // пример.рф
+  CHECK(dns::normalize_name("fa\xc3\x9f.de") == "xn--fa-hia.de");  // IDNA2008: ß kept
+  CHECK(dns::normalize_name("xn--bcher-kva.example") == "xn--bcher-kva.example");
+  // Bytes that are no UTF-8 cannot be converted: sent as they are (nobody can register them).
+  CHECK(dns::normalize_name("\xff.example") == "\xff.example");
+  CHECK(dns::normalize_name(std::string(64, 'a') + ".test").empty());
+  CHECK(dns::normalize_name("a..test").empty());
+}
+
 TEST_CASE("reverse DNS: the PTR name and forward-confirmed names", "[dns]") {
   CHECK(dns::ptr_name(*net::Ip::parse("192.0.2.5")) == "5.2.0.192.in-addr.arpa");
   CHECK(dns::ptr_name(*net::Ip::parse("2001:db8::1")) ==
