@@ -224,7 +224,11 @@ TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes]
   train(store, 40);
   Services services;
   services.store = &store;
-  auto f = build("[filters.bayes]\nconfidence_messages = 0\n");
+  asio::thread_pool pool(2);
+  bool offload = GENERATE(false, true);  // on the I/O thread, and on the worker pool
+  if (offload) services.workers = &pool;
+  auto f = build(std::string("[filters.bayes]\nconfidence_messages = 0\n") +
+                 (offload ? "offload_bytes = 0\n" : ""));
   asio::io_context io;
   Envelope env;
   auto msg = std::make_shared<Message>(spam_raw(100));
