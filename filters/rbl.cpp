@@ -1,11 +1,5 @@
 #include "filters/rbl.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include "digue/options.hpp"
 #include "digue/resolver.hpp"
 
@@ -85,44 +79,22 @@ class Rbl final : public Filter {
                              ? std::string()
                              : dns::normalize_name(ctx.envelope.mail_from.domain);
 
-    // Shared with the query coroutines: they may outlive this one when the slot's deadline
-    // abandons it, and they resume it through the timer when the last answer is in.
-    struct Gather {
-      explicit Gather(asio::any_io_executor ex) : done(ex) {}
-      asio::steady_timer done;
-      std::vector<Lookup> lookups;
-      size_t left = 0;
-    };
-    auto g = std::make_shared<Gather>(ctx.executor);
+    std::vector<Lookup> lookups;
     for (const Zone& z : zones_) {
       if (z.domain && sender.empty()) continue;
       std::string qname = (z.domain ? sender : reversed) + "." + z.zone;
       if (dns::normalize_name(qname).empty()) continue;  // too long with the zone appended
-      g->lookups.push_back({&z, std::move(qname), {}});
+      lookups.push_back({&z, std::move(qname), {}});
     }
-    if (g->lookups.empty()) co_return FilterResult::none();
-    g->left = g->lookups.size();
-    g->done.expires_at(asio::steady_timer::time_point::max());
-    dns::Resolver* res = ctx.services.resolver;
+    if (lookups.empty()) co_return FilterResult::none();
     // Every query is started before any is awaited, so the filter costs one round trip.
-    for (size_t i = 0; i < g->lookups.size(); ++i) {
-      auto query = [g, res, i]() -> asio::awaitable<void> {
-        std::string qname = g->lookups[i].qname;
-        try {
-          g->lookups[i].answer = co_await res->query(qname, dns::Type::A);
-        } catch (const std::exception&) {
-          g->lookups[i].answer.status = dns::Status::TempError;
-        }
-        if (--g->left == 0) g->done.cancel();
-      };
-      asio::co_spawn(ctx.executor, std::move(query), asio::detached);
-    }
-    // The queries share this coroutine's single-threaded executor: `left` cannot race.
-    if (g->left > 0) {
-      boost::system::error_code ec;
-      co_await g->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-    co_return tally(g->lookups);
+    std::vector<dns::Query> queries;
+    for (const Lookup& l : lookups) queries.push_back({l.qname, dns::Type::A});
+    // The awaitable is made first: no temporaries inside co_await (GCC 12 coroutine bug).
+    auto batch = dns::query_all(*ctx.services.resolver, std::move(queries));
+    std::vector<dns::Answer> answers = co_await std::move(batch);
+    for (size_t i = 0; i < lookups.size(); ++i) lookups[i].answer = std::move(answers[i]);
+    co_return tally(lookups);
   }
 
  private:
