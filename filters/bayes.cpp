@@ -55,8 +55,8 @@ class BayesFilter final : public Filter {
     };
     try {
       if (ctx.services.workers && msg.raw().size() >= s_.offload_bytes) {
-        // The run is suspended while the worker holds the message, so the lazy parse in
-        // Message::facts() is not raced.
+        // The run waits for the worker (unless the slot's deadline abandons it; Message's
+        // lazy parts are safe across threads either way).
         co_await asio::co_spawn(
             ctx.services.workers->get_executor(),
             [&]() -> asio::awaitable<void> {

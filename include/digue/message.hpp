@@ -1,9 +1,10 @@
 // Message: the spooled bytes of one message plus the facts derived from them once and shared
 // by every filter (parsed MIME tree, decoded text, URLs, attachment hashes).
-// The lazily derived parts (facts, memo) are built under a lock: a filter abandoned at its
-// deadline may still be computing on a worker thread while the run goes on.
+// The lazily derived parts (facts, memo) are built once even across threads: a filter
+// abandoned at its deadline may still be computing on a worker thread while the run goes on.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,24 +29,32 @@ class Message {
   const std::shared_ptr<const std::string>& raw_ptr() const { return raw_; }
   // Parsed facts, computed on first use.
   const mime::Parsed& facts() const {
-    std::lock_guard lock(mutex_);
-    if (!parsed_) parsed_ = std::make_unique<mime::Parsed>(mime::parse(*raw_, limits_));
+    // Parsed once; a caller that comes while another thread parses waits for it (a parse
+    // is linear in the message size and bounded by the limits).
+    std::call_once(parse_once_, [&] {
+      parsed_ = std::make_unique<mime::Parsed>(mime::parse(*raw_, limits_));
+      parsed_done_.store(true);
+    });
     return *parsed_;
   }
-  bool parsed() const {
-    std::lock_guard lock(mutex_);
-    return parsed_ != nullptr;
-  }
+  bool parsed() const { return parsed_done_.load(); }
   // A value derived from the message once, by the first caller with this type and key, and
   // shared by the later ones: a filter that runs once per recipient domain computes its
-  // domain-independent part (a Bayes classification) once per message.
+  // domain-independent part (a Bayes classification) once per message. The map is locked
+  // only to find the key's entry: a computation holds no lock that facts() or another key
+  // needs; a second caller of the same key waits for its value. If compute() throws,
+  // nothing is kept and the next caller computes again.
   template <class T, class F>
   const T& memo(const std::string& key, F&& compute) const {
-    std::lock_guard lock(mutex_);  // held while computing: a second caller waits for the value
-    auto k = std::make_pair(std::type_index(typeid(T)), key);
-    auto it = memo_.find(k);
-    if (it == memo_.end()) it = memo_.emplace(k, std::make_shared<const T>(compute())).first;
-    return *static_cast<const T*>(it->second.get());
+    std::shared_ptr<MemoEntry> entry;
+    {
+      std::lock_guard lock(memo_mutex_);
+      auto& slot = memo_[std::make_pair(std::type_index(typeid(T)), key)];
+      if (!slot) slot = std::make_shared<MemoEntry>();
+      entry = slot;
+    }
+    std::call_once(entry->once, [&] { entry->value = std::make_shared<const T>(compute()); });
+    return *static_cast<const T*>(entry->value.get());
   }
   void set_limits(const mime::Limits& l) { limits_ = l; }
   const mime::Limits& limits() const { return limits_; }
@@ -53,9 +62,15 @@ class Message {
  private:
   std::shared_ptr<const std::string> raw_ = std::make_shared<const std::string>();
   mime::Limits limits_;
-  mutable std::recursive_mutex mutex_;  // recursive: compute() may call facts()
+  struct MemoEntry {
+    std::once_flag once;
+    std::shared_ptr<const void> value;
+  };
+  mutable std::once_flag parse_once_;
+  mutable std::atomic<bool> parsed_done_{false};
   mutable std::unique_ptr<mime::Parsed> parsed_;
-  mutable std::map<std::pair<std::type_index, std::string>, std::shared_ptr<const void>> memo_;
+  mutable std::mutex memo_mutex_;
+  mutable std::map<std::pair<std::type_index, std::string>, std::shared_ptr<MemoEntry>> memo_;
 };
 
 }  // namespace digue
