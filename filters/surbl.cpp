@@ -43,16 +43,21 @@ class Surbl final : public Filter {
     std::set<std::string> seen;
     for (const auto& u : ctx.message->facts().urls) {
       if (labels.size() >= max_domains_) break;
-      if (u.registered_domain.empty() || skip_.count(u.registered_domain)) continue;
+      if (u.registered_domain.empty()) continue;
       if (u.is_ip && u.registered_domain.find(':') != std::string::npos) continue;  // IPv6
-      std::string label = u.registered_domain;
+      std::string label;
       if (u.is_ip) {
         // A bracketed literal that is no IPv4 address cannot be listed: not queried.
         auto ip = net::Ip::parse(u.registered_domain);
         if (!ip) continue;
         label = ip->reversed();
+      } else {
+        // As queried (a UTF-8 host in its A-label form): skip list and duplicates compare
+        // the same form, whichever way the message and the config wrote the name.
+        label = dns::normalize_name(u.registered_domain);
+        if (label.empty() || skip_.count(label)) continue;
       }
-      if (!seen.insert(u.registered_domain).second) continue;
+      if (!seen.insert(label).second) continue;
       labels.push_back(std::move(label));
       shown.push_back(u.registered_domain);
     }

@@ -63,11 +63,10 @@ const char* to_string(Type t) {
   return "?";
 }
 
-namespace {
-// A name with non-ASCII labels (an SMTPUTF8 sender domain, a URL host written in UTF-8) in
-// its A-label form, as registries publish it: IDNA2008 (non-transitional), then UTS #46
-// transitional mapping as browsers do; nullopt when neither accepts it.
-std::optional<std::string> to_a_labels(std::string_view name) {
+std::string a_labels(std::string_view name) {
+  if (std::none_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; }) ||
+      name.find('\0') != std::string_view::npos)
+    return std::string(name);
   std::string in(name);  // NUL-terminated for libidn2
   for (int flags : {IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL, IDN2_NFC_INPUT | IDN2_TRANSITIONAL}) {
     char* out = nullptr;
@@ -78,17 +77,12 @@ std::optional<std::string> to_a_labels(std::string_view name) {
     }
     idn2_free(out);
   }
-  return std::nullopt;
+  return in;  // the bytes as they are (a name nobody can register)
 }
-}  // namespace
 
 std::string normalize_name(std::string_view name) {
-  std::optional<std::string> ace;
-  if (std::any_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; }) &&
-      name.find('\0') == std::string_view::npos) {
-    ace = to_a_labels(name);
-    if (ace) name = *ace;  // otherwise the bytes as they are (a name nobody can register)
-  }
+  std::string ace = a_labels(name);
+  name = ace;
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   if (name.empty() || name.size() > 253) return {};
   std::string out;

@@ -20,9 +20,10 @@ asio::awaitable<std::vector<Answer>> query_all(Resolver& resolver, std::vector<Q
   ops.reserve(queries.size());
   for (auto& q : queries)
     ops.push_back(asio::co_spawn(ex, resolver.query(std::move(q.name), q.type), asio::deferred));
-  auto [order, errors, answers] =
-      co_await asio::experimental::make_parallel_group(std::move(ops))
-          .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  // Group and awaitable named first: no temporaries inside co_await (GCC 12 coroutine bug).
+  auto group = asio::experimental::make_parallel_group(std::move(ops));
+  auto all = group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  auto [order, errors, answers] = co_await std::move(all);
   (void)order;
   for (size_t i = 0; i < out.size(); ++i)
     if (!errors[i]) out[i] = std::move(answers[i]);  // a query that threw stays TempError

@@ -324,6 +324,10 @@ std::optional<std::string> expand(std::string_view text, const MacroContext& ctx
 
 std::string target_name(std::string_view expanded) {
   if (!expanded.empty() && expanded.back() == '.') expanded.remove_suffix(1);
+  // RFC 7208 7.3: left-hand labels are dropped until the name fits 253 octets, counted as
+  // queried: a UTF-8 name is converted to A-labels first (they are longer).
+  std::string ace = dns::a_labels(expanded);
+  expanded = ace;
   while (expanded.size() > 253) {
     size_t dot = expanded.find('.');
     if (dot == std::string_view::npos) return {};

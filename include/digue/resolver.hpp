@@ -76,6 +76,11 @@ Answer parse_response(Type type, const unsigned char* abuf, int alen);
 // A query name as sent: lower-case, no trailing dot, non-ASCII labels in their A-label
 // (punycode) form via libidn2; empty when it cannot be a DNS name.
 std::string normalize_name(std::string_view name);
+// A name with non-ASCII labels (an SMTPUTF8 sender domain, a URL host written in UTF-8) in
+// its A-label form, as registries publish it: IDNA2008 (non-transitional), then UTS #46
+// transitional mapping as browsers do. ASCII names, and names neither accepts (bytes that
+// are no UTF-8), come back unchanged. No length or syntax check: see normalize_name.
+std::string a_labels(std::string_view name);
 
 // The PTR query name of ip: "4.3.2.1.in-addr.arpa", or the 32 nibbles + ".ip6.arpa".
 std::string ptr_name(const net::Ip& ip);

@@ -95,6 +95,25 @@ TEST_CASE("surbl: IP URLs reversed, domains deduplicated and capped", "[filters]
   CHECK(res.asked.size() == 8);  // 1.2.3.4 and same.example only
 }
 
+TEST_CASE("surbl: UTF-8 and A-label forms of a name are one domain, skip list included",
+          "[filters][surbl]") {
+  FakeResolver res;
+  FilterHarness h(&digue::filters::make_surbl,
+                  std::string(kOpts) + "skip_domains = [\"b\u00fccher.de\"]\n");
+  h.services.resolver = &res;
+  // The skip list names it in UTF-8, the message in both forms: nothing is asked.
+  h.run("Subject: x\nContent-Type: text/plain; charset=utf-8\n\n"
+        "http://www.b\xc3\xbc" "cher.de/ http://xn--bcher-kva.de/\n");
+  CHECK(res.asked.empty());
+  // Without the skip list: one domain, queried once per zone in its A-label form.
+  FilterHarness plain(&digue::filters::make_surbl, kOpts);
+  plain.services.resolver = &res;
+  plain.run("Subject: x\nContent-Type: text/plain; charset=utf-8\n\n"
+            "http://www.b\xc3\xbc" "cher.de/ http://xn--bcher-kva.de/\n");
+  REQUIRE(res.asked.size() == 4);
+  CHECK(res.asked[0] == "xn--bcher-kva.de.one.test");
+}
+
 TEST_CASE("surbl: no resolver is an error; malformed options are config errors",
           "[filters][surbl]") {
   FilterHarness h(&digue::filters::make_surbl, kOpts);
