@@ -13,7 +13,7 @@ namespace {
 
 // MX hosts whose addresses are looked up (and shown), by preference: a sender tries a few
 // and gives up; a hostile domain could list hundreds.
-constexpr size_t kMaxHosts = 5;
+constexpr size_t kMaxHosts = 10;
 
 struct Addresses {
   dns::Answer a, aaaa;  // TempError until answered

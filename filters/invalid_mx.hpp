@@ -4,7 +4,7 @@
 //   INVALID_MX     (hit) the domain does not exist (NXDOMAIN), has neither MX nor A/AAAA,
 //                  publishes a null MX (RFC 7505: "MX 0 ."), or is not a DNS name at all;
 //                  or no MX host can receive mail (RFC 5321 5.1: "none of them are usable"):
-//                  each MX host (at most 5, by preference) does not exist, has no A/AAAA,
+//                  each MX host (at most 10, by preference) does not exist, has no A/AAAA,
 //                  is an IP literal, or resolves only to addresses no Internet host can
 //                  reach ("bogus MX": loopback, RFC 1918/unique local, CGNAT, link-local,
 //                  unspecified, multicast, reserved; net::scope_of); evidence: each host
@@ -12,9 +12,9 @@
 //   MX_A_FALLBACK  no MX but a usable A/AAAA (RFC 5321 5.1 implicit MX): non-standard but
 //                  deliverable; noted with score_a_fallback (0), a hit only when
 //                  a_fallback_is_hit = true
-//   MX_OK          (score 0) at least one of the first 5 MX hosts has a usable address;
+//   MX_OK          (score 0) at least one of the first 10 MX hosts has a usable address;
 //                  evidence: those hosts, then "; unusable: " and why for the others
-//   MX_UNVERIFIED  (score 0) more than 5 distinct MX hosts and the first 5 are unusable: the
+//   MX_UNVERIFIED  (score 0) more than 10 distinct MX hosts and the first 10 are unusable: the
 //                  others were not looked up and one may work, so no verdict
 // The null sender (<>) gets no result: there is no domain to check.
 // Options ([filters.invalid_mx]): score (3), score_a_fallback (0), a_fallback_is_hit (false),

@@ -91,7 +91,7 @@ std::vector<Symbol> RecipientMerge::render(const std::vector<Joined>& a,
 }
 
 void RecipientMerge::add(const FilterResult& r) {
-  ++count_;
+  if (++count_ == 1) only_ = r;
   if (r.status != FilterResult::Status::Ok) {
     if (!error_) error_ = r;
     return;
@@ -103,16 +103,18 @@ void RecipientMerge::add(const FilterResult& r) {
       join(hit_symbols_, r.symbols);
       break;
     case FilterResult::Verdict::Pass:
-      ++passes_;
+      if (passes_++ == 0) pass_reason_ = r.reason;
       join(pass_symbols_, r.symbols);
       break;
     case FilterResult::Verdict::None:
+      if (note_reason_.empty()) note_reason_ = r.reason;
       join(notes_, r.symbols);
       break;
   }
 }
 
 FilterResult RecipientMerge::result() const {
+  if (count_ == 1) return *only_;
   FilterResult out;
   if (hit_) {
     out.verdict = FilterResult::Verdict::Hit;
@@ -122,8 +124,10 @@ FilterResult RecipientMerge::result() const {
     out = *error_;
   } else if (count_ > 0 && passes_ == count_) {
     out.verdict = FilterResult::Verdict::Pass;
+    out.reason = pass_reason_;
     out.symbols = render(pass_symbols_, {});
   } else {
+    out.reason = note_reason_;
     out.symbols = render(notes_, {});
   }
   return out;

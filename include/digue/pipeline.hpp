@@ -109,8 +109,9 @@ class RecipientMerge {
   static std::vector<Symbol> render(const std::vector<Joined>& a, const std::vector<Joined>& b);
 
   size_t count_ = 0, passes_ = 0;
+  std::optional<FilterResult> only_;  // the first result: the merge of one is that result
   bool hit_ = false;
-  std::string hit_reason_;
+  std::string hit_reason_, pass_reason_, note_reason_;
   std::optional<FilterResult> error_;
   std::vector<Joined> hit_symbols_, notes_, pass_symbols_;
 };

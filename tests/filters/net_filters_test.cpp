@@ -261,16 +261,22 @@ TEST_CASE("invalid_mx: MX hosts without a usable address", "[filters][invalid_mx
   // Only the first 5 distinct hosts are looked up; when they are all unusable and more
   // exist, one of the others may work: no verdict.
   std::vector<dns::Mx> many;
-  for (int i = 0; i < 7; ++i)
+  for (int i = 0; i < 11; ++i)
     many.push_back({static_cast<uint16_t>(i), "nx" + std::to_string(i) + ".example"});
-  many.push_back({9, "good.example"});
+  many.push_back({19, "good.example"});
   h.resolver.add_mx("many.example", many);
   int before = h.resolver.queries;
   r = run("many.example");
   CHECK(r.verdict == FilterResult::Verdict::None);
   CHECK(h.first_symbol(r) == "MX_UNVERIFIED");
-  CHECK(r.symbols.at(0).evidence.find("the first 5 of 8 MX hosts") != std::string::npos);
-  CHECK(h.resolver.queries - before == 1 + 5 * 2);
+  CHECK(r.symbols.at(0).evidence.find("the first 10 of 12 MX hosts") != std::string::npos);
+  CHECK(h.resolver.queries - before == 1 + 10 * 2);
+  // Six dead hosts: all looked up, a hit.
+  std::vector<dns::Mx> six;
+  for (int i = 0; i < 6; ++i)
+    six.push_back({static_cast<uint16_t>(i), "nx" + std::to_string(i) + ".example"});
+  h.resolver.add_mx("six.example", six);
+  CHECK(h.first_symbol(run("six.example")) == "INVALID_MX");
   // The same dead host listed 8 times is one host: a hit.
   std::vector<dns::Mx> repeated;
   for (int i = 0; i < 8; ++i) repeated.push_back({static_cast<uint16_t>(i), "nx.example"});
