@@ -63,21 +63,45 @@ const char* to_string(Type t) {
   return "?";
 }
 
-std::string a_labels(std::string_view name) {
-  if (std::none_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; }) ||
-      name.find('\0') != std::string_view::npos)
-    return std::string(name);
-  std::string in(name);  // NUL-terminated for libidn2
+namespace {
+bool non_ascii(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return (c & 0x80) != 0; });
+}
+
+// One label in A-label form, or nullopt when libidn2 refuses it.
+std::optional<std::string> label_to_ascii(const std::string& label) {
   for (int flags : {IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL, IDN2_NFC_INPUT | IDN2_TRANSITIONAL}) {
     char* out = nullptr;
-    if (idn2_to_ascii_8z(in.c_str(), &out, flags) == IDN2_OK && out) {
-      std::string ace(out);
-      idn2_free(out);
-      return ace;
-    }
+    int rc = idn2_to_ascii_8z(label.c_str(), &out, flags);
+    std::optional<std::string> ace;
+    if (rc == IDN2_OK && out) ace = out;
     idn2_free(out);
+    if (ace) return ace;
   }
-  return in;  // the bytes as they are (a name nobody can register)
+  return std::nullopt;
+}
+}  // namespace
+
+std::string a_labels(std::string_view name) {
+  if (!non_ascii(name) || name.find('\0') != std::string_view::npos) return std::string(name);
+  // Label by label: the length limits are normalize_name's to apply, on the converted name
+  // (libidn2 refuses a whole name whose A-label form exceeds 253 octets).
+  std::string out;
+  size_t start = 0;
+  for (;;) {
+    size_t dot = name.find('.', start);
+    std::string label(name.substr(start, dot == std::string_view::npos ? name.npos : dot - start));
+    if (non_ascii(label)) {
+      auto ace = label_to_ascii(label);
+      if (!ace) return std::string(name);  // the bytes as they are (a name nobody can register)
+      label = std::move(*ace);
+    }
+    out += label;
+    if (dot == std::string_view::npos) break;
+    out += '.';
+    start = dot + 1;
+  }
+  return out;
 }
 
 std::string normalize_name(std::string_view name) {

@@ -284,6 +284,11 @@ TEST_CASE("query names: lower case, no trailing dot, UTF-8 labels as A-labels", 
   CHECK(dns::normalize_name("\xff.example") == "\xff.example");
   CHECK(dns::normalize_name(std::string(64, 'a') + ".test").empty());
   CHECK(dns::normalize_name("a..test").empty());
+  // Converted label by label; the 253-octet limit applies to the A-label form.
+  std::string many;
+  for (int i = 0; i < 40; ++i) many += "\xc3\xa9" "a.";
+  CHECK(dns::a_labels(many + "example").starts_with("xn--a-9fa.xn--a-9fa."));
+  CHECK(dns::normalize_name(many + "example").empty());  // 407 octets once converted
 }
 
 TEST_CASE("reverse DNS: the PTR name and forward-confirmed names", "[dns]") {

@@ -116,6 +116,17 @@ TEST_CASE("target names: trailing dot dropped, left labels cut past 253 bytes", 
   CHECK(spf::target_name(longname) == longname.substr(4));
   CHECK(spf::target_name("a..b.example") == "");
   CHECK(spf::target_name(std::string(64, 'a') + ".example") == "");
+  // UTF-8 labels count in their A-label form, which is longer: 40 labels "\u00e9a" are 120
+  // bytes in UTF-8 but 40 x "xn--a-9fa." (400 bytes) once converted, so the left ones go.
+  std::string utf8;
+  for (int i = 0; i < 40; ++i) utf8 += "\xc3\xa9" "a.";
+  utf8 += "example";
+  CHECK(utf8.size() < 253);
+  std::string t = spf::target_name(utf8);
+  CHECK(!t.empty());
+  CHECK(t.size() <= 253);
+  CHECK(t.ends_with(".xn--a-9fa.example"));
+  CHECK(t.find('\xc3') == std::string::npos);
 }
 
 TEST_CASE("record parsing: terms, qualifiers, cidr lengths and modifiers", "[spf]") {
