@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "digue/mime.hpp"
+#include "digue/resolver.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view raw(reinterpret_cast<const char*>(data), size);
@@ -21,5 +22,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& part : p.parts)
     for (int c : part.children)
       if (c <= 0 || static_cast<size_t>(c) >= p.parts.size()) __builtin_trap();
+  // URL hosts become DNS query names (SURBL): via libidn2 for UTF-8 hosts. A query name is
+  // empty or a valid length with no byte c-ares would read as an escape or an end.
+  for (const auto& u : p.urls)
+    for (const std::string* name : {&u.host, &u.registered_domain}) {
+      std::string q = digue::dns::normalize_name(*name);
+      if (q.size() > 253 || q.find('\\') != std::string::npos ||
+          q.find('\0') != std::string::npos)
+        __builtin_trap();
+    }
   return 0;
 }
