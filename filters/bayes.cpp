@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "digue/message.hpp"
 #include "digue/store.hpp"
@@ -33,6 +34,13 @@ int64_t steady_seconds() {
       .count();
 }
 
+// One message's tokens and their classification, kept on the Message (memo): computed once
+// for all recipient domains, and reused by autolearn after the verdict.
+struct Classified {
+  std::vector<std::string> tokens;
+  bayes::Result result;
+};
+
 class BayesFilter final : public Filter {
  public:
   explicit BayesFilter(BayesSettings s) : s_(std::move(s)) {}
@@ -49,9 +57,12 @@ class BayesFilter final : public Filter {
     bayes::Result r;
     // The classification does not depend on the domain (only the threshold does): once per
     // message, whatever the number of recipient domains.
-    const std::string memo_key = "bayes@" + std::to_string(reinterpret_cast<uintptr_t>(this));
     auto work = [&] {
-      r = msg.memo<bayes::Result>(memo_key, [&] { return classifier.classify(msg.facts()); });
+      r = msg.memo<Classified>(memo_key(), [&] {
+              Classified c{bayes::tokenize(msg.facts(), s_.params.tokenizer), {}};
+              c.result = classifier.classify_tokens(c.tokens);
+              return c;
+            }).result;
     };
     try {
       if (ctx.services.workers && msg.raw().size() >= s_.offload_bytes) {
@@ -98,15 +109,25 @@ class BayesFilter final : public Filter {
   void after_verdict(const FilterContext& ctx, const Verdict&) const override {
     if (!s_.autolearn.enabled || !ctx.message || !ctx.services.workers || !ctx.services.store)
       return;
+    // The filter's own classification when it ran (usually): nothing is tokenized twice.
+    std::optional<Classified> done;
+    if (const Classified* c = ctx.message->find_memo<Classified>(memo_key())) done = *c;
     asio::post(*ctx.services.workers, [store = ctx.services.store, settings = s_,
                                        retrain = retrain_, raw = ctx.message->raw_ptr(),
-                                       limits = ctx.message->limits()] {
+                                       limits = ctx.message->limits(), done = std::move(done)] {
       try {
-        Message msg(raw);
-        msg.set_limits(limits);
         bayes::Classifier c(*store, settings.params);
-        auto tokens = bayes::tokenize(msg.facts(), settings.params.tokenizer);
-        auto cls = settings.autolearn.decide(c.classify_tokens(tokens));
+        std::vector<std::string> tokens;
+        std::optional<bayes::Class> cls;
+        if (done) {
+          tokens = done->tokens;
+          cls = settings.autolearn.decide(done->result);
+        } else {
+          Message msg(raw);
+          msg.set_limits(limits);
+          tokens = bayes::tokenize(msg.facts(), settings.params.tokenizer);
+          cls = settings.autolearn.decide(c.classify_tokens(tokens));
+        }
         if (!cls) return;
         auto outcome = c.learn({{std::move(tokens), *cls}});
         if (outcome.empty() || outcome[0] == bayes::LearnOutcome::AlreadyKnown) return;
@@ -149,6 +170,11 @@ class BayesFilter final : public Filter {
     }
     retrain.last.store(steady_seconds());
     retrain.running.store(false);
+  }
+
+  // This filter's key for its memo on a Message (two bayes slots never share one).
+  std::string memo_key() const {
+    return "bayes@" + std::to_string(reinterpret_cast<uintptr_t>(this));
   }
 
   BayesSettings s_;

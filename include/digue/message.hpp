@@ -53,8 +53,25 @@ class Message {
       if (!slot) slot = std::make_shared<MemoEntry>();
       entry = slot;
     }
-    std::call_once(entry->once, [&] { entry->value = std::make_shared<const T>(compute()); });
+    std::call_once(entry->once, [&] {
+      entry->value = std::make_shared<const T>(compute());
+      entry->ready.store(true, std::memory_order_release);
+    });
     return *static_cast<const T*>(entry->value.get());
+  }
+  // The value memo() computed for this type and key, or null when none is ready (never
+  // computes: for hooks that reuse a result if a filter made one).
+  template <class T>
+  const T* find_memo(const std::string& key) const {
+    std::shared_ptr<MemoEntry> entry;
+    {
+      std::lock_guard lock(memo_mutex_);
+      auto it = memo_.find(std::make_pair(std::type_index(typeid(T)), key));
+      if (it == memo_.end()) return nullptr;
+      entry = it->second;
+    }
+    if (!entry->ready.load(std::memory_order_acquire)) return nullptr;
+    return static_cast<const T*>(entry->value.get());
   }
   void set_limits(const mime::Limits& l) { limits_ = l; }
   const mime::Limits& limits() const { return limits_; }
@@ -65,6 +82,7 @@ class Message {
   struct MemoEntry {
     std::once_flag once;
     std::shared_ptr<const void> value;
+    std::atomic<bool> ready{false};
   };
   mutable std::once_flag parse_once_;
   mutable std::atomic<bool> parsed_done_{false};

@@ -286,3 +286,27 @@ TEST_CASE("bayes filter: autolearning retrains the weights in the daemon", "[bay
   CHECK(bayes::Classifier(*store).stats().weight_messages == 83);
   CHECK_THROWS_AS(build("[filters.bayes]\nretrain_after = -1\n"), ConfigError);
 }
+
+TEST_CASE("bayes filter: autolearn reuses the filter's own classification", "[bayes][filters]") {
+  test::CountingStore store;  // a classification is one batched read of the tokens
+  train(store, 40);
+  asio::thread_pool pool(1);
+  Services services;
+  services.store = &store;
+  services.workers = &pool;
+  auto f = build("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n");
+  asio::io_context io;
+  Envelope env;
+  auto msg = std::make_shared<Message>(spam_raw(400));
+  DomainPolicy policy;
+  policy.name = "example.test";
+  FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
+  auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
+  io.run();
+  CHECK(fut.get().verdict == FilterResult::Verdict::Hit);
+  CHECK(store.visits == 1);
+  f->after_verdict(ctx, Verdict{});
+  pool.join();
+  CHECK(bayes::Classifier(store).stats().spam_messages == 41);  // learnt ...
+  CHECK(store.visits == 1);  // ... without tokenizing and classifying the message again
+}

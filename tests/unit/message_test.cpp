@@ -49,7 +49,12 @@ TEST_CASE("message: a memo value is computed once; facts() never waits for a com
 TEST_CASE("message: a memo computation that throws is retried by the next caller",
           "[message]") {
   Message msg(std::string("Subject: x\r\n\r\n"));
+  CHECK(msg.find_memo<int>("k") == nullptr);
   CHECK_THROWS_AS(msg.memo<int>("k", []() -> int { throw std::runtime_error("store down"); }),
                   std::runtime_error);
+  CHECK(msg.find_memo<int>("k") == nullptr);  // a failed computation leaves nothing
   CHECK(msg.memo<int>("k", [] { return 3; }) == 3);
+  REQUIRE(msg.find_memo<int>("k") != nullptr);
+  CHECK(*msg.find_memo<int>("k") == 3);
+  CHECK(msg.find_memo<long>("k") == nullptr);  // another type, another value
 }
