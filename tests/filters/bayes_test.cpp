@@ -89,6 +89,19 @@ FilterPtr build(const std::string& toml_text) {
   return filters::make_bayes(b);
 }
 
+// A model trained on 40 + 40 messages and a one-thread worker pool, as the daemon gives
+// the filter (services.store and services.workers set).
+struct WithPool {
+  Store& store;
+  asio::thread_pool pool{1};
+  Services services;
+  explicit WithPool(Store& s) : store(s) {
+    train(s, 40);
+    services.store = &s;
+    services.workers = &pool;
+  }
+};
+
 class FailingStore final : public Store {
  public:
   std::optional<std::string> get(std::string_view) override { throw StoreError("disk gone"); }
@@ -168,11 +181,8 @@ TEST_CASE("bayes filter: untrained model, no store, store failure", "[bayes][fil
 
 TEST_CASE("bayes filter offloads large messages to the worker pool", "[bayes][filters]") {
   auto store = make_memory_store();
-  train(*store, 40);
-  asio::thread_pool pool(1);
-  Services services;
-  services.store = store.get();
-  services.workers = &pool;
+  WithPool d(*store);
+  auto& [_, pool, services] = d;
   auto f = build("[filters.bayes]\noffload_bytes = 0\nautolearn = true\nconfidence_messages = 0\n");
   auto r = run(*f, services, spam_raw(200), 7.5);
   CHECK(r.verdict == FilterResult::Verdict::Hit);
@@ -208,11 +218,8 @@ TEST_CASE("bayes filter options are validated", "[bayes][filters]") {
 TEST_CASE("bayes filter: autolearn off (the default) learns nothing after the verdict",
           "[bayes][filters]") {
   auto store = make_memory_store();
-  train(*store, 40);
-  asio::thread_pool pool(1);
-  Services services;
-  services.store = store.get();
-  services.workers = &pool;
+  WithPool d(*store);
+  auto& [_, pool, services] = d;
   auto f = build("[filters.bayes]\nconfidence_messages = 0\n");
   after_verdict(*f, services, spam_raw(200));
   pool.join();
@@ -260,12 +267,9 @@ TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes]
 
 TEST_CASE("bayes filter: autolearning retrains the weights in the daemon", "[bayes][filters]") {
   auto store = make_memory_store();
-  train(*store, 40);  // counts only: no weights yet
+  WithPool d(*store);  // counts only: no weights yet
+  auto& [_, pool, services] = d;
   REQUIRE(bayes::Classifier(*store).stats().weight_messages == 0);
-  asio::thread_pool pool(1);
-  Services services;
-  services.store = store.get();
-  services.workers = &pool;
   auto f = build(
       "[filters.bayes]\nautolearn = true\nconfidence_messages = 0\nretrain_after = 3\n"
       "retrain_min_interval = 0\n");
@@ -289,11 +293,8 @@ TEST_CASE("bayes filter: autolearning retrains the weights in the daemon", "[bay
 
 TEST_CASE("bayes filter: autolearn reuses the filter's own classification", "[bayes][filters]") {
   test::CountingStore store;  // a classification is one batched read of the tokens
-  train(store, 40);
-  asio::thread_pool pool(1);
-  Services services;
-  services.store = &store;
-  services.workers = &pool;
+  WithPool d(store);
+  auto& [_, pool, services] = d;
   auto f = build("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n");
   asio::io_context io;
   Envelope env;
