@@ -359,12 +359,20 @@ def bounces_of(sink):
             if b"report-type=delivery-status" in m and b"\n--" in m]
 
 
+def quarantine_cfg(sink_port):
+    return PIPELINE + domain_cfg(sink_port).replace('spam_mode = "tag"', 'spam_mode = "quarantine"')
+
+
+def quarantine_ctl(d):
+    """`diguectl quarantine ARGS...` against the running daemon's config."""
+    return lambda *a: subprocess.run([DIGUECTL, "--config", d.config_path, "quarantine", *a],
+                                     capture_output=True, text=True, timeout=30)
+
+
 def test_quarantine_list_show_release_delete():
     with Sink() as sink:
-        cfg = PIPELINE + domain_cfg(sink.port).replace('spam_mode = "tag"', 'spam_mode = "quarantine"')
-        with Digued(cfg) as d:
-            ctl = lambda *a: subprocess.run([DIGUECTL, "--config", d.config_path, "quarantine", *a],
-                                            capture_output=True, text=True, timeout=30)
+        with Digued(quarantine_cfg(sink.port)) as d:
+            ctl = quarantine_ctl(d)
             for subject in ("hold me", "drop me"):
                 with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
                     s.ehlo("x")
@@ -395,10 +403,8 @@ def test_quarantine_subject_with_tab():
     # The Subject is untrusted: TABs in it must not shift the index fields, and `delete`
     # removes the file derived from the key, never a path the entry could be made to name.
     with Sink() as sink:
-        cfg = PIPELINE + domain_cfg(sink.port).replace('spam_mode = "tag"', 'spam_mode = "quarantine"')
-        with Digued(cfg) as d:
-            ctl = lambda *a: subprocess.run([DIGUECTL, "--config", d.config_path, "quarantine", *a],
-                                            capture_output=True, text=True, timeout=30)
+        with Digued(quarantine_cfg(sink.port)) as d:
+            ctl = quarantine_ctl(d)
             decoy = os.path.join(d.tmp, "decoy")
             with open(decoy, "w") as f:
                 f.write("not quarantine\n")
