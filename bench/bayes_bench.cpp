@@ -297,6 +297,8 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "wpass") p.weight_passes = static_cast<int>(v);
     else if (k == "walpha") p.weight_alpha = v;
     else if (k == "wmix") p.weight_mix = v;
+    else if (k == "wseed") p.weight_seed = static_cast<uint64_t>(v);
+
     else if (k == "conf") p.confidence_messages = static_cast<uint32_t>(v);
     else if (k == "wpivot") p.weighted_pivot = v;
     else if (k == "wspu") p.weighted_score_per_unit = v;
@@ -520,7 +522,7 @@ int main(int argc, char** argv) {
         size_t uni = a.size() + b.size() - inter;
         return uni ? double(inter) / double(uni) : 0.0;
       };
-      std::vector<std::string> lines;
+      std::vector<std::string> lines, feats;
       for (int fold = 0; fold < cv; ++fold) {
         CgramLr cg;
         if (!cgf.empty()) {
@@ -580,6 +582,27 @@ int main(int argc, char** argv) {
               }
               nn.push_back({bs, bh});
             }
+            if (!scores_file.empty()) {
+              static const char* kBody[] = {"url:", "uh:", "up:", "ux:", "urls:", "att:", "an:",
+                                            "html:", "pt:", "cs:", "cte:", "mp:", "mime:",
+                                            "parts:", "defect:", "num:", "n:", "l:", "caps:",
+                                            "dollars:", "bangs:", "display:", "tag:", "attr:",
+                                            "body:", "capsratio:", "skip:", "ct:"};
+              double eh = 0, eb = 0;
+              int nh = 0, nb = 0;
+              for (const auto& cl : r.clues) {
+                bool hdr = cl.token.find(':') != std::string::npos;
+                for (const char* pre : kBody)
+                  if (cl.token.rfind(pre, 0) == 0) hdr = false;
+                double lo = std::log10(cl.prob / (1 - cl.prob));
+                if (hdr) { eh += lo; ++nh; } else { eb += lo; ++nb; }
+              }
+              char fl[256];
+              std::snprintf(fl, sizeof fl, "%s %f %f %f %f %d %f %d %zu %s",
+                            train[i].spam ? "spam" : "ham", r.evidence_decades, r.bayes_evidence,
+                            r.weight_logit, eh, nh, eb, nb, toks[i].size(), train[i].name.c_str());
+              feats.push_back(fl);
+            }
             if (!scores_file.empty())
               lines.push_back(std::string(train[i].spam ? "spam " : "ham ") +
                               std::to_string(r.evidence_decades) + " " + train[i].name + " E=" +
@@ -623,6 +646,8 @@ int main(int argc, char** argv) {
       if (!scores_file.empty()) {
         std::ofstream out(scores_file + "." + std::to_string(vi));
         for (const auto& l : lines) out << l << '\n';
+        std::ofstream fo(scores_file + "." + std::to_string(vi) + ".feat");
+        for (const auto& l : feats) fo << l << '\n';
       }
       std::fflush(stdout);
     }

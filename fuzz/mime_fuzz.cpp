@@ -1,11 +1,13 @@
-// libFuzzer target for the MIME parser: any byte string must parse without a crash, a leak or
-// undefined behaviour, within the limits. Small limits make deep and wide inputs reachable.
+// libFuzzer target for the MIME parser (and the Bayes tokenizer on its result): any byte
+// string must parse without a crash, a leak or undefined behaviour, within the limits. Small limits make deep and wide inputs reachable.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "digue/bayes.hpp"
 #include "digue/mime.hpp"
 #include "digue/resolver.hpp"
+#include "digue/text.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view raw(reinterpret_cast<const char*>(data), size);
@@ -31,5 +33,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           q.find('\0') != std::string::npos)
         __builtin_trap();
     }
+  // Decoded text is UTF-8 whatever the input's charsets; Bayes tokens too (they reach logs and
+  // JSON), with word pairs on as well.
+  using digue::text::valid_utf8;
+  if (!valid_utf8(p.text) || !valid_utf8(p.subject)) __builtin_trap();
+  digue::bayes::TokenizerOptions topt;
+  topt.osb = true;
+  topt.url_paths = true;
+  topt.all_headers = true;
+  for (const auto& tok : digue::bayes::tokenize(p, topt))
+    if (!valid_utf8(tok)) __builtin_trap();
   return 0;
 }

@@ -488,7 +488,7 @@ WeightTraining Classifier::train_weights() const {
     // Stochastic gradient descent on the log loss, a fixed shuffle per pass (deterministic).
     std::vector<size_t> order(msgs.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    uint64_t rng = params_.weight_seed ? params_.weight_seed : 1;  // xorshift: never 0
     const double eta = params_.weight_eta;
     for (int pass = 0; pass < params_.weight_passes; ++pass) {
       for (size_t i = order.size(); i > 1; --i) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "digue/bayes.hpp"
+#include "digue/text.hpp"
 
 namespace digue::bayes {
 namespace {
@@ -186,12 +187,25 @@ class Collector {
 
   bool full() const { return out_.size() >= opt_.max_tokens; }
 
+  // Tokens are valid UTF-8 (they reach logs and JSON): a character cut in two by one of the
+  // length limits below becomes U+FFFD.
   void add(std::string tok) {
     if (full() || tok.empty()) return;
+    if (!text::valid_utf8(tok)) {
+      std::string fixed;
+      text::utf8_repair(tok, fixed);
+      tok = std::move(fixed);
+    }
     if (seen_.insert(token_hash(tok))) out_.push_back(std::move(tok));
   }
   void add(std::string_view prefix, std::string_view value) {
     if (full() || value.empty()) return;
+    if (!text::valid_utf8(prefix) || !text::valid_utf8(value)) {
+      std::string t(prefix);
+      t.append(value);
+      add(std::move(t));
+      return;
+    }
     // Hash first: most words repeat, and a repeat costs no string.
     if (!seen_.insert(finish_hash(fnv(fnv(kFnvOffset, prefix), value)))) return;
     std::string t;
@@ -295,7 +309,9 @@ class Collector {
         tok = "num:" + std::to_string(std::min<size_t>(cps, 20));
     } else if (cps > 20) {
       // Long words: base64 leftovers, hashes, glued words; keep their first letter and size.
-      tok = "skip:" + std::string(v.substr(0, 1)) + ":" + std::to_string(cps / 10 * 10);
+      // (The first character, not the first byte: tokens stay valid UTF-8.)
+      size_t first = std::max<size_t>(1, text::utf8_char_length(v, 0));
+      tok = "skip:" + std::string(v.substr(0, first)) + ":" + std::to_string(cps / 10 * 10);
     } else {
       tok.assign(v);
     }

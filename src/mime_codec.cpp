@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 
+#include "digue/text.hpp"
 #include "src/mime_internal.hpp"
 
 namespace digue::mime {
@@ -156,67 +157,11 @@ void cp1252_to_utf8(std::string_view in, std::string& out) {
   }
 }
 
-// Length of the valid UTF-8 sequence at s[i], or 0.
-size_t utf8_seq(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t min;
-  if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) {
-    n = 2;
-    min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    n = 3;
-    min = 0x800;
-  } else if ((c & 0xf8) == 0xf0) {
-    n = 4;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  uint32_t cp = c & (0x7f >> n);
-  for (size_t k = 1; k < n; ++k) {
-    auto d = static_cast<unsigned char>(s[i + k]);
-    if ((d & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (d & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
-
-bool valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t n = utf8_seq(s, i);
-    if (!n) return false;
-    i += n;
-  }
-  return true;
-}
-
-// Declared UTF-8: invalid bytes become U+FFFD so that the result is always valid.
-void utf8_repair(std::string_view in, std::string& out) {
-  out.reserve(out.size() + in.size());
-  for (size_t i = 0; i < in.size();) {
-    size_t n = utf8_seq(in, i);
-    if (n) {
-      out.append(in.substr(i, n));
-      i += n;
-    } else {
-      out.append("\xef\xbf\xbd");
-      ++i;
-    }
-  }
-}
 
 // Undeclared or ASCII-declared 8-bit text: UTF-8 if it is valid, else Windows-1252 (by far
 // the most common legacy charset in mail).
 void guess_to_utf8(std::string_view in, std::string& out) {
-  if (valid_utf8(in)) {
+  if (text::valid_utf8(in)) {
     out.append(in);
   } else {
     cp1252_to_utf8(in, out);
@@ -366,7 +311,7 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
   }
   converted.resize(static_cast<size_t>(dst - converted.data()));
   // iconv's UTF-8 output is valid, but a stateful decoder may emit odd bytes for garbage.
-  utf8_repair(converted, out);
+  text::utf8_repair(converted, out);
   return true;
 }
 
@@ -387,7 +332,7 @@ void to_utf8_append(std::string_view bytes, std::string_view charset, std::strin
     return;
   }
   if (is_utf8_name(n)) {
-    utf8_repair(bytes, out);
+    text::utf8_repair(bytes, out);
   } else if (is_ascii_name(n) || is_cp1252_name(n) || is_latin1_name(n) ||
              !plausible_charset(n) || !iconv_to_utf8(bytes, n, out)) {
     // Mail labelled Latin-1 is very often Windows-1252 (smart quotes), sometimes UTF-8; so is

@@ -24,8 +24,18 @@ inline bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// What json_escape does with bytes from 0x7f up. Keep: passed through (UTF-8 text stays
-// readable). Escape: each byte as \u00XX, lossless for octets that need not be UTF-8 (DNS
+// Length of the well-formed UTF-8 sequence starting at s[i] (1 for ASCII), or 0 when the
+// bytes there are not one (overlong forms, surrogates and code points above U+10FFFF count as
+// ill-formed). i < s.size().
+size_t utf8_char_length(std::string_view s, size_t i);
+bool valid_utf8(std::string_view s);
+// Appends in to out with each byte of an ill-formed sequence replaced by U+FFFD, so the result
+// is always valid UTF-8.
+void utf8_repair(std::string_view in, std::string& out);
+
+// What json_escape does with bytes from 0x7f up. Keep: well-formed UTF-8 passes through (text
+// stays readable), each byte of an ill-formed sequence becomes U+FFFD, so the JSON is always
+// valid UTF-8. Escape: each byte as \u00XX, lossless for octets that need not be UTF-8 (DNS
 // and SMTP data), at the price of showing UTF-8 as its bytes.
 enum class NonAscii : unsigned char { Keep, Escape };
 

@@ -1,6 +1,9 @@
 // Bayes tokenizer and model tests, on hand-built parse results (independent of the MIME
 // parser) and the in-memory Store.
 #include "digue/bayes.hpp"
+#include "digue/mime.hpp"
+#include "digue/text.hpp"
+#include "tests/unit/shared_data.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -100,6 +103,43 @@ TEST_CASE("bayes tokenizer: words, prefixes, buckets", "[bayes]") {
   auto sorted = t;
   std::sort(sorted.begin(), sorted.end());
   CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+}
+
+TEST_CASE("bayes tokenizer: tokens are valid UTF-8", "[bayes]") {
+  // A long non-ASCII word is bucketed by its first character, not its first byte; truncated
+  // header fields (long From local parts, header names) never cut a character in two.
+  std::string long_word;
+  for (int i = 0; i < 25; ++i) long_word += "\xc3\xa9";  // é x 25
+  auto m = make_msg("caf\xc3\xa9", "\"N\xc3\xb6rd\" <\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9@example.test>",
+                    "prefix " + long_word + " suffix",
+                    {}, {{"X-\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                          "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "v", "v"}});
+  auto t = tokenize(m);
+  CHECK(has(t, "skip:\xc3\xa9:20"));
+  for (const auto& tok : t) {
+    INFO(tok);
+    CHECK(text::valid_utf8(tok));
+  }
+}
+
+TEST_CASE("bayes tokenizer: every token of the shared test messages is valid UTF-8", "[bayes]") {
+  // Tokens reach the logs, `diguectl bayes classify` and `diguectl scan` JSON.
+  size_t files = 0, tokens = 0;
+  std::vector<std::string> bad;
+  for (const char* sub : {"corpus", "mime/ruby-mail", "mime/mime4j"})
+    for (const auto& f : test::files_under(test::kSharedData / sub)) {
+      auto parsed = mime::parse(text::as_received(test::slurp(f)));
+      for (const auto& tok : tokenize(parsed)) {
+        ++tokens;
+        if (!text::valid_utf8(tok) && bad.size() < 20) bad.push_back(f.filename().string() + ": " + tok);
+      }
+      ++files;
+    }
+  for (const auto& b : bad) UNSCOPED_INFO(b);
+  CHECK(bad.empty());
+  CHECK(files > 6000);
+  CHECK(tokens > 1000000);
 }
 
 TEST_CASE("bayes tokenizer: trace headers are never learnt", "[bayes]") {

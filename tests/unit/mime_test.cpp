@@ -9,6 +9,7 @@
 
 #include "digue/mime.hpp"
 #include "digue/text.hpp"
+#include "tests/unit/shared_data.hpp"
 
 namespace fs = std::filesystem;
 using digue::mime::Limits;
@@ -17,14 +18,9 @@ using digue::mime::Parsed;
 
 namespace {
 
-const fs::path kData = fs::path(DIGUE_SOURCE_DIR "/../shared/data");
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+const fs::path kData = digue::test::kSharedData;
+using digue::test::files_under;
+using digue::test::slurp;
 
 // mime4j's XML tree reduced to its shape: "m(" message ")", "[" multipart "]", "b" body.
 // body-part, header, field, preamble and epilogue elements carry no shape of their own.
@@ -61,16 +57,6 @@ std::string part_shape(const Parsed& p, int idx) {
 }
 
 std::string parsed_shape(const Parsed& p) { return "m(" + part_shape(p, 0) + ")"; }
-
-std::vector<fs::path> files_under(const fs::path& dir, const std::string& ext = "") {
-  std::vector<fs::path> out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file() && (ext.empty() || e.path().extension() == ext))
-      out.push_back(e.path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 }  // namespace
 

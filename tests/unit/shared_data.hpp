@@ -1,0 +1,35 @@
+// The test material in ../shared/data (see its README): its path, and reading files from it.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace digue::test {
+
+inline const std::filesystem::path kSharedData =
+    std::filesystem::path(DIGUE_SOURCE_DIR "/../shared/data");
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Regular files under dir (recursively), sorted; ext ".msg" keeps only those.
+inline std::vector<std::filesystem::path> files_under(const std::filesystem::path& dir,
+                                                      const std::string& ext = "") {
+  std::vector<std::filesystem::path> out;
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && (ext.empty() || e.path().extension() == ext))
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace digue::test
