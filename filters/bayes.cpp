@@ -26,6 +26,8 @@ struct Retrain {
   std::atomic<uint64_t> learnt{0};  // autolearnt since the last retrain
   std::atomic<bool> running{false};
   std::atomic<int64_t> last{0};  // steady-clock seconds of the last retrain (0: never)
+  std::atomic<bool> expiring{false};
+  std::atomic<int64_t> last_expire{0};  // of the last expire (0: never)
 };
 
 int64_t steady_seconds() {
@@ -134,6 +136,7 @@ class BayesFilter final : public Filter {
         if (settings.params.weights && settings.retrain_after > 0 &&
             retrain->learnt.fetch_add(1) + 1 >= settings.retrain_after)
           maybe_retrain(c, settings, *retrain);
+        maybe_expire(c, settings, *retrain);
       } catch (const StoreError& e) {
         // Best effort: a missed autolearn only means one message less in the model.
         spdlog::warn("bayes autolearn: store: {}", e.what());
@@ -170,6 +173,39 @@ class BayesFilter final : public Filter {
     }
     retrain.last.store(steady_seconds());
     retrain.running.store(false);
+  }
+
+  // On a worker, after an autolearnt message: bounds the model (Classifier::expire with the
+  // configured limits) at most once per expire_min_interval, one at a time; the first time
+  // with the first autolearnt message after start or reload. A learning model thus stays
+  // bounded without the digue-bayes-train timer. Costs a scan of the model (seconds, and
+  // ~100 bytes of memory per token, at 2,000,000 tokens) on one pool thread.
+  static void maybe_expire(const bayes::Classifier& c, const BayesSettings& settings,
+                           Retrain& state) {
+    const int64_t interval = settings.expire_min_interval.count();
+    auto due = [&] {
+      int64_t prev = state.last_expire.load();
+      return interval > 0 && (prev == 0 || steady_seconds() - prev >= interval);
+    };
+    if (!due() || state.expiring.exchange(true)) return;
+    if (!due()) {  // again, holding the flag: another job may just have finished one
+      state.expiring.store(false);
+      return;
+    }
+    auto started = std::chrono::steady_clock::now();
+    try {
+      auto out = c.expire(settings.expire);
+      spdlog::log(out.tokens + out.lists + out.markers ? spdlog::level::info : spdlog::level::debug,
+                  "bayes: model bounded: {} tokens, {} token lists, {} seen markers removed, {} ms",
+                  out.tokens, out.lists, out.markers,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count());
+    } catch (const StoreError& e) {
+      spdlog::warn("bayes: bounding the model failed: {}", e.what());
+    }
+    state.last_expire.store(std::max<int64_t>(1, steady_seconds()));
+    state.expiring.store(false);
   }
 
   // This filter's key for its memo on a Message (two bayes slots never share one).
@@ -212,10 +248,16 @@ BayesSettings read_bayes_settings(const toml::table& options) {
       r.integer("retrain_after", static_cast<int64_t>(s.retrain_after), 0, int64_t{1} << 32));
   s.retrain_min_interval = std::chrono::seconds(
       r.integer("retrain_min_interval", s.retrain_min_interval.count(), 0, 7 * 86400));
-  s.model_max_tokens = static_cast<size_t>(r.integer(
-      "model_max_tokens", static_cast<int64_t>(s.model_max_tokens), 1000, int64_t{1} << 40));
-  s.model_stale_days =
-      static_cast<uint32_t>(r.integer("model_stale_days", s.model_stale_days, 1, 36500));
+  auto& e = s.expire;
+  e.max_tokens = static_cast<size_t>(r.integer(
+      "model_max_tokens", static_cast<int64_t>(e.max_tokens), 1000, int64_t{1} << 40));
+  e.stale_days = static_cast<uint32_t>(r.integer("model_stale_days", e.stale_days, 1, 36500));
+  e.max_lists = p.weight_max_messages;
+  e.max_seen = static_cast<size_t>(r.integer(
+      "model_max_seen", static_cast<int64_t>(e.max_seen), 1000, int64_t{1} << 40));
+  e.seen_days = static_cast<uint32_t>(r.integer("model_seen_days", e.seen_days, 1, 36500));
+  s.expire_min_interval = std::chrono::seconds(
+      r.integer("expire_min_interval", s.expire_min_interval.count(), 0, 30 * 86400));
   r.finish();
   return s;
 }

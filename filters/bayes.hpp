@@ -7,15 +7,16 @@
 // Config keys ([filters.bayes]): robinson_s, robinson_x, min_dev, max_clues, min_learned,
 // osb, max_tokens_per_message, evidence_tokens, offload_bytes, autolearn (bool),
 // autolearn_spam_at, autolearn_ham_below, retrain_after, retrain_min_interval,
-// model_max_tokens, model_stale_days.
+// model_max_tokens, model_stale_days, model_max_seen, model_seen_days, expire_min_interval.
 // Dependencies: services.store (the model, see digue/bayes.hpp); services.workers for
 // messages of offload_bytes or more (tokenizing is CPU work; never on an I/O thread).
 // Failure: no store -> error result; a StoreError -> error result (the slot's on_error
 // applies). Untrusted input: the whole message; the tokenizer never throws on bad input.
 // Autolearn (off by default) learns confident verdicts on the worker pool, after the reply;
 // after every retrain_after autolearnt messages (and at most once per retrain_min_interval)
-// the daemon retrains the token weights there too, so a model that learns by itself stays
-// consistent without the digue-bayes-train timer.
+// the daemon retrains the token weights there too, and bounds the model (expire, at most once
+// per expire_min_interval), so a model that learns by itself stays consistent and bounded
+// without the digue-bayes-train timer.
 #pragma once
 
 #include <chrono>
@@ -33,8 +34,11 @@ struct BayesSettings {
   size_t offload_bytes = 16u << 10;
   size_t retrain_after = 1000;  // autolearnt messages between weight retrains; 0: never
   std::chrono::seconds retrain_min_interval{900};
-  size_t model_max_tokens = 2'000'000;  // for `diguectl bayes expire` and the daemon's upkeep
-  uint32_t model_stale_days = 180;
+  // Model bounds (model_max_tokens, model_stale_days, model_max_seen, model_seen_days; the
+  // kept token lists follow weight_max_messages): `diguectl bayes expire` applies them, and
+  // digued itself after a retrain when it autolearns, at most once per expire_min_interval.
+  bayes::ExpireLimits expire;
+  std::chrono::seconds expire_min_interval{3600};
 };
 
 // Reads [filters.bayes] (shared by the filter and `diguectl bayes`); throws ConfigError.

@@ -61,8 +61,9 @@ Counts decode_counts(std::string_view s) {
   return c;
 }
 
-// A seen record: 'S' or 'H', then (kept for weight training) u32 LE day and the message's
-// sorted token hashes as u64 LE. One byte alone: a marker whose token list was not kept.
+// A seen record: 'S' or 'H', u32 LE day learnt, then (kept for weight training) the message's
+// sorted token hashes as u64 LE. Five bytes: a marker whose token list was dropped. One byte
+// alone: a marker from a version that kept no day (expire dates it).
 struct SeenRecord {
   char cls = 0;
   uint32_t day = 0;
@@ -71,7 +72,7 @@ struct SeenRecord {
 
 std::string encode_seen(char cls, uint32_t day, const std::vector<uint64_t>& hashes) {
   std::string out(1, cls);
-  if (hashes.empty()) return out;
+  if (day == 0 && hashes.empty()) return out;
   out.reserve(5 + hashes.size() * 8);
   put_u32(out, day);
   for (uint64_t h : hashes) {
@@ -93,6 +94,19 @@ SeenRecord decode_seen(std::string_view v) {
     r.hashes.push_back(uint64_t{get_u32(v, 5 + i * 8)} |
                        (uint64_t{get_u32(v, 5 + i * 8 + 4)} << 32));
   return r;
+}
+
+// The oldest day to keep so that the newest days hold at most cap records (per_day: records
+// per day). The newest day is always kept, whole.
+uint32_t keep_from_day(const std::map<uint32_t, size_t>& per_day, size_t cap) {
+  uint32_t from = 0;
+  size_t fit = 0;
+  for (auto it = per_day.rbegin(); it != per_day.rend(); ++it) {
+    if (fit + it->second > cap && fit > 0) break;
+    fit += it->second;
+    from = it->first;
+  }
+  return from;
 }
 
 // "bayes:weights" -> "<bias> <messages>".
@@ -459,13 +473,7 @@ WeightTraining Classifier::train_weights() const {
     if (v.size() > 5) ++per_day[get_u32(v, 1)];
     return true;
   });
-  uint32_t from_day = 0;
-  size_t fit = 0;
-  for (auto it = per_day.rbegin(); it != per_day.rend(); ++it) {
-    if (fit + it->second > params_.weight_max_messages && fit > 0) break;
-    fit += it->second;
-    from_day = it->first;
-  }
+  const uint32_t from_day = keep_from_day(per_day, params_.weight_max_messages);
   std::vector<TrainMsg> msgs;
   size_t spam_msgs = 0, ham_msgs = 0;
   store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
@@ -578,8 +586,9 @@ void Classifier::dump(std::ostream& out) const {
   store_.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
     SeenRecord rec = decode_seen(v);
     out << "seen " << k.substr(kSeenPrefix.size()) << ' ' << (rec.cls ? rec.cls : '?');
+    if (rec.day != 0 || !rec.hashes.empty()) out << ' ' << rec.day;
     if (!rec.hashes.empty()) {
-      out << ' ' << rec.day << ' ';
+      out << ' ';
       for (size_t i = 0; i < rec.hashes.size(); ++i) out << (i ? "," : "") << hex64(rec.hashes[i]);
     }
     out << '\n';
@@ -674,11 +683,10 @@ size_t Classifier::restore(std::istream& in) const {
       while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
       uint32_t day = 0;
       if (!rest.empty()) {
-        size_t sp = rest.find(' ');
-        if (sp == std::string_view::npos ||
-            std::from_chars(rest.data(), rest.data() + sp, day).ec != std::errc())
-          bad("bad seen record: day");
-        rest.remove_prefix(sp + 1);
+        size_t sp = std::min(rest.find(' '), rest.size());
+        auto [end, ec] = std::from_chars(rest.data(), rest.data() + sp, day);
+        if (ec != std::errc() || end != rest.data() + sp) bad("bad seen record: day");
+        rest.remove_prefix(std::min(sp + 1, rest.size()));
         while (!rest.empty()) {
           size_t comma = rest.find(',');
           uint64_t h = 0;
@@ -699,8 +707,9 @@ size_t Classifier::restore(std::istream& in) const {
   return records;
 }
 
-size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_day) const {
+ExpireOutcome Classifier::expire(const ExpireLimits& lim, uint32_t now_day) const {
   if (now_day == 0) now_day = today();
+  ExpireOutcome out;
   struct Tok {
     std::string key;
     Counts c;
@@ -710,7 +719,7 @@ size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_d
     all.push_back({std::string(k), decode_counts(v)});
     return true;
   });
-  uint32_t cutoff = now_day > stale_days ? now_day - stale_days : 0;
+  const uint32_t cutoff = now_day > lim.stale_days ? now_day - lim.stale_days : 0;
   // Oldest first; among tokens of the same day the rarest go first.
   std::sort(all.begin(), all.end(), [](const Tok& a, const Tok& b) {
     if (a.c.day != b.c.day) return a.c.day < b.c.day;
@@ -718,26 +727,64 @@ size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_d
   });
   size_t drop = 0;
   while (drop < all.size() && all[drop].c.day < cutoff) ++drop;
-  if (all.size() - drop > max_tokens) drop = all.size() - max_tokens;
-  // Token lists of messages learnt before the cutoff: no longer trained on.
-  std::vector<std::string> old_seen;
-  store_.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
-    if (v.size() > 5 && get_u32(v, 1) < cutoff) old_seen.emplace_back(k);
+  if (all.size() - drop > lim.max_tokens) drop = all.size() - lim.max_tokens;
+
+  // Seen records: a first pass counts lists and markers per day, a second collects what
+  // goes (only keys, so a large store costs memory in proportion to what changes).
+  std::map<uint32_t, size_t> lists_per_day, markers_per_day;
+  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
+    if (v.size() < 5) return true;  // undated: dated below, never dropped this time
+    uint32_t day = get_u32(v, 1);
+    ++markers_per_day[day];
+    if (v.size() > 5) ++lists_per_day[day];
     return true;
   });
-  for (size_t start = 0; start < old_seen.size(); start += 10000) {
+  const uint32_t lists_from = std::max(cutoff, keep_from_day(lists_per_day, lim.max_lists));
+  const uint32_t seen_cutoff = now_day > lim.seen_days ? now_day - lim.seen_days : 0;
+  const uint32_t markers_from = std::max(seen_cutoff, keep_from_day(markers_per_day, lim.max_seen));
+  enum class Change : uint8_t { DropList, DropMarker, Date };
+  auto change_of = [&](std::string_view v) -> std::optional<Change> {
+    if (v.empty()) return std::nullopt;
+    if (v.size() < 5) return Change::Date;
+    uint32_t day = get_u32(v, 1);
+    if (day < markers_from) return Change::DropMarker;
+    if (v.size() > 5 && day < lists_from) return Change::DropList;
+    return std::nullopt;
+  };
+  std::vector<std::string> changed;
+  store_.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
+    if (change_of(v)) changed.emplace_back(k);
+    return true;
+  });
+  for (size_t start = 0; start < changed.size(); start += 10000) {
     std::vector<std::string> keys(
-        old_seen.begin() + static_cast<ptrdiff_t>(start),
-        old_seen.begin() + static_cast<ptrdiff_t>(std::min(old_seen.size(), start + 10000)));
+        changed.begin() + static_cast<ptrdiff_t>(start),
+        changed.begin() + static_cast<ptrdiff_t>(std::min(changed.size(), start + 10000)));
+    ExpireOutcome chunk;
     store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
       std::vector<Store::Op> ops;
-      for (size_t i = 0; i < keys.size(); ++i)
-        if (values[i] && values[i]->size() > 5 && get_u32(*values[i], 1) < cutoff)
-          ops.push_back({Store::Op::Kind::Put, keys[i], std::string(1, (*values[i])[0])});
+      chunk = {};
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (!values[i]) continue;
+        const std::string& v = *values[i];
+        auto c = change_of(v);  // again: the record may have changed since the scan
+        if (!c) continue;
+        if (*c == Change::DropMarker) {
+          ops.push_back({Store::Op::Kind::Del, keys[i], ""});
+          ++chunk.markers;
+          if (v.size() > 5) ++chunk.lists;
+        } else {
+          uint32_t day = *c == Change::Date ? now_day : get_u32(v, 1);
+          ops.push_back({Store::Op::Kind::Put, keys[i], encode_seen(v[0], day, {})});
+          if (*c == Change::DropList) ++chunk.lists;
+        }
+      }
       return ops;
     });
+    out.lists += chunk.lists;
+    out.markers += chunk.markers;
   }
-  size_t removed = 0;
+
   for (size_t start = 0; start < drop; start += 10000) {
     size_t end = std::min(drop, start + 10000);
     std::vector<std::string> keys;
@@ -753,9 +800,9 @@ size_t Classifier::expire(size_t max_tokens, uint32_t stale_days, uint32_t now_d
       chunk_removed = ops.size();
       return ops;
     });
-    removed += chunk_removed;
+    out.tokens += chunk_removed;
   }
-  return removed;
+  return out;
 }
 
 }  // namespace digue::bayes

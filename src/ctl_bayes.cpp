@@ -1,5 +1,6 @@
 // diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -128,12 +129,22 @@ std::vector<std::vector<std::string>> tokenize_all(const std::vector<Loaded>& ms
   return out;
 }
 
+// A positive integer option value, or an error naming the option.
+uint64_t positive(const std::string& option, const std::string& value) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || v == 0)
+    throw std::runtime_error(option + ": not a positive integer: " + value);
+  return v;
+}
+
 int usage() {
   std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
                "       diguectl --config FILE bayes unlearn PATH...\n"
                "       diguectl --config FILE bayes classify MESSAGE... [--json] [--threshold S]\n"
                "       diguectl --config FILE bayes stats|train|dump [FILE]|restore [FILE]\n"
-               "       diguectl --config FILE bayes expire [--max-tokens N] [--stale-days D]\n";
+               "       diguectl --config FILE bayes expire [--max-tokens N] [--stale-days D]\n"
+               "                                           [--max-seen N] [--seen-days D]\n";
   return 2;
 }
 
@@ -291,17 +302,24 @@ int bayes(const Config& config, const Args& args) {
       return 0;
     }
     if (cmd == "expire") {
-      size_t max_tokens = settings.model_max_tokens;
-      uint32_t stale = settings.model_stale_days;
+      bayes::ExpireLimits lim = settings.expire;
+      if (args.size() % 2 == 0) return usage();  // every option takes a value
       for (size_t i = 1; i + 1 < args.size(); i += 2) {
+        const std::string& v = args[i + 1];
         if (args[i] == "--max-tokens")
-          max_tokens = std::stoull(args[i + 1]);
+          lim.max_tokens = positive(args[i], v);
         else if (args[i] == "--stale-days")
-          stale = static_cast<uint32_t>(std::stoul(args[i + 1]));
+          lim.stale_days = static_cast<uint32_t>(std::min<uint64_t>(positive(args[i], v), 36500));
+        else if (args[i] == "--max-seen")
+          lim.max_seen = positive(args[i], v);
+        else if (args[i] == "--seen-days")
+          lim.seen_days = static_cast<uint32_t>(std::min<uint64_t>(positive(args[i], v), 36500));
         else
           return usage();
       }
-      std::printf("expired %zu tokens\n", c.expire(max_tokens, stale));
+      auto out = c.expire(lim);
+      std::printf("expired %zu tokens, %zu token lists, %zu seen markers\n", out.tokens,
+                  out.lists, out.markers);
       return 0;
     }
   } catch (const std::exception& e) {

@@ -164,6 +164,29 @@ struct WeightTraining {
   size_t nonzero = 0;   // tokens with a non-zero weight
 };
 
+// How far `expire` bounds the model (diguectl bayes expire, and digued's upkeep when it
+// autolearns). At the defaults the model stays under ~1 GB of store (LMDB's map is 4 GB by
+// default, shared with lists, quarantine and greylisting): tokens ~90 bytes each, token lists
+// ~2 KB each, seen markers ~100 bytes each.
+struct ExpireLimits {
+  size_t max_tokens = 2'000'000;  // tokens kept, the most recently learnt
+  uint32_t stale_days = 180;      // tokens and token lists not learnt for this long go
+  // Token lists kept for weight training, the newest (train_weights never reads more than
+  // Params::weight_max_messages of them: keep the two equal).
+  size_t max_lists = 200'000;
+  // Seen markers (what makes learning idempotent) kept, the newest, and for at most
+  // seen_days: learning a message again after its marker went counts it again, and it can no
+  // longer be unlearnt.
+  size_t max_seen = 2'000'000;
+  uint32_t seen_days = 730;
+};
+
+struct ExpireOutcome {
+  size_t tokens = 0;   // token records removed
+  size_t lists = 0;    // token lists dropped (their seen markers stay)
+  size_t markers = 0;  // seen markers removed
+};
+
 enum class LearnOutcome : uint8_t { Learned, AlreadyKnown, Moved, Unlearned, NotFound };
 
 struct Autolearn {
@@ -204,18 +227,22 @@ class Classifier {
 
   Stats stats() const;
   // Text dump: "digue-bayes 2", "meta <spam> <ham>", "weights <bias> <messages>",
-  // "t <hash hex> <spam> <ham> <day> [<weight>]", "seen <digest> <S|H> [<day> <hash hex>,...]"
-  // (the token list kept for weight training); portable between machines and stores. Version
-  // 1 dumps (no weights, no token lists) are read too.
+  // "t <hash hex> <spam> <ham> <day> [<weight>]",
+  // "seen <digest> <S|H> [<day> [<hash hex>,...]]" (the day learnt and the token list kept for
+  // weight training; a marker whose list was dropped has only its day); portable between
+  // machines and stores. Version 1 dumps (no weights, no token lists) are read too.
   void dump(std::ostream& out) const;
   // Adds a dump to the model (counts are summed). Returns the records read; throws
   // std::runtime_error naming the line on a malformed dump.
   size_t restore(std::istream& in) const;
-  // Bounds the model: drops tokens not learnt for stale_days, then the least recently learnt
-  // (fewest counts first among equals) until at most max_tokens remain; forgets the token
-  // lists of messages learnt more than stale_days ago (their seen marker stays, so learning
-  // them again still counts once). Returns tokens removed.
-  size_t expire(size_t max_tokens, uint32_t stale_days, uint32_t today = 0) const;
+  // Bounds the model (ExpireLimits): drops tokens not learnt for stale_days, then the least
+  // recently learnt (fewest counts first among equals) until at most max_tokens remain;
+  // forgets the token lists of messages learnt more than stale_days ago or beyond the newest
+  // max_lists (their seen marker stays, so learning them again still counts once); removes
+  // seen markers older than seen_days or beyond the newest max_seen. Markers written by
+  // versions that kept no day are dated today on their first expire. Ages are in whole days:
+  // the newest day that does not fit a cap entirely goes entirely.
+  ExpireOutcome expire(const ExpireLimits& limits, uint32_t today = 0) const;
 
   const Params& params() const { return params_; }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 #include <future>
+#include <sstream>
 
 #include "digue/config.hpp"
 #include "digue/message.hpp"
@@ -289,6 +290,40 @@ TEST_CASE("bayes filter: autolearning retrains the weights in the daemon", "[bay
   CHECK(bayes::Classifier(*store).stats().spam_messages == 43);
   CHECK(bayes::Classifier(*store).stats().weight_messages == 83);
   CHECK_THROWS_AS(build("[filters.bayes]\nretrain_after = -1\n"), ConfigError);
+}
+
+TEST_CASE("bayes filter: autolearning bounds the model in the daemon", "[bayes][filters]") {
+  // An undated seen marker (from an older version) gets dated by the first expire: the sign
+  // that one ran. Then none again within expire_min_interval; none at all when it is 0.
+  auto marker_dated = [](Store& store, const std::string& id) {
+    std::stringstream dump;
+    bayes::Classifier(store).dump(dump);
+    return dump.str().find("seen " + id + " S " + std::to_string(bayes::Classifier::today())) !=
+           std::string::npos;
+  };
+  auto legacy = [](Store& store, const std::string& id) {
+    std::stringstream v1("digue-bayes 1\nseen " + id + " S\n");
+    bayes::Classifier(store).restore(v1);
+  };
+  for (bool enabled : {true, false}) {
+    auto store = make_memory_store();
+    WithPool d(*store);
+    auto& [_, pool, services] = d;
+    legacy(*store, "old1");
+    auto f = build(std::string("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n") +
+                   (enabled ? "" : "expire_min_interval = 0\n"));
+    after_verdict(*f, services, spam_raw(500));
+    std::promise<void> first;
+    asio::post(pool, [&] { first.set_value(); });
+    first.get_future().wait();
+    CHECK(marker_dated(*store, "old1") == enabled);
+    legacy(*store, "old2");
+    after_verdict(*f, services, spam_raw(501));
+    pool.join();
+    CHECK(bayes::Classifier(*store).stats().spam_messages == 42);
+    CHECK_FALSE(marker_dated(*store, "old2"));  // within the hour: no second expire
+  }
+  CHECK_THROWS_AS(build("[filters.bayes]\nmodel_max_seen = 10\n"), ConfigError);
 }
 
 TEST_CASE("bayes filter: autolearn reuses the filter's own classification", "[bayes][filters]") {

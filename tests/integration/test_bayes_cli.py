@@ -110,6 +110,18 @@ def main():
               "bayes train retrains the restored model")
         check(run(cfg2, "classify", *tests).split() == plain, "retraining is deterministic")
 
+        # Bounding the model: nothing to do at the defaults; then caps on tokens, token lists
+        # and seen markers, each reflected in stats; a bad value is refused by name.
+        check(run(cfg2, "expire").strip() == "expired 0 tokens, 0 token lists, 0 seen markers",
+              "expire at the defaults changes nothing")
+        out = run(cfg2, "expire", "--max-tokens", "500", "--max-seen", "100000")
+        check(out.startswith("expired ") and "\ntokens: 500\n" in run(cfg2, "stats"),
+              "expire --max-tokens 500: " + out.strip())
+        p = subprocess.run([DIGUECTL, "--config", cfg2, "bayes", "expire", "--max-tokens", "lots"],
+                           capture_output=True, text=True, timeout=60)
+        check(p.returncode == 1 and "--max-tokens: not a positive integer: lots" in p.stderr,
+              "expire refuses a bad value by name: " + p.stderr.strip())
+
         out4 = run(cfg, "unlearn", os.path.join(md, "new"), os.path.join(md, "cur"))
         check(counts(out4)[0] == l3[0], "unlearn: " + out4.strip())
         check("ham messages: 0" in run(cfg, "stats"), "stats after unlearning")

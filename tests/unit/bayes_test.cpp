@@ -337,13 +337,89 @@ TEST_CASE("bayes expire bounds the model", "[bayes]") {
   train(c, 25);
   auto total = c.stats().tokens;
   REQUIRE(total > 20);
+  ExpireLimits lim;
+  lim.stale_days = 30;
   // Nothing is stale today.
-  CHECK(c.expire(1000000, 30) == 0);
-  CHECK(c.expire(20, 30) == total - 20);
+  CHECK(c.expire(lim).tokens == 0);
+  lim.max_tokens = 20;
+  CHECK(c.expire(lim).tokens == total - 20);
   CHECK(c.stats().tokens == 20);
   // Everything is stale 31 days later.
-  CHECK(c.expire(1000000, 30, Classifier::today() + 31) == 20);
+  lim.max_tokens = 1000000;
+  CHECK(c.expire(lim, Classifier::today() + 31).tokens == 20);
   CHECK(c.stats().tokens == 0);
+}
+
+namespace {
+
+// A model whose seen records span `days` days (one message a day, the newest today), built
+// through a dump as a model moved from another node would be.
+void seen_over_days(const Classifier& c, uint32_t today, int days) {
+  std::stringstream dump;
+  dump << "digue-bayes 2\nmeta " << days << " 0\n";
+  for (int d = 0; d < days; ++d)
+    dump << "seen m" << d << " S " << today - static_cast<uint32_t>(d) << " 00000000000000"
+         << std::hex << 16 + d << std::dec << "\n";
+  c.restore(dump);
+}
+
+}  // namespace
+
+TEST_CASE("bayes expire caps the kept token lists and the seen markers", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  const uint32_t today = Classifier::today();
+  seen_over_days(c, today, 30);
+  REQUIRE(c.stats().kept_messages == 30);
+  ExpireLimits lim;
+  // Token lists beyond the newest 10 are dropped; their markers stay (learning stays
+  // idempotent), dated.
+  lim.max_lists = 10;
+  auto out = c.expire(lim, today);
+  CHECK(out.lists == 20);
+  CHECK(out.markers == 0);
+  CHECK(c.stats().kept_messages == 10);
+  CHECK(c.stats().seen == 30);
+  std::stringstream dump;
+  c.dump(dump);
+  CHECK(dump.str().find("seen m29 S " + std::to_string(today - 29) + "\n") != std::string::npos);
+  CHECK(dump.str().find("seen m0 S " + std::to_string(today) + " 0000000000000010\n") !=
+        std::string::npos);
+  // Markers beyond the newest 15, then older than 5 days, are removed.
+  lim.max_seen = 15;
+  out = c.expire(lim, today);
+  CHECK(out.markers == 15);
+  CHECK(out.lists == 0);
+  CHECK(c.stats().seen == 15);
+  lim.seen_days = 5;
+  CHECK(c.expire(lim, today).markers == 9);  // days today-5 .. today stay
+  CHECK(c.stats().seen == 6);
+  CHECK(c.stats().kept_messages == 6);
+  // A second run changes nothing.
+  out = c.expire(lim, today);
+  CHECK((out.tokens == 0 && out.lists == 0 && out.markers == 0));
+}
+
+TEST_CASE("bayes expire dates the undated markers of older versions", "[bayes]") {
+  auto store = make_memory_store();
+  Classifier c(*store);
+  std::stringstream v1("digue-bayes 1\nmeta 1 0\nseen legacy S\n");
+  c.restore(v1);
+  const uint32_t today = Classifier::today();
+  ExpireLimits lim;
+  lim.seen_days = 30;
+  // Undated: kept (and dated today) however old the limits say markers may be.
+  CHECK(c.expire(lim, today).markers == 0);
+  std::stringstream dump;
+  c.dump(dump);
+  CHECK(dump.str().find("seen legacy S " + std::to_string(today) + "\n") != std::string::npos);
+  // A dated marker survives dump and restore with its day, and then ages out.
+  auto store2 = make_memory_store();
+  Classifier c2(*store2);
+  c2.restore(dump);
+  CHECK(c2.expire(lim, today + 30).markers == 0);
+  CHECK(c2.expire(lim, today + 31).markers == 1);
+  CHECK(c2.stats().seen == 0);
 }
 
 TEST_CASE("bayes autolearn is off by default", "[bayes]") {
@@ -495,7 +571,9 @@ TEST_CASE("bayes expire forgets stale token lists but keeps the seen markers", "
   Classifier c(*store);
   train(c, 25);
   CHECK(c.stats().kept_messages == 50);
-  c.expire(1000000, 30, Classifier::today() + 31);
+  ExpireLimits lim;
+  lim.stale_days = 30;
+  CHECK(c.expire(lim, Classifier::today() + 31).lists == 50);
   auto st = c.stats();
   CHECK(st.kept_messages == 0);
   CHECK(st.seen == 50);
