@@ -104,16 +104,23 @@ char32_t lower_cp(char32_t c) {
     return (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E) ? (c % 2 ? c + 1 : c)
                                                                     : (c % 2 ? c : c + 1);
   if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 32;  // Greek
+  if (c == 0x3C2) return 0x3C3;                                // final sigma folds to sigma
   if (c >= 0x410 && c <= 0x42F) return c + 32;                // Cyrillic
   if (c >= 0x400 && c <= 0x40F) return c + 80;
   return c;
 }
 
-bool is_cjk(char32_t c) {
+// Scripts written without spaces between words: CJK (Han, kana, Hangul syllables) and the
+// South-East Asian scripts (Thai, Lao, Myanmar, Khmer). Runs of them become overlapping
+// character bigrams, as search engines without a dictionary segment them.
+bool is_unspaced(char32_t c) {
   return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) ||
          (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF) ||
          (c >= 0xAC00 && c <= 0xD7AF) || (c >= 0x20000 && c <= 0x2FFFF) ||
-         (c >= 0xFF66 && c <= 0xFF9F);
+         (c >= 0xFF66 && c <= 0xFF9F) || (c >= 0x0E01 && c <= 0x0E5B) ||  // Thai
+         (c >= 0x0E81 && c <= 0x0EDF) ||                                  // Lao
+         (c >= 0x1000 && c <= 0x109F) ||                                  // Myanmar
+         (c >= 0x1780 && c <= 0x17F9);                                    // Khmer
 }
 
 // Letters and digits of any script; punctuation, symbols and spaces split words.
@@ -220,7 +227,7 @@ class Collector {
             std::vector<std::string>* words = nullptr) {
     size_t i = 0;
     std::string word;
-    std::u32string cjk;
+    std::u32string unspaced;
     size_t cps = 0, digits = 0, letters = 0;
     int bangs = 0;
     auto flush_word = [&] {
@@ -228,28 +235,28 @@ class Collector {
       word.clear();
       cps = digits = letters = 0;
     };
-    auto flush_cjk = [&] {
-      if (cjk.size() == 1) {
+    auto flush_unspaced = [&] {
+      if (unspaced.size() == 1) {
         std::string t;
-        append_cp(t, cjk[0]);
+        append_cp(t, unspaced[0]);
         add(prefix, t);
       }
-      for (size_t k = 0; k + 1 < cjk.size() && !full(); ++k) {
+      for (size_t k = 0; k + 1 < unspaced.size() && !full(); ++k) {
         std::string t;
-        append_cp(t, cjk[k]);
-        append_cp(t, cjk[k + 1]);
+        append_cp(t, unspaced[k]);
+        append_cp(t, unspaced[k + 1]);
         add(prefix, t);
       }
-      cjk.clear();
+      unspaced.clear();
     };
     while (i < s.size() && !full()) {
       char32_t c = next_cp(s, i);
-      if (is_cjk(c)) {
+      if (is_unspaced(c)) {
         flush_word();
-        cjk.push_back(c);
+        unspaced.push_back(c);
         continue;
       }
-      if (!cjk.empty()) flush_cjk();
+      if (!unspaced.empty()) flush_unspaced();
       if (is_word_cp(c)) {
         append_cp(word, lower_cp(c));
         ++cps;
@@ -265,7 +272,7 @@ class Collector {
           i < s.size()) {
         size_t j = i;
         char32_t n = next_cp(s, j);
-        if (is_word_cp(n) && !is_cjk(n)) {
+        if (is_word_cp(n) && !is_unspaced(n)) {
           word += static_cast<char>(c);
           ++cps;
           continue;
@@ -285,7 +292,7 @@ class Collector {
       if (c >= 0x1F000 && c <= 0x1FAFF) add(prefix, "emoji");
     }
     flush_word();
-    if (!cjk.empty()) flush_cjk();
+    if (!unspaced.empty()) flush_unspaced();
   }
 
  private:

@@ -175,6 +175,19 @@ TEST_CASE("bayes tokenizer: CJK bigrams, Cyrillic words, accents", "[bayes]") {
   CHECK(std::count(t.begin(), t.end(), "café") == 1);
 }
 
+TEST_CASE("bayes tokenizer: Thai is segmented, Greek final sigma folds", "[bayes]") {
+  // "ภาษาไทย" (Thai language): no spaces, so character bigrams, like CJK.
+  auto m = make_msg("x", "a@b.example", "ภาษาไทย ΟΔΟΣ οδος");
+  auto t = tokenize(m);
+  CHECK(has(t, "ภา"));
+  CHECK(has(t, "ไท"));
+  CHECK(has(t, "ทย"));
+  CHECK_FALSE(std::any_of(t.begin(), t.end(),
+                          [](const std::string& s) { return s.rfind("skip:", 0) == 0; }));
+  CHECK(has(t, "οδοσ"));
+  CHECK_FALSE(has(t, "οδος"));
+}
+
 TEST_CASE("bayes tokenizer: HTML structure, URLs, attachments", "[bayes]") {
   auto m = make_msg("x", "a@b.example", "Buy now",
                     "<html><body><font color=\"red\" size=5>Buy</font>"
