@@ -3,8 +3,9 @@
 // Tokenizer: selected headers (Subject, From name and domain, To/Cc addresses and count,
 // Received-from hosts and protocols, Content-Type, X-Mailer, Message-ID domain, header names
 // and order), fingerprints of the sending software (Message-ID, Date and MIME boundary shapes),
-// decoded body text (UTF-8 aware, case-folded, CJK, Thai, Lao, Khmer and Myanmar as character bigrams, long tokens and
-// numbers bucketed), MIME structure, URL registered domains, attachment names and types;
+// decoded body text (UTF-8 aware, case-folded, CJK, Thai, Lao, Khmer and Myanmar as
+// character bigrams, long tokens and numbers bucketed), MIME structure, URL registered
+// domains, attachment names and types;
 // optionally HTML tag tokens, word bigrams (OSB) and every header's words (off: see
 // bench/README.md). Trace headers added by filters (ours or others': X-Spam-*, X-Digue-*,
 // Received-SPF, Authentication-Results, ...) are never learnt: they would teach the model to
