@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "digue/message.hpp"
+#include "digue/pipeline.hpp"
 #include "digue/store.hpp"
 
 namespace digue::filters {
@@ -103,20 +104,29 @@ class BayesFilter final : public Filter {
     co_return out;
   }
 
- // Autolearn: after the final verdict of an accepted message (never for a dry-run slot, never
-  // from `diguectl scan`, which does not call this hook). The message is tokenized and
-  // classified again on the worker pool, from the shared raw bytes, and learnt there when its
-  // Bayes score is confident; the I/O thread only posts. Learning is idempotent, so the
-  // per-domain calls for one message teach it once.
-  void after_verdict(const FilterContext& ctx, const Verdict&) const override {
+  // Autolearn: after the final verdict of an accepted message (never for a dry-run slot, never
+  // from `diguectl scan`, which does not call this hook). The message is learnt on the worker
+  // pool (from the filter's own classification, or tokenized and classified there when the
+  // chain stopped before Bayes) when its Bayes score is confident and the domain's verdict
+  // agrees; the I/O thread only posts. Learning is idempotent, so the per-domain calls for
+  // one message teach it once.
+  void after_verdict(const FilterContext& ctx, const Verdict& verdict) const override {
     if (!s_.autolearn.enabled || !ctx.message || !ctx.services.workers || !ctx.services.store)
       return;
+    // Only what the whole chain agrees with: spam when the domain's verdict is spam (classed
+    // or refused) and no whitelist passed, ham when nothing classed it spam. A whitelisted
+    // message Bayes finds spammy, or a virus Bayes finds hammy, teaches nothing.
+    const bool verdict_spam = !verdict.whitelisted && (verdict.decision == Decision::Spam ||
+                                                       verdict.decision == Decision::Reject);
+    const bool verdict_ham = verdict.decision == Decision::Accept;
+    if (!verdict_spam && !verdict_ham) return;
     // The filter's own classification when it ran (usually): nothing is tokenized twice.
     std::optional<Classified> done;
     if (const Classified* c = ctx.message->find_memo<Classified>(memo_key())) done = *c;
     asio::post(*ctx.services.workers, [store = ctx.services.store, settings = s_,
                                        retrain = retrain_, raw = ctx.message->raw_ptr(),
-                                       limits = ctx.message->limits(), done = std::move(done)] {
+                                       limits = ctx.message->limits(), done = std::move(done),
+                                       verdict_spam, verdict_ham] {
       try {
         bayes::Classifier c(*store, settings.params);
         std::vector<std::string> tokens;
@@ -130,7 +140,7 @@ class BayesFilter final : public Filter {
           tokens = bayes::tokenize(msg.facts(), settings.params.tokenizer);
           cls = settings.autolearn.decide(c.classify_tokens(tokens));
         }
-        if (!cls) return;
+        if (!cls || (*cls == bayes::Class::Spam ? !verdict_spam : !verdict_ham)) return;
         auto outcome = c.learn({{std::move(tokens), *cls}});
         if (outcome.empty() || outcome[0] == bayes::LearnOutcome::AlreadyKnown) return;
         if (settings.params.weights && settings.retrain_after > 0 &&

@@ -70,14 +70,18 @@ FilterResult run(const Filter& f, Services& services, const std::string& raw, do
 }
 
 // The hook the pipeline calls after the final verdict (where autolearn happens).
-void after_verdict(const Filter& f, Services& services, const std::string& raw) {
+void after_verdict(const Filter& f, Services& services, const std::string& raw,
+                   Decision decision = Decision::Spam, bool whitelisted = false) {
   asio::io_context io;
   Envelope env;
   auto msg = std::make_shared<Message>(raw);
   DomainPolicy policy;
   policy.name = "example.test";
   FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
-  f.after_verdict(ctx, Verdict{});
+  Verdict v;
+  v.decision = decision;
+  v.whitelisted = whitelisted;
+  f.after_verdict(ctx, v);
 }
 
 FilterPtr build(const std::string& toml_text) {
@@ -227,6 +231,28 @@ TEST_CASE("bayes filter: autolearn off (the default) learns nothing after the ve
   CHECK(bayes::Classifier(*store).stats().spam_messages == 40);
 }
 
+TEST_CASE("bayes filter: autolearn learns only what the domain's verdict agrees with",
+          "[bayes][filters]") {
+  auto store = make_memory_store();
+  WithPool d(*store);
+  auto& [_, pool, services] = d;
+  auto f = build("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n");
+  // Confident spam: learnt when classed spam or refused; not when the verdict says clean, a
+  // whitelist passed, or the domain tempfailed.
+  after_verdict(*f, services, spam_raw(600), Decision::Accept);
+  after_verdict(*f, services, spam_raw(601), Decision::Spam, /*whitelisted=*/true);
+  after_verdict(*f, services, spam_raw(602), Decision::Tempfail);
+  after_verdict(*f, services, spam_raw(603), Decision::Reject);
+  after_verdict(*f, services, spam_raw(604), Decision::Spam);
+  // Confident ham: learnt only when nothing classed it spam (a whitelist pass is fine).
+  after_verdict(*f, services, ham_raw(600), Decision::Spam);
+  after_verdict(*f, services, ham_raw(601), Decision::Accept, /*whitelisted=*/true);
+  after_verdict(*f, services, ham_raw(602), Decision::Accept);
+  pool.join();
+  CHECK(bayes::Classifier(*store).stats().spam_messages == 42);
+  CHECK(bayes::Classifier(*store).stats().ham_messages == 42);
+}
+
 TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes][filters]") {
   test::CountingStore store;  // one classification is one batched read of the tokens
   train(store, 40);
@@ -341,7 +367,9 @@ TEST_CASE("bayes filter: autolearn reuses the filter's own classification", "[ba
   io.run();
   CHECK(fut.get().verdict == FilterResult::Verdict::Hit);
   CHECK(store.visits == 1);
-  f->after_verdict(ctx, Verdict{});
+  Verdict spam_verdict;
+  spam_verdict.decision = Decision::Spam;
+  f->after_verdict(ctx, spam_verdict);
   pool.join();
   CHECK(bayes::Classifier(store).stats().spam_messages == 41);  // learnt ...
   CHECK(store.visits == 1);  // ... without tokenizing and classifying the message again
