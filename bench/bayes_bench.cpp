@@ -35,6 +35,7 @@ struct Msg {
   std::string raw;
   bool spam = false;
   mime::Parsed parsed;
+  std::string id;  // bayes::message_identity(parsed): what learning counts once
 };
 
 std::string strip_from_line(std::string s) {
@@ -362,7 +363,10 @@ int main(int argc, char** argv) {
   auto t0 = Clock::now();
   auto train = load(train_dir);
   auto t1 = Clock::now();
-  for (auto& m : train) m.parsed = mime::parse(m.raw);
+  for (auto& m : train) {
+    m.parsed = mime::parse(m.raw);
+    m.id = bayes::message_identity(m.parsed);
+  }
   auto t2 = Clock::now();
   std::printf("train: %zu messages, read %.2fs, parse %.2fs (%.0f msgs/s)\n", train.size(),
               secs(t0, t1), secs(t1, t2), train.size() / secs(t1, t2));
@@ -388,8 +392,10 @@ int main(int argc, char** argv) {
       bayes::Classifier c(*store, p);
       std::vector<bayes::Classifier::Item> items;
       size_t ns = std::min(n, spam_pool.size()), nh = std::min(n, ham_pool.size());
-      for (size_t k = 0; k < ns; ++k) items.push_back({toks[spam_pool[k]], bayes::Class::Spam});
-      for (size_t k = 0; k < nh; ++k) items.push_back({toks[ham_pool[k]], bayes::Class::Ham});
+      for (size_t k = 0; k < ns; ++k)
+        items.push_back({toks[spam_pool[k]], bayes::Class::Spam, train[spam_pool[k]].id});
+      for (size_t k = 0; k < nh; ++k)
+        items.push_back({toks[ham_pool[k]], bayes::Class::Ham, train[ham_pool[k]].id});
       c.learn(items);
       if (p.weights) c.train_weights();
       std::vector<Scored> scored;
@@ -548,7 +554,8 @@ int main(int argc, char** argv) {
         std::vector<bayes::Classifier::Item> items;
         for (size_t i = 0; i < train.size(); ++i)
           if (static_cast<int>(i % cv) != fold)
-            items.push_back({toks[i], train[i].spam ? bayes::Class::Spam : bayes::Class::Ham});
+            items.push_back({toks[i], train[i].spam ? bayes::Class::Spam : bayes::Class::Ham,
+                             train[i].id});
         c.learn(items);
         // Train on errors: relearn the fold's training messages that score on the wrong side
         // of (or within toe_margin of) the default threshold; a nonce token makes the
@@ -561,7 +568,7 @@ int main(int argc, char** argv) {
             if (spam ? e < toe_margin : e > -toe_margin) {
               auto t = it.tokens;
               t.push_back("\x01toe:" + std::to_string(pass));
-              again.push_back({std::move(t), it.cls});
+              again.push_back({std::move(t), it.cls, it.id + "toe" + std::to_string(pass)});
             }
           }
           if (again.empty()) break;
@@ -670,7 +677,7 @@ int main(int argc, char** argv) {
     std::vector<bayes::Classifier::Item> items;
     for (auto& m : train)
       items.push_back({bayes::tokenize(m.parsed, p.tokenizer),
-                       m.spam ? bayes::Class::Spam : bayes::Class::Ham});
+                       m.spam ? bayes::Class::Spam : bayes::Class::Ham, m.id});
     auto b = Clock::now();
     for (size_t s = 0; s < items.size(); s += 500) {
       std::vector<bayes::Classifier::Item> batch(items.begin() + s,

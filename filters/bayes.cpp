@@ -42,6 +42,7 @@ int64_t steady_seconds() {
 struct Classified {
   std::vector<std::string> tokens;
   bayes::Result result;
+  std::string id;  // bayes::message_identity, for autolearn (empty when it is off)
 };
 
 class BayesFilter final : public Filter {
@@ -62,8 +63,9 @@ class BayesFilter final : public Filter {
     // message, whatever the number of recipient domains.
     auto work = [&] {
       r = msg.memo<Classified>(memo_key(), [&] {
-              Classified c{bayes::tokenize(msg.facts(), s_.params.tokenizer), {}};
+              Classified c{bayes::tokenize(msg.facts(), s_.params.tokenizer), {}, {}};
               c.result = classifier.classify_tokens(c.tokens);
+              if (s_.autolearn.enabled) c.id = bayes::message_identity(msg.facts());
               return c;
             }).result;
     };
@@ -130,18 +132,21 @@ class BayesFilter final : public Filter {
       try {
         bayes::Classifier c(*store, settings.params);
         std::vector<std::string> tokens;
+        std::string id;
         std::optional<bayes::Class> cls;
         if (done) {
           tokens = done->tokens;
+          id = done->id;
           cls = settings.autolearn.decide(done->result);
         } else {
           Message msg(raw);
           msg.set_limits(limits);
           tokens = bayes::tokenize(msg.facts(), settings.params.tokenizer);
+          id = bayes::message_identity(msg.facts());
           cls = settings.autolearn.decide(c.classify_tokens(tokens));
         }
         if (!cls || (*cls == bayes::Class::Spam ? !verdict_spam : !verdict_ham)) return;
-        auto outcome = c.learn({{std::move(tokens), *cls}});
+        auto outcome = c.learn({{std::move(tokens), *cls, std::move(id)}});
         if (outcome.empty() || outcome[0] == bayes::LearnOutcome::AlreadyKnown) return;
         if (settings.params.weights && settings.retrain_after > 0 &&
             retrain->learnt.fetch_add(1) + 1 >= settings.retrain_after)

@@ -194,6 +194,31 @@ std::string digest_of(const std::vector<uint64_t>& hashes) {
 
 }  // namespace
 
+std::string message_identity(const mime::Parsed& msg) {
+  std::string buf = "digue-message-1";
+  auto feed = [&](std::string_view s, bool drop_space) {
+    // Line ends (CRLF at SMTP time, LF in a Maildir) and header refolding do not count.
+    buf += '\0';
+    for (char c : s)
+      if (c != '\r' && !(drop_space && (c == ' ' || c == '\t' || c == '\n'))) buf += c;
+  };
+  for (const char* name : {"message-id", "date", "from"}) {
+    const mime::Header* h = msg.header(name);
+    feed(h ? std::string_view(h->raw_value) : std::string_view(), true);
+  }
+  feed(msg.text, false);
+  feed(msg.html, false);
+  for (const auto& a : msg.attachments) feed(a.sha256, false);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(buf.data()), buf.size(), md);
+  std::string s;
+  for (int i = 0; i < 16; ++i) {
+    s += hex_digit(md[i] >> 4);
+    s += hex_digit(md[i]);
+  }
+  return s;
+}
+
 std::string token_key(uint64_t hash) {
   std::string k(kTokenPrefix);
   k += hex64(hash);
@@ -343,12 +368,14 @@ struct Batch {
     keys.emplace_back(kMetaKey);
     for (const auto& it : items) {
       Msg m{unique_hashes(it.tokens), {}, it.cls};
-      m.seen_key = std::string(kSeenPrefix) + digest_of(m.hashes);
+      m.seen_key = std::string(kSeenPrefix) + (it.id.empty() ? digest_of(m.hashes) : it.id);
       if (seen_slot.emplace(m.seen_key, keys.size()).second) keys.push_back(m.seen_key);
-      for (uint64_t h : m.hashes)
-        if (slot.emplace(h, keys.size()).second) keys.push_back(token_key(h));
+      for (uint64_t h : m.hashes) add_token(h);
       msgs.push_back(std::move(m));
     }
+  }
+  void add_token(uint64_t h) {
+    if (slot.emplace(h, keys.size()).second) keys.push_back(token_key(h));
   }
 };
 
@@ -357,6 +384,16 @@ struct Batch {
 static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Classifier::Item>& items,
                                            bool unlearn, uint32_t day) {
   Batch b(items);
+  // Removing or moving a message subtracts the token list learnt for it (kept in its seen
+  // record), not the tokens of this copy, which may differ (a delivered copy has more
+  // Received lines): those tokens are read in the same transaction.
+  {
+    std::vector<std::string> seen_keys;
+    for (const auto& [key, idx] : b.seen_slot) seen_keys.push_back(key);
+    for (const auto& v : store.get_many(seen_keys))
+      if (v && v->size() > 5)
+        for (uint64_t h : decode_seen(*v).hashes) b.add_token(h);
+  }
   std::vector<LearnOutcome> outcomes;
   store.update(b.keys, [&](const std::vector<std::optional<std::string>>& values) {
     outcomes.assign(b.msgs.size(), LearnOutcome::NotFound);
@@ -366,15 +403,27 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
     // key index -> the record's class ('S' / 'H' / absent), and its new value when changed
     std::map<size_t, std::optional<char>> seen;
     std::map<size_t, std::optional<std::string>> seen_new;
+    std::map<size_t, std::vector<uint64_t>> learnt;  // seen slot -> its kept token list
     for (const auto& [key, idx] : b.seen_slot) {
       const auto& v = values[idx];
       seen[idx] = v && !v->empty() ? std::optional<char>((*v)[0]) : std::nullopt;
+      if (v && v->size() > 5) learnt[idx] = decode_seen(*v).hashes;
     }
+    // What to subtract for the message at a seen slot: its kept list when every token of it
+    // is in this batch (a list changed since the read above is not), else this copy's tokens
+    // (a marker whose list was dropped by expire).
+    auto learnt_of = [&](size_t sidx, const Batch::Msg& m) -> const std::vector<uint64_t>& {
+      auto it = learnt.find(sidx);
+      if (it == learnt.end()) return m.hashes;
+      for (uint64_t h : it->second)
+        if (!b.slot.count(h)) return m.hashes;
+      return it->second;
+    };
     for (const auto& [h, idx] : b.slot)
       if (values[idx]) counts[idx] = decode_counts(*values[idx]);
 
-    auto add = [&](const Batch::Msg& m, char cls, int delta) {
-      for (uint64_t h : m.hashes) {
+    auto add = [&](const std::vector<uint64_t>& hashes, char cls, int delta) {
+      for (uint64_t h : hashes) {
         size_t idx = b.slot.at(h);
         auto& c = counts[idx];
         uint32_t& n = cls == 'S' ? c.spam : c.ham;
@@ -393,17 +442,19 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
       char want = m.cls == Class::Spam ? 'S' : 'H';
       if (unlearn) {
         if (!prev) continue;
-        add(m, *prev, -1);
+        add(learnt_of(sidx, m), *prev, -1);
         prev.reset();
+        learnt.erase(sidx);
         seen_new[sidx] = std::nullopt;
         outcomes[i] = LearnOutcome::Unlearned;
       } else if (prev == want) {
         outcomes[i] = LearnOutcome::AlreadyKnown;
       } else {
-        if (prev) add(m, *prev, -1);
-        add(m, want, +1);
+        if (prev) add(learnt_of(sidx, m), *prev, -1);
+        add(m.hashes, want, +1);
         outcomes[i] = prev ? LearnOutcome::Moved : LearnOutcome::Learned;
         prev = want;
+        learnt[sidx] = m.hashes;
         seen_new[sidx] = encode_seen(want, day, m.hashes);
       }
     }
@@ -436,7 +487,7 @@ std::vector<LearnOutcome> Classifier::learn(const std::vector<Item>& items) cons
 }
 
 LearnOutcome Classifier::learn(const mime::Parsed& msg, Class cls) const {
-  return learn({Item{tokenize(msg, params_.tokenizer), cls}}).front();
+  return learn({Item{tokenize(msg, params_.tokenizer), cls, message_identity(msg)}}).front();
 }
 
 std::vector<LearnOutcome> Classifier::unlearn(const std::vector<Item>& items) const {

@@ -39,6 +39,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "digue/mime.hpp"
@@ -83,6 +84,14 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
 std::string fold_case(std::string_view utf8);
 
 uint64_t token_hash(std::string_view token);
+
+// A message's identity for the seen markers (32 hex digits): a digest of what stays the same
+// from SMTP time to the recipient's mailbox — Message-ID, Date and From as sent, the decoded
+// text and HTML, the attachments' contents — and not of what changes on the way (Received
+// lines and other headers added downstream, digue's own trace headers, a tagged Subject).
+// Line ends do not count. The same mail learnt at SMTP time (autolearn) and later from a
+// Maildir or mbox is one message; learning it again as the other class moves it.
+std::string message_identity(const mime::Parsed& msg);
 
 enum class Class : uint8_t { Spam, Ham };
 
@@ -207,8 +216,15 @@ class Classifier {
 
   // One message to learn or unlearn; its tokens come from tokenize().
   struct Item {
+    Item() = default;
+    Item(std::vector<std::string> t, Class c, std::string message_id = {})
+        : tokens(std::move(t)), cls(c), id(std::move(message_id)) {}
     std::vector<std::string> tokens;
     Class cls = Class::Spam;
+    // The message's identity (message_identity): what makes learning idempotent. Empty: the
+    // digest of the token set (callers that only have tokens; a copy of the message that
+    // gained headers on the way, e.g. a delivered one, then counts as another message).
+    std::string id;
   };
   // Learns every item in one Store transaction. Returns one outcome per item.
   std::vector<LearnOutcome> learn(const std::vector<Item>& items) const;

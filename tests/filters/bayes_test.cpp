@@ -253,6 +253,48 @@ TEST_CASE("bayes filter: autolearn learns only what the domain's verdict agrees 
   CHECK(bayes::Classifier(*store).stats().ham_messages == 42);
 }
 
+TEST_CASE("bayes filter: a message autolearnt at SMTP time is the one in the mailbox",
+          "[bayes][filters]") {
+  // Autolearnt as spam by the daemon; the recipient's copy (trace headers on top) learnt as
+  // ham by the postmaster moves it instead of counting a second message.
+  for (bool filter_ran : {true, false}) {
+    auto store = make_memory_store();
+    WithPool d(*store);
+    auto& [_, pool, services] = d;
+    auto f = build("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n");
+    const std::string raw = spam_raw(800);
+    if (filter_ran) {
+      asio::io_context io;
+      Envelope env;
+      auto msg = std::make_shared<Message>(raw);
+      DomainPolicy policy;
+      policy.name = "example.test";
+      FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
+      auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
+      io.run();
+      REQUIRE(fut.get().verdict == FilterResult::Verdict::Hit);
+      Verdict v;
+      v.decision = Decision::Spam;
+      f->after_verdict(ctx, v);
+    } else {
+      after_verdict(*f, services, raw);  // the chain stopped before Bayes
+    }
+    std::promise<void> drained;
+    asio::post(pool, [&] { drained.set_value(); });
+    drained.get_future().wait();
+    const std::string delivered =
+        "Received: from mx by box with LMTP; Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+        "Received: from x by mx (digue) with ESMTP id 1; Mon, 1 Jan 2024 10:00:00 +0000\r\n" +
+        raw;
+    REQUIRE(bayes::Classifier(*store).stats().spam_messages == 41);
+    CHECK(bayes::Classifier(*store).learn(mime::parse(delivered), bayes::Class::Ham) ==
+          bayes::LearnOutcome::Moved);
+    pool.join();
+    CHECK(bayes::Classifier(*store).stats().spam_messages == 40);
+    CHECK(bayes::Classifier(*store).stats().ham_messages == 41);
+  }
+}
+
 TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes][filters]") {
   test::CountingStore store;  // one classification is one batched read of the tokens
   train(store, 40);
