@@ -69,19 +69,33 @@ FilterResult run(const Filter& f, Services& services, const std::string& raw, do
   return fut.get();
 }
 
-// The hook the pipeline calls after the final verdict (where autolearn happens).
-void after_verdict(const Filter& f, Services& services, const std::string& raw,
-                   Decision decision = Decision::Spam, bool whitelisted = false) {
+// The hook the pipeline calls after the final verdict (where autolearn happens); with
+// check_first, the filter's check runs on the same message before, as in the pipeline (the
+// path where autolearn finds the filter's own classification), and its result is returned.
+FilterResult after_verdict(const Filter& f, Services& services, const std::string& raw,
+                           Decision decision = Decision::Spam, bool whitelisted = false,
+                           bool check_first = false) {
   asio::io_context io;
   Envelope env;
   auto msg = std::make_shared<Message>(raw);
   DomainPolicy policy;
   policy.name = "example.test";
   FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
+  FilterResult r;
+  if (check_first) {
+    auto fut = asio::co_spawn(io, f.check(ctx), asio::use_future);
+    io.run();
+    r = fut.get();
+  }
   Verdict v;
   v.decision = decision;
   v.whitelisted = whitelisted;
   f.after_verdict(ctx, v);
+  return r;
+}
+
+FilterResult check_then_spam_verdict(const Filter& f, Services& services, const std::string& raw) {
+  return after_verdict(f, services, raw, Decision::Spam, false, /*check_first=*/true);
 }
 
 FilterPtr build(const std::string& toml_text) {
@@ -264,18 +278,7 @@ TEST_CASE("bayes filter: a message autolearnt at SMTP time is the one in the mai
     auto f = build("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n");
     const std::string raw = spam_raw(800);
     if (filter_ran) {
-      asio::io_context io;
-      Envelope env;
-      auto msg = std::make_shared<Message>(raw);
-      DomainPolicy policy;
-      policy.name = "example.test";
-      FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
-      auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
-      io.run();
-      REQUIRE(fut.get().verdict == FilterResult::Verdict::Hit);
-      Verdict v;
-      v.decision = Decision::Spam;
-      f->after_verdict(ctx, v);
+      REQUIRE(check_then_spam_verdict(*f, services, raw).verdict == FilterResult::Verdict::Hit);
     } else {
       after_verdict(*f, services, raw);  // the chain stopped before Bayes
     }
@@ -399,20 +402,9 @@ TEST_CASE("bayes filter: autolearn reuses the filter's own classification", "[ba
   WithPool d(store);
   auto& [_, pool, services] = d;
   auto f = build("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n");
-  asio::io_context io;
-  Envelope env;
-  auto msg = std::make_shared<Message>(spam_raw(400));
-  DomainPolicy policy;
-  policy.name = "example.test";
-  FilterContext ctx{env, msg.get(), policy.name, policy, services, io.get_executor()};
-  auto fut = asio::co_spawn(io, f->check(ctx), asio::use_future);
-  io.run();
-  CHECK(fut.get().verdict == FilterResult::Verdict::Hit);
-  CHECK(store.visits == 1);
-  Verdict spam_verdict;
-  spam_verdict.decision = Decision::Spam;
-  f->after_verdict(ctx, spam_verdict);
+  CHECK(check_then_spam_verdict(*f, services, spam_raw(400)).verdict ==
+        FilterResult::Verdict::Hit);
   pool.join();
   CHECK(bayes::Classifier(store).stats().spam_messages == 41);  // learnt ...
-  CHECK(store.visits == 1);  // ... without tokenizing and classifying the message again
+  CHECK(store.visits == 1);  // ... with the one classification the check made
 }
