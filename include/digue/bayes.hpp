@@ -197,6 +197,8 @@ struct ExpireOutcome {
   size_t markers = 0;  // seen markers removed
 };
 
+enum class RestoreMode : uint8_t { Empty, Merge, Replace };
+
 enum class LearnOutcome : uint8_t { Learned, AlreadyKnown, Moved, Unlearned, NotFound };
 
 struct Autolearn {
@@ -243,15 +245,24 @@ class Classifier {
   WeightTraining train_weights() const;
 
   Stats stats() const;
-  // Text dump: "digue-bayes 2", "meta <spam> <ham>", "weights <bias> <messages>",
+  // Text dump: "digue-bayes 3", "meta <spam> <ham>", "weights <bias> <messages>",
   // "t <hash hex> <spam> <ham> <day> [<weight>]",
   // "seen <digest> <S|H> [<day> [<hash hex>,...]]" (the day learnt and the token list kept for
-  // weight training; a marker whose list was dropped has only its day); portable between
-  // machines and stores. Version 1 dumps (no weights, no token lists) are read too.
+  // weight training; a marker whose list was dropped has only its day), and last
+  // "end <records>" (so a cut dump is refused); portable between machines and stores. Taken
+  // in one read transaction: consistent while learning goes on. The caller checks the stream.
   void dump(std::ostream& out) const;
-  // Adds a dump to the model (counts are summed). Returns the records read; throws
-  // std::runtime_error naming the line on a malformed dump.
-  size_t restore(std::istream& in) const;
+  // Reads a dump into the model (records returned). The whole dump is checked first — every
+  // line, and for version 3 the end record's count — and nothing is written when any of it is
+  // wrong (std::runtime_error naming the line); the stream must be seekable (a file). Versions
+  // 1 and 2 (no end record, no weights or token lists in version 1) are read too.
+  //   Empty (default): the model must hold nothing (restoring over a model, or twice, would
+  //   count its messages twice).
+  //   Merge: summed into the model; refused when a message of the dump is already in it.
+  //   Replace: the model's records are deleted first.
+  // Written in transactions of 20,000 records, the message counts and the weights last: an
+  // interrupted restore leaves a model that is not ready, never one with wrong counts.
+  size_t restore(std::istream& in, RestoreMode mode = RestoreMode::Empty) const;
   // Bounds the model (ExpireLimits): drops tokens not learnt for stale_days, then the least
   // recently learnt (fewest counts first among equals) until at most max_tokens remain;
   // forgets the token lists of messages learnt more than stale_days ago or beyond the newest

@@ -374,7 +374,7 @@ TEST_CASE("bayes filter: autolearning bounds the model in the daemon", "[bayes][
   };
   auto legacy = [](Store& store, const std::string& id) {
     std::stringstream v1("digue-bayes 1\nseen " + id + " S\n");
-    bayes::Classifier(store).restore(v1);
+    bayes::Classifier(store).restore(v1, bayes::RestoreMode::Merge);
   };
   for (bool enabled : {true, false}) {
     auto store = make_memory_store();
