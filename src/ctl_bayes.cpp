@@ -12,6 +12,7 @@
 
 #include "digue/bayes.hpp"
 #include "digue/ctl.hpp"
+#include "digue/mbox.hpp"
 #include "digue/mime.hpp"
 #include "digue/store.hpp"
 #include "digue/text.hpp"
@@ -36,41 +37,6 @@ bool read_file(const fs::path& p, std::string& out) {
   return true;
 }
 
-// A message file may start with an mbox "From " envelope line (the corpus does); an mbox
-// holds several. Splits on "From " at the start of a line after an empty line (or at the very
-// start), drops the envelope lines and unquotes ">From ".
-std::vector<std::string> split_mbox(const std::string& data) {
-  std::vector<std::string> out;
-  if (data.rfind("From ", 0) != 0) {
-    out.push_back(data);
-    return out;
-  }
-  std::string cur;
-  size_t pos = 0;
-  bool first = true;
-  while (pos < data.size()) {
-    size_t eol = data.find('\n', pos);
-    size_t next = eol == std::string::npos ? data.size() : eol + 1;
-    std::string_view line(data.data() + pos, next - pos);
-    bool blank_before = cur.empty() ||
-                        (cur.size() >= 2 && cur.compare(cur.size() - 2, 2, "\n\n") == 0) ||
-                        (cur.size() >= 4 && cur.compare(cur.size() - 4, 4, "\r\n\r\n") == 0);
-    if (line.rfind("From ", 0) == 0 && (first || blank_before)) {
-      if (!first) out.push_back(std::move(cur));
-      cur.clear();
-      first = false;
-    } else {
-      size_t q = 0;
-      while (q < line.size() && line[q] == '>') ++q;
-      if (q > 0 && line.substr(q, 5) == "From ") line.remove_prefix(1);
-      cur.append(line);
-    }
-    pos = next;
-  }
-  if (!first) out.push_back(std::move(cur));
-  return out;
-}
-
 void add_file(const fs::path& p, std::vector<Loaded>& out, bool& ok) {
   std::string data;
   if (!read_file(p, data)) {
@@ -78,7 +44,7 @@ void add_file(const fs::path& p, std::vector<Loaded>& out, bool& ok) {
     ok = false;
     return;
   }
-  auto msgs = split_mbox(data);
+  auto msgs = mbox::split(data);
   for (size_t i = 0; i < msgs.size(); ++i)
     out.push_back({msgs.size() == 1 ? p.string() : p.string() + "#" + std::to_string(i + 1),
                    std::move(msgs[i])});

@@ -1,7 +1,8 @@
 """`diguectl bayes` end to end on the real LMDB store: learning from a directory, a Maildir
 and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restore, unlearn.
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
-classification; nothing leaves the machine. Exits 1 on the first failed check.
+classification; nothing leaves the machine. Then the edge cases, on small files written into
+the temp dir and a store of their own: mbox splitting. Exits 1 on the first failed check.
 """
 
 import json
@@ -17,9 +18,14 @@ from harness import DIGUECTL, SHARED  # noqa: E402
 CORPUS = os.path.join(SHARED, "corpus")
 
 
+def bayes(cfg, *args):
+    """The finished `diguectl bayes` process, whatever its exit code."""
+    return subprocess.run([DIGUECTL, "--config", cfg, "bayes", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
 def run(cfg, *args):
-    p = subprocess.run([DIGUECTL, "--config", cfg, "bayes", *args], capture_output=True,
-                       text=True, timeout=300)
+    p = bayes(cfg, *args)
     if p.returncode != 0:
         sys.exit(f"FAIL: bayes {' '.join(args[:2])} -> {p.returncode}: {p.stderr}")
     return p.stdout
@@ -40,6 +46,35 @@ def counts(out):
 def files(split, label, n):
     d = os.path.join(CORPUS, split, label)
     return [os.path.join(d, f) for f in sorted(os.listdir(d))[:n]]
+
+
+ENVELOPE = b"From alice@example.org Thu Aug 22 12:36:23 2002\n"
+MESSAGE = b"From: alice@example.org\nSubject: hi\n\nHello\n\nFrom what I heard, it works.\n"
+
+
+def write(d, name, data):
+    path = os.path.join(d, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def classify_json(cfg, *paths):
+    return [json.loads(l) for l in bayes(cfg, "classify", "--json", *paths).stdout.splitlines()]
+
+
+def edge_cases(tmp):
+    d = os.path.join(tmp, "edge")
+    cfg = write(d, "digue.toml", f'[store]\ndir = "{d}/store"\n'.encode())
+
+    # mbox: split only on envelope lines, never on a body paragraph starting with "From ".
+    one = write(d, "one.eml", ENVELOPE + MESSAGE)
+    check([l["file"] for l in classify_json(cfg, one)] == [one],
+          "a body line 'From what I heard' does not start a message")
+    two = write(d, "two.mbox", ENVELOPE + MESSAGE + b"\n" + ENVELOPE + MESSAGE)
+    check([l["file"] for l in classify_json(cfg, two)] == [two + "#1", two + "#2"],
+          "an mbox of two messages gives two")
 
 
 def main():
@@ -125,6 +160,8 @@ def main():
         out4 = run(cfg, "unlearn", os.path.join(md, "new"), os.path.join(md, "cur"))
         check(counts(out4)[0] == l3[0], "unlearn: " + out4.strip())
         check("ham messages: 0" in run(cfg, "stats"), "stats after unlearning")
+
+        edge_cases(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("all bayes CLI checks passed")
