@@ -104,7 +104,17 @@ uint64_t positive(const std::string& option, const std::string& value) {
   return v;
 }
 
-int usage() {
+// A number option value, or an error naming the option.
+double number(const std::string& option, const std::string& value) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v))
+    throw std::runtime_error(option + ": not a number: " + value);
+  return v;
+}
+
+int usage(const std::string& problem = "") {
+  if (!problem.empty()) std::cerr << "bayes: " << problem << "\n";
   std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
                "       diguectl --config FILE bayes unlearn PATH...\n"
                "       diguectl --config FILE bayes classify MESSAGE... [--json] [--threshold S]\n"
@@ -135,13 +145,20 @@ void train(const bayes::Classifier& c) {
 int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
   std::optional<bayes::Class> cls;
   std::vector<std::string> paths;
+  bool options = true;  // until "--"
   for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--spam")
-      cls = bayes::Class::Spam;
-    else if (args[i] == "--ham")
-      cls = bayes::Class::Ham;
-    else
-      paths.push_back(args[i]);
+    const std::string& a = args[i];
+    if (options && (a == "--spam" || a == "--ham")) {
+      auto c = a == "--spam" ? bayes::Class::Spam : bayes::Class::Ham;
+      if (cls && *cls != c) return usage("give one of --spam or --ham");
+      cls = c;
+    } else if (options && a == "--") {
+      options = false;
+    } else if (options && a.rfind("--", 0) == 0) {
+      return usage("unknown option: " + a);
+    } else {
+      paths.push_back(a);
+    }
   }
   if ((!unlearn && !cls) || paths.empty()) return usage();
   bool ok = true;
@@ -172,13 +189,21 @@ int classify(const bayes::Classifier& c, const Args& args) {
   bool json = false;
   double threshold = bayes::kDefaultThreshold;
   std::vector<std::string> paths;
+  bool options = true;  // until "--"
   for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--json")
+    const std::string& a = args[i];
+    if (options && a == "--json") {
       json = true;
-    else if (args[i] == "--threshold" && i + 1 < args.size())
-      threshold = std::stod(args[++i]);
-    else
-      paths.push_back(args[i]);
+    } else if (options && a == "--threshold") {
+      if (i + 1 == args.size()) return usage("--threshold needs a value");
+      threshold = number(a, args[++i]);
+    } else if (options && a == "--") {
+      options = false;
+    } else if (options && a.rfind("--", 0) == 0) {
+      return usage("unknown option: " + a);
+    } else {
+      paths.push_back(a);
+    }
   }
   if (paths.empty()) return usage();
   bool ok = true;

@@ -2,7 +2,7 @@
 and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restore, unlearn.
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
 classification; nothing leaves the machine. Then the edge cases, on small files written into
-the temp dir and a store of their own: mbox splitting. Exits 1 on the first failed check.
+the temp dir and a store of their own: mbox splitting, option errors. Exits 1 on the first failed check.
 """
 
 import json
@@ -75,6 +75,18 @@ def edge_cases(tmp):
     two = write(d, "two.mbox", ENVELOPE + MESSAGE + b"\n" + ENVELOPE + MESSAGE)
     check([l["file"] for l in classify_json(cfg, two)] == [two + "#1", two + "#2"],
           "an mbox of two messages gives two")
+
+    # Option errors name the option; a usage error exits 2 before reading anything.
+    p = bayes(cfg, "classify", "--threshold", "abc", one)
+    check(p.returncode == 1 and "--threshold: not a number: abc" in p.stderr,
+          "classify refuses a bad --threshold by name: " + p.stderr.strip())
+    for args, why in ((("classify", one, "--threshold"), "--threshold needs a value"),
+                      (("learn", "--spam", "--ham", one), "give one of --spam or --ham"),
+                      (("learn", "--spma", one), "unknown option: --spma"),
+                      (("classify", "--jsn", one), "unknown option: --jsn")):
+        p = bayes(cfg, *args)
+        check(p.returncode == 2 and why in p.stderr and "usage:" in p.stderr and not p.stdout,
+              f"{args[0]}: usage error: {why}")
 
 
 def main():
