@@ -2,8 +2,10 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -226,6 +228,62 @@ int classify(const bayes::Classifier& c, const Args& args) {
   return ok ? 0 : 1;
 }
 
+// errno's text after a failed stream operation ("write error" when the library left none).
+std::string last_error() { return errno ? std::strerror(errno) : "write error"; }
+
+// Writes the model's text dump to FILE or standard output; a write error (a full disk) fails
+// the command rather than leaving a short dump behind an exit code 0.
+int dump(const bayes::Classifier& c, const Args& args) {
+  if (args.size() > 1) {
+    errno = 0;
+    std::ofstream out(args[1]);
+    if (!out) {
+      std::cerr << "bayes: cannot write " << args[1] << ": " << last_error() << "\n";
+      return 1;
+    }
+    c.dump(out);
+    out.close();  // flushes; a failed flush or close sets failbit
+    if (!out) {
+      std::cerr << "bayes: cannot write " << args[1] << ": " << last_error() << "\n";
+      return 1;
+    }
+    return 0;
+  }
+  errno = 0;
+  c.dump(std::cout);
+  std::cout.flush();
+  if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::cerr << "bayes: cannot write the dump to standard output: " << last_error() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+// Adds a dump (FILE or standard input) to the model (Classifier::restore), then retrains.
+int restore(const bayes::Classifier& c, const Args& args) {
+  size_t n = 0;
+  if (args.size() > 1) {
+    // Read as a stream, a directory looks like an empty dump: say what it is instead.
+    std::error_code ec;
+    if (fs::is_directory(args[1], ec)) {
+      std::cerr << "bayes: cannot restore " << args[1] << ": is a directory, not a dump file\n";
+      return 1;
+    }
+    errno = 0;
+    std::ifstream in(args[1]);
+    if (!in) {
+      std::cerr << "bayes: cannot read " << args[1] << ": " << last_error() << "\n";
+      return 1;
+    }
+    n = c.restore(in);
+  } else {
+    n = c.restore(std::cin);
+  }
+  std::printf("restored %zu records\n", n);
+  train(c);
+  return 0;
+}
+
 }  // namespace
 
 int bayes(const Config& config, const Args& args) {
@@ -263,35 +321,8 @@ int bayes(const Config& config, const Args& args) {
       train(c);
       return 0;
     }
-    if (cmd == "dump") {
-      if (args.size() > 1) {
-        std::ofstream out(args[1]);
-        if (!out) {
-          std::cerr << "bayes: cannot write " << args[1] << "\n";
-          return 1;
-        }
-        c.dump(out);
-        return out.good() ? 0 : 1;
-      }
-      c.dump(std::cout);
-      return 0;
-    }
-    if (cmd == "restore") {
-      size_t n = 0;
-      if (args.size() > 1) {
-        std::ifstream in(args[1]);
-        if (!in) {
-          std::cerr << "bayes: cannot read " << args[1] << "\n";
-          return 1;
-        }
-        n = c.restore(in);
-      } else {
-        n = c.restore(std::cin);
-      }
-      std::printf("restored %zu records\n", n);
-      train(c);
-      return 0;
-    }
+    if (cmd == "dump") return dump(c, args);
+    if (cmd == "restore") return restore(c, args);
     if (cmd == "expire") {
       bayes::ExpireLimits lim = settings.expire;
       if (args.size() % 2 == 0) return usage();  // every option takes a value

@@ -2,7 +2,8 @@
 and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restore, unlearn.
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
 classification; nothing leaves the machine. Then the edge cases, on small files written into
-the temp dir and a store of their own: mbox splitting, option errors. Exits 1 on the first failed check.
+the temp dir and a store of their own: mbox splitting, option errors, dump write errors,
+restore from a directory. Exits 1 on the first failed check.
 """
 
 import json
@@ -87,6 +88,19 @@ def edge_cases(tmp):
         p = bayes(cfg, *args)
         check(p.returncode == 2 and why in p.stderr and "usage:" in p.stderr and not p.stdout,
               f"{args[0]}: usage error: {why}")
+
+    # A dump that cannot be written fails (a full disk), to a file or to standard output.
+    p = bayes(cfg, "dump", "/dev/full")
+    check(p.returncode == 1 and "cannot write /dev/full: No space left on device" in p.stderr,
+          "dump to a full file fails: " + p.stderr.strip())
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([DIGUECTL, "--config", cfg, "bayes", "dump"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    check(p.returncode == 1 and "standard output: No space left on device" in p.stderr,
+          "dump to a full standard output fails: " + p.stderr.strip())
+    p = bayes(cfg, "restore", d)
+    check(p.returncode == 1 and "is a directory" in p.stderr,
+          "restore from a directory says so: " + p.stderr.strip())
 
 
 def main():
