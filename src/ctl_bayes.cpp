@@ -1,15 +1,16 @@
 // diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
-#include <sstream>
+#include <memory>
 #include <thread>
 
 #include "digue/bayes.hpp"
@@ -25,37 +26,48 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// One input: a message, or a file or directory that could not be read.
 struct Loaded {
-  std::string name;  // file, or file#N for the Nth message of an mbox
-  std::string raw;
+  enum class Kind { Message, Error };
+  Kind kind = Kind::Message;
+  std::string name;    // file, or file#N for the Nth message of an mbox
+  std::string raw;     // Message
+  std::string reason;  // Error: strerror's text
 };
 
-bool read_file(const fs::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
-void add_file(const fs::path& p, std::vector<Loaded>& out, bool& ok) {
-  std::string data;
-  if (!read_file(p, data)) {
-    std::cerr << "bayes: cannot read " << p.string() << "\n";
-    ok = false;
-    return;
+// Collects loaded inputs and hands them on a batch at a time: kBatch messages, or fewer when
+// they reach kBatchBytes. Memory is bounded by the batch whatever the input's size, and each
+// learn batch is one Store transaction (one fsync).
+class Batches {
+ public:
+  using Handler = std::function<void(std::vector<Loaded>&)>;
+  explicit Batches(Handler handler) : handler_(std::move(handler)) {}
+  void add(Loaded l) {
+    bytes_ += l.raw.size();
+    batch_.push_back(std::move(l));
+    if (batch_.size() >= kBatch || bytes_ >= kBatchBytes) flush();
   }
-  auto msgs = mbox::split(data);
-  for (size_t i = 0; i < msgs.size(); ++i)
-    out.push_back({msgs.size() == 1 ? p.string() : p.string() + "#" + std::to_string(i + 1),
-                   std::move(msgs[i])});
-}
+  void flush() {
+    if (!batch_.empty()) handler_(batch_);
+    batch_.clear();
+    bytes_ = 0;
+  }
 
-// Files, mboxes, Maildirs (cur/ and new/) and plain directories of messages, in name order.
-std::vector<Loaded> load(const std::vector<std::string>& paths, bool& ok) {
-  std::vector<Loaded> out;
-  for (const auto& path : paths) {
+ private:
+  static constexpr size_t kBatch = 500;
+  static constexpr size_t kBatchBytes = 32u << 20;
+  Handler handler_;
+  std::vector<Loaded> batch_;
+  size_t bytes_ = 0;
+};
+
+// Reads the command line's paths into Batches, in order: files, mboxes (split while read),
+// Maildirs (cur/ and new/) and directories of message files, in name order.
+class Loader {
+ public:
+  explicit Loader(Batches& out) : out_(out) {}
+
+  void load(const std::string& path) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
       std::vector<fs::path> files;
@@ -71,30 +83,75 @@ std::vector<Loaded> load(const std::vector<std::string>& paths, bool& ok) {
             files.push_back(e.path());
       }
       std::sort(files.begin(), files.end());
-      for (const auto& f : files) add_file(f, out, ok);
+      for (const auto& f : files) file(f);
     } else if (fs::is_regular_file(path, ec)) {
-      add_file(path, out, ok);
+      file(path);
     } else {
-      std::cerr << "bayes: no such file or directory: " << path << "\n";
-      ok = false;
+      error(path, "no such file or directory");
     }
   }
-  return out;
+
+ private:
+  void error(const fs::path& p, std::string reason) {
+    out_.add({Loaded::Kind::Error, p.string(), {}, std::move(reason)});
+  }
+
+  void message(std::string name, std::string raw) {
+    out_.add({Loaded::Kind::Message, std::move(name), std::move(raw), {}});
+  }
+
+  // A message file or an mbox, read line by line: an mbox of any size needs memory for one
+  // message (and the batch) only. An mbox's messages are named file#1, file#2, ...
+  void file(const fs::path& p) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(p.c_str(), "rb"), &std::fclose);
+    if (!f) return error(p, std::strerror(errno));
+    struct Line {
+      char* data = nullptr;
+      size_t cap = 0;
+      ~Line() { std::free(data); }
+    } line;
+    mbox::Splitter split;
+    size_t n = 0;
+    for (ssize_t len; (len = ::getline(&line.data, &line.cap, f.get())) > 0;)
+      if (auto m = split.feed({line.data, static_cast<size_t>(len)}))
+        message(p.string() + "#" + std::to_string(++n), std::move(*m));
+    if (std::ferror(f.get())) return error(p, std::strerror(errno));
+    auto last = split.finish();
+    if (!last) return;
+    message(n ? p.string() + "#" + std::to_string(n + 1) : p.string(), std::move(*last));
+  }
+
+  Batches& out_;
+};
+
+// The one place a parsed message becomes a learn item: its tokens (and what else learning
+// will want to know of it).
+bayes::Classifier::Item make_item(const mime::Parsed& msg, const bayes::TokenizerOptions& opt,
+                                  bayes::Class cls) {
+  return {bayes::tokenize(msg, opt), cls};
 }
 
-// Parses and tokenizes on a few threads: that is where learning spends its time.
-std::vector<std::vector<std::string>> tokenize_all(const std::vector<Loaded>& msgs,
-                                                   const bayes::TokenizerOptions& opt) {
-  std::vector<std::vector<std::string>> out(msgs.size());
+// Items for a batch's messages (empty ones for the rest), parsed and tokenized on a few
+// threads: that is where learning spends its time.
+std::vector<bayes::Classifier::Item> make_items(const std::vector<Loaded>& batch,
+                                                const bayes::TokenizerOptions& opt,
+                                                bayes::Class cls) {
+  std::vector<bayes::Classifier::Item> out(batch.size());
   unsigned n = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < n; ++t)
     threads.emplace_back([&, t] {
-      for (size_t i = t; i < msgs.size(); i += n)
-        out[i] = bayes::tokenize(mime::parse(msgs[i].raw), opt);
+      for (size_t i = t; i < batch.size(); i += n)
+        if (batch[i].kind == Loaded::Kind::Message)
+          out[i] = make_item(mime::parse(batch[i].raw), opt, cls);
     });
   for (auto& th : threads) th.join();
   return out;
+}
+
+// What went wrong with an input that is not a message, on stderr.
+void report(const Loaded& l) {
+  std::cerr << "bayes: cannot read " << l.name << ": " << l.reason << "\n";
 }
 
 // A positive integer option value, or an error naming the option.
@@ -134,8 +191,7 @@ void train(const bayes::Classifier& c) {
   }
   auto t0 = std::chrono::steady_clock::now();
   auto w = c.train_weights();
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (w.messages == 0)
     std::printf("weights: not trained (fewer than %u spam or ham messages with token lists)\n",
                 c.params().min_learned);
@@ -164,18 +220,24 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
   }
   if ((!unlearn && !cls) || paths.empty()) return usage();
   bool ok = true;
-  auto msgs = load(paths, ok);
-  auto tokens = tokenize_all(msgs, c.params().tokenizer);
   size_t counts[5] = {0, 0, 0, 0, 0};
-  // Batches of a few hundred messages: one transaction (one fsync) each.
-  constexpr size_t kBatch = 500;
-  for (size_t start = 0; start < msgs.size(); start += kBatch) {
-    std::vector<bayes::Classifier::Item> items;
-    for (size_t i = start; i < std::min(msgs.size(), start + kBatch); ++i)
-      items.push_back({std::move(tokens[i]), cls.value_or(bayes::Class::Spam)});
-    auto outs = unlearn ? c.unlearn(items) : c.learn(items);
-    for (auto o : outs) ++counts[static_cast<int>(o)];
-  }
+  Batches batches([&](std::vector<Loaded>& batch) {
+    auto items = make_items(batch, c.params().tokenizer, cls.value_or(bayes::Class::Spam));
+    std::vector<bayes::Classifier::Item> todo;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].kind == Loaded::Kind::Message) {
+        todo.push_back(std::move(items[i]));
+      } else {
+        report(batch[i]);
+        ok = false;
+      }
+    }
+    if (todo.empty()) return;
+    for (auto o : unlearn ? c.unlearn(todo) : c.learn(todo)) ++counts[static_cast<int>(o)];
+  });
+  Loader loader(batches);
+  for (const auto& p : paths) loader.load(p);
+  batches.flush();
   using O = bayes::LearnOutcome;
   if (unlearn)
     std::printf("unlearned %zu, not found %zu\n", counts[int(O::Unlearned)],
@@ -209,21 +271,34 @@ int classify(const bayes::Classifier& c, const Args& args) {
   }
   if (paths.empty()) return usage();
   bool ok = true;
-  auto msgs = load(paths, ok);
-  auto tokens = tokenize_all(msgs, c.params().tokenizer);
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    auto r = c.classify_tokens(tokens[i]);
-    // Decide on the printed value, so the score and the spam flag never disagree.
-    r.score = std::round(r.score * 1000.0) / 1000.0;
-    if (json)
-      std::printf(
-          "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": \"%s\"}\n",
-          text::json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
-          r.ready ? "true" : "false", text::json_escape(r.evidence(8)).c_str());
-    else
-      std::printf("%.3f\n", r.score);
-  }
-  if (!msgs.empty() && !c.classify_tokens({}).ready)
+  size_t scored = 0;
+  Batches batches([&](std::vector<Loaded>& batch) {
+    auto items = make_items(batch, c.params().tokenizer, bayes::Class::Spam);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].kind != Loaded::Kind::Message) {
+        report(batch[i]);
+        ok = false;
+        continue;
+      }
+      auto r = c.classify_tokens(items[i].tokens);
+      ++scored;
+      // Decide on the printed value, so the score and the spam flag never disagree.
+      r.score = std::round(r.score * 1000.0) / 1000.0;
+      if (json)
+        std::printf(
+            "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": "
+            "\"%s\"}\n",
+            text::json_escape(batch[i].name).c_str(), r.score,
+            r.score >= threshold ? "true" : "false", r.ready ? "true" : "false",
+            text::json_escape(r.evidence(8)).c_str());
+      else
+        std::printf("%.3f\n", r.score);
+    }
+  });
+  Loader loader(batches);
+  for (const auto& p : paths) loader.load(p);
+  batches.flush();
+  if (scored > 0 && !c.classify_tokens({}).ready)
     std::cerr << "bayes: warning: the model is not trained yet (scores are 0)\n";
   return ok ? 0 : 1;
 }
@@ -340,8 +415,8 @@ int bayes(const Config& config, const Args& args) {
           return usage();
       }
       auto out = c.expire(lim);
-      std::printf("expired %zu tokens, %zu token lists, %zu seen markers\n", out.tokens,
-                  out.lists, out.markers);
+      std::printf("expired %zu tokens, %zu token lists, %zu seen markers\n", out.tokens, out.lists,
+                  out.markers);
       return 0;
     }
   } catch (const std::exception& e) {

@@ -3,7 +3,7 @@ and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restor
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
 classification; nothing leaves the machine. Then the edge cases, on small files written into
 the temp dir and a store of their own: mbox splitting, option errors, dump write errors,
-restore from a directory. Exits 1 on the first failed check.
+restore from a directory, bounded memory on a large mbox. Exits 1 on the first failed check.
 """
 
 import json
@@ -65,6 +65,17 @@ def classify_json(cfg, *paths):
     return [json.loads(l) for l in bayes(cfg, "classify", "--json", *paths).stdout.splitlines()]
 
 
+def peak_rss_mb(cfg, *args):
+    """Runs `diguectl bayes` in a child of its own; its exit code, stdout lines and peak RSS."""
+    code = ("import resource, subprocess, sys\n"
+            "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)\n"
+            "print(p.returncode, len(p.stdout.splitlines()),\n"
+            "      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, DIGUECTL, "--config", cfg, "bayes", *args],
+                         capture_output=True, text=True, timeout=300).stdout.split()
+    return tuple(int(w) for w in out)
+
+
 def edge_cases(tmp):
     d = os.path.join(tmp, "edge")
     cfg = write(d, "digue.toml", f'[store]\ndir = "{d}/store"\n'.encode())
@@ -76,6 +87,20 @@ def edge_cases(tmp):
     two = write(d, "two.mbox", ENVELOPE + MESSAGE + b"\n" + ENVELOPE + MESSAGE)
     check([l["file"] for l in classify_json(cfg, two)] == [two + "#1", two + "#2"],
           "an mbox of two messages gives two")
+
+    # A large mbox is read as it is split and handled a batch at a time: memory stays well
+    # under the file's size (it was twice the size when the whole file was read first).
+    big = os.path.join(d, "big.mbox")
+    body = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n" * 13000
+    with open(big, "wb") as f:
+        for i in range(150):
+            f.write(ENVELOPE + b"From: a@example.org\nSubject: big %d\n\n" % i + body + b"\n")
+    size_mb = os.path.getsize(big) >> 20
+    for cmd in (("classify", big), ("learn", "--spam", big)):
+        rc, lines, rss = peak_rss_mb(cfg, *cmd)
+        check(rc == 0 and rss < size_mb // 2,
+              f"{cmd[0]} a {size_mb} MB mbox in {rss} MB of memory (exit {rc}, {lines} lines)")
+    os.remove(big)
 
     # Option errors name the option; a usage error exits 2 before reading anything.
     p = bayes(cfg, "classify", "--threshold", "abc", one)
