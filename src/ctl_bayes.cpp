@@ -11,6 +11,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "digue/bayes.hpp"
@@ -26,13 +27,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// One input: a message, or a file or directory that could not be read.
+// One input: a message, or why a path gave none.
 struct Loaded {
-  enum class Kind { Message, Error };
+  enum class Kind {
+    Message,
+    Skipped,  // a file that is not a message (empty, binary, no header block)
+    Error,    // a file or directory that could not be read
+    Warning,  // a directory without message files
+  };
   Kind kind = Kind::Message;
-  std::string name;    // file, or file#N for the Nth message of an mbox
+  std::string name;    // file, or file#N for the Nth message of an mbox; else the path
   std::string raw;     // Message
-  std::string reason;  // Error: strerror's text
+  std::string reason;  // the others: "empty file", strerror's text, ...
 };
 
 // Collects loaded inputs and hands them on a batch at a time: kBatch messages, or fewer when
@@ -61,43 +67,95 @@ class Batches {
   size_t bytes_ = 0;
 };
 
-// Reads the command line's paths into Batches, in order: files, mboxes (split while read),
-// Maildirs (cur/ and new/) and directories of message files, in name order.
+// Reads the command line's paths into Batches, in order: message files, mboxes (split as they
+// are read), Maildirs (cur/, new/, then Maildir++ folders) and directory trees of these (year
+// subdirectories, folders), each directory in name order. Dot-files, tmp/ and the files of a
+// Maildir's own directory are not messages; symbolic links to directories inside a tree are
+// not followed (no loops). Nothing is silent: unreadable paths are Errors, files that are not
+// messages are Skipped, a directory without message files is a Warning.
 class Loader {
  public:
   explicit Loader(Batches& out) : out_(out) {}
 
   void load(const std::string& path) {
     std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-      std::vector<fs::path> files;
-      bool maildir =
-          fs::is_directory(fs::path(path) / "cur") || fs::is_directory(fs::path(path) / "new");
-      std::vector<fs::path> dirs =
-          maildir ? std::vector<fs::path>{fs::path(path) / "cur", fs::path(path) / "new"}
-                  : std::vector<fs::path>{fs::path(path)};
-      for (const auto& d : dirs) {
-        if (!fs::is_directory(d, ec)) continue;
-        for (const auto& e : fs::directory_iterator(d, ec))
-          if (e.is_regular_file() && e.path().filename().string()[0] != '.')
-            files.push_back(e.path());
-      }
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) file(f);
-    } else if (fs::is_regular_file(path, ec)) {
-      file(path);
-    } else {
-      error(path, "no such file or directory");
-    }
+    auto st = fs::status(path, ec);
+    if (ec) return error(path, ec.message());
+    if (!fs::is_directory(st)) return file(path);
+    size_t errors = errors_;
+    if (walk(path) == 0 && errors_ == errors)
+      out_.add({Loaded::Kind::Warning, path, {}, "no message files"});
   }
 
  private:
   void error(const fs::path& p, std::string reason) {
+    ++errors_;
     out_.add({Loaded::Kind::Error, p.string(), {}, std::move(reason)});
   }
 
   void message(std::string name, std::string raw) {
-    out_.add({Loaded::Kind::Message, std::move(name), std::move(raw), {}});
+    if (!mbox::looks_like_message(raw))
+      out_.add({Loaded::Kind::Skipped,
+                std::move(name),
+                {},
+                raw.empty() ? "empty message" : "not a mail message"});
+    else
+      out_.add({Loaded::Kind::Message, std::move(name), std::move(raw), {}});
+  }
+
+  // d's entries in name order; an Error naming d when it cannot be read.
+  std::optional<std::vector<fs::directory_entry>> list(const fs::path& d) {
+    std::vector<fs::directory_entry> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec))
+      out.push_back(*it);
+    if (ec) {
+      error(d, ec.message());
+      return std::nullopt;
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // The message files under d (read into out_); returns how many there were. A Maildir++
+  // folder (a Maildir's ".Name" subdirectory) is read only when it is a Maildir itself.
+  size_t walk(const fs::path& d, bool folder = false) {
+    auto entries = list(d);
+    if (!entries) return 0;
+    auto is_dir = [](const fs::directory_entry& e) {
+      std::error_code ec;
+      return e.is_directory(ec) && !e.is_symlink(ec);
+    };
+    auto find = [&](const char* name) {
+      return std::find_if(entries->begin(), entries->end(), [&](const fs::directory_entry& e) {
+        return e.path().filename() == name && is_dir(e);
+      });
+    };
+    size_t files = 0;
+    if (find("cur") != entries->end() || find("new") != entries->end()) {
+      for (const char* sub : {"cur", "new"})
+        if (auto it = find(sub); it != entries->end()) files += walk(it->path());
+      for (const auto& e : *entries)
+        if (e.path().filename().string()[0] == '.' && is_dir(e)) files += walk(e.path(), true);
+      return files;
+    }
+    if (folder) return 0;
+    for (const auto& e : *entries) {
+      if (e.path().filename().string()[0] == '.') continue;
+      std::error_code ec;
+      auto st = e.status(ec);  // follows a symbolic link
+      if (ec) {
+        error(e.path(), ec.message());
+      } else if (fs::is_directory(st)) {
+        if (!e.is_symlink(ec)) files += walk(e.path());
+      } else if (fs::is_regular_file(st)) {
+        ++files;
+        file(e.path());
+      } else {
+        out_.add({Loaded::Kind::Skipped, e.path().string(), {}, "not a regular file"});
+      }
+    }
+    return files;
   }
 
   // A message file or an mbox, read line by line: an mbox of any size needs memory for one
@@ -117,11 +175,15 @@ class Loader {
         message(p.string() + "#" + std::to_string(++n), std::move(*m));
     if (std::ferror(f.get())) return error(p, std::strerror(errno));
     auto last = split.finish();
-    if (!last) return;
+    if (!last) {
+      out_.add({Loaded::Kind::Skipped, p.string(), {}, "empty file"});
+      return;
+    }
     message(n ? p.string() + "#" + std::to_string(n + 1) : p.string(), std::move(*last));
   }
 
   Batches& out_;
+  size_t errors_ = 0;
 };
 
 // The one place a parsed message becomes a learn item: its tokens (and what else learning
@@ -149,9 +211,14 @@ std::vector<bayes::Classifier::Item> make_items(const std::vector<Loaded>& batch
   return out;
 }
 
-// What went wrong with an input that is not a message, on stderr.
+// Why an input is not a message, on stderr.
 void report(const Loaded& l) {
-  std::cerr << "bayes: cannot read " << l.name << ": " << l.reason << "\n";
+  if (l.kind == Loaded::Kind::Error)
+    std::cerr << "bayes: cannot read " << l.name << ": " << l.reason << "\n";
+  else if (l.kind == Loaded::Kind::Skipped)
+    std::cerr << "bayes: warning: skipped " << l.name << ": " << l.reason << "\n";
+  else if (l.kind == Loaded::Kind::Warning)
+    std::cerr << "bayes: warning: " << l.name << ": " << l.reason << "\n";
 }
 
 // A positive integer option value, or an error naming the option.
@@ -229,7 +296,7 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
         todo.push_back(std::move(items[i]));
       } else {
         report(batch[i]);
-        ok = false;
+        ok = ok && batch[i].kind != Loaded::Kind::Error;
       }
     }
     if (todo.empty()) return;
@@ -277,7 +344,7 @@ int classify(const bayes::Classifier& c, const Args& args) {
     for (size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].kind != Loaded::Kind::Message) {
         report(batch[i]);
-        ok = false;
+        ok = ok && batch[i].kind != Loaded::Kind::Error;
         continue;
       }
       auto r = c.classify_tokens(items[i].tokens);

@@ -3,11 +3,13 @@ and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restor
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
 classification; nothing leaves the machine. Then the edge cases, on small files written into
 the temp dir and a store of their own: mbox splitting, option errors, dump write errors,
-restore from a directory, bounded memory on a large mbox. Exits 1 on the first failed check.
+restore from a directory, bounded memory on a large mbox, loading errors and directory
+trees (as nobody when run as root, so that unreadable really is). Exits 1 on the first failed check.
 """
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -74,6 +76,78 @@ def peak_rss_mb(cfg, *args):
     out = subprocess.run([sys.executable, "-c", code, DIGUECTL, "--config", cfg, "bayes", *args],
                          capture_output=True, text=True, timeout=300).stdout.split()
     return tuple(int(w) for w in out)
+
+
+def unprivileged():
+    """A command prefix that drops root's right to read anything: [] when not root, None when
+    root cannot drop it."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    nobody = pwd.getpwnam("nobody")
+    return [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+            "--clear-groups"] if setpriv else None
+
+
+def loading_errors(tmp):
+    """Trees, empty and non-message files, unreadable directories and files."""
+    d = os.path.join(tmp, "load")
+    cfg = write(d, "digue.toml", f'[store]\ndir = "{d}/store"\n'.encode())
+    msg = b"From: a@example.org\nSubject: %s\n\nHello %s\n"
+    # A tree: year subdirectories, a Maildir with a Maildir++ folder; dot-files, tmp/ and the
+    # Maildir's own files are not messages.
+    for path in ("tree/2023/01/a.eml", "tree/2024/b.eml", "tree/Maildir/cur/c",
+                 "tree/Maildir/new/d", "tree/Maildir/.Sent/cur/e", "tree/Maildir/tmp/no",
+                 "tree/.git/no", "tree/.hidden", "tree/2024/.no"):
+        name = os.path.basename(path).encode()
+        write(d, path, msg % (name, name))
+    write(d, "tree/Maildir/dovecot-uidlist", b"3 V1 N2\n")
+    tree = os.path.join(d, "tree")
+    got = [os.path.relpath(l["file"], tree) for l in classify_json(cfg, tree)]
+    check(got == ["2023/01/a.eml", "2024/b.eml", "Maildir/cur/c", "Maildir/new/d",
+                  "Maildir/.Sent/cur/e"], "a directory tree is walked in name order: " + str(got))
+    # Empty and non-message files are skipped with a warning naming them; so is a directory
+    # without messages. None is an error.
+    empty, binary = write(d, "empty.eml", b""), write(d, "binary.eml", b"\x7fELF\x02\x01\0\0" * 64)
+    text = write(d, "notes.txt", b"just some notes\nno header at all\n\nSubject: late\n")
+    nothing = os.path.join(d, "nothing")
+    os.makedirs(nothing)
+    good = write(d, "good.eml", msg % (b"good", b"good"))
+    p = bayes(cfg, "learn", "--ham", empty, binary, text, nothing, good)
+    check(p.returncode == 0 and counts(p.stdout) == (1, 0, 0),
+          "only the message is learnt: " + p.stdout.split("\n")[0])
+    for path, why in ((empty, "empty file"), (binary, "not a mail message"),
+                      (text, "not a mail message"), (nothing, "no message files")):
+        check(f"{path}: {why}" in p.stderr, f"warning: {os.path.basename(path)}: {why}")
+
+    prefix = unprivileged()
+    if prefix is None:
+        print("skipped: unreadable paths (root, and no setpriv to drop its rights)")
+        return
+    md, locked = os.path.join(d, "md"), os.path.join(d, "locked")
+    write(d, "md/cur/1", msg % (b"1", b"1"))
+    write(d, "md/new/2", msg % (b"2", b"2"))
+    inside = write(d, "locked/f.eml", msg % (b"f", b"f"))
+    if prefix:  # nobody must reach the files and own the store
+        nobody = pwd.getpwnam("nobody")
+        for root, dirs, names in os.walk(d):
+            for n in [root] + [os.path.join(root, x) for x in dirs + names]:
+                os.chown(n, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(tmp, 0o755)
+    os.chmod(os.path.join(md, "cur"), 0)
+    os.chmod(locked, 0)
+    try:
+        p = subprocess.run(prefix + [DIGUECTL, "--config", cfg, "bayes", "learn", "--ham", md,
+                                     locked, inside], capture_output=True, text=True, timeout=60)
+    finally:
+        os.chmod(os.path.join(md, "cur"), 0o755)
+        os.chmod(locked, 0o755)
+    check(p.returncode == 1 and counts(p.stdout) == (1, 0, 0),
+          f"unreadable paths fail the command, the rest is learnt (exit {p.returncode}): "
+          + p.stdout.split("\n")[0])
+    for path in (os.path.join(md, "cur"), locked, inside):
+        check(f"cannot read {path}: Permission denied" in p.stderr,
+              f"cannot read {os.path.relpath(path, d)}: Permission denied")
 
 
 def edge_cases(tmp):
@@ -213,6 +287,7 @@ def main():
         check("ham messages: 0" in run(cfg, "stats"), "stats after unlearning")
 
         edge_cases(tmp)
+        loading_errors(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("all bayes CLI checks passed")
