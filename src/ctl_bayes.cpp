@@ -342,9 +342,23 @@ int classify(const bayes::Classifier& c, const Args& args) {
   Batches batches([&](std::vector<Loaded>& batch) {
     auto items = make_items(batch, c.params().tokenizer, bayes::Class::Spam);
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].kind != Loaded::Kind::Message) {
-        report(batch[i]);
-        ok = ok && batch[i].kind != Loaded::Kind::Error;
+      const Loaded& l = batch[i];
+      if (l.kind == Loaded::Kind::Warning) {
+        report(l);
+        continue;
+      }
+      // Every file asked about gets its line, so plain scores stay aligned with the arguments.
+      if (l.kind != Loaded::Kind::Message) {
+        if (l.kind == Loaded::Kind::Error)
+          report(l);
+        else
+          std::cerr << "bayes: cannot classify " << l.name << ": " << l.reason << "\n";
+        ok = false;
+        if (json)
+          std::printf("{\"file\": \"%s\", \"error\": \"%s\"}\n", text::json_escape(l.name).c_str(),
+                      text::json_escape(l.reason).c_str());
+        else
+          std::printf("error\n");
         continue;
       }
       auto r = c.classify_tokens(items[i].tokens);
@@ -355,9 +369,8 @@ int classify(const bayes::Classifier& c, const Args& args) {
         std::printf(
             "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": "
             "\"%s\"}\n",
-            text::json_escape(batch[i].name).c_str(), r.score,
-            r.score >= threshold ? "true" : "false", r.ready ? "true" : "false",
-            text::json_escape(r.evidence(8)).c_str());
+            text::json_escape(l.name).c_str(), r.score, r.score >= threshold ? "true" : "false",
+            r.ready ? "true" : "false", text::json_escape(r.evidence(8)).c_str());
       else
         std::printf("%.3f\n", r.score);
     }

@@ -2,7 +2,8 @@
 and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restore, unlearn.
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
 classification; nothing leaves the machine. Then the edge cases, on small files written into
-the temp dir and a store of their own: mbox splitting, option errors, dump write errors,
+the temp dir and a store of their own: mbox splitting, a line for every file classified,
+option errors, dump write errors,
 restore from a directory, bounded memory on a large mbox, loading errors and directory
 trees (as nobody when run as root, so that unreadable really is). Exits 1 on the first failed check.
 """
@@ -161,6 +162,20 @@ def edge_cases(tmp):
     two = write(d, "two.mbox", ENVELOPE + MESSAGE + b"\n" + ENVELOPE + MESSAGE)
     check([l["file"] for l in classify_json(cfg, two)] == [two + "#1", two + "#2"],
           "an mbox of two messages gives two")
+
+    # classify answers every argument, in order: "error" (JSON: the reason) for a file it
+    # cannot read or that is not a message, and exits 1.
+    missing, empty = os.path.join(d, "missing.eml"), write(d, "empty.eml", b"")
+    p = bayes(cfg, "classify", one, missing, empty, one)
+    check(p.returncode == 1 and p.stdout.split() == ["0.000", "error", "error", "0.000"],
+          "classify prints 'error' for a missing or empty file: " + " ".join(p.stdout.split()))
+    check(f"cannot read {missing}: No such file or directory" in p.stderr
+          and f"cannot classify {empty}: empty file" in p.stderr,
+          "classify says why on stderr, naming the file")
+    p = bayes(cfg, "classify", "--json", missing, one)
+    lines = [json.loads(l) for l in p.stdout.splitlines()]
+    check(p.returncode == 1 and lines[0] == {"file": missing, "error": "No such file or directory"}
+          and lines[1]["file"] == one, "classify --json gives the error for its file")
 
     # A large mbox is read as it is split and handled a batch at a time: memory stays well
     # under the file's size (it was twice the size when the whole file was read first).
