@@ -239,6 +239,40 @@ double number(const std::string& option, const std::string& value) {
   return v;
 }
 
+// The words after a subcommand: its options, in order, and its paths.
+struct Words {
+  std::vector<std::pair<std::string, std::string>> options;  // (option, value or "")
+  std::vector<std::string> paths;
+  std::string problem;  // for usage(): an unknown option, or one without its value
+};
+
+// args[1...] as options and paths: `flags` stand alone, `valued` take the next word, any
+// other "--word" is a problem; "--" ends the options.
+Words words(const Args& args, std::initializer_list<std::string_view> flags,
+            std::initializer_list<std::string_view> valued) {
+  auto in = [](std::initializer_list<std::string_view> list, const std::string& a) {
+    return std::find(list.begin(), list.end(), a) != list.end();
+  };
+  Words w;
+  bool options = true;
+  for (size_t i = 1; i < args.size() && w.problem.empty(); ++i) {
+    const std::string& a = args[i];
+    if (!options || a.rfind("--", 0) != 0)
+      w.paths.push_back(a);
+    else if (a == "--")
+      options = false;
+    else if (in(flags, a))
+      w.options.emplace_back(a, "");
+    else if (!in(valued, a))
+      w.problem = "unknown option: " + a;
+    else if (i + 1 == args.size())
+      w.problem = a + " needs a value";
+    else
+      w.options.emplace_back(a, args[++i]);
+  }
+  return w;
+}
+
 int usage(const std::string& problem = "") {
   if (!problem.empty()) std::cerr << "bayes: " << problem << "\n";
   std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
@@ -268,23 +302,15 @@ void train(const bayes::Classifier& c) {
 }
 
 int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
+  auto w = words(args, {"--spam", "--ham"}, {});
+  if (!w.problem.empty()) return usage(w.problem);
   std::optional<bayes::Class> cls;
-  std::vector<std::string> paths;
-  bool options = true;  // until "--"
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (options && (a == "--spam" || a == "--ham")) {
-      auto c = a == "--spam" ? bayes::Class::Spam : bayes::Class::Ham;
-      if (cls && *cls != c) return usage("give one of --spam or --ham");
-      cls = c;
-    } else if (options && a == "--") {
-      options = false;
-    } else if (options && a.rfind("--", 0) == 0) {
-      return usage("unknown option: " + a);
-    } else {
-      paths.push_back(a);
-    }
+  for (const auto& [option, value] : w.options) {
+    auto want = option == "--spam" ? bayes::Class::Spam : bayes::Class::Ham;
+    if (cls && *cls != want) return usage("give one of --spam or --ham");
+    cls = want;
   }
+  const auto& paths = w.paths;
   if ((!unlearn && !cls) || paths.empty()) return usage();
   bool ok = true;
   size_t counts[5] = {0, 0, 0, 0, 0};
@@ -319,23 +345,15 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
 int classify(const bayes::Classifier& c, const Args& args) {
   bool json = false;
   double threshold = bayes::kDefaultThreshold;
-  std::vector<std::string> paths;
-  bool options = true;  // until "--"
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (options && a == "--json") {
+  auto w = words(args, {"--json"}, {"--threshold"});
+  if (!w.problem.empty()) return usage(w.problem);
+  for (const auto& [option, value] : w.options) {
+    if (option == "--json")
       json = true;
-    } else if (options && a == "--threshold") {
-      if (i + 1 == args.size()) return usage("--threshold needs a value");
-      threshold = number(a, args[++i]);
-    } else if (options && a == "--") {
-      options = false;
-    } else if (options && a.rfind("--", 0) == 0) {
-      return usage("unknown option: " + a);
-    } else {
-      paths.push_back(a);
-    }
+    else
+      threshold = number(option, value);
   }
+  const auto& paths = w.paths;
   if (paths.empty()) return usage();
   bool ok = true;
   size_t scored = 0;

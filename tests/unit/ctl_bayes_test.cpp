@@ -7,28 +7,38 @@ using namespace digue;
 
 TEST_CASE("mbox envelope lines", "[mbox]") {
   // As in the shared corpus and common mailers.
-  CHECK(mbox::is_envelope("From timc@2ubh.com  Thu Aug 22 13:52:59 2002\n"));
-  CHECK(mbox::is_envelope("From alice@example.org Thu Aug 22 12:36:23 2002"));
-  CHECK(mbox::is_envelope("From MAILER-DAEMON  Thu Aug  2 08:03:01 2001\r\n"));
-  CHECK(mbox::is_envelope("From MAILER-DAEMON@dogma.slashnull.org  Wed Jul 24 04:53:42 2002"));
-  CHECK(mbox::is_envelope("From zvfjenphuq@[1086695621] [ufa]  Sun Aug  5 09:51:15 2001"));
-  CHECK(mbox::is_envelope("From <> Mon Jan  1 00:00:00 2024"));
-  CHECK(mbox::is_envelope("From  Mon Jan  1 00:00:00 2024"));  // no sender
-  CHECK(mbox::is_envelope("From bob Mon Jan 1 00:00 2024"));
-  CHECK(mbox::is_envelope("From bob@x.org Mon Jan  1 00:00:00 PST 2024"));
-  CHECK(mbox::is_envelope("From bob@x.org Mon Jan  1 00:00:00 2024 +0100"));
-  CHECK(mbox::is_envelope("From bob Mon Jan  1 00:00:00 2024 remote from mars"));
-  // Body lines.
-  CHECK_FALSE(mbox::is_envelope("From what I heard, it works.\n"));
-  CHECK_FALSE(mbox::is_envelope("From home recordings to downloaded mp3s, this DirectX plug-in"));
-  CHECK_FALSE(mbox::is_envelope("From Mon Jan 1 we open at 00:00:00 2024"));
-  CHECK_FALSE(mbox::is_envelope("From bob Mon Jan  1 00:00:00 2024 and more words"));
-  CHECK_FALSE(mbox::is_envelope("From what I heard Mon Jan  1 00:00:00 2024"));
-  CHECK_FALSE(mbox::is_envelope("From bob Mon Jan 1 2024"));
-  CHECK_FALSE(mbox::is_envelope("From bob Mon Foo  1 00:00:00 2024"));
-  CHECK_FALSE(mbox::is_envelope(">From bob Mon Jan  1 00:00:00 2024"));
-  CHECK_FALSE(mbox::is_envelope("From: bob@example.org"));
-  CHECK_FALSE(mbox::is_envelope("From "));
+  for (std::string_view line : {
+           "From timc@2ubh.com  Thu Aug 22 13:52:59 2002\n",
+           "From alice@example.org Thu Aug 22 12:36:23 2002",
+           "From MAILER-DAEMON  Thu Aug  2 08:03:01 2001\r\n",
+           "From MAILER-DAEMON@dogma.slashnull.org  Wed Jul 24 04:53:42 2002",
+           "From zvfjenphuq@[1086695621] [ufa]  Sun Aug  5 09:51:15 2001",
+           "From <> Mon Jan  1 00:00:00 2024",
+           "From  Mon Jan  1 00:00:00 2024",  // no sender
+           "From bob Mon Jan 1 00:00 2024",
+           "From bob@x.org Mon Jan  1 00:00:00 PST 2024",
+           "From bob@x.org Mon Jan  1 00:00:00 2024 +0100",
+           "From bob Mon Jan  1 00:00:00 2024 remote from mars",
+       }) {
+    CAPTURE(line);
+    CHECK(mbox::is_envelope(line));
+  }
+  // Body lines, and lines that are almost envelopes.
+  for (std::string_view line : {
+           "From what I heard, it works.\n",
+           "From home recordings to downloaded mp3s, this DirectX plug-in",
+           "From Mon Jan 1 we open at 00:00:00 2024",
+           "From bob Mon Jan  1 00:00:00 2024 and more words",
+           "From what I heard Mon Jan  1 00:00:00 2024",
+           "From bob Mon Jan 1 2024",
+           "From bob Mon Foo  1 00:00:00 2024",
+           ">From bob Mon Jan  1 00:00:00 2024",
+           "From: bob@example.org",
+           "From ",
+       }) {
+    CAPTURE(line);
+    CHECK_FALSE(mbox::is_envelope(line));
+  }
 }
 
 TEST_CASE("mbox splitting", "[mbox]") {
@@ -70,14 +80,18 @@ TEST_CASE("mbox splitting", "[mbox]") {
 }
 
 TEST_CASE("mail message check", "[mbox]") {
-  CHECK(mbox::looks_like_message("Subject: hi\n\nbody\n"));
-  CHECK(mbox::looks_like_message("Received: from x\r\n\tby y\r\nFrom: a@b\r\n\r\nbody"));
-  CHECK(mbox::looks_like_message("X-Weird:no space\n"));
-  CHECK_FALSE(mbox::looks_like_message(""));
-  CHECK_FALSE(mbox::looks_like_message("\n\nSubject: after the header block\n"));
-  CHECK_FALSE(mbox::looks_like_message("just some text\nwithout any field\n"));
-  CHECK_FALSE(mbox::looks_like_message(": no name\n"));
-  CHECK_FALSE(mbox::looks_like_message("not a name: value\n"));
+  for (std::string_view raw :
+       {"Subject: hi\n\nbody\n", "Received: from x\r\n\tby y\r\nFrom: a@b\r\n\r\nbody",
+        "X-Weird:no space\n"}) {
+    CAPTURE(raw);
+    CHECK(mbox::looks_like_message(raw));
+  }
   static const char elf[] = "\177ELF\2\1\1\0\0\0Key: v\n";
-  CHECK_FALSE(mbox::looks_like_message(std::string_view(elf, sizeof elf - 1)));
+  for (std::string_view raw :
+       {std::string_view(), std::string_view("\n\nSubject: after the header block\n"),
+        std::string_view("just some text\nwithout any field\n"), std::string_view(": no name\n"),
+        std::string_view("not a name: value\n"), std::string_view(elf, sizeof elf - 1)}) {
+    CAPTURE(raw);
+    CHECK_FALSE(mbox::looks_like_message(raw));
+  }
 }
