@@ -12,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "digue/bayes.hpp"
@@ -93,12 +94,13 @@ class Loader {
     out_.add({Loaded::Kind::Error, p.string(), {}, std::move(reason)});
   }
 
+  void skip(std::string name, std::string reason) {
+    out_.add({Loaded::Kind::Skipped, std::move(name), {}, std::move(reason)});
+  }
+
   void message(std::string name, std::string raw) {
     if (!mbox::looks_like_message(raw))
-      out_.add({Loaded::Kind::Skipped,
-                std::move(name),
-                {},
-                raw.empty() ? "empty message" : "not a mail message"});
+      skip(std::move(name), raw.empty() ? "empty message" : "not a mail message");
     else
       out_.add({Loaded::Kind::Message, std::move(name), std::move(raw), {}});
   }
@@ -124,7 +126,7 @@ class Loader {
     if (!entries) return 0;
     auto is_dir = [](const fs::directory_entry& e) {
       std::error_code ec;
-      return e.is_directory(ec) && !e.is_symlink(ec);
+      return e.is_directory(ec);
     };
     auto find = [&](const char* name) {
       return std::find_if(entries->begin(), entries->end(), [&](const fs::directory_entry& e) {
@@ -135,8 +137,11 @@ class Loader {
     if (find("cur") != entries->end() || find("new") != entries->end()) {
       for (const char* sub : {"cur", "new"})
         if (auto it = find(sub); it != entries->end()) files += walk(it->path());
-      for (const auto& e : *entries)
-        if (e.path().filename().string()[0] == '.' && is_dir(e)) files += walk(e.path(), true);
+      for (const auto& e : *entries) {
+        std::error_code ec;
+        if (e.path().filename().string()[0] == '.' && is_dir(e) && !e.is_symlink(ec))
+          files += walk(e.path(), true);
+      }
       return files;
     }
     if (folder) return 0;
@@ -152,7 +157,7 @@ class Loader {
         ++files;
         file(e.path());
       } else {
-        out_.add({Loaded::Kind::Skipped, e.path().string(), {}, "not a regular file"});
+        skip(e.path().string(), "not a regular file");
       }
     }
     return files;
@@ -175,10 +180,7 @@ class Loader {
         message(p.string() + "#" + std::to_string(++n), std::move(*m));
     if (std::ferror(f.get())) return error(p, std::strerror(errno));
     auto last = split.finish();
-    if (!last) {
-      out_.add({Loaded::Kind::Skipped, p.string(), {}, "empty file"});
-      return;
-    }
+    if (!last) return skip(p.string(), "empty file");
     message(n ? p.string() + "#" + std::to_string(n + 1) : p.string(), std::move(*last));
   }
 
