@@ -2,10 +2,10 @@
 and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restore, unlearn.
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
 classification; nothing leaves the machine. Then the edge cases, on small files written into
-the temp dir and a store of their own: mbox splitting, a line for every file classified,
-option errors, dump write errors,
-restore from a directory, bounded memory on a large mbox, loading errors and directory
-trees (as nobody when run as root, so that unreadable really is). Exits 1 on the first failed check.
+the temp dir and stores of their own: mbox splitting, a line for every file classified, option
+errors, dump write errors, restore from a directory, bounded memory on a large mbox, directory
+trees, empty and non-message files, unreadable paths (as nobody when run as root, so that
+unreadable really is). Exits 1 on the first failed check.
 """
 
 import json
