@@ -1,17 +1,23 @@
 // diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
-#include <sstream>
+#include <memory>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include "digue/bayes.hpp"
 #include "digue/ctl.hpp"
+#include "digue/mbox.hpp"
 #include "digue/mime.hpp"
 #include "digue/store.hpp"
 #include "digue/text.hpp"
@@ -22,111 +28,199 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// One input: a message, or why a path gave none.
 struct Loaded {
-  std::string name;  // file, or file#N for the Nth message of an mbox
-  std::string raw;
+  enum class Kind {
+    Message,
+    Skipped,  // a file that is not a message (empty, binary, no header block)
+    Error,    // a file or directory that could not be read
+    Warning,  // a directory without message files
+  };
+  Kind kind = Kind::Message;
+  std::string name;    // file, or file#N for the Nth message of an mbox; else the path
+  std::string raw;     // Message
+  std::string reason;  // the others: "empty file", strerror's text, ...
 };
 
-bool read_file(const fs::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
+// Collects loaded inputs and hands them on a batch at a time: kBatch messages, or fewer when
+// they reach kBatchBytes. Memory is bounded by the batch whatever the input's size, and each
+// learn batch is one Store transaction (one fsync).
+class Batches {
+ public:
+  using Handler = std::function<void(std::vector<Loaded>&)>;
+  explicit Batches(Handler handler) : handler_(std::move(handler)) {}
+  void add(Loaded l) {
+    bytes_ += l.raw.size();
+    batch_.push_back(std::move(l));
+    if (batch_.size() >= kBatch || bytes_ >= kBatchBytes) flush();
+  }
+  void flush() {
+    if (!batch_.empty()) handler_(batch_);
+    batch_.clear();
+    bytes_ = 0;
+  }
 
-// A message file may start with an mbox "From " envelope line (the corpus does); an mbox
-// holds several. Splits on "From " at the start of a line after an empty line (or at the very
-// start), drops the envelope lines and unquotes ">From ".
-std::vector<std::string> split_mbox(const std::string& data) {
-  std::vector<std::string> out;
-  if (data.rfind("From ", 0) != 0) {
-    out.push_back(data);
+ private:
+  static constexpr size_t kBatch = 500;
+  static constexpr size_t kBatchBytes = 32u << 20;
+  Handler handler_;
+  std::vector<Loaded> batch_;
+  size_t bytes_ = 0;
+};
+
+// Reads the command line's paths into Batches, in order: message files, mboxes (split as they
+// are read), Maildirs (cur/, new/, then Maildir++ folders) and directory trees of these (year
+// subdirectories, folders), each directory in name order. Dot-files, tmp/ and the files of a
+// Maildir's own directory are not messages; symbolic links to directories inside a tree are
+// not followed (no loops). Nothing is silent: unreadable paths are Errors, files that are not
+// messages are Skipped, a directory without message files is a Warning.
+class Loader {
+ public:
+  explicit Loader(Batches& out) : out_(out) {}
+
+  void load(const std::string& path) {
+    std::error_code ec;
+    auto st = fs::status(path, ec);
+    if (ec) return error(path, ec.message());
+    if (!fs::is_directory(st)) return file(path);
+    size_t errors = errors_;
+    if (walk(path) == 0 && errors_ == errors)
+      out_.add({Loaded::Kind::Warning, path, {}, "no message files"});
+  }
+
+ private:
+  void error(const fs::path& p, std::string reason) {
+    ++errors_;
+    out_.add({Loaded::Kind::Error, p.string(), {}, std::move(reason)});
+  }
+
+  void skip(std::string name, std::string reason) {
+    out_.add({Loaded::Kind::Skipped, std::move(name), {}, std::move(reason)});
+  }
+
+  void message(std::string name, std::string raw) {
+    if (!mbox::looks_like_message(raw))
+      skip(std::move(name), raw.empty() ? "empty message" : "not a mail message");
+    else
+      out_.add({Loaded::Kind::Message, std::move(name), std::move(raw), {}});
+  }
+
+  // d's entries in name order; an Error naming d when it cannot be read.
+  std::optional<std::vector<fs::directory_entry>> list(const fs::path& d) {
+    std::vector<fs::directory_entry> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec))
+      out.push_back(*it);
+    if (ec) {
+      error(d, ec.message());
+      return std::nullopt;
+    }
+    std::sort(out.begin(), out.end());
     return out;
   }
-  std::string cur;
-  size_t pos = 0;
-  bool first = true;
-  while (pos < data.size()) {
-    size_t eol = data.find('\n', pos);
-    size_t next = eol == std::string::npos ? data.size() : eol + 1;
-    std::string_view line(data.data() + pos, next - pos);
-    bool blank_before = cur.empty() ||
-                        (cur.size() >= 2 && cur.compare(cur.size() - 2, 2, "\n\n") == 0) ||
-                        (cur.size() >= 4 && cur.compare(cur.size() - 4, 4, "\r\n\r\n") == 0);
-    if (line.rfind("From ", 0) == 0 && (first || blank_before)) {
-      if (!first) out.push_back(std::move(cur));
-      cur.clear();
-      first = false;
-    } else {
-      size_t q = 0;
-      while (q < line.size() && line[q] == '>') ++q;
-      if (q > 0 && line.substr(q, 5) == "From ") line.remove_prefix(1);
-      cur.append(line);
-    }
-    pos = next;
-  }
-  if (!first) out.push_back(std::move(cur));
-  return out;
-}
 
-void add_file(const fs::path& p, std::vector<Loaded>& out, bool& ok) {
-  std::string data;
-  if (!read_file(p, data)) {
-    std::cerr << "bayes: cannot read " << p.string() << "\n";
-    ok = false;
-    return;
-  }
-  auto msgs = split_mbox(data);
-  for (size_t i = 0; i < msgs.size(); ++i)
-    out.push_back({msgs.size() == 1 ? p.string() : p.string() + "#" + std::to_string(i + 1),
-                   std::move(msgs[i])});
-}
-
-// Files, mboxes, Maildirs (cur/ and new/) and plain directories of messages, in name order.
-std::vector<Loaded> load(const std::vector<std::string>& paths, bool& ok) {
-  std::vector<Loaded> out;
-  for (const auto& path : paths) {
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-      std::vector<fs::path> files;
-      bool maildir =
-          fs::is_directory(fs::path(path) / "cur") || fs::is_directory(fs::path(path) / "new");
-      std::vector<fs::path> dirs =
-          maildir ? std::vector<fs::path>{fs::path(path) / "cur", fs::path(path) / "new"}
-                  : std::vector<fs::path>{fs::path(path)};
-      for (const auto& d : dirs) {
-        if (!fs::is_directory(d, ec)) continue;
-        for (const auto& e : fs::directory_iterator(d, ec))
-          if (e.is_regular_file() && e.path().filename().string()[0] != '.')
-            files.push_back(e.path());
+  // The message files under d (read into out_); returns how many there were. A Maildir++
+  // folder (a Maildir's ".Name" subdirectory) is read only when it is a Maildir itself.
+  size_t walk(const fs::path& d, bool folder = false) {
+    auto entries = list(d);
+    if (!entries) return 0;
+    auto is_dir = [](const fs::directory_entry& e) {
+      std::error_code ec;
+      return e.is_directory(ec);
+    };
+    auto find = [&](const char* name) {
+      return std::find_if(entries->begin(), entries->end(), [&](const fs::directory_entry& e) {
+        return e.path().filename() == name && is_dir(e);
+      });
+    };
+    size_t files = 0;
+    if (find("cur") != entries->end() || find("new") != entries->end()) {
+      for (const char* sub : {"cur", "new"})
+        if (auto it = find(sub); it != entries->end()) files += walk(it->path());
+      for (const auto& e : *entries) {
+        std::error_code ec;
+        if (e.path().filename().string()[0] == '.' && is_dir(e) && !e.is_symlink(ec))
+          files += walk(e.path(), true);
       }
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) add_file(f, out, ok);
-    } else if (fs::is_regular_file(path, ec)) {
-      add_file(path, out, ok);
-    } else {
-      std::cerr << "bayes: no such file or directory: " << path << "\n";
-      ok = false;
+      return files;
     }
+    if (folder) return 0;
+    for (const auto& e : *entries) {
+      if (e.path().filename().string()[0] == '.') continue;
+      std::error_code ec;
+      auto st = e.status(ec);  // follows a symbolic link
+      if (ec) {
+        error(e.path(), ec.message());
+      } else if (fs::is_directory(st)) {
+        if (!e.is_symlink(ec)) files += walk(e.path());
+      } else if (fs::is_regular_file(st)) {
+        ++files;
+        file(e.path());
+      } else {
+        skip(e.path().string(), "not a regular file");
+      }
+    }
+    return files;
   }
-  return out;
+
+  // A message file or an mbox, read line by line: an mbox of any size needs memory for one
+  // message (and the batch) only. An mbox's messages are named file#1, file#2, ...
+  void file(const fs::path& p) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(p.c_str(), "rb"), &std::fclose);
+    if (!f) return error(p, std::strerror(errno));
+    struct Line {
+      char* data = nullptr;
+      size_t cap = 0;
+      ~Line() { std::free(data); }
+    } line;
+    mbox::Splitter split;
+    size_t n = 0;
+    for (ssize_t len; (len = ::getline(&line.data, &line.cap, f.get())) > 0;)
+      if (auto m = split.feed({line.data, static_cast<size_t>(len)}))
+        message(p.string() + "#" + std::to_string(++n), std::move(*m));
+    if (std::ferror(f.get())) return error(p, std::strerror(errno));
+    auto last = split.finish();
+    if (!last) return skip(p.string(), "empty file");
+    message(n ? p.string() + "#" + std::to_string(n + 1) : p.string(), std::move(*last));
+  }
+
+  Batches& out_;
+  size_t errors_ = 0;
+};
+
+// The one place a parsed message becomes a learn item: its tokens (and what else learning
+// will want to know of it).
+bayes::Classifier::Item make_item(const mime::Parsed& msg, const bayes::TokenizerOptions& opt,
+                                  bayes::Class cls) {
+  return {bayes::tokenize(msg, opt), cls};
 }
 
-// Parses and tokenizes on a few threads: that is where learning spends its time.
-std::vector<std::vector<std::string>> tokenize_all(const std::vector<Loaded>& msgs,
-                                                   const bayes::TokenizerOptions& opt) {
-  std::vector<std::vector<std::string>> out(msgs.size());
+// Items for a batch's messages (empty ones for the rest), parsed and tokenized on a few
+// threads: that is where learning spends its time.
+std::vector<bayes::Classifier::Item> make_items(const std::vector<Loaded>& batch,
+                                                const bayes::TokenizerOptions& opt,
+                                                bayes::Class cls) {
+  std::vector<bayes::Classifier::Item> out(batch.size());
   unsigned n = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < n; ++t)
     threads.emplace_back([&, t] {
-      for (size_t i = t; i < msgs.size(); i += n)
-        out[i] = bayes::tokenize(mime::parse(msgs[i].raw), opt);
+      for (size_t i = t; i < batch.size(); i += n)
+        if (batch[i].kind == Loaded::Kind::Message)
+          out[i] = make_item(mime::parse(batch[i].raw), opt, cls);
     });
   for (auto& th : threads) th.join();
   return out;
+}
+
+// Why an input is not a message, on stderr.
+void report(const Loaded& l) {
+  if (l.kind == Loaded::Kind::Error)
+    std::cerr << "bayes: cannot read " << l.name << ": " << l.reason << "\n";
+  else if (l.kind == Loaded::Kind::Skipped)
+    std::cerr << "bayes: warning: skipped " << l.name << ": " << l.reason << "\n";
+  else if (l.kind == Loaded::Kind::Warning)
+    std::cerr << "bayes: warning: " << l.name << ": " << l.reason << "\n";
 }
 
 // A positive integer option value, or an error naming the option.
@@ -138,7 +232,51 @@ uint64_t positive(const std::string& option, const std::string& value) {
   return v;
 }
 
-int usage() {
+// A number option value, or an error naming the option.
+double number(const std::string& option, const std::string& value) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v))
+    throw std::runtime_error(option + ": not a number: " + value);
+  return v;
+}
+
+// The words after a subcommand: its options, in order, and its paths.
+struct Words {
+  std::vector<std::pair<std::string, std::string>> options;  // (option, value or "")
+  std::vector<std::string> paths;
+  std::string problem;  // for usage(): an unknown option, or one without its value
+};
+
+// args[1...] as options and paths: `flags` stand alone, `valued` take the next word, any
+// other "--word" is a problem; "--" ends the options.
+Words words(const Args& args, std::initializer_list<std::string_view> flags,
+            std::initializer_list<std::string_view> valued) {
+  auto in = [](std::initializer_list<std::string_view> list, const std::string& a) {
+    return std::find(list.begin(), list.end(), a) != list.end();
+  };
+  Words w;
+  bool options = true;
+  for (size_t i = 1; i < args.size() && w.problem.empty(); ++i) {
+    const std::string& a = args[i];
+    if (!options || a.rfind("--", 0) != 0)
+      w.paths.push_back(a);
+    else if (a == "--")
+      options = false;
+    else if (in(flags, a))
+      w.options.emplace_back(a, "");
+    else if (!in(valued, a))
+      w.problem = "unknown option: " + a;
+    else if (i + 1 == args.size())
+      w.problem = a + " needs a value";
+    else
+      w.options.emplace_back(a, args[++i]);
+  }
+  return w;
+}
+
+int usage(const std::string& problem = "") {
+  if (!problem.empty()) std::cerr << "bayes: " << problem << "\n";
   std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
                "       diguectl --config FILE bayes unlearn PATH...\n"
                "       diguectl --config FILE bayes classify MESSAGE... [--json] [--threshold S]\n"
@@ -156,8 +294,7 @@ void train(const bayes::Classifier& c) {
   }
   auto t0 = std::chrono::steady_clock::now();
   auto w = c.train_weights();
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (w.messages == 0)
     std::printf("weights: not trained (fewer than %u spam or ham messages with token lists)\n",
                 c.params().min_learned);
@@ -167,30 +304,35 @@ void train(const bayes::Classifier& c) {
 }
 
 int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
+  auto w = words(args, {"--spam", "--ham"}, {});
+  if (!w.problem.empty()) return usage(w.problem);
   std::optional<bayes::Class> cls;
-  std::vector<std::string> paths;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--spam")
-      cls = bayes::Class::Spam;
-    else if (args[i] == "--ham")
-      cls = bayes::Class::Ham;
-    else
-      paths.push_back(args[i]);
+  for (const auto& [option, value] : w.options) {
+    auto want = option == "--spam" ? bayes::Class::Spam : bayes::Class::Ham;
+    if (cls && *cls != want) return usage("give one of --spam or --ham");
+    cls = want;
   }
+  const auto& paths = w.paths;
   if ((!unlearn && !cls) || paths.empty()) return usage();
   bool ok = true;
-  auto msgs = load(paths, ok);
-  auto tokens = tokenize_all(msgs, c.params().tokenizer);
   size_t counts[5] = {0, 0, 0, 0, 0};
-  // Batches of a few hundred messages: one transaction (one fsync) each.
-  constexpr size_t kBatch = 500;
-  for (size_t start = 0; start < msgs.size(); start += kBatch) {
-    std::vector<bayes::Classifier::Item> items;
-    for (size_t i = start; i < std::min(msgs.size(), start + kBatch); ++i)
-      items.push_back({std::move(tokens[i]), cls.value_or(bayes::Class::Spam)});
-    auto outs = unlearn ? c.unlearn(items) : c.learn(items);
-    for (auto o : outs) ++counts[static_cast<int>(o)];
-  }
+  Batches batches([&](std::vector<Loaded>& batch) {
+    auto items = make_items(batch, c.params().tokenizer, cls.value_or(bayes::Class::Spam));
+    std::vector<bayes::Classifier::Item> todo;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].kind == Loaded::Kind::Message) {
+        todo.push_back(std::move(items[i]));
+      } else {
+        report(batch[i]);
+        ok = ok && batch[i].kind != Loaded::Kind::Error;
+      }
+    }
+    if (todo.empty()) return;
+    for (auto o : unlearn ? c.unlearn(todo) : c.learn(todo)) ++counts[static_cast<int>(o)];
+  });
+  Loader loader(batches);
+  for (const auto& p : paths) loader.load(p);
+  batches.flush();
   using O = bayes::LearnOutcome;
   if (unlearn)
     std::printf("unlearned %zu, not found %zu\n", counts[int(O::Unlearned)],
@@ -205,34 +347,116 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
 int classify(const bayes::Classifier& c, const Args& args) {
   bool json = false;
   double threshold = bayes::kDefaultThreshold;
-  std::vector<std::string> paths;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--json")
+  auto w = words(args, {"--json"}, {"--threshold"});
+  if (!w.problem.empty()) return usage(w.problem);
+  for (const auto& [option, value] : w.options) {
+    if (option == "--json")
       json = true;
-    else if (args[i] == "--threshold" && i + 1 < args.size())
-      threshold = std::stod(args[++i]);
     else
-      paths.push_back(args[i]);
+      threshold = number(option, value);
   }
+  const auto& paths = w.paths;
   if (paths.empty()) return usage();
   bool ok = true;
-  auto msgs = load(paths, ok);
-  auto tokens = tokenize_all(msgs, c.params().tokenizer);
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    auto r = c.classify_tokens(tokens[i]);
-    // Decide on the printed value, so the score and the spam flag never disagree.
-    r.score = std::round(r.score * 1000.0) / 1000.0;
-    if (json)
-      std::printf(
-          "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": \"%s\"}\n",
-          text::json_escape(msgs[i].name).c_str(), r.score, r.score >= threshold ? "true" : "false",
-          r.ready ? "true" : "false", text::json_escape(r.evidence(8)).c_str());
-    else
-      std::printf("%.3f\n", r.score);
-  }
-  if (!msgs.empty() && !c.classify_tokens({}).ready)
+  size_t scored = 0;
+  Batches batches([&](std::vector<Loaded>& batch) {
+    auto items = make_items(batch, c.params().tokenizer, bayes::Class::Spam);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Loaded& l = batch[i];
+      if (l.kind == Loaded::Kind::Warning) {
+        report(l);
+        continue;
+      }
+      // Every file asked about gets its line, so plain scores stay aligned with the arguments.
+      if (l.kind != Loaded::Kind::Message) {
+        if (l.kind == Loaded::Kind::Error)
+          report(l);
+        else
+          std::cerr << "bayes: cannot classify " << l.name << ": " << l.reason << "\n";
+        ok = false;
+        if (json)
+          std::printf("{\"file\": \"%s\", \"error\": \"%s\"}\n", text::json_escape(l.name).c_str(),
+                      text::json_escape(l.reason).c_str());
+        else
+          std::printf("error\n");
+        continue;
+      }
+      auto r = c.classify_tokens(items[i].tokens);
+      ++scored;
+      // Decide on the printed value, so the score and the spam flag never disagree.
+      r.score = std::round(r.score * 1000.0) / 1000.0;
+      if (json)
+        std::printf(
+            "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": "
+            "\"%s\"}\n",
+            text::json_escape(l.name).c_str(), r.score, r.score >= threshold ? "true" : "false",
+            r.ready ? "true" : "false", text::json_escape(r.evidence(8)).c_str());
+      else
+        std::printf("%.3f\n", r.score);
+    }
+  });
+  Loader loader(batches);
+  for (const auto& p : paths) loader.load(p);
+  batches.flush();
+  if (scored > 0 && !c.classify_tokens({}).ready)
     std::cerr << "bayes: warning: the model is not trained yet (scores are 0)\n";
   return ok ? 0 : 1;
+}
+
+// errno's text after a failed stream operation ("write error" when the library left none).
+std::string last_error() { return errno ? std::strerror(errno) : "write error"; }
+
+// Writes the model's text dump to FILE or standard output; a write error (a full disk) fails
+// the command rather than leaving a short dump behind an exit code 0.
+int dump(const bayes::Classifier& c, const Args& args) {
+  if (args.size() > 1) {
+    errno = 0;
+    std::ofstream out(args[1]);
+    if (!out) {
+      std::cerr << "bayes: cannot write " << args[1] << ": " << last_error() << "\n";
+      return 1;
+    }
+    c.dump(out);
+    out.close();  // flushes; a failed flush or close sets failbit
+    if (!out) {
+      std::cerr << "bayes: cannot write " << args[1] << ": " << last_error() << "\n";
+      return 1;
+    }
+    return 0;
+  }
+  errno = 0;
+  c.dump(std::cout);
+  std::cout.flush();
+  if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::cerr << "bayes: cannot write the dump to standard output: " << last_error() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+// Adds a dump (FILE or standard input) to the model (Classifier::restore), then retrains.
+int restore(const bayes::Classifier& c, const Args& args) {
+  size_t n = 0;
+  if (args.size() > 1) {
+    // Read as a stream, a directory looks like an empty dump: say what it is instead.
+    std::error_code ec;
+    if (fs::is_directory(args[1], ec)) {
+      std::cerr << "bayes: cannot restore " << args[1] << ": is a directory, not a dump file\n";
+      return 1;
+    }
+    errno = 0;
+    std::ifstream in(args[1]);
+    if (!in) {
+      std::cerr << "bayes: cannot read " << args[1] << ": " << last_error() << "\n";
+      return 1;
+    }
+    n = c.restore(in);
+  } else {
+    n = c.restore(std::cin);
+  }
+  std::printf("restored %zu records\n", n);
+  train(c);
+  return 0;
 }
 
 }  // namespace
@@ -272,35 +496,8 @@ int bayes(const Config& config, const Args& args) {
       train(c);
       return 0;
     }
-    if (cmd == "dump") {
-      if (args.size() > 1) {
-        std::ofstream out(args[1]);
-        if (!out) {
-          std::cerr << "bayes: cannot write " << args[1] << "\n";
-          return 1;
-        }
-        c.dump(out);
-        return out.good() ? 0 : 1;
-      }
-      c.dump(std::cout);
-      return 0;
-    }
-    if (cmd == "restore") {
-      size_t n = 0;
-      if (args.size() > 1) {
-        std::ifstream in(args[1]);
-        if (!in) {
-          std::cerr << "bayes: cannot read " << args[1] << "\n";
-          return 1;
-        }
-        n = c.restore(in);
-      } else {
-        n = c.restore(std::cin);
-      }
-      std::printf("restored %zu records\n", n);
-      train(c);
-      return 0;
-    }
+    if (cmd == "dump") return dump(c, args);
+    if (cmd == "restore") return restore(c, args);
     if (cmd == "expire") {
       bayes::ExpireLimits lim = settings.expire;
       if (args.size() % 2 == 0) return usage();  // every option takes a value
@@ -318,8 +515,8 @@ int bayes(const Config& config, const Args& args) {
           return usage();
       }
       auto out = c.expire(lim);
-      std::printf("expired %zu tokens, %zu token lists, %zu seen markers\n", out.tokens,
-                  out.lists, out.markers);
+      std::printf("expired %zu tokens, %zu token lists, %zu seen markers\n", out.tokens, out.lists,
+                  out.markers);
       return 0;
     }
   } catch (const std::exception& e) {

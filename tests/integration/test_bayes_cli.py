@@ -1,11 +1,16 @@
 """`diguectl bayes` end to end on the real LMDB store: learning from a directory, a Maildir
 and an mbox, idempotent relearning, classify (plain and JSON lines), dump/restore, unlearn.
 Uses a slice of the SpamAssassin corpus train split for learning and its test split for
-classification; nothing leaves the machine. Exits 1 on the first failed check.
+classification; nothing leaves the machine. Then the edge cases, on small files written into
+the temp dir and stores of their own: mbox splitting, a line for every file classified, option
+errors, dump write errors, restore from a directory, bounded memory on a large mbox, directory
+trees, empty and non-message files, unreadable paths (as nobody when run as root, so that
+unreadable really is). Exits 1 on the first failed check.
 """
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -17,9 +22,14 @@ from harness import DIGUECTL, SHARED  # noqa: E402
 CORPUS = os.path.join(SHARED, "corpus")
 
 
+def bayes(cfg, *args):
+    """The finished `diguectl bayes` process, whatever its exit code."""
+    return subprocess.run([DIGUECTL, "--config", cfg, "bayes", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
 def run(cfg, *args):
-    p = subprocess.run([DIGUECTL, "--config", cfg, "bayes", *args], capture_output=True,
-                       text=True, timeout=300)
+    p = bayes(cfg, *args)
     if p.returncode != 0:
         sys.exit(f"FAIL: bayes {' '.join(args[:2])} -> {p.returncode}: {p.stderr}")
     return p.stdout
@@ -40,6 +50,171 @@ def counts(out):
 def files(split, label, n):
     d = os.path.join(CORPUS, split, label)
     return [os.path.join(d, f) for f in sorted(os.listdir(d))[:n]]
+
+
+ENVELOPE = b"From alice@example.org Thu Aug 22 12:36:23 2002\n"
+MESSAGE = b"From: alice@example.org\nSubject: hi\n\nHello\n\nFrom what I heard, it works.\n"
+
+
+def write(d, name, data):
+    path = os.path.join(d, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def classify_json(cfg, *paths):
+    return [json.loads(l) for l in bayes(cfg, "classify", "--json", *paths).stdout.splitlines()]
+
+
+def peak_rss_mb(cfg, *args):
+    """Runs `diguectl bayes` in a child of its own; its exit code, stdout lines and peak RSS."""
+    code = ("import resource, subprocess, sys\n"
+            "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)\n"
+            "print(p.returncode, len(p.stdout.splitlines()),\n"
+            "      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, DIGUECTL, "--config", cfg, "bayes", *args],
+                         capture_output=True, text=True, timeout=300).stdout.split()
+    return tuple(int(w) for w in out)
+
+
+def unprivileged():
+    """A command prefix that drops root's right to read anything: [] when not root, None when
+    root cannot drop it."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    nobody = pwd.getpwnam("nobody")
+    return [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+            "--clear-groups"] if setpriv else None
+
+
+def loading_errors(tmp):
+    """Trees, empty and non-message files, unreadable directories and files."""
+    d = os.path.join(tmp, "load")
+    cfg = write(d, "digue.toml", f'[store]\ndir = "{d}/store"\n'.encode())
+    msg = b"From: a@example.org\nSubject: %s\n\nHello %s\n"
+    # A tree: year subdirectories, a Maildir with a Maildir++ folder; dot-files, tmp/ and the
+    # Maildir's own files are not messages.
+    for path in ("tree/2023/01/a.eml", "tree/2024/b.eml", "tree/Maildir/cur/c",
+                 "tree/Maildir/new/d", "tree/Maildir/.Sent/cur/e", "tree/Maildir/tmp/no",
+                 "tree/.git/no", "tree/.hidden", "tree/2024/.no"):
+        name = os.path.basename(path).encode()
+        write(d, path, msg % (name, name))
+    write(d, "tree/Maildir/dovecot-uidlist", b"3 V1 N2\n")
+    tree = os.path.join(d, "tree")
+    got = [os.path.relpath(l["file"], tree) for l in classify_json(cfg, tree)]
+    check(got == ["2023/01/a.eml", "2024/b.eml", "Maildir/cur/c", "Maildir/new/d",
+                  "Maildir/.Sent/cur/e"], "a directory tree is walked in name order: " + str(got))
+    # Empty and non-message files are skipped with a warning naming them; so is a directory
+    # without messages. None is an error.
+    empty, binary = write(d, "empty.eml", b""), write(d, "binary.eml", b"\x7fELF\x02\x01\0\0" * 64)
+    text = write(d, "notes.txt", b"just some notes\nno header at all\n\nSubject: late\n")
+    nothing = os.path.join(d, "nothing")
+    os.makedirs(nothing)
+    good = write(d, "good.eml", msg % (b"good", b"good"))
+    p = bayes(cfg, "learn", "--ham", empty, binary, text, nothing, good)
+    check(p.returncode == 0 and counts(p.stdout) == (1, 0, 0),
+          "only the message is learnt: " + p.stdout.split("\n")[0])
+    for path, why in ((empty, "empty file"), (binary, "not a mail message"),
+                      (text, "not a mail message"), (nothing, "no message files")):
+        check(f"{path}: {why}" in p.stderr, f"warning: {os.path.basename(path)}: {why}")
+
+    prefix = unprivileged()
+    if prefix is None:
+        print("skipped: unreadable paths (root, and no setpriv to drop its rights)")
+        return
+    md, locked = os.path.join(d, "md"), os.path.join(d, "locked")
+    write(d, "md/cur/1", msg % (b"1", b"1"))
+    write(d, "md/new/2", msg % (b"2", b"2"))
+    inside = write(d, "locked/f.eml", msg % (b"f", b"f"))
+    if prefix:  # nobody must reach the files and own the store
+        nobody = pwd.getpwnam("nobody")
+        for root, dirs, names in os.walk(d):
+            for n in [root] + [os.path.join(root, x) for x in dirs + names]:
+                os.chown(n, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(tmp, 0o755)
+    os.chmod(os.path.join(md, "cur"), 0)
+    os.chmod(locked, 0)
+    try:
+        p = subprocess.run(prefix + [DIGUECTL, "--config", cfg, "bayes", "learn", "--ham", md,
+                                     locked, inside], capture_output=True, text=True, timeout=60)
+    finally:
+        os.chmod(os.path.join(md, "cur"), 0o755)
+        os.chmod(locked, 0o755)
+    check(p.returncode == 1 and counts(p.stdout) == (1, 0, 0),
+          f"unreadable paths fail the command, the rest is learnt (exit {p.returncode}): "
+          + p.stdout.split("\n")[0])
+    for path in (os.path.join(md, "cur"), locked, inside):
+        check(f"cannot read {path}: Permission denied" in p.stderr,
+              f"cannot read {os.path.relpath(path, d)}: Permission denied")
+
+
+def edge_cases(tmp):
+    d = os.path.join(tmp, "edge")
+    cfg = write(d, "digue.toml", f'[store]\ndir = "{d}/store"\n'.encode())
+
+    # mbox: split only on envelope lines, never on a body paragraph starting with "From ".
+    one = write(d, "one.eml", ENVELOPE + MESSAGE)
+    check([l["file"] for l in classify_json(cfg, one)] == [one],
+          "a body line 'From what I heard' does not start a message")
+    two = write(d, "two.mbox", ENVELOPE + MESSAGE + b"\n" + ENVELOPE + MESSAGE)
+    check([l["file"] for l in classify_json(cfg, two)] == [two + "#1", two + "#2"],
+          "an mbox of two messages gives two")
+
+    # classify answers every argument, in order: "error" (JSON: the reason) for a file it
+    # cannot read or that is not a message, and exits 1.
+    missing, empty = os.path.join(d, "missing.eml"), write(d, "empty.eml", b"")
+    p = bayes(cfg, "classify", one, missing, empty, one)
+    check(p.returncode == 1 and p.stdout.split() == ["0.000", "error", "error", "0.000"],
+          "classify prints 'error' for a missing or empty file: " + " ".join(p.stdout.split()))
+    check(f"cannot read {missing}: No such file or directory" in p.stderr
+          and f"cannot classify {empty}: empty file" in p.stderr,
+          "classify says why on stderr, naming the file")
+    p = bayes(cfg, "classify", "--json", missing, one)
+    lines = [json.loads(l) for l in p.stdout.splitlines()]
+    check(p.returncode == 1 and lines[0] == {"file": missing, "error": "No such file or directory"}
+          and lines[1]["file"] == one, "classify --json gives the error for its file")
+
+    # A large mbox is read as it is split and handled a batch at a time: memory stays well
+    # under the file's size (it was twice the size when the whole file was read first).
+    big = os.path.join(d, "big.mbox")
+    body = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n" * 13000
+    with open(big, "wb") as f:
+        for i in range(150):
+            f.write(ENVELOPE + b"From: a@example.org\nSubject: big %d\n\n" % i + body + b"\n")
+    size_mb = os.path.getsize(big) >> 20
+    for cmd in (("classify", big), ("learn", "--spam", big)):
+        rc, lines, rss = peak_rss_mb(cfg, *cmd)
+        check(rc == 0 and rss < size_mb // 2,
+              f"{cmd[0]} a {size_mb} MB mbox in {rss} MB of memory (exit {rc}, {lines} lines)")
+    os.remove(big)
+
+    # Option errors name the option; a usage error exits 2 before reading anything.
+    p = bayes(cfg, "classify", "--threshold", "abc", one)
+    check(p.returncode == 1 and "--threshold: not a number: abc" in p.stderr,
+          "classify refuses a bad --threshold by name: " + p.stderr.strip())
+    for args, why in ((("classify", one, "--threshold"), "--threshold needs a value"),
+                      (("learn", "--spam", "--ham", one), "give one of --spam or --ham"),
+                      (("learn", "--spma", one), "unknown option: --spma"),
+                      (("classify", "--jsn", one), "unknown option: --jsn")):
+        p = bayes(cfg, *args)
+        check(p.returncode == 2 and why in p.stderr and "usage:" in p.stderr and not p.stdout,
+              f"{args[0]}: usage error: {why}")
+
+    # A dump that cannot be written fails (a full disk), to a file or to standard output.
+    p = bayes(cfg, "dump", "/dev/full")
+    check(p.returncode == 1 and "cannot write /dev/full: No space left on device" in p.stderr,
+          "dump to a full file fails: " + p.stderr.strip())
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([DIGUECTL, "--config", cfg, "bayes", "dump"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    check(p.returncode == 1 and "standard output: No space left on device" in p.stderr,
+          "dump to a full standard output fails: " + p.stderr.strip())
+    p = bayes(cfg, "restore", d)
+    check(p.returncode == 1 and "is a directory" in p.stderr,
+          "restore from a directory says so: " + p.stderr.strip())
 
 
 def main():
@@ -125,6 +300,9 @@ def main():
         out4 = run(cfg, "unlearn", os.path.join(md, "new"), os.path.join(md, "cur"))
         check(counts(out4)[0] == l3[0], "unlearn: " + out4.strip())
         check("ham messages: 0" in run(cfg, "stats"), "stats after unlearning")
+
+        edge_cases(tmp)
+        loading_errors(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("all bayes CLI checks passed")
