@@ -676,7 +676,7 @@ struct DumpLine {
 
 DumpLine parse_dump_line(const std::string& line, size_t lineno) {
   auto bad = [&](const std::string& why) -> DumpLine {
-    throw std::runtime_error("bayes restore: line " + std::to_string(lineno) + ": " + why);
+    throw std::runtime_error("restore: line " + std::to_string(lineno) + ": " + why);
   };
   DumpLine r;
   if (line.empty()) return r;
@@ -749,13 +749,13 @@ DumpLine parse_dump_line(const std::string& line, size_t lineno) {
 size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
   const std::istream::pos_type start = in.tellg();
   if (start == std::istream::pos_type(-1))
-    throw std::runtime_error("bayes restore: the input cannot be read twice (not a file)");
+    throw std::runtime_error("restore: the input cannot be read twice (not a file)");
   std::string line;
   auto read_header = [&] {
-    if (!std::getline(in, line)) throw std::runtime_error("bayes restore: line 1: empty input");
+    if (!std::getline(in, line)) throw std::runtime_error("restore: line 1: empty input");
     if (line == "digue-bayes 1" || line == "digue-bayes 2") return 2;
     if (line == "digue-bayes 3") return 3;
-    throw std::runtime_error("bayes restore: line 1: not a digue-bayes 1, 2 or 3 dump" +
+    throw std::runtime_error("restore: line 1: not a digue-bayes 1, 2 or 3 dump" +
                              std::string(!line.empty() && line.back() == '\r'
                                              ? " (CR line ends: a dump has LF line ends)"
                                              : ""));
@@ -771,7 +771,7 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
     DumpLine r = parse_dump_line(line, lineno);
     if (r.kind == DumpLine::Kind::Blank) continue;
     if (end)
-      throw std::runtime_error("bayes restore: line " + std::to_string(lineno) +
+      throw std::runtime_error("restore: line " + std::to_string(lineno) +
                                ": a record after the end record");
     if (r.kind == DumpLine::Kind::End) {
       end = r.a;
@@ -781,12 +781,12 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
     if (mode == RestoreMode::Merge && r.kind == DumpLine::Kind::Seen)
       seen_keys.push_back(std::move(r.key));
   }
-  if (in.bad()) throw std::runtime_error("bayes restore: read error");
+  if (in.bad()) throw std::runtime_error("restore: read error");
   if (version >= 3 && !end)
-    throw std::runtime_error("bayes restore: the dump is cut short (no end record after " +
+    throw std::runtime_error("restore: the dump is cut short (no end record after " +
                              std::to_string(records) + " records)");
   if (end && *end != records)
-    throw std::runtime_error("bayes restore: the end record says " + std::to_string(*end) +
+    throw std::runtime_error("restore: the end record says " + std::to_string(*end) +
                              " records, the dump holds " + std::to_string(records));
 
   // The model it goes into.
@@ -799,7 +799,7 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
         return false;
       });
     if (any)
-      throw std::runtime_error("bayes restore: the model is not empty (" +
+      throw std::runtime_error("restore: the model is not empty (" +
                                std::to_string(have.spam) + " spam, " + std::to_string(have.ham) +
                                " ham messages): restore --merge adds to it, --replace "
                                "replaces it");
@@ -812,7 +812,7 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
       for (const auto& v : store_.get_many(keys)) known += v ? 1 : 0;
     }
     if (known > 0)
-      throw std::runtime_error("bayes restore: " + std::to_string(known) +
+      throw std::runtime_error("restore: " + std::to_string(known) +
                                " messages of the dump are already in the model: merging would "
                                "count them twice (--replace replaces the model)");
   } else {

@@ -1,9 +1,12 @@
 // diguectl bayes: offline learning, classification and model upkeep; see digue/ctl.hpp.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -192,7 +195,7 @@ class Loader {
 // will want to know of it).
 bayes::Classifier::Item make_item(const mime::Parsed& msg, const bayes::TokenizerOptions& opt,
                                   bayes::Class cls) {
-  return {bayes::tokenize(msg, opt), cls};
+  return {bayes::tokenize(msg, opt), cls, bayes::message_identity(msg)};
 }
 
 // Items for a batch's messages (empty ones for the rest), parsed and tokenized on a few
@@ -280,7 +283,8 @@ int usage(const std::string& problem = "") {
   std::cerr << "usage: diguectl --config FILE bayes learn --spam|--ham PATH...\n"
                "       diguectl --config FILE bayes unlearn PATH...\n"
                "       diguectl --config FILE bayes classify MESSAGE... [--json] [--threshold S]\n"
-               "       diguectl --config FILE bayes stats|train|dump [FILE]|restore [FILE]\n"
+               "       diguectl --config FILE bayes stats|train|dump [FILE]\n"
+               "       diguectl --config FILE bayes restore [--merge|--replace] [FILE]\n"
                "       diguectl --config FILE bayes expire [--max-tokens N] [--stale-days D]\n"
                "                                           [--max-seen N] [--seen-days D]\n";
   return 2;
@@ -434,26 +438,50 @@ int dump(const bayes::Classifier& c, const Args& args) {
   return 0;
 }
 
-// Adds a dump (FILE or standard input) to the model (Classifier::restore), then retrains.
+// Reads a dump (FILE or standard input) into the model (Classifier::restore: an empty model,
+// or --merge / --replace), then retrains. Standard input is copied to a temporary file
+// first: restore checks the whole dump before it writes, so it reads it twice.
 int restore(const bayes::Classifier& c, const Args& args) {
-  size_t n = 0;
-  if (args.size() > 1) {
+  auto w = words(args, {"--merge", "--replace"}, {});
+  if (!w.problem.empty() || w.paths.size() > 1) return usage(w.problem);
+  auto mode = bayes::RestoreMode::Empty;
+  for (const auto& [opt, value] : w.options)
+    mode = opt == "--merge" ? bayes::RestoreMode::Merge : bayes::RestoreMode::Replace;
+  if (w.options.size() > 1) return usage("give one of --merge or --replace");
+  std::fstream in;
+  if (!w.paths.empty()) {
+    const std::string& path = w.paths[0];
     // Read as a stream, a directory looks like an empty dump: say what it is instead.
     std::error_code ec;
-    if (fs::is_directory(args[1], ec)) {
-      std::cerr << "bayes: cannot restore " << args[1] << ": is a directory, not a dump file\n";
+    if (fs::is_directory(path, ec)) {
+      std::cerr << "bayes: cannot restore " << path << ": is a directory, not a dump file\n";
       return 1;
     }
     errno = 0;
-    std::ifstream in(args[1]);
+    in.open(path, std::ios::in | std::ios::binary);
     if (!in) {
-      std::cerr << "bayes: cannot read " << args[1] << ": " << last_error() << "\n";
+      std::cerr << "bayes: cannot read " << path << ": " << last_error() << "\n";
       return 1;
     }
-    n = c.restore(in);
   } else {
-    n = c.restore(std::cin);
+    std::string tmpl = (fs::temp_directory_path() / "digue-restore-XXXXXX").string();
+    int fd = mkstemp(tmpl.data());
+    if (fd < 0) {
+      std::cerr << "bayes: cannot make a temporary file: " << last_error() << "\n";
+      return 1;
+    }
+    ::close(fd);
+    in.open(tmpl, std::ios::in | std::ios::out | std::ios::binary | std::ios::trunc);
+    std::error_code ec;
+    fs::remove(tmpl, ec);  // unlinked: gone with the stream
+    in << std::cin.rdbuf();
+    if (!in || std::cin.bad()) {
+      std::cerr << "bayes: cannot copy standard input to a temporary file\n";
+      return 1;
+    }
+    in.seekg(0);
   }
+  size_t n = c.restore(in, mode);
   std::printf("restored %zu records\n", n);
   train(c);
   return 0;

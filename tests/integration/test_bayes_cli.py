@@ -285,6 +285,44 @@ def main():
               "bayes train retrains the restored model")
         check(run(cfg2, "classify", *tests).split() == plain, "retraining is deterministic")
 
+        # Restoring again would count every message twice: refused unless --replace; a dump
+        # cut short is refused and changes nothing; standard input works (copied first).
+        p = bayes(cfg2, "restore", dump)
+        check(p.returncode == 1 and "not empty" in p.stderr, "restore over a model is refused")
+        p = bayes(cfg2, "restore", "--merge", dump)
+        check(p.returncode == 1 and "already in the model" in p.stderr,
+              "restore --merge of the same dump is refused: " + p.stderr.strip())
+        cut = os.path.join(tmp, "cut.txt")
+        with open(dump, "rb") as f_in, open(cut, "wb") as f_out:
+            data = f_in.read()
+            f_out.write(data[: data.rfind(b"\nt ") + 1])
+        p = bayes(cfg2, "restore", "--replace", cut)
+        check(p.returncode == 1 and "cut short" in p.stderr, "a cut dump is refused: " +
+              p.stderr.strip())
+        check(run(cfg2, "stats").split("\n")[:3] == run(cfg, "stats").split("\n")[:3],
+              "a refused restore leaves the model as it was")
+        with open(dump, "rb") as f_in:
+            p = subprocess.run([DIGUECTL, "--config", cfg2, "bayes", "restore", "--replace"],
+                               stdin=f_in, capture_output=True, text=True, timeout=300)
+        check(p.returncode == 0 and p.stdout.startswith("restored "),
+              "restore --replace from standard input: " + (p.stdout + p.stderr).strip())
+        check(run(cfg2, "classify", *tests).split() == plain, "the replaced model scores the same")
+
+        # The copy of a learnt message in a mailbox (trace headers added on delivery) is the
+        # same message: learning it as the other class moves it.
+        delivered = os.path.join(tmp, "delivered.eml")
+        with open(ham[0], "rb") as f_in, open(delivered, "wb") as f_out:
+            body = f_in.read()
+            if body.startswith(b"From "):
+                body = body[body.index(b"\n") + 1:]
+            f_out.write(b"Received: from mx.example.test by box.example.test with LMTP;"
+                        b" Mon, 1 Jan 2024 10:00:00 +0000\n"
+                        b"Received: from relay.example (relay.example [192.0.2.7]) by"
+                        b" mx.example.test (digue) with ESMTP id 1A; Mon, 1 Jan 2024 10:00:00"
+                        b" +0000\nX-Spam-Status: No, score=0.0\n" + body)
+        moved = run(cfg2, "learn", "--spam", delivered)
+        check(counts(moved) == (0, 0, 1), "a delivered copy learnt as spam moves: " + moved.strip())
+
         # Bounding the model: nothing to do at the defaults; then caps on tokens, token lists
         # and seen markers, each reflected in stats; a bad value is refused by name.
         check(run(cfg2, "expire").strip() == "expired 0 tokens, 0 token lists, 0 seen markers",
