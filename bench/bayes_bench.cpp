@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "digue/bayes.hpp"
+#include "digue/mbox.hpp"
 #include "digue/mime.hpp"
 #include "digue/store.hpp"
 
@@ -38,14 +39,6 @@ struct Msg {
   std::string id;  // bayes::message_identity(parsed): what learning counts once
 };
 
-std::string strip_from_line(std::string s) {
-  if (s.rfind("From ", 0) == 0) {
-    size_t eol = s.find('\n');
-    s.erase(0, eol == std::string::npos ? s.size() : eol + 1);
-  }
-  return s;
-}
-
 std::vector<Msg> load(const fs::path& dir) {
   std::vector<Msg> out;
   for (const char* label : {"ham", "spam"}) {
@@ -56,7 +49,11 @@ std::vector<Msg> load(const fs::path& dir) {
       std::ifstream in(f, std::ios::binary);
       std::stringstream ss;
       ss << in.rdbuf();
-      out.push_back({f.filename().string(), strip_from_line(ss.str()), label[0] == 's', {}});
+      // Read as diguectl reads it (mbox envelope line dropped, ">From " unquoted), so both
+      // give the same messages, identities and figures.
+      auto msgs = mbox::split(ss.str());
+      out.push_back({f.filename().string(), msgs.empty() ? std::string() : std::move(msgs[0]),
+                     label[0] == 's', {}, {}});
     }
   }
   return out;
