@@ -1,0 +1,118 @@
+// Bayes token weights (Classifier::train_weights); see include/digue/bayes.hpp.
+#include "digue/bayes.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <unordered_map>
+
+#include "src/bayes_records.hpp"
+
+namespace digue::bayes {
+
+using namespace records;
+
+WeightTraining Classifier::train_weights() const {
+  WeightTraining out;
+  Meta meta = decode_meta(store_.get(kMetaKey));
+  // The model's tokens, numbered, with their log-count ratios.
+  std::unordered_map<uint64_t, uint32_t> index;
+  std::vector<std::string> keys;
+  std::vector<double> ratio;
+  const double nspam = static_cast<double>(meta.spam), nham = static_cast<double>(meta.ham);
+  store_.scan(kTokenPrefix, [&](std::string_view k, std::string_view v) {
+    uint64_t h = 0;
+    if (!parse_hex64(k.substr(kTokenPrefix.size()), h)) return true;
+    index.emplace(h, static_cast<uint32_t>(keys.size()));
+    keys.emplace_back(k);
+    ratio.push_back(log_ratio(decode_counts(v), nspam, nham, params_.weight_alpha));
+    return true;
+  });
+  // The kept messages, as feature numbers; the scale is over all their tokens, as when
+  // classifying (tokens the model lost since still count in the message's size).
+  struct TrainMsg {
+    bool spam;
+    double scale;
+    std::vector<uint32_t> f;
+  };
+  // At most weight_max_messages, the most recently learnt: a first pass counts the kept lists
+  // per day and finds the oldest day that still fits.
+  std::map<uint32_t, size_t> per_day;
+  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
+    if (v.size() > 5) ++per_day[get_u32(v, 1)];
+    return true;
+  });
+  const uint32_t from_day = keep_from_day(per_day, params_.weight_max_messages);
+  std::vector<TrainMsg> msgs;
+  size_t spam_msgs = 0, ham_msgs = 0;
+  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
+    if (v.size() <= 5 || get_u32(v, 1) < from_day || msgs.size() >= params_.weight_max_messages)
+      return true;
+    SeenRecord rec = decode_seen(v);
+    if (rec.hashes.empty() || (rec.cls != 'S' && rec.cls != 'H')) return true;
+    TrainMsg m{rec.cls == 'S', 1.0 / std::sqrt(static_cast<double>(rec.hashes.size())), {}};
+    m.f.reserve(rec.hashes.size());
+    for (uint64_t h : rec.hashes)
+      if (auto it = index.find(h); it != index.end()) m.f.push_back(it->second);
+    (m.spam ? spam_msgs : ham_msgs)++;
+    msgs.push_back(std::move(m));
+    return true;
+  });
+  std::vector<double> w(keys.size(), 0.0);
+  double bias = 0;
+  bool enough = spam_msgs >= params_.min_learned && ham_msgs >= params_.min_learned;
+  if (enough) {
+    // Stochastic gradient descent on the log loss, a fixed shuffle per pass (deterministic).
+    std::vector<size_t> order(msgs.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    uint64_t rng = params_.weight_seed ? params_.weight_seed : 1;  // xorshift: never 0
+    const double eta = params_.weight_eta;
+    for (int pass = 0; pass < params_.weight_passes; ++pass) {
+      for (size_t i = order.size(); i > 1; --i) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::swap(order[i - 1], order[rng % i]);
+      }
+      for (size_t i : order) {
+        const auto& m = msgs[i];
+        double z = bias;
+        for (uint32_t f : m.f) z += w[f] * ratio[f] * m.scale;
+        double g = (m.spam ? 1.0 : 0.0) - 1.0 / (1.0 + std::exp(-z));
+        for (uint32_t f : m.f) w[f] += eta * g * ratio[f] * m.scale;
+        bias += eta * g * 0.1;
+      }
+    }
+    out.messages = msgs.size();
+  }
+  // Write the weights into the token records (read-modify-write: counts learnt meanwhile are
+  // kept), in chunks of one transaction each; the bias and message count last.
+  for (size_t start = 0; start < keys.size(); start += 20000) {
+    size_t end = std::min(keys.size(), start + 20000);
+    std::vector<std::string> chunk(keys.begin() + static_cast<ptrdiff_t>(start),
+                                   keys.begin() + static_cast<ptrdiff_t>(end));
+    size_t written = 0;
+    store_.update(chunk, [&](const std::vector<std::optional<std::string>>& values) {
+      std::vector<Store::Op> ops;
+      written = 0;
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        if (!values[i]) continue;
+        Counts c = decode_counts(*values[i]);
+        float nw = static_cast<float>(w[start + i]);
+        if (nw != 0) ++written;
+        if (c.weight == nw && values[i]->size() >= 16) continue;
+        c.weight = nw;
+        ops.push_back({Store::Op::Kind::Put, chunk[i], encode_counts(c)});
+      }
+      return ops;
+    });
+    out.nonzero += written;
+  }
+  if (enough)
+    store_.put(kWeightsKey, encode_weights_meta({bias, msgs.size()}));
+  else
+    store_.del(kWeightsKey);
+  return out;
+}
+
+}  // namespace digue::bayes
