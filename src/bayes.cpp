@@ -27,8 +27,14 @@ std::string message_identity(const mime::Parsed& msg) {
     const mime::Header* h = msg.header(name);
     feed(h ? std::string_view(h->raw_value) : std::string_view(), true);
   }
-  feed(msg.text, false);
-  feed(msg.html, false);
+  // Trailing blank lines and spaces do not count either (an mbox or a downstream server may
+  // add or drop an empty last line).
+  auto trimmed = [](std::string_view t) {
+    size_t end = t.find_last_not_of(" \t\r\n");
+    return t.substr(0, end == std::string_view::npos ? 0 : end + 1);
+  };
+  feed(trimmed(msg.text), false);
+  feed(trimmed(msg.html), false);
   for (const auto& a : msg.attachments) feed(a.sha256, false);
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(buf.data()), buf.size(), md);
@@ -178,6 +184,7 @@ struct Batch {
   struct Msg {
     std::vector<uint64_t> hashes;
     std::string seen_key;
+    std::string legacy_key;  // with an identity: where an earlier version kept its marker
     Class cls;
   };
   std::vector<Msg> msgs;
@@ -188,8 +195,15 @@ struct Batch {
   Batch(const std::vector<Classifier::Item>& items) {
     keys.emplace_back(kMetaKey);
     for (const auto& it : items) {
-      Msg m{unique_hashes(it.tokens), {}, it.cls};
-      m.seen_key = std::string(kSeenPrefix) + (it.id.empty() ? digest_of(m.hashes) : it.id);
+      Msg m{unique_hashes(it.tokens), {}, {}, it.cls};
+      std::string digest = std::string(kSeenPrefix) + digest_of(m.hashes);
+      if (it.id.empty()) {
+        m.seen_key = std::move(digest);
+      } else {
+        m.seen_key = std::string(kSeenPrefix) + it.id;
+        m.legacy_key = std::move(digest);
+        if (seen_slot.emplace(m.legacy_key, keys.size()).second) keys.push_back(m.legacy_key);
+      }
       if (seen_slot.emplace(m.seen_key, keys.size()).second) keys.push_back(m.seen_key);
       for (uint64_t h : m.hashes) add_token(h);
       msgs.push_back(std::move(m));
@@ -259,6 +273,18 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
     for (size_t i = 0; i < b.msgs.size(); ++i) {
       const auto& m = b.msgs[i];
       size_t sidx = b.seen_slot.at(m.seen_key);
+      if (!m.legacy_key.empty()) {
+        // A marker an earlier version keyed by the token set: adopted under the identity.
+        size_t lidx = b.seen_slot.at(m.legacy_key);
+        if (!seen[sidx] && seen[lidx] && values[lidx]) {
+          seen[sidx] = seen[lidx];
+          if (auto it = learnt.find(lidx); it != learnt.end()) learnt[sidx] = it->second;
+          seen_new[sidx] = *values[lidx];
+          seen[lidx].reset();
+          learnt.erase(lidx);
+          seen_new[lidx] = std::nullopt;
+        }
+      }
       auto& prev = seen[sidx];
       char want = m.cls == Class::Spam ? 'S' : 'H';
       if (unlearn) {

@@ -84,11 +84,7 @@ std::optional<std::string> Splitter::feed(std::string_view line) {
     cur_.append(line);
     return std::nullopt;
   }
-  if (is_envelope(line)) {
-    std::string done = std::move(cur_);
-    cur_.clear();
-    return done;
-  }
+  if (is_envelope(line)) return take();
   size_t q = line.find_first_not_of('>');
   if (q != 0 && q != std::string_view::npos && line.substr(q, 5) == "From ") line.remove_prefix(1);
   cur_.append(line);
@@ -97,9 +93,23 @@ std::optional<std::string> Splitter::feed(std::string_view line) {
 
 std::optional<std::string> Splitter::finish() {
   if (mode_ == Mode::Start) return std::nullopt;
+  bool mbox = mode_ == Mode::Mbox;
   mode_ = Mode::Start;
+  if (mbox) return take();
   std::string done = std::move(cur_);
   cur_.clear();
+  return done;
+}
+
+std::string Splitter::take() {
+  // An mbox writer ends every message with an empty line: not the message's (the copy
+  // delivered by SMTP has none).
+  std::string done = std::move(cur_);
+  cur_.clear();
+  if (done.size() >= 4 && done.compare(done.size() - 4, 4, "\r\n\r\n") == 0)
+    done.resize(done.size() - 2);
+  else if (done.size() >= 2 && done.compare(done.size() - 2, 2, "\n\n") == 0)
+    done.resize(done.size() - 1);
   return done;
 }
 

@@ -12,10 +12,11 @@
 // copy an earlier verdict.
 // Model: in a Store. "bayes:t:<16 hex of the token hash>" -> 16 bytes (u32 LE spam count, ham
 // count, last day learnt, float token weight), "bayes:meta" -> "<spam msgs> <ham msgs>",
-// "bayes:seen:<digest>" -> 'S'|'H' + day + the message's token hashes (digest of its token
-// set), so learning a message twice counts once, relearning it as the other class moves it, and
-// the weights can be retrained; "bayes:weights" -> "<bias> <messages>". Each learn batch is one
-// Store::update.
+// "bayes:seen:<identity>" -> 'S'|'H' + day + the token hashes learnt (identity: see
+// message_identity; markers of earlier versions are keyed by the digest of the token set and
+// are found too), so learning a message twice counts once, relearning it as the other class
+// moves it (subtracting what was learnt), and the weights can be retrained;
+// "bayes:weights" -> "<bias> <messages>". Each learn batch is one Store::update.
 // Scoring: Robinson's f(w) = (s*x + n*p(w)) / (s + n) with p(w) from class-normalised counts,
 // the max_clues tokens farthest from 0.5 (|f-0.5| >= min_dev), combined as the mean clue
 // log-odds E = mean(log10(f / (1 - f))) (bench/README.md says why not Fisher/Robinson
@@ -89,8 +90,10 @@ uint64_t token_hash(std::string_view token);
 // from SMTP time to the recipient's mailbox — Message-ID, Date and From as sent, the decoded
 // text and HTML, the attachments' contents — and not of what changes on the way (Received
 // lines and other headers added downstream, digue's own trace headers, a tagged Subject).
-// Line ends do not count. The same mail learnt at SMTP time (autolearn) and later from a
-// Maildir or mbox is one message; learning it again as the other class moves it.
+// Line ends, refolding and trailing blank lines do not count. The same mail learnt at SMTP
+// time (autolearn) and later from a Maildir or mbox is one message; learning it again as the
+// other class moves it. (A server downstream that adds a missing Message-ID or Date makes
+// its copy another message.)
 std::string message_identity(const mime::Parsed& msg);
 
 enum class Class : uint8_t { Spam, Ham };

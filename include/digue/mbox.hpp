@@ -4,7 +4,8 @@
 // address, MAILER-DAEMON, "<>" or nothing; DATE asctime-style, "Thu Aug 22 12:36:23 2002",
 // with an optional time zone before or after the year and an optional UUCP "remote from
 // HOST"); it is split only on such lines, never on a body line that merely starts with
-// "From ". Inside an mbox one '>' is removed from lines matching ^>+From (mboxrd).
+// "From ". Inside an mbox one '>' is removed from lines matching ^>+From (mboxrd), and the
+// empty line that ends each message is dropped (the mbox's, not the message's).
 #pragma once
 
 #include <optional>
@@ -28,6 +29,7 @@ class Splitter {
   std::optional<std::string> finish();
 
  private:
+  std::string take();  // the message so far, without the mbox separator line
   enum class Mode { Start, Plain, Mbox };
   Mode mode_ = Mode::Start;
   std::string cur_;

@@ -322,6 +322,16 @@ def main():
                         b" +0000\nX-Spam-Status: No, score=0.0\n" + body)
         moved = run(cfg2, "learn", "--spam", delivered)
         check(counts(moved) == (0, 0, 1), "a delivered copy learnt as spam moves: " + moved.strip())
+        # So does a copy in an mbox (envelope line, >From quoting, the empty line after it).
+        as_mbox = os.path.join(tmp, "copy.mbox")
+        with open(delivered, "rb") as f_in, open(as_mbox, "wb") as f_out:
+            f_out.write(b"From someone@example.org Thu Aug 22 12:00:00 2002\n")
+            for line in f_in.read().splitlines(keepends=True):
+                f_out.write(b">" + line if line.lstrip(b">").startswith(b"From ") else line)
+            f_out.write(b"\n")
+        moved = run(cfg2, "learn", "--ham", as_mbox)
+        check(counts(moved) == (0, 0, 1), "its mbox copy learnt as ham moves it back: " +
+              moved.strip())
 
         # Bounding the model: nothing to do at the defaults; then caps on tokens, token lists
         # and seen markers, each reflected in stats; a bad value is refused by name.

@@ -52,8 +52,9 @@ TEST_CASE("mbox splitting", "[mbox]") {
     auto m = mbox::split(env + "Subject: a\n\n>From here\n>>From there\n>Fromage\n\n" + env +
                          "Subject: b\r\n\r\nB\r\n\r\n" + env + "Subject: c\n\nno newline");
     REQUIRE(m.size() == 3);
-    CHECK(m[0] == "Subject: a\n\nFrom here\n>From there\n>Fromage\n\n");
-    CHECK(m[1] == "Subject: b\r\n\r\nB\r\n\r\n");
+    // The empty line that ends each message in an mbox is the mbox's: dropped.
+    CHECK(m[0] == "Subject: a\n\nFrom here\n>From there\n>Fromage\n");
+    CHECK(m[1] == "Subject: b\r\n\r\nB\r\n");
     CHECK(m[2] == "Subject: c\n\nno newline");
   }
   SECTION("a file without an envelope line is one message, unchanged") {
