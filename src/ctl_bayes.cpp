@@ -37,7 +37,7 @@ struct Loaded {
     Message,
     Skipped,  // a file that is not a message (empty, binary, no header block)
     Error,    // a file or directory that could not be read
-    Warning,  // a directory without message files
+    Warning,  // a directory without message files, a Maildir folder or entry not read
   };
   Kind kind = Kind::Message;
   std::string name;    // file, or file#N for the Nth message of an mbox; else the path
@@ -101,6 +101,10 @@ class Loader {
     out_.add({Loaded::Kind::Skipped, std::move(name), {}, std::move(reason)});
   }
 
+  void note(std::string name, std::string reason) {
+    out_.add({Loaded::Kind::Warning, std::move(name), {}, std::move(reason)});
+  }
+
   void message(std::string name, std::string raw) {
     if (!mbox::looks_like_message(raw))
       skip(std::move(name), raw.empty() ? "empty message" : "not a mail message");
@@ -122,9 +126,13 @@ class Loader {
     return out;
   }
 
-  // The message files under d (read into out_); returns how many there were. A Maildir++
-  // folder (a Maildir's ".Name" subdirectory) is read only when it is a Maildir itself.
-  size_t walk(const fs::path& d, bool folder = false) {
+  // The message files under d (read into out_); returns how many there were. A Maildir (cur/
+  // and new/ both there) gives the messages of cur/ and new/ only: its Maildir++ folders
+  // (".Junk", ".Sent", ...) are not read — learning ~/Maildir as ham must not learn the
+  // Junk folder digue delivers spam to — and each is named in a note, as is anything else
+  // that is not part of a Maildir. Any other directory is walked recursively (dot-files and
+  // symbolic links to directories skipped).
+  size_t walk(const fs::path& d) {
     auto entries = list(d);
     if (!entries) return 0;
     auto is_dir = [](const fs::directory_entry& e) {
@@ -137,17 +145,19 @@ class Loader {
       });
     };
     size_t files = 0;
-    if (find("cur") != entries->end() || find("new") != entries->end()) {
-      for (const char* sub : {"cur", "new"})
-        if (auto it = find(sub); it != entries->end()) files += walk(it->path());
+    if (find("cur") != entries->end() && find("new") != entries->end()) {
+      files += walk(find("cur")->path()) + walk(find("new")->path());
       for (const auto& e : *entries) {
-        std::error_code ec;
-        if (e.path().filename().string()[0] == '.' && is_dir(e) && !e.is_symlink(ec))
-          files += walk(e.path(), true);
+        const std::string name = e.path().filename().string();
+        if (name == "cur" || name == "new" || name == "tmp") continue;
+        if (name[0] == '.' && is_dir(e))
+          note(e.path().string(), "Maildir++ folder not read (give its path to read it)");
+        else if (name[0] != '.' && name != "maildirfolder" && name != "subscriptions" &&
+                 name.rfind("dovecot", 0) != 0 && name.rfind("courier", 0) != 0)
+          note(e.path().string(), "not part of the Maildir (only cur/ and new/ are read)");
       }
       return files;
     }
-    if (folder) return 0;
     for (const auto& e : *entries) {
       if (e.path().filename().string()[0] == '.') continue;
       std::error_code ec;

@@ -14,8 +14,8 @@ using Args = std::vector<std::string>;
 // `diguectl bayes learn --spam|--ham PATH... | unlearn PATH... | classify MESSAGE... [--json]
 // [--threshold S] | stats | train | dump [FILE] | restore [--merge|--replace] [FILE] |
 // expire [--max-tokens N] [--stale-days D] [--max-seen N] [--seen-days D]`. PATH: a message
-// file, an mbox (split on envelope lines "From SENDER DATE"), a Maildir (cur/ and new/), or a
-// directory walked recursively. A message is learnt once per bayes::message_identity, so the
+// file, an mbox (split on envelope lines "From SENDER DATE"), a Maildir (cur/ and new/; its
+// Maildir++ folders such as .Junk are named, not read), or a directory walked recursively. A message is learnt once per bayes::message_identity, so the
 // copy in a mailbox is the message learnt at SMTP time. The model is the LMDB store at
 // [store] dir.
 int bayes(const Config& config, const Args& args);

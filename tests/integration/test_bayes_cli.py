@@ -95,8 +95,9 @@ def loading_errors(tmp):
     d = os.path.join(tmp, "load")
     cfg = write(d, "digue.toml", f'[store]\ndir = "{d}/store"\n'.encode())
     msg = b"From: a@example.org\nSubject: %s\n\nHello %s\n"
-    # A tree: year subdirectories, a Maildir with a Maildir++ folder; dot-files, tmp/ and the
-    # Maildir's own files are not messages.
+    # A tree: year subdirectories, a Maildir with a Maildir++ folder (not read: learning a
+    # Maildir as ham must not learn its Junk folder; a warning names it); dot-files, tmp/ and
+    # the Maildir's own files are not messages.
     for path in ("tree/2023/01/a.eml", "tree/2024/b.eml", "tree/Maildir/cur/c",
                  "tree/Maildir/new/d", "tree/Maildir/.Sent/cur/e", "tree/Maildir/tmp/no",
                  "tree/.git/no", "tree/.hidden", "tree/2024/.no"):
@@ -105,8 +106,20 @@ def loading_errors(tmp):
     write(d, "tree/Maildir/dovecot-uidlist", b"3 V1 N2\n")
     tree = os.path.join(d, "tree")
     got = [os.path.relpath(l["file"], tree) for l in classify_json(cfg, tree)]
-    check(got == ["2023/01/a.eml", "2024/b.eml", "Maildir/cur/c", "Maildir/new/d",
-                  "Maildir/.Sent/cur/e"], "a directory tree is walked in name order: " + str(got))
+    check(got == ["2023/01/a.eml", "2024/b.eml", "Maildir/cur/c", "Maildir/new/d"],
+          "a directory tree is walked in name order: " + str(got))
+    p = bayes(cfg, "classify", tree)
+    check(p.returncode == 0 and "Maildir/.Sent: Maildir++ folder not read" in p.stderr,
+          "a Maildir++ folder is named, not read: " + p.stderr.strip())
+    got = [os.path.relpath(l["file"], tree) for l in
+           classify_json(cfg, os.path.join(tree, "Maildir", ".Sent"))]
+    check(got == ["Maildir/.Sent/cur/e"], "a Maildir++ folder given by path is read")
+    # Only a cur/ (or new/) beside other files is not a Maildir: everything is read.
+    for path in ("arch/new/1", "arch/2023/2", "arch/loose.eml"):
+        write(d, path, msg % (b"x", b"x"))
+    got = [os.path.relpath(l["file"], d) for l in classify_json(cfg, os.path.join(d, "arch"))]
+    check(got == ["arch/2023/2", "arch/loose.eml", "arch/new/1"],
+          "a directory with only new/ is walked whole: " + str(got))
     # Empty and non-message files are skipped with a warning naming them; so is a directory
     # without messages. None is an error.
     empty, binary = write(d, "empty.eml", b""), write(d, "binary.eml", b"\x7fELF\x02\x01\0\0" * 64)
