@@ -106,22 +106,28 @@ class BayesFilter final : public Filter {
     co_return out;
   }
 
-  // Autolearn: after the final verdict of an accepted message (never for a dry-run slot, never
-  // from `diguectl scan`, which does not call this hook). The message is learnt on the worker
-  // pool (from the filter's own classification, or tokenized and classified there when the
-  // chain stopped before Bayes) when its Bayes score is confident and the domain's verdict
-  // agrees; the I/O thread only posts. Learning is idempotent, so the per-domain calls for
-  // one message teach it once.
-  void after_verdict(const FilterContext& ctx, const Verdict& verdict) const override {
+  // Autolearn: once per accepted message, after the final verdicts (never for a dry-run slot,
+  // never from `diguectl scan`, which does not call this hook). The message is learnt on the
+  // worker pool (from the filter's own classification, or tokenized and classified there
+  // when the chain stopped before Bayes) when its Bayes score is confident and every
+  // domain's verdict agrees; the I/O thread only posts.
+  void after_message(const FilterContext& ctx,
+                     const std::vector<const Verdict*>& verdicts) const override {
     if (!s_.autolearn.enabled || !ctx.message || !ctx.services.workers || !ctx.services.store)
       return;
-    // Only what the whole chain agrees with: spam when the domain's verdict is spam (classed
-    // or refused) and no whitelist passed, ham when nothing classed it spam. A whitelisted
-    // message Bayes finds spammy, or a virus Bayes finds hammy, teaches nothing.
-    const bool verdict_spam = !verdict.whitelisted && (verdict.decision == Decision::Spam ||
-                                                       verdict.decision == Decision::Reject);
-    const bool verdict_ham = verdict.decision == Decision::Accept;
-    if (!verdict_spam && !verdict_ham) return;
+    // Only what every recipient domain's verdict agrees with: spam when each classed it spam
+    // or refused it and no whitelist passed, ham when none classed it spam (domains that
+    // tempfailed have no say). A whitelisted message Bayes finds spammy, or a virus Bayes
+    // finds hammy, teaches nothing — nor does a message one domain took and another refused.
+    bool verdict_spam = true, verdict_ham = true, any = false;
+    for (const Verdict* v : verdicts) {
+      if (v->decision == Decision::Tempfail) continue;
+      any = true;
+      if (v->whitelisted || (v->decision != Decision::Spam && v->decision != Decision::Reject))
+        verdict_spam = false;
+      if (v->decision != Decision::Accept) verdict_ham = false;
+    }
+    if (!any || (!verdict_spam && !verdict_ham)) return;
     // The filter's own classification when it ran (usually): nothing is tokenized twice.
     std::optional<Classified> done;
     if (const Classified* c = ctx.message->find_memo<Classified>(memo_key())) done = *c;

@@ -204,6 +204,20 @@ void PipelineRun::after_verdict(const DomainPolicy& policy, const Verdict& verdi
   }
 }
 
+void PipelineRun::after_message(const DomainPolicy& policy,
+                                const std::vector<const Verdict*>& verdicts) {
+  if (!envelope_ || verdicts.empty()) return;
+  FilterContext ctx{*envelope_, message_.get(), policy.name, policy, services_, executor_};
+  for (const Slot& slot : pipeline_->slots()) {
+    if (slot.config.dry_run) continue;
+    try {
+      slot.filter->after_message(ctx, verdicts);
+    } catch (const std::exception& e) {
+      spdlog::warn("filter={} after_message failed: {}", slot.config.filter, e.what());
+    }
+  }
+}
+
 void PipelineRun::forget_all(Phase phase) {
   for (auto it = cache_.begin(); it != cache_.end();) {
     if (pipeline_->slots()[it->first.first].phase == phase)

@@ -573,7 +573,12 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
   stats.accepted++;
   // Only for a message we took (a 452 above leaves no trace: the client will retry it, and a
   // ban for mail we never accepted would refuse the retry).
-  for (const auto& d : domains) run_->after_verdict(*config_->domain(d), verdicts[d]);
+  std::vector<const Verdict*> all;
+  for (const auto& d : domains) {
+    run_->after_verdict(*config_->domain(d), verdicts[d]);
+    all.push_back(&verdicts[d]);
+  }
+  if (!domains.empty()) run_->after_message(*config_->domain(domains.front()), all);
   log_line("queued", fmt::format("actions=\"{}\" ", rec.summary));
   std::string id = rec.id;
   impl_.queue.submit(std::move(rec), raw);

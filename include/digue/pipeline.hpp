@@ -136,6 +136,9 @@ class PipelineRun {
   boost::asio::awaitable<Verdict> evaluate(const DomainPolicy& policy, Phase upto);
   // Runs every slot's after_verdict hook for this domain's final verdict.
   void after_verdict(const DomainPolicy& policy, const Verdict& verdict);
+  // Runs every slot's after_message hook once, with every domain's verdict (policy: the
+  // first domain's).
+  void after_message(const DomainPolicy& policy, const std::vector<const Verdict*>& verdicts);
 
   const Pipeline& pipeline() const { return *pipeline_; }
 

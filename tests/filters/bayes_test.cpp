@@ -69,12 +69,12 @@ FilterResult run(const Filter& f, Services& services, const std::string& raw, do
   return fut.get();
 }
 
-// The hook the pipeline calls after the final verdict (where autolearn happens); with
-// check_first, the filter's check runs on the same message before, as in the pipeline (the
-// path where autolearn finds the filter's own classification), and its result is returned.
-FilterResult after_verdict(const Filter& f, Services& services, const std::string& raw,
-                           Decision decision = Decision::Spam, bool whitelisted = false,
-                           bool check_first = false) {
+// The hooks the pipeline calls after the final verdicts, one verdict per recipient domain
+// (autolearn is in after_message); with check_first, the filter's check runs on the same
+// message before, as in the pipeline (the path where autolearn finds the filter's own
+// classification), and its result is returned.
+FilterResult hooks(const Filter& f, Services& services, const std::string& raw,
+                   const std::vector<Verdict>& verdicts, bool check_first = false) {
   asio::io_context io;
   Envelope env;
   auto msg = std::make_shared<Message>(raw);
@@ -87,15 +87,30 @@ FilterResult after_verdict(const Filter& f, Services& services, const std::strin
     io.run();
     r = fut.get();
   }
-  Verdict v;
-  v.decision = decision;
-  v.whitelisted = whitelisted;
-  f.after_verdict(ctx, v);
+  std::vector<const Verdict*> all;
+  for (const auto& v : verdicts) {
+    f.after_verdict(ctx, v);
+    all.push_back(&v);
+  }
+  f.after_message(ctx, all);
   return r;
 }
 
+Verdict verdict(Decision decision, bool whitelisted = false) {
+  Verdict v;
+  v.decision = decision;
+  v.whitelisted = whitelisted;
+  return v;
+}
+
+// One recipient domain.
+void after_verdict(const Filter& f, Services& services, const std::string& raw,
+                   Decision decision = Decision::Spam, bool whitelisted = false) {
+  hooks(f, services, raw, {verdict(decision, whitelisted)});
+}
+
 FilterResult check_then_spam_verdict(const Filter& f, Services& services, const std::string& raw) {
-  return after_verdict(f, services, raw, Decision::Spam, false, /*check_first=*/true);
+  return hooks(f, services, raw, {verdict(Decision::Spam)}, /*check_first=*/true);
 }
 
 FilterPtr build(const std::string& toml_text) {
@@ -296,6 +311,28 @@ TEST_CASE("bayes filter: a message autolearnt at SMTP time is the one in the mai
     CHECK(bayes::Classifier(*store).stats().spam_messages == 40);
     CHECK(bayes::Classifier(*store).stats().ham_messages == 41);
   }
+}
+
+TEST_CASE("bayes filter: autolearn needs every domain's verdict to agree", "[bayes][filters]") {
+  auto store = make_memory_store();
+  WithPool d(*store);
+  auto& [_, pool, services] = d;
+  auto f = build("[filters.bayes]\nautolearn = true\nconfidence_messages = 0\n");
+  auto learn_with = [&](const std::string& raw, const std::vector<Decision>& decisions) {
+    std::vector<Verdict> vs;
+    for (Decision dec : decisions) vs.push_back(verdict(dec));
+    hooks(*f, services, raw, vs);
+  };
+  // Hammy, one domain took it and another classed it spam (a virus, say): not learnt.
+  learn_with(ham_raw(900), {Decision::Accept, Decision::Spam});
+  // Spammy, one domain took it clean: not learnt; both spam (or one tempfailed): learnt.
+  learn_with(spam_raw(900), {Decision::Spam, Decision::Accept});
+  learn_with(spam_raw(901), {Decision::Spam, Decision::Reject});
+  learn_with(spam_raw(902), {Decision::Tempfail, Decision::Spam});
+  learn_with(spam_raw(903), {Decision::Tempfail});
+  pool.join();
+  CHECK(bayes::Classifier(*store).stats().ham_messages == 40);
+  CHECK(bayes::Classifier(*store).stats().spam_messages == 42);
 }
 
 TEST_CASE("bayes filter classifies a message once for all its domains", "[bayes][filters]") {
