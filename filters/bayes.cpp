@@ -158,9 +158,10 @@ class BayesFilter final : public Filter {
             retrain->learnt.fetch_add(1) + 1 >= settings.retrain_after)
           maybe_retrain(c, settings, *retrain);
         maybe_expire(c, settings, *retrain);
-      } catch (const StoreError& e) {
-        // Best effort: a missed autolearn only means one message less in the model.
-        spdlog::warn("bayes autolearn: store: {}", e.what());
+      } catch (const std::exception& e) {
+        // Best effort: a missed autolearn only means one message less in the model (a store
+        // error, or memory for a retrain or expire: never let it end the worker pool).
+        spdlog::warn("bayes autolearn: {}", e.what());
       }
     });
   }
@@ -189,7 +190,7 @@ class BayesFilter final : public Filter {
                    std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::steady_clock::now() - started)
                        .count());
-    } catch (const StoreError& e) {
+    } catch (const std::exception& e) {  // the store, or memory for the training set
       spdlog::warn("bayes: retraining the weights failed: {}", e.what());
     }
     retrain.last.store(steady_seconds());
@@ -222,7 +223,7 @@ class BayesFilter final : public Filter {
                   std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count());
-    } catch (const StoreError& e) {
+    } catch (const std::exception& e) {  // the store, or memory for the token list
       spdlog::warn("bayes: bounding the model failed: {}", e.what());
     }
     state.last_expire.store(std::max<int64_t>(1, steady_seconds()));

@@ -36,7 +36,8 @@ struct BayesSettings {
   std::chrono::seconds retrain_min_interval{900};
   // Model bounds (model_max_tokens, model_stale_days, model_max_seen, model_seen_days; the
   // kept token lists follow weight_max_messages): `diguectl bayes expire` applies them, and
-  // digued itself after a retrain when it autolearns, at most once per expire_min_interval.
+  // digued itself after a newly autolearnt message, at most once per expire_min_interval
+  // (the clock starts with the filter: a config reload starts it again).
   bayes::ExpireLimits expire;
   std::chrono::seconds expire_min_interval{3600};
 };

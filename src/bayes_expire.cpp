@@ -97,8 +97,11 @@ ExpireOutcome Classifier::expire(const ExpireLimits& lim, uint32_t now_day) cons
     store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
       std::vector<Store::Op> ops;
       for (size_t i = 0; i < keys.size(); ++i) {
-        // A token learnt again since the scan is not stale any more: keep it.
-        if (!values[i] || decode_counts(*values[i]).day != all[start + i].c.day) continue;
+        // A token learnt again since the scan (even the same day) is not stale: keep it.
+        if (!values[i]) continue;
+        Counts now = decode_counts(*values[i]);
+        const Counts& then = all[start + i].c;
+        if (now.day != then.day || now.spam != then.spam || now.ham != then.ham) continue;
         ops.push_back({Store::Op::Kind::Del, keys[i], ""});
       }
       chunk_removed = ops.size();

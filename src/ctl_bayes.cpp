@@ -458,22 +458,34 @@ int restore(const bayes::Classifier& c, const Args& args) {
   for (const auto& [opt, value] : w.options)
     mode = opt == "--merge" ? bayes::RestoreMode::Merge : bayes::RestoreMode::Replace;
   if (w.options.size() > 1) return usage("give one of --merge or --replace");
+  // restore reads the dump twice (checks it all, then writes): a file is read in place;
+  // standard input, a pipe or any other stream is copied to an unlinked temporary file.
   std::fstream in;
+  std::ifstream source;
+  std::istream* from = &std::cin;
+  std::string name = "standard input";
   if (!w.paths.empty()) {
-    const std::string& path = w.paths[0];
+    name = w.paths[0];
     // Read as a stream, a directory looks like an empty dump: say what it is instead.
     std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-      std::cerr << "bayes: cannot restore " << path << ": is a directory, not a dump file\n";
+    if (fs::is_directory(name, ec)) {
+      std::cerr << "bayes: cannot restore " << name << ": is a directory, not a dump file\n";
       return 1;
     }
     errno = 0;
-    in.open(path, std::ios::in | std::ios::binary);
-    if (!in) {
-      std::cerr << "bayes: cannot read " << path << ": " << last_error() << "\n";
+    if (fs::is_regular_file(name, ec)) {
+      in.open(name, std::ios::in | std::ios::binary);
+      from = nullptr;
+    } else {
+      source.open(name, std::ios::in | std::ios::binary);
+      from = &source;
+    }
+    if (from ? !source : !in) {
+      std::cerr << "bayes: cannot read " << name << ": " << last_error() << "\n";
       return 1;
     }
-  } else {
+  }
+  if (from) {
     std::string tmpl = (fs::temp_directory_path() / "digue-restore-XXXXXX").string();
     int fd = mkstemp(tmpl.data());
     if (fd < 0) {
@@ -484,9 +496,10 @@ int restore(const bayes::Classifier& c, const Args& args) {
     in.open(tmpl, std::ios::in | std::ios::out | std::ios::binary | std::ios::trunc);
     std::error_code ec;
     fs::remove(tmpl, ec);  // unlinked: gone with the stream
-    in << std::cin.rdbuf();
-    if (!in || std::cin.bad()) {
-      std::cerr << "bayes: cannot copy standard input to a temporary file\n";
+    // (Copying nothing sets failbit: an empty input is restore's to name.)
+    if (from->peek() != std::char_traits<char>::eof()) in << from->rdbuf();
+    if (!in || from->bad()) {
+      std::cerr << "bayes: cannot copy " << name << " to a temporary file\n";
       return 1;
     }
     in.seekg(0);

@@ -262,9 +262,11 @@ class Classifier {
   //   Empty (default): the model must hold nothing (restoring over a model, or twice, would
   //   count its messages twice).
   //   Merge: summed into the model; refused when a message of the dump is already in it.
-  //   Replace: the model's records are deleted first.
+  //   Replace: the model's records are deleted first (dump the model before, to keep it).
   // Written in transactions of 20,000 records, the message counts and the weights last: an
-  // interrupted restore leaves a model that is not ready, never one with wrong counts.
+  // interrupted restore (a full disk, a kill) leaves a model that is not ready, never one
+  // with wrong counts; run it again with Replace (an interrupted Merge is refused when run
+  // again, its markers being written: restore the earlier dump with Replace, then merge).
   size_t restore(std::istream& in, RestoreMode mode = RestoreMode::Empty) const;
   // Bounds the model (ExpireLimits): drops tokens not learnt for stale_days, then the least
   // recently learnt (fewest counts first among equals) until at most max_tokens remain;
