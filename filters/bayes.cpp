@@ -99,10 +99,15 @@ class BayesFilter final : public Filter {
                     r.bayes_evidence, r.weight_logit);
     std::string evidence = head;
     if (!r.clues.empty()) evidence += " tokens: " + r.evidence(s_.evidence_tokens);
-    if (r.score >= ctx.policy.required)
-      co_return FilterResult::hit("BAYES_SPAM", r.score, std::move(evidence), "bayes: spam");
+    // The score and strongest tokens also go in the message's X-Digue-Bayes trace header.
+    if (r.score >= ctx.policy.required) {
+      auto out = FilterResult::hit("BAYES_SPAM", r.score, evidence, "bayes: spam");
+      out.trace = std::move(evidence);
+      co_return out;
+    }
     FilterResult out;
-    out.symbols.push_back({"BAYES_HAM", 0.0, std::move(evidence)});
+    out.symbols.push_back({"BAYES_HAM", 0.0, evidence});
+    out.trace = std::move(evidence);
     co_return out;
   }
 

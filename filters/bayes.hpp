@@ -3,7 +3,8 @@
 // Symbols: BAYES_SPAM (hit, score = the Bayes score 0..15, when score >= required);
 // BAYES_HAM (no hit, score 0: a hammy verdict must not add to the message score; the Bayes
 // score is in the evidence); BAYES_UNTRAINED (no hit, score 0) while the model has fewer than
-// min_learned messages of either class. Evidence: "score=S required=R" + strongest tokens.
+// min_learned messages of either class. Evidence: "score=S required=R" + strongest tokens;
+// the same line is the message's X-Digue-Bayes trace header (FilterResult::trace).
 // Config keys ([filters.bayes]): robinson_s, robinson_x, min_dev, max_clues, min_learned,
 // osb, max_tokens_per_message, evidence_tokens, offload_bytes, autolearn (bool),
 // autolearn_spam_at, autolearn_ham_below, retrain_after, retrain_min_interval,

@@ -3,9 +3,14 @@
 
 #include <strings.h>
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
+#include <vector>
 
 #include <fmt/format.h>
+
+#include "digue/text.hpp"
 
 namespace digue::headers {
 
@@ -59,6 +64,83 @@ std::string fold(const std::string& line) {
   return out;
 }
 
+// Free text for an unstructured header field: runs of words holding bytes beyond ASCII become
+// RFC 2047 encoded-words (UTF-8, Q encoding, at most 75 characters each, never splitting a
+// character; the spaces inside a run encoded as '_', since decoders drop the space between
+// two encoded-words), so the header stays 7-bit for any downstream server.
+std::string encode_words(std::string_view text) {
+  std::vector<std::string_view> words;
+  for (size_t pos = 0;;) {
+    size_t sp = std::min(text.find(' ', pos), text.size());
+    words.push_back(text.substr(pos, sp - pos));
+    if (sp == text.size()) break;
+    pos = sp + 1;
+  }
+  auto ascii = [](std::string_view w) {
+    return std::all_of(w.begin(), w.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  };
+  std::string out;
+  for (size_t i = 0; i < words.size();) {
+    if (i > 0) out += ' ';
+    if (ascii(words[i])) {
+      out += words[i++];
+      continue;
+    }
+    // The run of non-ASCII words from i, spaces included.
+    size_t j = i;
+    while (j < words.size() && !ascii(words[j])) ++j;
+    std::string_view run(words[i].data(),
+                         static_cast<size_t>(words[j - 1].data() + words[j - 1].size() -
+                                             words[i].data()));
+    std::string enc;
+    auto flush = [&] {
+      if (enc.empty()) return;
+      if (!out.empty() && out.back() != ' ') out += ' ';
+      out += "=?UTF-8?Q?" + enc + "?=";
+      enc.clear();
+    };
+    for (size_t k = 0; k < run.size();) {
+      size_t n = text::utf8_char_length(run, k);
+      if (n == 0) n = 1;  // ill-formed: encoded byte by byte all the same
+      std::string piece;
+      for (size_t m = k; m < k + n && m < run.size(); ++m) {
+        auto c = static_cast<unsigned char>(run[m]);
+        // (A comma is encoded too: the header folder may break a line after one.)
+        if (c == ' ')
+          piece += '_';
+        else if (std::isalnum(c) || c == '!' || c == '*' || c == '+' || c == '-' || c == '/' ||
+                 c == '.' || c == ':')
+          piece += static_cast<char>(c);
+        else
+          piece += fmt::format("={:02X}", c);
+      }
+      if (enc.size() + piece.size() > 75 - 12) flush();
+      enc += piece;
+      k += n;
+    }
+    flush();
+    i = j;
+  }
+  return out;
+}
+
+// "invalid_mx" -> "Invalid-Mx": a filter name as a header name part.
+std::string header_case(std::string_view name) {
+  std::string out;
+  bool start = true;
+  for (char c : name) {
+    if (c == '_' || c == '-') {
+      out += '-';
+      start = true;
+    } else if (std::isalnum(static_cast<unsigned char>(c))) {
+      out += start ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+      start = false;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string received(const Envelope& env, const std::string& hostname,
@@ -100,6 +182,8 @@ std::string trace_block(const Envelope& env, const std::string& hostname,
     out += fold("X-Digue-Filter: " + clean(verdict.deciding_filter));
   if (verdict.whitelisted)
     out += fold("X-Digue-Whitelist: " + clean(verdict.whitelist_reason));
+  for (const auto& [filter, line] : verdict.traces)
+    out += fold("X-Digue-" + header_case(filter) + ": " + encode_words(clean(line)));
   if (spam) out += "X-Spam-Flag: YES\r\n";
   return out;
 }

@@ -391,6 +391,7 @@ asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase
           top = v.symbols.size() - 1;
       }
     }
+    if (!r.trace.empty() && !slot.config.dry_run) v.traces.emplace_back(fname, r.trace);
     if (r.verdict == FilterResult::Verdict::None) continue;
     if (slot.config.dry_run) {
       v.dry_run.push_back(fmt::format(

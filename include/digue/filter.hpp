@@ -52,6 +52,10 @@ struct FilterResult {
   Verdict verdict = Verdict::None;
   std::vector<Symbol> symbols;
   std::string reason;  // short human text: SMTP reply text on reject, log reason
+  // A line for the message's "X-Digue-<Filter>" trace header (Bayes: its score and strongest
+  // tokens); empty: no header. Any text: the header writer keeps it on one line, printable,
+  // and RFC 2047-encodes words that are not ASCII.
+  std::string trace;
 
   static FilterResult none() { return {}; }
   static FilterResult hit(std::string symbol, double score, std::string evidence,

@@ -84,6 +84,9 @@ struct Verdict {
   std::vector<std::pair<std::string, std::chrono::microseconds>> timings;
   std::vector<std::string> dry_run;  // "rbl would have classed as spam: ..."
   bool complete = false;             // the whole chain ran (data phase reached)
+  // (filter name, FilterResult::trace) of the slots that ran and gave one, in run order: the
+  // X-Digue-<Filter> trace headers.
+  std::vector<std::pair<std::string, std::string>> traces;
 
   // "SYM1,SYM2" of the counted symbols, for X-Spam-Status.
   std::string tests() const;

@@ -168,12 +168,15 @@ TEST_CASE("bayes filter scores against the domain threshold", "[bayes][filters]"
   CHECK(spam.symbols[0].score >= 12.0);
   CHECK(spam.symbols[0].evidence.find("required=7.5") != std::string::npos);
   CHECK(spam.symbols[0].evidence.find("tokens:") != std::string::npos);
+  // The score and strongest tokens go in the X-Digue-Bayes trace header too.
+  CHECK(spam.trace == spam.symbols[0].evidence);
 
   auto ham = run(*f, services, ham_raw(100), 7.5);
   CHECK(ham.verdict == FilterResult::Verdict::None);
   REQUIRE(ham.symbols.size() == 1);
   CHECK(ham.symbols[0].name == "BAYES_HAM");
   CHECK(ham.symbols[0].score == 0.0);
+  CHECK(ham.trace.rfind("score=", 0) == 0);
 
   // The most lenient level above the spam score turns the hit off.
   double s = spam.symbols[0].score;

@@ -1,4 +1,5 @@
-"""Bayes autolearn in the real digued (client on 127.0.0.1, delivery to a real smtp-sink):
+"""Bayes in the real digued (client on 127.0.0.1, delivery to a real smtp-sink): its score and
+strongest tokens in the X-Digue-Bayes trace header; autolearn:
 a confident spam or ham is learnt after the 250 when every recipient domain's verdict agrees,
 not when one domain classes it spam and another takes it; and the copy smtp-sink received
 (digue's trace headers on top) is the message learnt at SMTP time: `diguectl bayes learn`
@@ -92,6 +93,9 @@ def autolearn_then_move(d, sink):
             if b"X-Digue-Envelope-To: <u@a.test>\n" in m.replace(b"\r\n", b"\n") and
             b"(digue)" in m and subject in m]
     assert ours, [m[:400] for m in sink.messages()]
+    # The Bayes score and strongest tokens are in the trace header.
+    head = ours[-1].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    assert re.search(rb"^X-Digue-Bayes: score=1[0-9]\.\d+ required=7\.5 .*tokens:", head, re.M), head
     copy = os.path.join(d.tmp, "delivered.eml")
     with open(copy, "wb") as f:
         f.write(ours[-1])
