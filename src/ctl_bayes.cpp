@@ -414,6 +414,11 @@ int classify(const bayes::Classifier& c, const Args& args) {
   batches.flush();
   if (scored > 0 && !c.classify_tokens({}).ready)
     std::cerr << "bayes: warning: the model is not trained yet (scores are 0)\n";
+  // Scores a script reads must all have been written (a full disk, a closed pipe).
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::cerr << "bayes: cannot write the scores to standard output\n";
+    return 1;
+  }
   return ok ? 0 : 1;
 }
 

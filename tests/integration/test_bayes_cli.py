@@ -8,6 +8,7 @@ trees, empty and non-message files, unreadable paths (as nobody when run as root
 unreadable really is). Exits 1 on the first failed check.
 """
 
+import glob
 import json
 import os
 import pwd
@@ -225,6 +226,12 @@ def edge_cases(tmp):
                            stderr=subprocess.PIPE, text=True, timeout=60)
     check(p.returncode == 1 and "standard output: No space left on device" in p.stderr,
           "dump to a full standard output fails: " + p.stderr.strip())
+    some = sorted(glob.glob(os.path.join(CORPUS, "test", "ham", "*")))[:3]
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([DIGUECTL, "--config", cfg, "bayes", "classify", *some], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    check(p.returncode == 1 and "cannot write the scores" in p.stderr,
+          "classify to a full standard output fails: " + p.stderr.strip())
     p = bayes(cfg, "restore", d)
     check(p.returncode == 1 and "is a directory" in p.stderr,
           "restore from a directory says so: " + p.stderr.strip())
