@@ -342,19 +342,22 @@ std::vector<LearnOutcome> Classifier::unlearn(const std::vector<Item>& items) co
 }
 
 Stats Classifier::stats() const {
+  // One scan of every "bayes:" key: one read transaction, consistent while learning goes on.
   Stats st;
-  Meta m = decode_meta(store_.get(kMetaKey));
-  st.spam_messages = m.spam;
-  st.ham_messages = m.ham;
-  st.weight_messages = decode_weights_meta(store_.get(kWeightsKey)).messages;
-  store_.scan(kTokenPrefix, [&](std::string_view, std::string_view v) {
-    ++st.tokens;
-    if (decode_counts(v).weight != 0) ++st.weighted_tokens;
-    return true;
-  });
-  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
-    ++st.seen;
-    if (v.size() > 5) ++st.kept_messages;
+  store_.scan("bayes:", [&](std::string_view k, std::string_view v) {
+    if (k == kMetaKey) {
+      Meta m = decode_meta(std::string(v));
+      st.spam_messages = m.spam;
+      st.ham_messages = m.ham;
+    } else if (k == kWeightsKey) {
+      st.weight_messages = decode_weights_meta(std::string(v)).messages;
+    } else if (k.rfind(kTokenPrefix, 0) == 0) {
+      ++st.tokens;
+      if (decode_counts(v).weight != 0) ++st.weighted_tokens;
+    } else if (k.rfind(kSeenPrefix, 0) == 0) {
+      ++st.seen;
+      if (v.size() > 5) ++st.kept_messages;
+    }
     return true;
   });
   return st;
