@@ -216,21 +216,36 @@ struct Batch {
 
 }  // namespace
 
+static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
+                       std::vector<LearnOutcome>& outcomes, bool& changed, bool last_try);
+
 static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Classifier::Item>& items,
                                            bool unlearn, uint32_t day) {
   Batch b(items);
+  std::vector<LearnOutcome> outcomes;
   // Removing or moving a message subtracts the token list learnt for it (kept in its seen
   // record), not the tokens of this copy, which may differ (a delivered copy has more
-  // Received lines): those tokens are read in the same transaction.
-  {
+  // Received lines): those tokens are read in the same transaction. They are known from a
+  // read just before; when a concurrent learner changed a list in between (a token of it is
+  // not in the transaction), the transaction writes nothing and the batch is read again.
+  for (int attempt = 0;; ++attempt) {
     std::vector<std::string> seen_keys;
     for (const auto& [key, idx] : b.seen_slot) seen_keys.push_back(key);
     for (const auto& v : store.get_many(seen_keys))
       if (v && v->size() > 5)
         for (uint64_t h : decode_seen(*v).hashes) b.add_token(h);
+    bool changed = false;
+    run_update(store, b, unlearn, day, outcomes, changed, attempt >= 3);
+    if (!changed) return outcomes;
   }
-  std::vector<LearnOutcome> outcomes;
+}
+
+// One try of run_batch's transaction. changed: a kept list holds a token the batch did not
+// read (nothing is written); with last_try, this copy's tokens are subtracted instead.
+static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
+                       std::vector<LearnOutcome>& outcomes, bool& changed, bool last_try) {
   store.update(b.keys, [&](const std::vector<std::optional<std::string>>& values) {
+    changed = false;
     outcomes.assign(b.msgs.size(), LearnOutcome::NotFound);
     Meta meta = decode_meta(values[0]);
     std::vector<Counts> counts(values.size());
@@ -244,9 +259,15 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
       seen[idx] = v && !v->empty() ? std::optional<char>((*v)[0]) : std::nullopt;
       if (v && v->size() > 5) learnt[idx] = decode_seen(*v).hashes;
     }
-    // What to subtract for the message at a seen slot: its kept list when every token of it
-    // is in this batch (a list changed since the read above is not), else this copy's tokens
-    // (a marker whose list was dropped by expire).
+    // A list changed since the read: this transaction writes nothing, the batch is read again.
+    if (!last_try)
+      for (const auto& [sidx, hashes] : learnt)
+        for (uint64_t h : hashes)
+          if (!b.slot.count(h)) changed = true;
+    if (changed) return std::vector<Store::Op>{};
+    // What to subtract for the message at a seen slot: its kept list, else (a marker whose
+    // list was dropped by expire, or a list still changing after three tries) this copy's
+    // tokens.
     auto learnt_of = [&](size_t sidx, const Batch::Msg& m) -> const std::vector<uint64_t>& {
       auto it = learnt.find(sidx);
       if (it == learnt.end()) return m.hashes;
@@ -326,7 +347,6 @@ static std::vector<LearnOutcome> run_batch(Store& store, const std::vector<Class
     }
     return ops;
   });
-  return outcomes;
 }
 
 std::vector<LearnOutcome> Classifier::learn(const std::vector<Item>& items) const {

@@ -1,7 +1,8 @@
 // A Store that forwards to an in-memory store and counts the calls tests care about
-// (read-modify-write updates, batched reads). Header-only, for tests/filters/*.cpp.
+// (read-modify-write updates, batched reads), and can play a concurrent writer. Header-only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@ class CountingStore final : public Store {
   std::unique_ptr<Store> inner = make_memory_store();
   size_t updates = 0;  // update() calls
   size_t visits = 0;   // visit_many() calls (a Bayes classification is one)
+  // Run once just before the next update() (a concurrent writer's change), then cleared.
+  std::function<void()> before_update;
 
   std::optional<std::string> get(std::string_view k) override { return inner->get(k); }
   void put(std::string_view k, std::string_view v, std::chrono::seconds ttl) override {
@@ -31,6 +34,10 @@ class CountingStore final : public Store {
   void apply(const std::vector<Op>& ops) override { inner->apply(ops); }
   void update(const std::vector<std::string>& keys, const UpdateFn& fn) override {
     ++updates;
+    if (auto hook = std::move(before_update)) {
+      before_update = nullptr;
+      hook();
+    }
     inner->update(keys, fn);
   }
   void visit_many(const std::vector<std::string_view>& keys,

@@ -3,6 +3,7 @@
 #include "digue/bayes.hpp"
 #include "digue/mime.hpp"
 #include "digue/text.hpp"
+#include "tests/filters/counting_store.hpp"
 #include "tests/unit/shared_data.hpp"
 
 #include <algorithm>
@@ -344,6 +345,30 @@ TEST_CASE("bayes finds the seen markers of earlier versions and moves them to th
   c.dump(dump);
   CHECK(dump.str().find("seen " + message_identity(m) + " S ") != std::string::npos);
   CHECK(c.learn(m, Class::Ham) == LearnOutcome::Moved);
+  CHECK(c.stats().spam_messages == 0);
+  CHECK(c.stats().ham_messages == 1);
+}
+
+TEST_CASE("bayes moving a message another learner changed meanwhile subtracts its new list",
+          "[bayes]") {
+  test::CountingStore store;
+  Classifier c(store);
+  auto m = corpus(true, 1)[0];
+  const std::string id = message_identity(m);
+  REQUIRE(c.learn(m, Class::Spam) == LearnOutcome::Learned);
+  // Between this learn's read of the kept list and its transaction, another learner
+  // relearns the message with one more token.
+  store.before_update = [&] {
+    Classifier other(*store.inner);
+    auto toks = tokenize(m);
+    other.unlearn({{toks, Class::Spam, id}});
+    toks.push_back("extra-token");
+    other.learn({{toks, Class::Spam, id}});
+  };
+  CHECK(c.learn(m, Class::Ham) == LearnOutcome::Moved);
+  CHECK(store.updates >= 3);  // the first transaction wrote nothing and was tried again
+  // The list it subtracted was the new one: the extra token's spam count is gone.
+  CHECK_FALSE(store.get(token_key(token_hash("extra-token"))));
   CHECK(c.stats().spam_messages == 0);
   CHECK(c.stats().ham_messages == 1);
 }
