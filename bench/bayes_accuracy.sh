@@ -57,6 +57,7 @@ done > "$TMP/bogo.scores"
 end=$(date +%s.%N)
 echo "bogofilter classify: $(echo "$end - $start" | bc) s for $(wc -l < "$TMP/bogo.scores") msgs"
 "$HERE/roc.py" bogofilter 0.99 < "$TMP/bogo.scores"
+"$HERE/roc.py" "bogofilter@0.5" 0.5 < "$TMP/bogo.scores"
 du -sb "$TMP/bogo" | awk '{print "bogofilter model bytes:", $1}'
 
 if [ "$SA" = "--sa" ]; then
@@ -77,5 +78,6 @@ if [ "$SA" = "--sa" ]; then
   echo "sa classify: $(echo "$end - $start" | bc) s"
   # BAYES_99 starts at 0.99: SpamAssassin's own "surely spam" cut.
   "$HERE/roc.py" sa-bayes 0.99 < "$TMP/sa.scores"
+  "$HERE/roc.py" "sa-bayes@0.5" 0.5 < "$TMP/sa.scores"
   du -sb "$TMP/sa" | awk '{print "sa model bytes:", $1}'
 fi

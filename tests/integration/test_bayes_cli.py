@@ -287,6 +287,17 @@ def main():
         check([l["file"] for l in lines] == tests, "JSON lines name the files in order")
         check(all(isinstance(l["spam"], bool) and l["spam"] == (l["score"] >= 7.5) for l in lines),
               "JSON spam flag follows the default threshold 7.5")
+        # `diguectl scan` with bayes in the pipeline shows its score and strongest tokens.
+        scan_cfg = os.path.join(tmp, "scan.toml")
+        with open(scan_cfg, "w") as f:
+            f.write(f'[store]\ndir = "{tmp}/store"\n[pipeline]\norder = ["bayes"]\n')
+        p = subprocess.run([DIGUECTL, "--config", scan_cfg, "scan", tests[0], "--json"],
+                           capture_output=True, text=True, timeout=60)
+        syms = json.loads(p.stdout.splitlines()[-1])["symbols"] if p.returncode == 0 else []
+        bayes_syms = [x for x in syms if x["name"].startswith("BAYES_")]
+        check(len(bayes_syms) == 1 and "score=" in bayes_syms[0].get("evidence", "") and
+              "tokens: " in bayes_syms[0].get("evidence", ""),
+              "diguectl scan shows the Bayes score and tokens: " + str(bayes_syms)[:200])
         spam_hits = sum(l["spam"] for l in lines[:40])
         ham_hits = sum(l["spam"] for l in lines[40:])
         check(spam_hits >= 30 and ham_hits <= 3,

@@ -176,6 +176,33 @@ TEST_CASE("bayes tokenizer: CJK bigrams, Cyrillic words, accents", "[bayes]") {
   CHECK(std::count(t.begin(), t.end(), "café") == 1);
 }
 
+TEST_CASE("bayes tokenizer: legacy charsets and encoded headers become the same UTF-8 words",
+          "[bayes]") {
+  // ISO-8859-1 quoted-printable, KOI8-R base64, ISO-2022-JP, RFC 2047 subject: the words
+  // are the ones a UTF-8 message gives.
+  auto latin1 = mime::parse(
+      "From: a@b.example\r\nSubject: =?ISO-8859-1?Q?Caf=E9_cr=E8me?=\r\n"
+      "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: "
+      "quoted-printable\r\n\r\nd=E9j=E0 vu, na=EFve\r\n");
+  auto t = tokenize(latin1);
+  CHECK(has(t, "s:café"));
+  CHECK(has(t, "s:crème"));
+  CHECK(has(t, "déjà"));
+  CHECK(has(t, "naïve"));
+  auto koi8 = mime::parse(
+      "From: a@b.example\r\nSubject: x\r\nContent-Type: text/plain; charset=koi8-r\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n8NLJ18XUIM3J0g==\r\n");  // "Привет мир"
+  t = tokenize(koi8);
+  CHECK(has(t, "привет"));
+  CHECK(has(t, "мир"));
+  auto jis = mime::parse(
+      "From: a@b.example\r\nSubject: x\r\nContent-Type: text/plain; charset=iso-2022-jp\r\n"
+      "\r\n\x1b$BF|K\\8l\x1b(B\r\n");  // "日本語"
+  t = tokenize(jis);
+  CHECK(has(t, "日本"));
+  CHECK(has(t, "本語"));
+}
+
 TEST_CASE("bayes tokenizer: Thai is segmented, Greek final sigma folds", "[bayes]") {
   // "ภาษาไทย" (Thai language): no spaces, so character bigrams, like CJK.
   auto m = make_msg("x", "a@b.example", "ภาษาไทย ΟΔΟΣ οδος");
