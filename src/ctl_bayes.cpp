@@ -556,19 +556,20 @@ int bayes(const Config& config, const Args& args) {
     if (cmd == "restore") return restore(c, args);
     if (cmd == "expire") {
       bayes::ExpireLimits lim = settings.expire;
-      if (args.size() % 2 == 0) return usage();  // every option takes a value
-      for (size_t i = 1; i + 1 < args.size(); i += 2) {
-        const std::string& v = args[i + 1];
-        if (args[i] == "--max-tokens")
-          lim.max_tokens = positive(args[i], v);
-        else if (args[i] == "--stale-days")
-          lim.stale_days = static_cast<uint32_t>(std::min<uint64_t>(positive(args[i], v), 36500));
-        else if (args[i] == "--max-seen")
-          lim.max_seen = positive(args[i], v);
-        else if (args[i] == "--seen-days")
-          lim.seen_days = static_cast<uint32_t>(std::min<uint64_t>(positive(args[i], v), 36500));
+      auto w = words(args, {}, {"--max-tokens", "--stale-days", "--max-seen", "--seen-days"});
+      if (!w.problem.empty() || !w.paths.empty()) return usage(w.problem);
+      auto days = [](const std::string& o, const std::string& v) {
+        return static_cast<uint32_t>(std::min<uint64_t>(positive(o, v), 36500));
+      };
+      for (const auto& [option, v] : w.options) {
+        if (option == "--max-tokens")
+          lim.max_tokens = positive(option, v);
+        else if (option == "--stale-days")
+          lim.stale_days = days(option, v);
+        else if (option == "--max-seen")
+          lim.max_seen = positive(option, v);
         else
-          return usage();
+          lim.seen_days = days(option, v);
       }
       auto out = c.expire(lim);
       std::printf("expired %zu tokens, %zu token lists, %zu seen markers\n", out.tokens, out.lists,
