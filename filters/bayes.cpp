@@ -65,7 +65,8 @@ class BayesFilter final : public Filter {
       r = msg.memo<Classified>(memo_key(), [&] {
               Classified c{bayes::tokenize(msg.facts(), s_.params.tokenizer), {}, {}};
               c.result = classifier.classify_tokens(c.tokens);
-              if (s_.autolearn.enabled) c.id = bayes::message_identity(msg.facts());
+              // Its identity only when autolearn would learn it (a confident score).
+              if (s_.autolearn.decide(c.result)) c.id = bayes::message_identity(msg.facts());
               return c;
             }).result;
     };
@@ -133,21 +134,29 @@ class BayesFilter final : public Filter {
       if (v->decision != Decision::Accept) verdict_ham = false;
     }
     if (!any || (!verdict_spam && !verdict_ham)) return;
-    // The filter's own classification when it ran (usually): nothing is tokenized twice.
+    auto agrees = [&](bayes::Class cls) {
+      return cls == bayes::Class::Spam ? verdict_spam : verdict_ham;
+    };
+    // The filter's own classification when it ran (usually): decided here, so a message that
+    // teaches nothing (most) costs no copy and no job; one that does is not tokenized twice.
     std::optional<Classified> done;
-    if (const Classified* c = ctx.message->find_memo<Classified>(memo_key())) done = *c;
+    if (const Classified* c = ctx.message->find_memo<Classified>(memo_key())) {
+      auto cls = s_.autolearn.decide(c->result);
+      if (!cls || !agrees(*cls)) return;
+      done = *c;
+    }
     asio::post(*ctx.services.workers, [store = ctx.services.store, settings = s_,
                                        retrain = retrain_, raw = ctx.message->raw_ptr(),
                                        limits = ctx.message->limits(), done = std::move(done),
-                                       verdict_spam, verdict_ham] {
+                                       verdict_spam, verdict_ham]() mutable {
       try {
         bayes::Classifier c(*store, settings.params);
         std::vector<std::string> tokens;
         std::string id;
         std::optional<bayes::Class> cls;
         if (done) {
-          tokens = done->tokens;
-          id = done->id;
+          tokens = std::move(done->tokens);
+          id = std::move(done->id);
           cls = settings.autolearn.decide(done->result);
         } else {
           Message msg(raw);
