@@ -191,31 +191,36 @@ void PipelineRun::reset() {
   message_.reset();
 }
 
+namespace {
+
+// Runs hook(filter) for every slot that is not a dry run; a hook that throws is logged.
+template <class Hook>
+void each_hook(const std::vector<Slot>& slots, const char* name, const Hook& hook) {
+  for (const Slot& slot : slots) {
+    if (slot.config.dry_run) continue;
+    try {
+      hook(*slot.filter);
+    } catch (const std::exception& e) {
+      spdlog::warn("filter={} {} failed: {}", slot.config.filter, name, e.what());
+    }
+  }
+}
+
+}  // namespace
+
 void PipelineRun::after_verdict(const DomainPolicy& policy, const Verdict& verdict) {
   if (!envelope_) return;
   FilterContext ctx{*envelope_, message_.get(), policy.name, policy, services_, executor_};
-  for (const Slot& slot : pipeline_->slots()) {
-    if (slot.config.dry_run) continue;
-    try {
-      slot.filter->after_verdict(ctx, verdict);
-    } catch (const std::exception& e) {
-      spdlog::warn("filter={} after_verdict failed: {}", slot.config.filter, e.what());
-    }
-  }
+  each_hook(pipeline_->slots(), "after_verdict",
+            [&](const Filter& f) { f.after_verdict(ctx, verdict); });
 }
 
 void PipelineRun::after_message(const DomainPolicy& policy,
                                 const std::vector<const Verdict*>& verdicts) {
   if (!envelope_ || verdicts.empty()) return;
   FilterContext ctx{*envelope_, message_.get(), policy.name, policy, services_, executor_};
-  for (const Slot& slot : pipeline_->slots()) {
-    if (slot.config.dry_run) continue;
-    try {
-      slot.filter->after_message(ctx, verdicts);
-    } catch (const std::exception& e) {
-      spdlog::warn("filter={} after_message failed: {}", slot.config.filter, e.what());
-    }
-  }
+  each_hook(pipeline_->slots(), "after_message",
+            [&](const Filter& f) { f.after_message(ctx, verdicts); });
 }
 
 void PipelineRun::forget_all(Phase phase) {
