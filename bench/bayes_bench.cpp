@@ -22,6 +22,7 @@
 
 #include "digue/bayes.hpp"
 #include "digue/mbox.hpp"
+#include "digue/text.hpp"
 #include "digue/mime.hpp"
 #include "digue/store.hpp"
 
@@ -46,12 +47,9 @@ std::vector<Msg> load(const fs::path& dir) {
     for (const auto& e : fs::directory_iterator(dir / label)) files.push_back(e.path());
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
       // Read as diguectl reads it (mbox envelope line dropped, ">From " unquoted), so both
       // give the same messages, identities and figures.
-      auto msgs = mbox::split(ss.str());
+      auto msgs = mbox::split(text::read_file(f.string()).value_or(""));
       out.push_back({f.filename().string(), msgs.empty() ? std::string() : std::move(msgs[0]),
                      label[0] == 's', {}, {}});
     }

@@ -36,14 +36,7 @@ std::string message_identity(const mime::Parsed& msg) {
   feed(trimmed(msg.text), false);
   feed(trimmed(msg.html), false);
   for (const auto& a : msg.attachments) feed(a.sha256, false);
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(buf.data()), buf.size(), md);
-  std::string s;
-  for (int i = 0; i < 16; ++i) {
-    s += hex_digit(md[i] >> 4);
-    s += hex_digit(md[i]);
-  }
-  return s;
+  return short_digest(buf.data(), buf.size());
 }
 
 std::string token_key(uint64_t hash) {

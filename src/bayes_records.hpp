@@ -182,16 +182,20 @@ inline std::vector<uint64_t> unique_hashes(const std::vector<std::string>& token
   return h;
 }
 
-inline std::string digest_of(const std::vector<uint64_t>& hashes) {
+// 32 hex digits: the first half of the SHA-256 of the bytes (seen keys).
+inline std::string short_digest(const void* data, size_t size) {
   unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(hashes.data()), hashes.size() * sizeof(uint64_t),
-         md);
+  SHA256(static_cast<const unsigned char*>(data), size, md);
   std::string s;
   for (int i = 0; i < 16; ++i) {
     s += hex_digit(md[i] >> 4);
     s += hex_digit(md[i]);
   }
   return s;
+}
+
+inline std::string digest_of(const std::vector<uint64_t>& hashes) {
+  return short_digest(hashes.data(), hashes.size() * sizeof(uint64_t));
 }
 
 }  // namespace digue::bayes::records

@@ -3,21 +3,19 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "digue/text.hpp"
 
 namespace digue::test {
 
 inline const std::filesystem::path kSharedData =
     std::filesystem::path(DIGUE_SOURCE_DIR "/../shared/data");
 
+// A file's bytes ("" when it cannot be read).
 inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return text::read_file(p.string()).value_or("");
 }
 
 // Regular files under dir (recursively), sorted; ext ".msg" keeps only those.
