@@ -1,5 +1,6 @@
 // Bayes accuracy and speed benchmark on the SpamAssassin corpus split.
 //   bayes_bench --train DIR --test DIR [--cv K] [--variants] [--scores FILE] [--dir TMP]
+//   (CV experiments: --set, --lr, --cgram, --knn, --lsh B,R,CAP, --toe, --curve)
 // Trains on DIR/{ham,spam} of --train only. With --cv K it reports K-fold cross-validation
 // on the train split for each parameter variant (how parameters were chosen); otherwise it
 // learns the whole train split into an LMDB store and classifies the test split once.
@@ -314,6 +315,7 @@ int main(int argc, char** argv) {
   double toe_margin = 0;
   std::string lr_spec, cgram_spec;
   bool knn = false;
+  int lsh_b = 0, lsh_r = 0, lsh_cap = 0;
   bool curve = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -344,6 +346,10 @@ int main(int argc, char** argv) {
       cgram_spec = next();
     else if (a == "--knn")
       knn = true;
+    else if (a == "--lsh") {  // "bands,rows,cap": also score with MinHash-LSH neighbours
+      knn = true;
+      std::sscanf(next().c_str(), "%d,%d,%d", &lsh_b, &lsh_r, &lsh_cap);
+    }
     else if (a == "--toe-margin")
       toe_margin = std::stod(next());
     else {
@@ -513,6 +519,45 @@ int main(int argc, char** argv) {
           h.erase(std::unique(h.begin(), h.end()), h.end());
           sets.push_back(std::move(h));
         }
+      // MinHash band keys per message (--lsh): band b's key hashes the minima of rows
+      // b*r .. b*r+r-1, each minimum over the set of a seeded 64-bit mix of the token hash.
+      auto mix = [](uint64_t x) {
+        x += 0x9e3779b97f4a7c15ULL;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+        return x ^ (x >> 31);
+      };
+      std::vector<std::vector<uint64_t>> bands;
+      std::vector<std::vector<uint16_t>> sigs;  // 64 minhashes, 16 bits each
+      if (lsh_b > 0)
+        for (auto& h : sets) {
+          std::vector<uint16_t> sg;
+          for (int r = 0; r < 64; ++r) {
+            uint64_t seed = mix(uint64_t(1000 + r));
+            uint64_t m = ~uint64_t{0};
+            for (uint64_t x : h) m = std::min(m, mix(x ^ seed));
+            sg.push_back(static_cast<uint16_t>(m >> 48));
+          }
+          sigs.push_back(std::move(sg));
+        }
+      std::vector<std::pair<double, double>> ns;  // LSH candidates, signature estimate
+      if (lsh_b > 0)
+        for (auto& h : sets) {
+          std::vector<uint64_t> keys;
+          for (int b = 0; b < lsh_b; ++b) {
+            uint64_t key = uint64_t(b) * 0x100000001b3ULL;
+            for (int r = 0; r < lsh_r; ++r) {
+              uint64_t seed = mix(uint64_t(b * lsh_r + r + 1));
+              uint64_t m = ~uint64_t{0};
+              for (uint64_t x : h) m = std::min(m, mix(x ^ seed));
+              key = mix(key ^ m);
+            }
+            keys.push_back(key);
+          }
+          bands.push_back(std::move(keys));
+        }
+      std::vector<std::pair<double, double>> nl;  // the same, found through the LSH index
+      size_t lsh_candidates = 0, lsh_queries = 0;
       auto jaccard = [](const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
         size_t i = 0, j = 0, inter = 0;
         while (i < a.size() && j < b.size()) {
@@ -525,6 +570,16 @@ int main(int argc, char** argv) {
       };
       std::vector<std::string> lines, feats;
       for (int fold = 0; fold < cv; ++fold) {
+        std::unordered_map<uint64_t, std::vector<size_t>> index;  // band key -> newest ids
+        if (lsh_b > 0)
+          for (size_t j = 0; j < train.size(); ++j) {
+            if (static_cast<int>(j % cv) == fold) continue;
+            for (uint64_t key : bands[j]) {
+              auto& ids = index[key];
+              ids.push_back(j);
+              if (static_cast<int>(ids.size()) > lsh_cap) ids.erase(ids.begin());
+            }
+          }
         CgramLr cg;
         if (!cgf.empty()) {
           cg.w.assign(size_t{1} << cgs.bits, 0.0f);
@@ -583,6 +638,27 @@ int main(int argc, char** argv) {
                 (train[j].spam ? bs : bh) = std::max(train[j].spam ? bs : bh, x);
               }
               nn.push_back({bs, bh});
+              if (lsh_b > 0) {
+                std::vector<size_t> cand;
+                for (uint64_t key : bands[i]) {
+                  auto it = index.find(key);
+                  if (it != index.end()) cand.insert(cand.end(), it->second.begin(), it->second.end());
+                }
+                std::sort(cand.begin(), cand.end());
+                cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+                lsh_candidates += cand.size();
+                ++lsh_queries;
+                double ls = 0, lh = 0, es = 0, eh = 0;
+                for (size_t j : cand) {
+                  double x = jaccard(sets[i], sets[j]);
+                  (train[j].spam ? ls : lh) = std::max(train[j].spam ? ls : lh, x);
+                  int eq = 0;
+                  for (int r = 0; r < 64; ++r) eq += sigs[i][r] == sigs[j][r];
+                  (train[j].spam ? es : eh) = std::max(train[j].spam ? es : eh, eq / 64.0);
+                }
+                nl.push_back({ls, lh});
+                ns.push_back({es, eh});
+              }
             }
             if (!scores_file.empty()) {
               static const char* kBody[] = {"url:", "uh:", "up:", "ux:", "urls:", "att:", "an:",
@@ -628,6 +704,27 @@ int main(int argc, char** argv) {
             std::snprintf(what, sizeof what, "  + knn t=%.1f k=%.0f", t, k);
             print(what, metrics(mixed, 7.5), 7.5);
           }
+        if (!nl.empty()) {
+          std::printf("  lsh %d bands x %d rows, cap %d: %.1f candidates per message\n", lsh_b,
+                      lsh_r, lsh_cap, double(lsh_candidates) / double(lsh_queries));
+          for (double k : {5.0, 7.0, 10.0}) {
+            std::vector<Scored> mixed;
+            for (size_t q = 0; q < scored.size(); ++q) {
+              double e = scored[q].rank + k * (nl[q].first - nl[q].second);
+              mixed.push_back({scored[q].spam, 7.5 + (e - p.weighted_pivot), e});
+            }
+            char what[64];
+            std::snprintf(what, sizeof what, "  + lsh k=%.0f", k);
+            print(what, metrics(mixed, 7.5), 7.5);
+            mixed.clear();
+            for (size_t q = 0; q < scored.size(); ++q) {
+              double e = scored[q].rank + k * (ns[q].first - ns[q].second);
+              mixed.push_back({scored[q].spam, 7.5 + (e - p.weighted_pivot), e});
+            }
+            std::snprintf(what, sizeof what, "  + lsh sig64 k=%.0f", k);
+            print(what, metrics(mixed, 7.5), 7.5);
+          }
+        }
       }
       if (!zcs.empty()) {
         std::vector<Scored> alone, mixed;
