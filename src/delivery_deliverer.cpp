@@ -64,6 +64,7 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
   struct Waiter {
     explicit Waiter(asio::any_io_executor ex) : ch(ex, 1) {}
     Channel ch;
+    bool refused = false;  // woken without a slot: the destination was found unreachable
   };
   struct Idle {
     std::shared_ptr<Connection> conn;
@@ -74,24 +75,49 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
     std::size_t active = 0;
     std::deque<Idle> idle;
     std::deque<std::shared_ptr<Waiter>> waiters;
+    std::chrono::steady_clock::time_point dead_until{};  // held unreachable until then
+    std::string dead_reason;                             // the failed attempt's error
   };
+
+  // Why key is held unreachable now; empty when it is not. Under mu_.
+  std::string held_reason(Dest& d) const {
+    if (d.dead_reason.empty() || std::chrono::steady_clock::now() >= d.dead_until) return {};
+    return d.dead_reason;
+  }
+
+  // A connection attempt to key failed: hold it unreachable and wake its waiters, which fail.
+  void mark_dead(const std::string& key, const std::string& err) {
+    if (opts_.dead_hold.count() <= 0) return;
+    std::lock_guard lock(mu_);
+    Dest& d = dests_[key];
+    d.dead_until = std::chrono::steady_clock::now() + opts_.dead_hold;
+    d.dead_reason = err;
+    for (auto& w : d.waiters) {
+      w->refused = true;
+      w->ch.try_send(boost::system::error_code{});
+    }
+    d.waiters.clear();
+  }
 
   Impl(asio::any_io_executor ex, Options o) : strand_(asio::make_strand(ex)), opts_(std::move(o)) {
     if (opts_.max_connections == 0) opts_.max_connections = 1;
     tls_ = opts_.tls_context ? opts_.tls_context : make_tls_context(opts_);
   }
 
-  // Waits for a slot to key (FIFO). false when queue_wait passed first.
-  asio::awaitable<bool> acquire(const std::string& key) {
+  enum class Acquired { Slot, Timeout, Unreachable };
+
+  // Waits for a slot to key (FIFO), up to queue_wait; none while key is held unreachable.
+  asio::awaitable<Acquired> acquire(const std::string& key) {
     auto ex = co_await asio::this_coro::executor;
     std::shared_ptr<Waiter> w;
     {
       std::lock_guard lock(mu_);
       Dest& d = dests_[key];
+      if (!held_reason(d).empty()) co_return Acquired::Unreachable;
       if (d.active < opts_.max_connections) {
         ++d.active;
         stats_.peak_active = std::max(stats_.peak_active, d.active);
-        co_return true;
+        co_return Acquired::Slot;
       }
       w = std::make_shared<Waiter>(ex);
       d.waiters.push_back(w);
@@ -101,9 +127,10 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
     std::lock_guard lock(mu_);
     auto& waiters = dests_[key].waiters;
     auto it = std::find(waiters.begin(), waiters.end(), w);
-    if (it == waiters.end()) co_return true;  // granted, possibly just as the timer fired
+    if (it == waiters.end())  // woken (possibly just as the timer fired): a slot, or refused
+      co_return w->refused ? Acquired::Unreachable : Acquired::Slot;
     waiters.erase(it);
-    co_return false;
+    co_return Acquired::Timeout;
   }
 
   // Gives the slot back; conn (may be null) goes to the idle list when still usable.
@@ -172,8 +199,20 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
       return std::vector<RcptResult>(job.rcpts.size(),
                                      detail::local_temp_fail("4.4.1", std::move(why)));
     };
-    if (!co_await acquire(key)) {
-      co_return fail_all("no free connection to " + key + " within the queue wait");
+    auto held = [&] {
+      std::lock_guard lock(mu_);
+      ++stats_.held_unreachable;
+      return fail_all(key + " held unreachable for up to " +
+                      std::to_string(opts_.dead_hold.count() / 1000) +
+                      " s after a failed attempt: " + dests_[key].dead_reason);
+    };
+    switch (co_await acquire(key)) {
+      case Acquired::Slot:
+        break;
+      case Acquired::Timeout:
+        co_return fail_all("no free connection to " + key + " within the queue wait");
+      case Acquired::Unreachable:
+        co_return held();
     }
     std::shared_ptr<Connection> conn;
     std::vector<RcptResult> results;
@@ -203,6 +242,7 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
         }
         if (!err.empty()) {
           conn->close();
+          mark_dead(key, err);
           release(key, nullptr);
           spdlog::debug("delivery qid={} to={} status=deferred reason=\"{}\"", job.queue_id, key,
                        err);

@@ -104,6 +104,8 @@ struct Queue::Impl {
     o.timeouts.command = c->delivery.command_timeout;
     o.starttls = c->delivery.starttls;
     o.lmtp_folder_delimiter = c->delivery.lmtp_folder_delimiter;
+    // A destination that failed is not tried again before the next retry would be.
+    o.dead_hold = std::min<std::chrono::milliseconds>(c->delivery.retry_min, std::chrono::minutes(1));
     o.blocking_executor = blocking.get_executor();
     deliverer = std::make_unique<delivery::Deliverer>(io.get_executor(), std::move(o));
     resolver = dns::make_resolver(io.get_executor(), c->dns);

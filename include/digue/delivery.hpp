@@ -18,6 +18,12 @@
 //   destination (further deliveries wait in FIFO order, without polling, up to
 //   Options::queue_wait); an idle connection is kept Options::idle_timeout, re-checked with
 //   RSET before reuse (a dead one is replaced transparently), and closed with QUIT.
+// - A destination whose connection attempt failed (refused, timed out, TLS required and not
+//   given) is held unreachable for Options::dead_hold: deliveries to it during that time,
+//   and those already waiting for one of its slots, TempFail at once ("4.4.1 ... held
+//   unreachable") instead of each waiting out connect_timeout or queue_wait, so one dead
+//   downstream does not occupy the queue's delivery slots (Postfix's dead destination).
+//   The first attempt after the hold probes it again.
 // - Maildir: one Maildir++ per recipient at <path>/<domain>/<local>/ (folder "Junk" ->
 //   <...>/.Junk/). The file is written in tmp/, fsync'ed, renamed into new/ and the directory
 //   fsync'ed before Delivered is reported. Line ends are stored as LF (Maildir convention);
@@ -98,6 +104,7 @@ struct Options {
   std::size_t max_connections = 10;                               // per destination key
   std::chrono::milliseconds queue_wait{std::chrono::minutes(5)};  // max wait for a slot
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(10)};
+  std::chrono::milliseconds dead_hold{std::chrono::seconds(60)};  // 0: never hold
   std::size_t max_messages_per_connection = 100;
   bool starttls = true;       // use STARTTLS when offered
   bool tls_required = false;  // refuse (TempFail) a server without STARTTLS or bad handshake
@@ -116,6 +123,7 @@ struct Stats {
   uint64_t connections_reused = 0;
   uint64_t transactions = 0;
   uint64_t tls_connections = 0;  // connections opened that completed STARTTLS
+  uint64_t held_unreachable = 0;  // deliveries failed at once: destination held unreachable
   std::size_t peak_active = 0;   // highest number of simultaneous connections to one key
 };
 

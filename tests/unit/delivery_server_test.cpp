@@ -5,6 +5,7 @@
 #include <pwd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 
 #include "digue/delivery.hpp"
@@ -377,6 +378,63 @@ TEST_CASE("smtp connection refused: TempFail", "[delivery]") {
     CHECK(r.enhanced == "4.4.1");
     CHECK(r.text.find("refused") != std::string::npos);
   }
+}
+
+TEST_CASE("a destination that refused is held unreachable, then probed again", "[delivery]") {
+  asio::io_context io;
+  Options o = quick_options();
+  o.dead_hold = 400ms;
+  Deliverer d(io.get_executor(), o);
+  auto target = *Target::parse("127.0.0.1:" + std::to_string(free_port()), "");
+  auto job = make_job({"a@example.test"}, kMessage);
+  auto first = run(io, d.deliver(target, job));
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].text.find("refused") != std::string::npos);
+  // Within the hold: failed at once, without another connection attempt, saying why.
+  auto second = run(io, d.deliver(target, job));
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].status == Status::TempFail);
+  CHECK(second[0].enhanced == "4.4.1");
+  CHECK(second[0].text.find("held unreachable") != std::string::npos);
+  CHECK(second[0].text.find("refused") != std::string::npos);
+  CHECK(d.stats().connections_opened == 1);
+  CHECK(d.stats().held_unreachable == 1);
+  // After the hold the next delivery tries again (and the destination is now up).
+  std::this_thread::sleep_for(500ms);
+  Sink sink;
+  auto third = run(io, d.deliver(sink.target(), job));
+  REQUIRE(third.size() == 1);
+  CHECK(third[0].status == Status::Delivered);
+  auto again = run(io, d.deliver(target, job));
+  CHECK(again[0].text.find("held unreachable") == std::string::npos);
+  CHECK(d.stats().connections_opened == 3);
+}
+
+TEST_CASE("deliveries waiting for a slot fail at once when the destination is found dead",
+          "[delivery]") {
+  // One slot; the first delivery holds it while its connection attempt times out (a listener
+  // that never accepts: the kernel backlog completes the TCP handshake, no greeting comes).
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+  auto target = *Target::parse("127.0.0.1:" + std::to_string(silent.local_endpoint().port()), "");
+  Options o = quick_options();
+  o.max_connections = 1;
+  o.timeouts.greeting = 500ms;
+  o.queue_wait = 30s;
+  Deliverer d(io.get_executor(), o);
+  std::vector<Job> jobs(3, make_job({"a@example.test"}, kMessage));
+  auto all = run_all(io, d, target, jobs);
+  REQUIRE(all.size() == 3);
+  int held = 0;
+  for (const auto& res : all) {
+    CHECK(res[0].status == Status::TempFail);
+    // Released with the verdict, not left to the 30 s queue wait ("no free connection").
+    CHECK(res[0].text.find("no free connection") == std::string::npos);
+    held += res[0].text.find("held unreachable") != std::string::npos;
+  }
+  CHECK(held == 2);
+  CHECK(d.stats().connections_opened == 1);
+  CHECK(d.stats().held_unreachable == 2);
 }
 
 TEST_CASE("smtp per-destination concurrency cap", "[delivery]") {
