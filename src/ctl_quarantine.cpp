@@ -4,14 +4,18 @@
 // store (see digue/quarantine.hpp; the file's path is derived from the key, never read from
 // the entry). Release writes a spool file into spool/pickup/, which the running daemon
 // delivers to the domain's downstream within seconds; then the quarantined copy and its
-// index entry are removed.
+// index entry are removed. Reindex rebuilds missing index entries from the copies' own trace
+// headers (X-Digue-Envelope-From/-To, X-Digue-Filter), e.g. after the store was lost.
 #include <fmt/format.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
 #include "digue/ctl.hpp"
 #include "digue/headers.hpp"
+#include "digue/mime.hpp"
 #include "digue/quarantine.hpp"
 #include "digue/smtp_protocol.hpp"
 #include "digue/spool.hpp"
@@ -61,8 +65,68 @@ Address parse_address(const std::string& s) {
 
 int usage() {
   std::cerr << "usage: diguectl [--config FILE] quarantine list [DOMAIN] | show ID | "
-               "delete ID | release ID\n";
+               "delete ID | release ID | reindex\n";
   return 2;
+}
+
+std::string without_angles(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '<')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '>')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+bool has_8bit(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return (c & 0x80) != 0; });
+}
+
+// An index entry for each quarantined copy that has none, from the copy's trace headers; its
+// TTL is what is left of quarantine_days. Returns how many were added.
+size_t reindex(Store& store, const Config& config) {
+  namespace fs = std::filesystem;
+  size_t added = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(config.spool.dir + "/quarantine", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    size_t dot = name.find('.');
+    if (dot == std::string::npos || !name.ends_with(".eml") || dot + 5 > name.size()) continue;
+    std::string id = name.substr(0, dot);
+    std::string domain = name.substr(dot + 1, name.size() - dot - 5);
+    if (!quarantine::valid_id(id) || store.get(quarantine::index_key(domain, id))) continue;
+    auto body = text::read_file(it->path().string());
+    struct stat st {};
+    if (!body || ::stat(it->path().c_str(), &st) != 0) continue;
+    size_t end_of_headers = body->find("\r\n\r\n");
+    auto parsed = mime::parse(std::string_view(*body).substr(0, end_of_headers));
+    auto value = [&](std::string_view field) {
+      const mime::Header* h = parsed.header(field);
+      return h ? h->raw_value : std::string();
+    };
+    quarantine::IndexEntry e;
+    e.from = without_angles(value("X-Digue-Envelope-From"));
+    std::string to = value("X-Digue-Envelope-To");
+    for (size_t start = 0; start < to.size();) {
+      size_t comma = std::min(to.find(',', start), to.size());
+      std::string one = without_angles(std::string_view(to).substr(start, comma - start));
+      if (!one.empty()) e.rcpts += (e.rcpts.empty() ? "" : ",") + one;
+      start = comma + 1;
+    }
+    e.created = st.st_mtime;
+    e.filter = value("X-Digue-Filter");
+    e.subject = value("Subject");
+    e.smtputf8 = has_8bit(e.from) || has_8bit(e.rcpts);
+    e.body_8bit = has_8bit(*body);
+    if (e.rcpts.empty()) {
+      std::cerr << "diguectl: " << name << ": no X-Digue-Envelope-To, not indexed\n";
+      continue;
+    }
+    auto age = std::time(nullptr) - st.st_mtime;
+    auto ttl = std::max<int64_t>(1, config.delivery.quarantine_days.count() - age);
+    store.put(quarantine::index_key(domain, id), quarantine::encode(e), std::chrono::seconds(ttl));
+    std::cout << "indexed " << id << " (" << domain << ")\n";
+    added++;
+  }
+  return added;
 }
 
 }  // namespace
@@ -78,6 +142,11 @@ int quarantine(const Config& config, const Args& args) {
                                e.domain, headers::rfc5322_date(e.index.created), e.index.from,
                                e.index.rcpts, e.index.filter, e.index.subject);
     std::cout << "-- " << list.size() << " quarantined message(s)\n";
+    return 0;
+  }
+  if (cmd == "reindex") {
+    size_t added = reindex(*store, config);
+    std::cout << "-- " << added << " index entr(y/ies) rebuilt\n";
     return 0;
   }
   if (args.size() != 2) return usage();
@@ -114,6 +183,8 @@ int quarantine(const Config& config, const Args& args) {
         rec.envelope.client_ip = "127.0.0.1";
         rec.envelope.helo = config.server.hostname;
         rec.envelope.mail_from = parse_address(e.index.from);
+        rec.envelope.smtputf8 = e.index.smtputf8;
+        rec.envelope.body_8bit = e.index.body_8bit;
         const std::string& r = e.index.rcpts;
         size_t start = 0;
         while (start <= r.size()) {

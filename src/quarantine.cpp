@@ -1,16 +1,21 @@
 // Quarantine index format; see include/digue/quarantine.hpp.
 #include "digue/quarantine.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <vector>
 
 #include "digue/delivery.hpp"
+#include "digue/store.hpp"
 
 namespace digue::quarantine {
 
 namespace {
 
-constexpr std::string_view kVersion = "2";
+constexpr std::string_view kVersion = "3";
+constexpr std::string_view kVersion2 = "2";
 
 // Splits at the first max_fields - 1 tabs: the last field keeps any tabs it has.
 std::vector<std::string_view> split_tabs(std::string_view v, size_t max_fields) {
@@ -46,21 +51,28 @@ std::string encode(const IndexEntry& e) {
     v += '\t';
     v += one_line(f);
   }
-  v += '\t' + std::to_string(e.created) + '\t' + one_line(e.filter) + '\t' + one_line(e.subject);
+  std::string flags = std::string(e.smtputf8 ? "U" : "") + (e.body_8bit ? "8" : "");
+  v += '\t' + std::to_string(e.created) + '\t' + one_line(e.filter) + '\t' +
+       (flags.empty() ? "-" : flags) + '\t' + one_line(e.subject);
   return v;
 }
 
 IndexEntry decode(std::string_view value) {
   IndexEntry e;
-  if (value.substr(0, kVersion.size() + 1) == std::string(kVersion) + '\t') {
-    auto f = split_tabs(value.substr(kVersion.size() + 1), 5);
-    if (f.size() == 5) {
-      e.from = f[0];
-      e.rcpts = f[1];
-      e.created = to_int(f[2]);
-      e.filter = f[3];
-      e.subject = one_line(f[4]);
+  for (std::string_view version : {kVersion, kVersion2}) {
+    if (value.substr(0, version.size() + 1) != std::string(version) + '\t') continue;
+    bool flags = version == kVersion;
+    auto f = split_tabs(value.substr(version.size() + 1), flags ? 6 : 5);
+    if (f.size() != (flags ? 6u : 5u)) return e;
+    e.from = f[0];
+    e.rcpts = f[1];
+    e.created = to_int(f[2]);
+    e.filter = f[3];
+    if (flags) {
+      e.smtputf8 = f[4].find('U') != std::string_view::npos;
+      e.body_8bit = f[4].find('8') != std::string_view::npos;
     }
+    e.subject = one_line(f.back());
     return e;
   }
   // First format: from, rcpts, subject, created, filter, path; a TAB in the subject made
@@ -89,6 +101,44 @@ std::string file_path(const std::string& spool_dir, std::string_view id,
                       std::string_view domain) {
   return spool_dir + "/quarantine/" + std::string(id) + "." +
          delivery::sanitize_path_component(domain) + ".eml";
+}
+
+size_t sweep(const std::string& spool_dir, std::chrono::seconds keep, Store* store,
+             size_t max_removals) {
+  namespace fs = std::filesystem;
+  const auto now = fs::file_time_type::clock::now();
+  size_t removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(spool_dir + "/quarantine", ec), end;
+       !ec && it != end && removed < max_removals; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::error_code fec;
+    auto mtime = it->last_write_time(fec);
+    if (fec || !it->is_regular_file(fec)) continue;
+    bool tmp = name.ends_with(".tmp");
+    if (!tmp && !name.ends_with(".eml")) continue;
+    if (now - mtime < (tmp ? std::chrono::seconds(3600) : keep)) continue;
+    if (!fs::remove(it->path(), fec)) {
+      spdlog::warn("quarantine: cannot remove {}: {}", it->path().string(), fec.message());
+      continue;
+    }
+    removed++;
+    spdlog::info("quarantine: expired {}", name);
+    // <id>.<domain>.eml: the entry usually expired with its TTL already; this catches the
+    // rest (quarantine_days lowered since).
+    size_t dot = name.find('.');
+    if (tmp || !store || dot == std::string::npos) continue;
+    std::string id = name.substr(0, dot);
+    std::string domain = name.substr(dot + 1, name.size() - dot - 1 - 4);
+    try {
+      store->del(index_key(domain, id));
+    } catch (const std::exception& e) {
+      spdlog::warn("quarantine: cannot remove the index entry of {}: {}", name, e.what());
+    }
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    spdlog::warn("quarantine: cannot read {}/quarantine: {}", spool_dir, ec.message());
+  return removed;
 }
 
 }  // namespace digue::quarantine

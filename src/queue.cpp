@@ -51,6 +51,31 @@ std::string header_value(std::string_view raw, std::string_view name) {
   return {};
 }
 
+// A timer that stop() can cancel, listed for as long as its coroutine frame lives (also when
+// the io_context destroys a suspended frame: the list must outlive the io_context).
+struct Sleeper {
+  std::vector<asio::steady_timer*>& list;
+  asio::steady_timer timer;
+  Sleeper(asio::io_context& io, std::vector<asio::steady_timer*>& l) : list(l), timer(io) {
+    list.push_back(&timer);
+  }
+  Sleeper(const Sleeper&) = delete;
+  Sleeper& operator=(const Sleeper&) = delete;
+  ~Sleeper() { list.erase(std::find(list.begin(), list.end(), &timer)); }
+};
+
+// Quarantine retention sweeps: how often, and how many files one removes at most.
+constexpr std::chrono::minutes kSweepInterval{10};
+constexpr std::chrono::seconds kSweepAgain{10};
+constexpr size_t kSweepBatch = 500;
+
+// Failed recipients get a DSN only when their own verdict was legitimate mail: another
+// recipient's quarantine, tag or junk says nothing about this one. "release" is mail the
+// postmaster judged legitimate; "bounce" is a DSN whose failure goes to its null sender.
+bool legitimate(const RcptState& rs) {
+  return rs.action == "deliver" || rs.action == "release" || rs.action == "bounce";
+}
+
 // A recipient's last error as recorded ("550 5.1.1 text" from the next hop, or our own
 // "451 4.4.7 delivery time expired; ...") back into code, enhanced status and text.
 delivery::RcptResult parse_failure(const std::string& last_error) {
@@ -112,8 +137,10 @@ struct Queue::Impl {
   }
 
   // Admission: at most max_attempts_in_flight records are being delivered at once; the rest
-  // wait in FIFO order. A deferred record waits for its next_try outside the limit (a timer,
-  // no slot, no message in memory): deferred mail must not hold back new mail.
+  // wait in FIFO order, without their message bytes (reloaded from the spool when admitted:
+  // a burst of mail must not pile up in memory). A deferred record waits for its next_try
+  // outside the limit (a timer, no slot, no message in memory): deferred mail must not hold
+  // back new mail.
   void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
     if (stopping) return;  // stays in the spool, resumed at the next start
     if (rec.next_try > now_s()) {
@@ -122,7 +149,7 @@ struct Queue::Impl {
     }
     auto& in_flight = queue.stats_.in_flight;
     if (in_flight.load() >= static_cast<uint64_t>(cfg()->delivery.max_attempts_in_flight)) {
-      backlog.emplace_back(std::move(rec), std::move(raw));
+      backlog.push_back(std::move(rec));
       return;
     }
     in_flight++;
@@ -136,9 +163,9 @@ struct Queue::Impl {
       }
       queue.stats_.in_flight--;
       if (!backlog.empty() && !stopping) {
-        auto [r, m] = std::move(backlog.front());
+        SpoolRecord next = std::move(backlog.front());
         backlog.pop_front();
-        admit(std::move(r), std::move(m));
+        admit(std::move(next), nullptr);
       }
     });
   }
@@ -146,13 +173,28 @@ struct Queue::Impl {
   asio::awaitable<void> wait_next_try(SpoolRecord rec);
   asio::awaitable<void> process(SpoolRecord rec, std::shared_ptr<const std::string> raw);
   asio::awaitable<void> pickup_loop();
+  asio::awaitable<void> sweep_loop();
+  void pickup(const std::string& dir);
   asio::awaitable<void> attempt(SpoolRecord& rec, const std::string& raw);
-  asio::awaitable<std::vector<delivery::Target>> targets_for(const SpoolRecord& rec,
-                                                             const RcptState& rs);
-  asio::awaitable<void> bounce(SpoolRecord& rec, const std::string& raw);
+  // Where a group goes; `permanent`: no target now and none to expect (a DSN to a domain
+  // without mail exchanger), as opposed to a temporary DNS failure or a config change.
+  struct Targets {
+    std::vector<delivery::Target> list;
+    bool permanent = false;
+  };
+  asio::awaitable<Targets> targets_for(const SpoolRecord& rec, const RcptState& rs);
+  // Spools a DSN for the failed recipients not yet reported; false when it could not be
+  // spooled (the recipients stay unreported, the record must be kept and retried).
+  asio::awaitable<bool> bounce(SpoolRecord& rec, const std::string& raw);
+  // Persists rec as deferred and waits for its next try with exponential backoff.
+  void reschedule(SpoolRecord rec, const std::string* raw);
   bool quarantine(const SpoolRecord& rec, const std::string& domain, const std::string& data);
 
   Queue& queue;
+  // Before io: suspended coroutines destroyed with it still unlist their timers.
+  std::vector<asio::steady_timer*> sleepers;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> sweeping{false}, sweep_again{false};
   std::mutex mu;
   std::shared_ptr<const Config> config;
   Spool& spool;
@@ -162,26 +204,25 @@ struct Queue::Impl {
   std::thread thread;
   std::unique_ptr<delivery::Deliverer> deliverer;
   std::unique_ptr<dns::Resolver> resolver;
-  std::deque<std::pair<SpoolRecord, std::shared_ptr<const std::string>>> backlog;
-  std::atomic<bool> stopping{false};
-  std::vector<asio::steady_timer*> sleepers;
+  std::deque<SpoolRecord> backlog;
 };
 
-asio::awaitable<std::vector<delivery::Target>> Queue::Impl::targets_for(const SpoolRecord& rec,
-                                                                        const RcptState& rs) {
+asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord& rec,
+                                                               const RcptState& rs) {
   auto c = cfg();
-  std::vector<delivery::Target> out;
+  Targets targets;
+  auto& out = targets.list;
   if (rs.action == "bounce") {
     // A DSN goes to the original sender: through the configured relay, else its MX.
     if (!c->delivery.bounce_relay.empty()) {
       if (auto t = delivery::Target::parse(c->delivery.bounce_relay, c->delivery.maildir_root))
         out.push_back(*t);
-      co_return out;
+      co_return targets;
     }
     if (const DomainPolicy* p = c->domain(rs.address.domain)) {
       for (const auto& d : p->downstream)
         if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
-      co_return out;
+      co_return targets;
     }
     dns::Answer mx = co_await resolver->query(rs.address.domain, dns::Type::MX);
     if (mx.ok()) {
@@ -190,13 +231,15 @@ asio::awaitable<std::vector<delivery::Target>> Queue::Impl::targets_for(const Sp
     } else if (mx.status == dns::Status::NoData) {
       out.push_back({delivery::Target::Kind::Smtp, rs.address.domain, 25, ""});
     }
-    co_return out;
+    // NXDOMAIN or a null MX (RFC 7505): the domain takes no mail, waiting will not help.
+    targets.permanent = out.empty() && (mx.ok() || mx.status == dns::Status::NxDomain);
+    co_return targets;
   }
   const DomainPolicy* p = c->domain(rs.address.domain);
-  if (!p) co_return out;
+  if (!p) co_return targets;
   for (const auto& d : p->downstream)
     if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
-  co_return out;
+  co_return targets;
 }
 
 bool Queue::Impl::quarantine(const SpoolRecord& rec, const std::string& domain,
@@ -215,12 +258,19 @@ bool Queue::Impl::quarantine(const SpoolRecord& rec, const std::string& domain,
     entry.created = rec.created;
     entry.filter = rec.deciding_filter;
     entry.subject = header_value(data, "Subject");
+    entry.smtputf8 = rec.envelope.smtputf8;
+    entry.body_8bit = rec.envelope.body_8bit;
     try {
       store->put(quarantine::index_key(domain, rec.id), quarantine::encode(entry),
                  cfg()->delivery.quarantine_days);
+      store->sync();  // the spool record goes next: the index must not be the one lost
     } catch (const std::exception& e) {
-      // The file is safe on disk; only the index entry is missing.
+      // A file without its index entry is invisible to diguectl: retry both later, leave
+      // no orphan behind.
       spdlog::warn("queue={} quarantine index write failed: {}", rec.id, e.what());
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+      return false;
     }
   }
   return true;
@@ -264,14 +314,26 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
                    ok ? "quarantined" : "deferred", rec.deciding_filter);
       continue;
     }
-    auto targets = co_await targets_for(rec, *members.front());
+    Targets found = co_await targets_for(rec, *members.front());
+    const auto& targets = found.list;
+    if (targets.empty() && found.permanent) {
+      // A DSN (its sender is null: nothing to report back) to a domain without MX.
+      for (auto* m : members) {
+        m->attempts++;
+        m->status = RcptState::Status::Failed;
+        m->last_error = "550 5.1.2 no mail exchanger for " + domain;
+      }
+      spdlog::warn("queue={} to={} domain={} action={} status=bounced: no mail exchanger",
+                   rec.id, members.size(), domain, action);
+      continue;
+    }
     if (targets.empty()) {
       for (auto* m : members) {
         m->attempts++;
         m->last_error = "no downstream target for " + domain;
       }
-      spdlog::warn("queue={} domain={} no downstream target (domain removed from config?)",
-                   rec.id, domain);
+      spdlog::warn("queue={} domain={} no downstream target (domain removed from config? "
+                   "DNS failure?)", rec.id, domain);
       continue;
     }
     for (const auto& target : targets) {
@@ -312,33 +374,34 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
   co_return;
 }
 
-asio::awaitable<void> Queue::Impl::bounce(SpoolRecord& rec, const std::string& raw) {
-  std::vector<delivery::DsnRecipient> failed;
+asio::awaitable<bool> Queue::Impl::bounce(SpoolRecord& rec, const std::string& raw) {
+  // Never to the null sender (no bounce loops), never for spam (backscatter).
+  std::vector<RcptState*> report, silent;
   for (auto& rs : rec.rcpts) {
     if (rs.status != RcptState::Status::Failed || rs.last_error.rfind("[dsn]", 0) == 0) continue;
-    delivery::DsnRecipient d;
-    d.rcpt = rs.address;
-    d.result = parse_failure(rs.last_error);
-    failed.push_back(d);
-    rs.last_error = "[dsn] " + rs.last_error;
+    (rec.envelope.mail_from.empty() || !legitimate(rs) ? silent : report).push_back(&rs);
   }
-  if (failed.empty()) co_return;
-  // Never to the null sender (no bounce loops), never for spam (backscatter).
-  bool spam = false;
-  for (const auto& rs : rec.rcpts)
-    if (rs.action != "deliver" && rs.action != "bounce") spam = true;
-  if (rec.envelope.mail_from.empty() || spam) {
-    spdlog::info("queue={} {} recipient(s) failed; no DSN ({})", rec.id, failed.size(),
+  // Marked as reported only once the DSN is durable, so that a failed spool write retries.
+  auto mark = [](const std::vector<RcptState*>& list) {
+    for (auto* rs : list) rs->last_error = "[dsn] " + rs->last_error;
+  };
+  if (!silent.empty())
+    spdlog::info("queue={} {} recipient(s) failed; no DSN ({})", rec.id, silent.size(),
                  rec.envelope.mail_from.empty() ? "null sender" : "spam");
-    co_return;
-  }
+  mark(silent);
+  if (report.empty()) co_return true;
   auto c = cfg();
   delivery::DsnInput in;
   in.reporting_mta = c->server.hostname;
   in.sender = rec.envelope.mail_from;
   in.queue_id = rec.id;
   in.arrival = rec.created;
-  in.rcpts = std::move(failed);
+  for (const auto* rs : report) {
+    delivery::DsnRecipient d;
+    d.rcpt = rs->address;
+    d.result = parse_failure(rs->last_error);
+    in.rcpts.push_back(d);
+  }
   in.original = raw;
   auto dsn = std::make_shared<const std::string>(delivery::make_dsn(in));
   SpoolRecord d;
@@ -356,23 +419,24 @@ asio::awaitable<void> Queue::Impl::bounce(SpoolRecord& rec, const std::string& r
   error_code ec;
   co_await spool.async_commit(dsn, d, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
-    spdlog::error("queue={} DSN could not be spooled: {}", rec.id, ec.message());
-    co_return;
+    spdlog::error("queue={} DSN could not be spooled (retried later): {}", rec.id, ec.message());
+    co_return false;
   }
+  mark(report);
   queue.stats_.dsn_sent++;
   spdlog::info("queue={} dsn={} to=<{}>", rec.id, d.id, rec.envelope.mail_from.str());
   admit(std::move(d), dsn);
+  co_return true;
 }
 
 // Deferred records (also after a restart) wait for their time here, holding no delivery slot
 // and no message bytes; then they are admitted like new mail.
 asio::awaitable<void> Queue::Impl::wait_next_try(SpoolRecord rec) {
-  asio::steady_timer timer(io);
+  Sleeper sleeper(io, sleepers);
+  auto& timer = sleeper.timer;
   timer.expires_after(std::chrono::seconds(std::max<int64_t>(0, rec.next_try - now_s())));
-  sleepers.push_back(&timer);
   error_code ec;
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
   if (stopping) co_return;
   admit(std::move(rec), nullptr);
 }
@@ -382,7 +446,14 @@ asio::awaitable<void> Queue::Impl::wait_next_try(SpoolRecord rec) {
 asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
   if (!raw) raw = spool.load_message(rec.id);
   if (!raw) {
-    spdlog::error("queue={} message file missing; record kept for the postmaster", rec.id);
+    std::error_code ec;
+    if (!std::filesystem::exists(spool.dir() + "/queue/" + rec.id, ec) && !ec) {
+      spdlog::error("queue={} message file gone; nothing left to deliver", rec.id);
+      co_return;
+    }
+    // EMFILE, EIO...: the message is still there, try again later.
+    spdlog::error("queue={} message file unreadable; retried later", rec.id);
+    reschedule(std::move(rec), nullptr);
     co_return;
   }
   co_await attempt(rec, *raw);
@@ -395,11 +466,16 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
         rs.last_error = "451 4.4.7 delivery time expired; last error: " + rs.last_error;
       }
   }
-  co_await bounce(rec, *raw);
-  if (!pending(rec)) {
+  bool reported = co_await bounce(rec, *raw);
+  if (!pending(rec) && reported) {
     spool.remove(rec.id);
     co_return;
   }
+  reschedule(std::move(rec), raw.get());
+}
+
+void Queue::Impl::reschedule(SpoolRecord rec, const std::string* raw) {
+  auto c = cfg();
   rec.attempts++;
   int64_t delay = c->delivery.retry_min.count();
   for (int i = 1; i < rec.attempts && delay < c->delivery.retry_max.count(); ++i) delay *= 2;
@@ -407,10 +483,10 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
   rec.state = SpoolState::Deferred;
   rec.next_try = now_s() + std::max<int64_t>(1, delay);
   queue.stats_.deferred++;
-  if (!spool.update(rec, raw.get()))
+  if (raw && !spool.update(rec, raw))
     spdlog::warn("queue={} could not update the spool record", rec.id);
-  if (stopping) co_return;
-  // The slot is given back when this coroutine ends; the retry waits without one.
+  if (stopping) return;
+  // The slot is given back when process() ends; the retry waits without one.
   admit(std::move(rec), nullptr);
 }
 
@@ -418,34 +494,67 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
 // spool/pickup/; they are moved into the queue (same file system: an atomic rename) and
 // delivered like any other record.
 asio::awaitable<void> Queue::Impl::pickup_loop() {
-  namespace fs = std::filesystem;
-  asio::steady_timer timer(io);
-  sleepers.push_back(&timer);
+  Sleeper sleeper(io, sleepers);
+  auto& timer = sleeper.timer;
   const std::string dir = spool.dir() + "/pickup";
   while (!stopping) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      if (!e.is_regular_file()) continue;
-      std::string id = e.path().filename().string();
-      auto loaded = Spool::read_path(e.path().string(), true);
-      if (!loaded || loaded->record.id != id) {
-        spdlog::warn("queue: ignoring unreadable pickup file {}", id);
-        continue;
-      }
-      std::string to = spool.dir() + "/queue/" + id;
-      if (::rename(e.path().c_str(), to.c_str()) != 0) {
-        spdlog::warn("queue: cannot move pickup file {}: {}", id, std::strerror(errno));
-        continue;
-      }
-      spdlog::info("queue={} picked up ({} recipient(s))", id, loaded->record.rcpts.size());
-      queue.stats_.submitted++;
-      admit(std::move(loaded->record), loaded->message);
+    // Detached: an escaping exception would end pickup for good, silently.
+    try {
+      pickup(dir);
+    } catch (const std::exception& e) {
+      spdlog::error("queue: pickup: {}", e.what());
     }
     timer.expires_after(std::chrono::seconds(2));
     error_code tec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, tec));
   }
-  sleepers.erase(std::find(sleepers.begin(), sleepers.end(), &timer));
+}
+
+void Queue::Impl::pickup(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    std::string id = it->path().filename().string();
+    auto loaded = Spool::read_path(it->path().string(), true);
+    if (!loaded || loaded->record.id != id) {
+      spdlog::warn("queue: ignoring unreadable pickup file {}", id);
+      continue;
+    }
+    std::string to = spool.dir() + "/queue/" + id;
+    if (::rename(it->path().c_str(), to.c_str()) != 0) {
+      spdlog::warn("queue: cannot move pickup file {}: {}", id, std::strerror(errno));
+      continue;
+    }
+    spdlog::info("queue={} picked up ({} recipient(s))", id, loaded->record.rcpts.size());
+    queue.stats_.submitted++;
+    admit(std::move(loaded->record), loaded->message);
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    spdlog::warn("queue: cannot read {}: {}", dir, ec.message());
+}
+
+// Quarantine retention: copies are kept quarantine_days, then deleted. The file work runs on
+// the blocking pool, one sweep at a time; a sweep that hit its bound is followed by another
+// one soon.
+asio::awaitable<void> Queue::Impl::sweep_loop() {
+  Sleeper sleeper(io, sleepers);
+  auto& timer = sleeper.timer;
+  while (!stopping) {
+    if (!sweeping.exchange(true)) {
+      asio::post(blocking, [this, keep = cfg()->delivery.quarantine_days] {
+        sweep_again = quarantine::sweep(spool.dir(), keep, store, kSweepBatch) == kSweepBatch;
+        sweeping = false;
+      });
+    }
+    if (sweep_again)
+      timer.expires_after(kSweepAgain);
+    else
+      timer.expires_after(kSweepInterval);
+    error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
 }
 
 Queue::Queue(std::shared_ptr<const Config> config, Spool& spool, Store* store)
@@ -465,6 +574,7 @@ void Queue::start() {
     asio::post(impl.io, [&impl, r = std::move(r)]() mutable { impl.admit(std::move(r), nullptr); });
   }
   asio::co_spawn(impl.io, impl.pickup_loop(), asio::detached);
+  asio::co_spawn(impl.io, impl.sweep_loop(), asio::detached);
   impl.thread = std::thread([&impl] {
     auto guard = asio::make_work_guard(impl.io);
     for (;;) {

@@ -5,7 +5,8 @@
 //   diguectl --config FILE spf CLIENT_IP MAIL_FROM HELO
 //   diguectl --config FILE bayes learn|classify|unlearn|stats|dump|restore ...
 //   diguectl --config FILE queue list
-//   diguectl --config FILE quarantine list [DOMAIN] | show ID | delete ID | release ID
+//   diguectl --config FILE quarantine list [DOMAIN] | show ID | delete ID | release ID |
+//                                     reindex
 #include <iostream>
 
 #include "digue/ctl.hpp"
@@ -39,7 +40,8 @@ const Command kCommands[] = {
     {"print-pipeline", &print_pipeline, "print the effective filter order"},
     {"scan", &ctl::scan, "run the data-phase pipeline on a message file"},
     {"queue", &ctl::queue, "list the spooled messages"},
-    {"quarantine", &ctl::quarantine, "list [DOMAIN] | show ID | delete ID | release ID"},
+    {"quarantine", &ctl::quarantine,
+     "list [DOMAIN] | show ID | delete ID | release ID | reindex"},
     {"bayes", &ctl::bayes, "learn, classify and maintain the Bayes model"},
     {"spf", &ctl::spf, "SPF check: CLIENT_IP MAIL_FROM HELO (or --batch FILE)"},
 };

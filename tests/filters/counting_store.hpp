@@ -1,7 +1,9 @@
 // A Store that forwards to an in-memory store and counts the calls tests care about
-// (read-modify-write updates, batched reads), and can play a concurrent writer. Header-only.
+// (read-modify-write updates, batched reads), and can play a concurrent writer or a failing
+// store. Header-only.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,9 +20,12 @@ class CountingStore final : public Store {
   size_t visits = 0;   // visit_many() calls (a Bayes classification is one)
   // Run once just before the next update() (a concurrent writer's change), then cleared.
   std::function<void()> before_update;
+  // put() throws StoreError while set (a full or broken store); may be set from any thread.
+  std::atomic<bool> fail_puts{false};
 
   std::optional<std::string> get(std::string_view k) override { return inner->get(k); }
   void put(std::string_view k, std::string_view v, std::chrono::seconds ttl) override {
+    if (fail_puts) throw StoreError("put failed (test)");
     inner->put(k, v, ttl);
   }
   bool del(std::string_view k) override { return inner->del(k); }

@@ -20,34 +20,6 @@ using Status = RcptResult::Status;
 
 namespace {
 
-// smtp-sink on 127.0.0.1:port dumping each transaction into dir (world-writable: it runs as
-// nobody); extra options are smtp-sink's (-r/-f/-Q/-W/-w/-n...).
-struct Sink {
-  TempDir dir;
-  uint16_t port = free_port();
-  std::unique_ptr<Process> proc;
-  explicit Sink(std::vector<std::string> extra = {}) {
-    fs::permissions(dir.path, fs::perms::all);
-    std::vector<std::string> argv = {
-        "/usr/sbin/smtp-sink", "-u", "nobody", "-c", "-d", (dir.path / "mail" / "%M.").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back("127.0.0.1:" + std::to_string(port));
-    argv.push_back("100");
-    fs::create_directory(dir.path / "mail");
-    fs::permissions(dir.path / "mail", fs::perms::all);
-    proc = std::make_unique<Process>(argv, dir.path / "sink.log");
-    wait_listening(port, *proc);
-  }
-  Target target() const { return *Target::parse("127.0.0.1:" + std::to_string(port), ""); }
-  std::vector<fs::path> mails() const { return files_in(dir.path / "mail"); }
-  // smtp-sink -c prints "sess=N quit=N mesg=N" counters; the last one printed.
-  std::string counters() const {
-    auto log = slurp(proc->log);
-    auto pos = log.rfind("sess=");
-    return pos == std::string::npos ? "" : log.substr(pos, log.find_first_of("\r\n", pos) - pos);
-  }
-};
-
 // Dovecot 2.3 serving only LMTP, as root with its own base/state dirs; users alice and bob
 // (any other recipient is unknown); mail in <dir>/mail/<user>/ as the nobody user.
 struct Dovecot {

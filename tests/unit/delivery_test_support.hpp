@@ -19,6 +19,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <future>
 #include <sstream>
 #include <string>
@@ -63,8 +64,9 @@ inline std::vector<fs::path> files_in(const fs::path& dir) {
   return out;
 }
 
-inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// A socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound to a free loopback port, stored in port.
+inline int loopback_socket(int type, uint16_t& port) {
+  int fd = ::socket(AF_INET, type, 0);
   REQUIRE(fd >= 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -72,8 +74,14 @@ inline uint16_t free_port() {
   REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+inline uint16_t free_port() {
+  uint16_t port = 0;
+  ::close(loopback_socket(SOCK_STREAM, port));
+  return port;
 }
 
 inline bool port_open(uint16_t port) {
@@ -138,6 +146,36 @@ inline void wait_listening(uint16_t port, Process& p) {
     std::this_thread::sleep_for(20ms);
   }
 }
+
+// smtp-sink on 127.0.0.1:port dumping each transaction into dir (world-writable: it runs as
+// nobody); extra options are smtp-sink's (-r/-f/-Q/-W/-w/-n...).
+struct Sink {
+  TempDir dir;
+  uint16_t port = free_port();
+  std::unique_ptr<Process> proc;
+  explicit Sink(std::vector<std::string> extra = {}) {
+    fs::permissions(dir.path, fs::perms::all);
+    std::vector<std::string> argv = {
+        "/usr/sbin/smtp-sink", "-u", "nobody", "-c", "-d", (dir.path / "mail" / "%M.").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back("127.0.0.1:" + std::to_string(port));
+    argv.push_back("100");
+    fs::create_directory(dir.path / "mail");
+    fs::permissions(dir.path / "mail", fs::perms::all);
+    proc = std::make_unique<Process>(argv, dir.path / "sink.log");
+    wait_listening(port, *proc);
+  }
+  digue::delivery::Target target() const {
+    return *digue::delivery::Target::parse("127.0.0.1:" + std::to_string(port), "");
+  }
+  std::vector<fs::path> mails() const { return files_in(dir.path / "mail"); }
+  // smtp-sink -c prints "sess=N quit=N mesg=N" counters; the last one printed.
+  std::string counters() const {
+    auto log = slurp(proc->log);
+    auto pos = log.rfind("sess=");
+    return pos == std::string::npos ? "" : log.substr(pos, log.find_first_of("\r\n", pos) - pos);
+  }
+};
 
 template <typename T>
 T run(boost::asio::io_context& io, boost::asio::awaitable<T> a, std::chrono::seconds limit = 30s) {

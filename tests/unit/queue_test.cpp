@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
@@ -10,10 +13,15 @@
 #include <thread>
 
 #include "digue/config.hpp"
+#include "digue/quarantine.hpp"
 #include "digue/queue.hpp"
 #include "digue/spool.hpp"
+#include "digue/store.hpp"
+#include "tests/filters/counting_store.hpp"
+#include "tests/unit/delivery_test_support.hpp"
 
 using namespace digue;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -42,31 +50,40 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit) {
   return true;
 }
 
-void spool_and_submit(Spool& spool, Queue& queue, const std::string& domain) {
+// A record from s@example.org to each (address, action), committed to the spool.
+SpoolRecord spool_record(Spool& spool,
+                         const std::vector<std::pair<std::string, std::string>>& rcpts,
+                         std::shared_ptr<const std::string> msg) {
   SpoolRecord rec;
   rec.id = Spool::new_id();
   rec.state = SpoolState::Queued;
   rec.created = static_cast<int64_t>(std::time(nullptr));
   rec.envelope.queue_id = rec.id;
   rec.envelope.mail_from = {"s", "example.org"};
-  RcptState rs;
-  rs.address = {"u", domain};
-  rec.envelope.rcpts.push_back(rs.address);
-  rec.rcpts.push_back(rs);
-  auto msg = std::make_shared<const std::string>("Subject: to " + domain + "\r\n\r\nhi\r\n");
+  for (const auto& [address, action] : rcpts) {
+    RcptState rs;
+    auto at = address.find('@');
+    rs.address = {address.substr(0, at), address.substr(at + 1)};
+    rs.action = action;
+    rec.envelope.rcpts.push_back(rs.address);
+    rec.rcpts.push_back(rs);
+  }
   std::promise<boost::system::error_code> committed;
   spool.async_commit(msg, rec, [&](boost::system::error_code ec) { committed.set_value(ec); });
   REQUIRE(!committed.get_future().get());
-  queue.submit(std::move(rec), msg);
+  return rec;
 }
 
-}  // namespace
+void spool_and_submit(Spool& spool, Queue& queue, const std::string& domain) {
+  auto msg = std::make_shared<const std::string>("Subject: to " + domain + "\r\n\r\nhi\r\n");
+  queue.submit(spool_record(spool, {{"u@" + domain, "deliver"}}, msg), msg);
+}
 
-TEST_CASE("a deferred message does not hold a delivery slot", "[queue]") {
-  std::string dir = temp_dir();
-  // One slot; the dead domain's downstream refuses connections, so its message is deferred
-  // for a minute. Mail for the live domain must not wait for that minute.
-  auto config = parse_config(fmt::format(R"([server]
+// Spool, store and Maildirs under dir, no filters; `delivery` goes into the [delivery] table,
+// `rest` (the domains, other tables) after it.
+std::shared_ptr<const Config> queue_config(const std::string& dir, const std::string& delivery,
+                                           const std::string& rest) {
+  return parse_config(fmt::format(R"([server]
 hostname = "mx.test"
 [spool]
 dir = "{0}/spool"
@@ -75,17 +92,100 @@ fsync = false
 dir = "{0}/store"
 [delivery]
 maildir_root = "{0}/mail"
-retry_min = 60
-retry_max = 60
 connect_timeout = 2
-max_attempts_in_flight = 1
+{1}
 [pipeline]
 order = []
-[domains."dead.test"]
-downstream = ["127.0.0.1:{1}"]
-[domains."example.test"]
+{2}
+)", dir, delivery, rest), "queue_test.toml");
+}
+
+// Quick retries; example.test and other.test deliver to a Maildir, fail.test to `fail_port`
+// (an smtp-sink that answers 550 to RCPT); DSNs go to the Maildir too (mail/example.org/s).
+std::shared_ptr<const Config> retry_config(const std::string& dir, uint16_t fail_port = 1,
+                                          const std::string& bounce_relay = "maildir",
+                                          const std::string& more = "") {
+  return queue_config(dir,
+                      fmt::format("bounce_relay = \"{}\"\nretry_min = 1\nretry_max = 1",
+                                  bounce_relay),
+                      fmt::format(R"([domains."example.test"]
 downstream = ["maildir"]
-)", dir, closed_port()), "queue_test.toml");
+[domains."other.test"]
+downstream = ["maildir"]
+[domains."fail.test"]
+downstream = ["127.0.0.1:{}"]
+{})", fail_port, more));
+}
+
+// A DNS server on loopback answering NXDOMAIN to every query.
+class NxDomainServer {
+ public:
+  NxDomainServer() {
+    fd_ = digue::test::loopback_socket(SOCK_DGRAM, port_);
+    timeval tv{0, 100000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this] {
+      char buf[1500];
+      while (!stop_) {
+        sockaddr_in peer{};
+        socklen_t plen = sizeof peer;
+        auto n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &plen);
+        if (n < 12) continue;
+        buf[2] = char(0x85);  // QR AA RD
+        buf[3] = char(0x83);  // RA, NXDOMAIN
+        ::sendto(fd_, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&peer), plen);
+      }
+    });
+  }
+  ~NxDomainServer() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+size_t files_under(const std::string& dir) { return digue::test::files_in(dir).size(); }
+
+// A queue over a new spool in a temporary directory (retry_config), removed at the end.
+struct Rig {
+  std::string dir = temp_dir();
+  std::shared_ptr<const Config> config;
+  Spool spool;
+  Queue queue;
+  explicit Rig(Store* store, uint16_t fail_port = 1, const std::string& bounce_relay = "maildir",
+               const std::string& more = "")
+      : config(retry_config(dir, fail_port, bounce_relay, more)),
+        spool(config->spool),
+        queue(config, spool, store) {}
+  ~Rig() {
+    queue.stop();
+    std::filesystem::remove_all(dir);
+  }
+  std::string file(const SpoolRecord& rec) const { return dir + "/spool/queue/" + rec.id; }
+  bool done(const SpoolRecord& rec) const {
+    return wait_until([&] { return !std::filesystem::exists(file(rec)); }, 10s);
+  }
+  size_t dsns() const { return files_under(dir + "/mail/example.org/s/new"); }
+};
+
+}  // namespace
+
+TEST_CASE("a deferred message does not hold a delivery slot", "[queue]") {
+  std::string dir = temp_dir();
+  // One slot; the dead domain's downstream refuses connections, so its message is deferred
+  // for a minute. Mail for the live domain must not wait for that minute.
+  auto config = queue_config(dir, "retry_min = 60\nretry_max = 60\nmax_attempts_in_flight = 1",
+                             fmt::format(R"([domains."dead.test"]
+downstream = ["127.0.0.1:{}"]
+[domains."example.test"]
+downstream = ["maildir"])", closed_port()));
   Spool spool(config->spool);
   {
     Queue queue(config, spool, nullptr);
@@ -106,4 +206,114 @@ downstream = ["maildir"]
   }
   CHECK(spool.recover().size() == 1);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a failed quarantine index write is retried and leaves no orphan file", "[queue]") {
+  digue::test::CountingStore store;
+  store.fail_puts = true;
+  Rig rig(&store);
+  rig.queue.start();
+  auto msg = std::make_shared<const std::string>("Subject: spam\r\n\r\nhi\r\n");
+  auto rec = spool_record(rig.spool, {{"u@example.test", "quarantine"}}, msg);
+  rig.queue.submit(rec, msg);
+  REQUIRE(wait_until([&] { return rig.queue.stats().deferred.load() >= 1; }, 10s));
+  CHECK(rig.queue.stats().quarantined.load() == 0);
+  CHECK(files_under(rig.dir + "/spool/quarantine") == 0);
+  CHECK(std::filesystem::exists(rig.file(rec)));
+  store.fail_puts = false;
+  REQUIRE(wait_until([&] { return rig.queue.stats().quarantined.load() == 1; }, 10s));
+  CHECK(store.get(quarantine::index_key("example.test", rec.id)));
+  CHECK(std::filesystem::exists(quarantine::file_path(rig.dir + "/spool", rec.id, "example.test")));
+  CHECK(rig.done(rec));
+}
+
+TEST_CASE("a DSN is decided per failed recipient, released mail included", "[queue]") {
+  digue::test::Sink sink({"-f", "RCPT"});
+  auto store = make_memory_store();
+  Rig rig(store.get(), sink.port);
+  rig.queue.start();
+  auto msg = std::make_shared<const std::string>("Subject: hello\r\n\r\nhi\r\n");
+  std::vector<SpoolRecord> recs;
+  // Another domain's quarantine says nothing about a@fail.test's mail; released mail is
+  // legitimate; junk gets no DSN (backscatter).
+  for (auto rcpts : {std::vector<std::pair<std::string, std::string>>{
+                         {"a@fail.test", "deliver"}, {"b@other.test", "quarantine"}},
+                     {{"c@fail.test", "release"}},
+                     {{"d@fail.test", "junk"}, {"e@example.test", "deliver"}}}) {
+    recs.push_back(spool_record(rig.spool, rcpts, msg));
+    rig.queue.submit(recs.back(), msg);
+  }
+  for (const auto& rec : recs) CHECK(rig.done(rec));
+  CHECK(wait_until([&] { return rig.dsns() == 2; }, 10s));
+  CHECK(rig.queue.stats().dsn_sent.load() == 2);
+}
+
+TEST_CASE("a DSN that cannot be spooled is retried, the record kept", "[queue]") {
+  digue::test::Sink sink({"-f", "RCPT"});
+  Rig rig(nullptr, sink.port);
+  // The DSN carries the original's header block, so it is larger than the original's spool
+  // file: a file size limit just above that makes the DSN's spool write fail (EFBIG).
+  auto msg = std::make_shared<const std::string>("Subject: " + std::string(3000, 'x') +
+                                                 "\r\n\r\nhi\r\n");
+  auto rec = spool_record(rig.spool, {{"a@fail.test", "deliver"}}, msg);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit old_limit{};
+  ::getrlimit(RLIMIT_FSIZE, &old_limit);
+  rlimit limit = old_limit;
+  limit.rlim_cur = std::filesystem::file_size(rig.file(rec)) + 400;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &limit) == 0);
+  rig.queue.start();
+  rig.queue.submit(rec, msg);
+  bool deferred = wait_until([&] { return rig.queue.stats().deferred.load() >= 1; }, 10s);
+  CHECK(rig.queue.stats().dsn_sent.load() == 0);
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
+  REQUIRE(deferred);
+  CHECK(std::filesystem::exists(rig.file(rec)));
+  CHECK(wait_until([&] { return rig.dsns() == 1; }, 10s));
+  CHECK(rig.queue.stats().dsn_sent.load() == 1);
+  CHECK(rig.done(rec));
+}
+
+TEST_CASE("an unreadable message file is retried", "[queue]") {
+  Rig rig(nullptr);
+  rig.queue.start();
+  auto msg = std::make_shared<const std::string>("Subject: hi\r\n\r\nhi\r\n");
+  auto rec = spool_record(rig.spool, {{"u@example.test", "deliver"}}, msg);
+  // A directory in the file's place: reading fails (EISDIR) while the name exists.
+  std::filesystem::rename(rig.file(rec), rig.dir + "/aside");
+  std::filesystem::create_directory(rig.file(rec));
+  rig.queue.submit(rec, nullptr);
+  REQUIRE(wait_until([&] { return rig.queue.stats().deferred.load() >= 1; }, 10s));
+  std::filesystem::remove(rig.file(rec));
+  std::filesystem::rename(rig.dir + "/aside", rig.file(rec));
+  CHECK(wait_until([&] { return rig.queue.stats().delivered.load() == 1; }, 10s));
+}
+
+TEST_CASE("the queue enforces quarantine retention", "[queue]") {
+  auto store = make_memory_store();
+  Rig rig(store.get());
+  std::string old_file = quarantine::file_path(rig.dir + "/spool", "0OLD", "example.test");
+  std::string new_file = quarantine::file_path(rig.dir + "/spool", "0NEW", "example.test");
+  for (const auto& f : {old_file, new_file}) std::ofstream(f) << "Subject: x\r\n\r\n";
+  auto now = std::filesystem::file_time_type::clock::now();
+  std::filesystem::last_write_time(old_file, now - rig.config->delivery.quarantine_days - 1h);
+  store->put(quarantine::index_key("example.test", "0OLD"), "x");
+  rig.queue.start();
+  CHECK(wait_until([&] { return !std::filesystem::exists(old_file); }, 10s));
+  CHECK(std::filesystem::exists(new_file));
+  CHECK(!store->get(quarantine::index_key("example.test", "0OLD")));
+}
+
+TEST_CASE("a DSN to a domain that takes no mail fails at once", "[queue]") {
+  NxDomainServer dns;
+  Rig rig(nullptr, 1, "", fmt::format("[dns]\nservers = [\"127.0.0.1:{}\"]", dns.port()));
+  rig.queue.start();
+  auto msg = std::make_shared<const std::string>("Subject: dsn\r\n\r\nhi\r\n");
+  auto rec = spool_record(rig.spool, {{"s@nx.example", "bounce"}}, msg);
+  rec.envelope.mail_from = {};
+  rig.queue.submit(rec, msg);
+  CHECK(rig.done(rec));
+  CHECK(rig.queue.stats().deferred.load() == 0);
+  CHECK(rig.queue.stats().dsn_sent.load() == 0);
 }
