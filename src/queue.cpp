@@ -120,6 +120,10 @@ struct Queue::Impl {
     return config;
   }
 
+  // Builds the deliverer and resolver from the current config: at start, and on the queue's
+  // thread at each reload (timeouts, STARTTLS, per-destination caps, the EHLO name and the
+  // DNS servers take effect for the next delivery; deliveries in progress finish on the old
+  // ones, whose pooled connections are closed with QUIT).
   void make_deliverer() {
     auto c = cfg();
     delivery::Options o;
@@ -132,8 +136,12 @@ struct Queue::Impl {
     // A destination that failed is not tried again before the next retry would be.
     o.dead_hold = std::min<std::chrono::milliseconds>(c->delivery.retry_min, std::chrono::minutes(1));
     o.blocking_executor = blocking.get_executor();
-    deliverer = std::make_unique<delivery::Deliverer>(io.get_executor(), std::move(o));
+    auto old = std::move(deliverer);
+    deliverer = std::make_shared<delivery::Deliverer>(io.get_executor(), std::move(o));
     resolver = dns::make_resolver(io.get_executor(), c->dns);
+    if (old)
+      asio::co_spawn(io, [old]() -> asio::awaitable<void> { co_await old->close_idle(); },
+                     asio::detached);
   }
 
   // Admission: at most max_attempts_in_flight records are being delivered at once; the rest
@@ -202,8 +210,9 @@ struct Queue::Impl {
   asio::io_context io{1};
   asio::thread_pool blocking;
   std::thread thread;
-  std::unique_ptr<delivery::Deliverer> deliverer;
-  std::unique_ptr<dns::Resolver> resolver;
+  // Shared: a reload replaces them while deliveries in progress keep theirs.
+  std::shared_ptr<delivery::Deliverer> deliverer;
+  std::shared_ptr<dns::Resolver> resolver;
   std::deque<SpoolRecord> backlog;
 };
 
@@ -224,7 +233,8 @@ asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord
         if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
       co_return targets;
     }
-    dns::Answer mx = co_await resolver->query(rs.address.domain, dns::Type::MX);
+    auto dns = resolver;
+    dns::Answer mx = co_await dns->query(rs.address.domain, dns::Type::MX);
     if (mx.ok()) {
       for (const auto& m : mx.mx)
         if (!m.host.empty()) out.push_back({delivery::Target::Kind::Smtp, m.host, 25, ""});
@@ -346,7 +356,8 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
       job.smtputf8 = rec.envelope.smtputf8;
       job.body_8bit = rec.envelope.body_8bit;
       if (action == "junk") job.folder = "Junk";
-      auto results = co_await deliverer->deliver(target, job);
+      auto via = deliverer;
+      auto results = co_await via->deliver(target, job);
       std::vector<RcptState*> still;
       for (size_t i = 0; i < members.size(); ++i) {
         RcptState* m = members[i];
@@ -616,8 +627,12 @@ void Queue::stop() {
 }
 
 void Queue::reload(std::shared_ptr<const Config> config) {
-  std::lock_guard lk(impl_->mu);
-  impl_->config = std::move(config);
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->config = std::move(config);
+  }
+  Impl* impl = impl_.get();
+  if (impl->thread.joinable()) asio::post(impl->io, [impl] { impl->make_deliverer(); });
 }
 
 void Queue::submit(SpoolRecord record, std::shared_ptr<const std::string> raw) {

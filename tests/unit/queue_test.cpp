@@ -82,9 +82,10 @@ void spool_and_submit(Spool& spool, Queue& queue, const std::string& domain) {
 // Spool, store and Maildirs under dir, no filters; `delivery` goes into the [delivery] table,
 // `rest` (the domains, other tables) after it.
 std::shared_ptr<const Config> queue_config(const std::string& dir, const std::string& delivery,
-                                           const std::string& rest) {
+                                           const std::string& rest,
+                                           const std::string& hostname = "mx.test") {
   return parse_config(fmt::format(R"([server]
-hostname = "mx.test"
+hostname = "{3}"
 [spool]
 dir = "{0}/spool"
 fsync = false
@@ -97,7 +98,7 @@ connect_timeout = 2
 [pipeline]
 order = []
 {2}
-)", dir, delivery, rest), "queue_test.toml");
+)", dir, delivery, rest, hostname), "queue_test.toml");
 }
 
 // Quick retries; example.test and other.test deliver to a Maildir, fail.test to `fail_port`
@@ -316,4 +317,30 @@ TEST_CASE("a DSN to a domain that takes no mail fails at once", "[queue]") {
   CHECK(rig.done(rec));
   CHECK(rig.queue.stats().deferred.load() == 0);
   CHECK(rig.queue.stats().dsn_sent.load() == 0);
+}
+
+TEST_CASE("a reload applies the delivery settings to the next delivery", "[queue]") {
+  digue::test::Sink sink;
+  std::string dir = temp_dir();
+  auto domains = fmt::format("[domains.\"example.test\"]\ndownstream = [\"127.0.0.1:{}\"]",
+                             sink.port);
+  auto config = queue_config(dir, "", domains, "before.test");
+  Spool spool(config->spool);
+  {
+    Queue queue(config, spool, nullptr);
+    queue.start();
+    spool_and_submit(spool, queue, "example.test");
+    REQUIRE(wait_until([&] { return queue.stats().delivered.load() == 1; }, 10s));
+    queue.reload(queue_config(dir, "", domains, "after.test"));
+    spool_and_submit(spool, queue, "example.test");
+    REQUIRE(wait_until([&] { return queue.stats().delivered.load() == 2; }, 10s));
+    queue.stop();
+  }
+  // The EHLO name is a delivery setting: the second session greets with the reloaded one.
+  REQUIRE(wait_until([&] { return sink.mails().size() == 2; }, 10s));
+  std::string both;
+  for (const auto& m : sink.mails()) both += digue::test::slurp(m);
+  CHECK(both.find("X-Helo-Args: before.test") != std::string::npos);
+  CHECK(both.find("X-Helo-Args: after.test") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }
