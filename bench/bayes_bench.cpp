@@ -315,7 +315,7 @@ int main(int argc, char** argv) {
   double toe_margin = 0;
   std::string lr_spec, cgram_spec;
   bool knn = false;
-  int lsh_b = 0, lsh_r = 0, lsh_cap = 0;
+  int lsh_b = 0, lsh_r = 0, lsh_cap = 0, lsh_sig = 64;
   bool curve = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -346,9 +346,9 @@ int main(int argc, char** argv) {
       cgram_spec = next();
     else if (a == "--knn")
       knn = true;
-    else if (a == "--lsh") {  // "bands,rows,cap": also score with MinHash-LSH neighbours
+    else if (a == "--lsh") {  // "bands,rows,cap[,signature size]": also score with MinHash-LSH neighbours
       knn = true;
-      std::sscanf(next().c_str(), "%d,%d,%d", &lsh_b, &lsh_r, &lsh_cap);
+      std::sscanf(next().c_str(), "%d,%d,%d,%d", &lsh_b, &lsh_r, &lsh_cap, &lsh_sig);
     }
     else if (a == "--toe-margin")
       toe_margin = std::stod(next());
@@ -528,11 +528,11 @@ int main(int argc, char** argv) {
         return x ^ (x >> 31);
       };
       std::vector<std::vector<uint64_t>> bands;
-      std::vector<std::vector<uint16_t>> sigs;  // 64 minhashes, 16 bits each
+      std::vector<std::vector<uint16_t>> sigs;  // lsh_sig minhashes, 16 bits each
       if (lsh_b > 0)
         for (auto& h : sets) {
           std::vector<uint16_t> sg;
-          for (int r = 0; r < 64; ++r) {
+          for (int r = 0; r < lsh_sig; ++r) {
             uint64_t seed = mix(uint64_t(1000 + r));
             uint64_t m = ~uint64_t{0};
             for (uint64_t x : h) m = std::min(m, mix(x ^ seed));
@@ -653,8 +653,8 @@ int main(int argc, char** argv) {
                   double x = jaccard(sets[i], sets[j]);
                   (train[j].spam ? ls : lh) = std::max(train[j].spam ? ls : lh, x);
                   int eq = 0;
-                  for (int r = 0; r < 64; ++r) eq += sigs[i][r] == sigs[j][r];
-                  (train[j].spam ? es : eh) = std::max(train[j].spam ? es : eh, eq / 64.0);
+                  for (int r = 0; r < lsh_sig; ++r) eq += sigs[i][r] == sigs[j][r];
+                  (train[j].spam ? es : eh) = std::max(train[j].spam ? es : eh, eq / double(lsh_sig));
                 }
                 nl.push_back({ls, lh});
                 ns.push_back({es, eh});
