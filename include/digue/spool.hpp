@@ -70,6 +70,8 @@ struct SpoolRecord {
 
 class Spool {
  public:
+  // Takes an exclusive lock on <dir>/lock (held until destruction); throws when another
+  // process holds it.
   explicit Spool(const SpoolConfig& config);
   ~Spool();
   Spool(const Spool&) = delete;
@@ -141,6 +143,7 @@ class Spool {
   std::string dir_;
   bool fsync_;
   int queue_fd_ = -1;
+  int lock_fd_ = -1;  // flock'ed for the spool's lifetime: one daemon per spool directory
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> pending_;
