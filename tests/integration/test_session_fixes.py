@@ -1,0 +1,109 @@
+"""Session robustness end to end (the real digued, a real smtp-sink downstream, loopback):
+the deadline of a read never cuts short the filtering and commit of what it brought (no
+queued message left without its 250), a bare CR never reaches the downstream, and a second
+digued on the same spool refuses to start."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import DIGUED, Digued, Raw, Sink, message, run_tests, wait_until  # noqa: E402
+
+
+class SilentDns:
+    """A UDP port that takes DNS queries and never answers: every lookup times out."""
+
+    def __enter__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.s.getsockname()[1]
+        return self
+
+    def __exit__(self, *exc):
+        self.s.close()
+
+
+def domain_cfg(sink_port):
+    return '[domains."example.test"]\ndownstream = ["127.0.0.1:%d"]\nspam_mode = "tag"\n' % (
+        sink_port)
+
+
+def test_slow_filters_after_the_last_read_still_get_their_reply():
+    # Every read has a 1 s deadline; the DNS filters then take 1.5 s (timeouts, on_error
+    # continue). The watchdog used to fire during them: after the commit, the message was
+    # queued but the client saw the connection drop and would send it again.
+    with Sink() as sink, SilentDns() as dns:
+        body = ('[dns]\nservers = ["%s"]\ntimeout_ms = 1500\ntries = 1\n'
+                '[pipeline]\norder = ["rdns", "surbl"]\n'
+                '[filters.rdns]\naction = "score"\n'
+                '[filters.surbl]\naction = "score"\nzones = ["multi.surbl.test"]\n'
+                % dns.address) + domain_cfg(sink.port)
+        with Digued(body, extra_server="command_timeout = 1\ndata_timeout = 1\n") as d:
+            c = Raw(d.port)
+            assert c.reply()[0] == 220
+            c.send("EHLO client.example.org\r\n")
+            assert c.reply()[0] == 250
+            c.send("MAIL FROM:<sender@example.org>\r\n")
+            assert c.reply()[0] == 250
+            c.send("RCPT TO:<user@example.test>\r\n")  # rdns: connect phase, run at RCPT
+            code, text = c.reply()
+            assert code == 250, text
+            c.send("DATA\r\n")
+            assert c.reply()[0] == 354
+            msg = message("deadline", body="see http://www.example.com/x\r\n")
+            c.send(msg + "\r\n.\r\n")  # surbl: data phase, after the last read
+            code, text = c.reply()
+            assert code == 250, text
+            c.send("QUIT\r\n")
+            assert c.reply()[0] == 221
+            c.close()
+            assert wait_until(lambda: len(sink.messages()) == 1, 15), d.log()
+            time.sleep(1)
+            assert len(sink.messages()) == 1
+
+
+def test_bare_cr_never_reaches_the_downstream():
+    with Sink() as sink:
+        with Digued(domain_cfg(sink.port)) as d:
+            c = Raw(d.port)
+            c.reply()
+            c.send("EHLO client.example.org\r\nMAIL FROM:<sender@example.org>\r\n"
+                   "RCPT TO:<user@example.test>\r\nDATA\r\n")
+            for _ in range(4):
+                c.reply()
+            # Smuggling: a receiver taking the bare CR for a line end would end the data
+            # at "x<CR>.<CRLF>" and run the forged transaction after it.
+            c.send(message("smuggle", body="x\r.\r\nMAIL FROM:<evil@example.org>\r\n"
+                           "RCPT TO:<victim@example.test>\r\nDATA\r\nforged\r\n")
+                   + "\r\n.\r\nQUIT\r\n")
+            code, text = c.reply()
+            assert code == 250, text
+            c.close()
+            assert wait_until(lambda: len(sink.messages()) == 1, 15), d.log()
+            time.sleep(1)
+            got = sink.messages()
+            assert len(got) == 1
+            text = got[0].replace(b"\r\n", b"\n")  # however the sink stores line ends
+            assert b"x .\nMAIL FROM:<evil@example.org>" in text, got[0]
+            assert b"\r" not in text, got[0]
+
+
+def test_second_daemon_on_the_same_spool_refuses_to_start():
+    with Sink() as sink:
+        with Digued(domain_cfg(sink.port)) as d:
+            second = subprocess.run([DIGUED, "--config", d.config_path], capture_output=True,
+                                    text=True, timeout=20)
+            assert second.returncode != 0
+            assert os.path.join(d.tmp, "spool") in second.stderr, second.stderr
+            assert "in use" in second.stderr, second.stderr
+            # The first one is unharmed.
+            c = Raw(d.port)
+            assert c.reply()[0] == 220
+            c.close()
+
+
+if __name__ == "__main__":
+    run_tests(dict(globals()))
