@@ -478,6 +478,12 @@ void DataDecoder::put_content(std::string_view s) {
   put(clean);
 }
 
+void DataDecoder::end_line(bool crlf_on_wire) {
+  put("\r\n");
+  prev_crlf_ = crlf_on_wire;
+  s_ = S::LineStart;
+}
+
 size_t DataDecoder::feed(std::string_view data) {
   size_t i = 0;
   const size_t n = data.size();
@@ -526,10 +532,8 @@ size_t DataDecoder::feed(std::string_view data) {
           // The previous read ended with a CR: a CRLF split across reads, or a bare CR.
           pending_cr_ = false;
           if (data[i] == '\n') {
-            put("\r\n");
-            prev_crlf_ = true;
+            end_line(true);
             ++i;
-            s_ = S::LineStart;
             continue;
           }
           put(" ");
@@ -553,11 +557,8 @@ size_t DataDecoder::feed(std::string_view data) {
           pending_cr_ = cr_last;
           continue;
         }
-        // A bare LF line end is stored as CRLF.
-        put("\r\n");
-        prev_crlf_ = cr_last;
+        end_line(cr_last);  // a bare LF line end is stored as CRLF too
         ++i;
-        s_ = S::LineStart;
         break;
       }
     }

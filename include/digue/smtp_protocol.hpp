@@ -136,6 +136,7 @@ class DataDecoder {
   enum class S : uint8_t { LineStart, Dot, DotCr, InLine };
   void put(std::string_view s);
   void put_content(std::string_view s);  // line content: bare CRs become spaces
+  void end_line(bool crlf_on_wire);       // stores CRLF, the next byte starts a line
   S s_ = S::LineStart;
   std::string out_;
   size_t max_size_, max_line_;
