@@ -11,6 +11,7 @@
 #include "digue/delivery.hpp"
 #include "digue/filter_registry.hpp"
 #include "digue/options.hpp"
+#include "digue/resolver.hpp"
 #include "digue/text.hpp"
 
 namespace digue {
@@ -121,6 +122,16 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   d.whitelist_from_header = r.boolean("whitelist_from_header", true);
   r.finish();
   if (c.domains.count(d.name)) config_fail(prefix, &node, "domain listed twice");
+  std::string ace = lower(dns::a_labels(d.name));
+  if (ace != d.name) {
+    // Written with U-labels: mail for it may come in either form (A-labels from clients
+    // without SMTPUTF8).
+    if (c.domains.count(ace) || c.idn_aliases.count(ace))
+      config_fail(prefix, &node, "domain listed twice (as " + ace + ")");
+    c.idn_aliases.emplace(ace, d.name);
+  } else if (c.idn_aliases.count(ace)) {
+    config_fail(prefix, &node, "domain listed twice (also in its UTF-8 form)");
+  }
   c.domains.emplace(d.name, std::move(d));
 }
 
@@ -239,7 +250,14 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text, uint16_t default_
 const DomainPolicy* Config::domain(std::string_view name) const {
   std::string key = lower(std::string(name));
   auto it = domains.find(key);
-  return it == domains.end() ? nullptr : &it->second;
+  if (it != domains.end()) return &it->second;
+  // IDN: hosted and asked-for domains are compared in A-label form, so that a domain matches
+  // in its UTF-8 and its punycode spelling alike.
+  std::string ace = lower(dns::a_labels(key));
+  it = domains.find(ace);
+  if (it != domains.end()) return &it->second;
+  auto alias = idn_aliases.find(ace);
+  return alias == idn_aliases.end() ? nullptr : &domains.at(alias->second);
 }
 
 std::shared_ptr<const Config> parse_config(std::string_view text, const std::string& path) {

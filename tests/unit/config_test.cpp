@@ -82,4 +82,15 @@ TEST_CASE("config: hosted domain lookup", "[config]") {
   CHECK(c->domain("b\xc3\xbc" "cher.test"));
   CHECK(c->domain("B\xc3\xbc" "CHER.TEST"));
   CHECK(!c->domain("b\xc3\xa4" "cher.test"));
+  // The same domain in A-label form, as clients without SMTPUTF8 send it, and the reverse.
+  CHECK(c->domain("xn--bcher-kva.test") == c->domain("b\xc3\xbc" "cher.test"));
+  CHECK(c->domain("XN--BCHER-KVA.TEST"));
+  auto a = parse_config("[domains.\"xn--mnchen-3ya.test\"]\n", "t.toml");
+  CHECK(a->domain("m\xc3\xbc" "nchen.test"));
+  CHECK(!a->domain("munchen.test"));
+  // Both spellings of one domain are one domain.
+  CHECK_THROWS_AS(parse_config("[domains.\"xn--bcher-kva.test\"]\n"
+                               "[domains.\"b\xc3\xbc" "cher.test\"]\n",
+                               "t.toml"),
+                  ConfigError);
 }
