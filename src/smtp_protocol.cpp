@@ -213,6 +213,12 @@ std::optional<PathResult> parse_path_and_params(std::string_view text, bool allo
     *err = "bad domain";
     return std::nullopt;
   }
+  // RFC 6531 3.3: UTF-8, not any byte above 127 (the address ends up in headers, logs and
+  // Maildir paths).
+  if (utf8 && !text::valid_utf8(path)) {
+    *err = "address is not valid UTF-8";
+    return std::nullopt;
+  }
   r.address.local = std::string(local);
   r.address.domain = lower(domain);
   return r;

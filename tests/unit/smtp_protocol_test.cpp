@@ -52,6 +52,11 @@ TEST_CASE("path parsing", "[smtp]") {
   CHECK(!parse_path_and_params("<u@>", false, &err));
   CHECK(!parse_path_and_params("<ü@example.test>", false, &err));
   CHECK(parse_path_and_params("<ü@example.test> SMTPUTF8", false, &err));
+  // SMTPUTF8 allows UTF-8, not any byte above 127.
+  CHECK(!parse_path_and_params("<\xc3@example.test> SMTPUTF8", false, &err));
+  CHECK(!parse_path_and_params("<u@\xff.test>", false, &err, true));
+  CHECK(!parse_path_and_params("<\xc0\xaf@example.test>", false, &err, true));  // overlong
+  CHECK(parse_path_and_params("<u@b\xc3\xbc" "cher.test>", false, &err, true));
 }
 
 TEST_CASE("never an open relay", "[smtp]") {
