@@ -91,6 +91,39 @@ def test_bare_cr_never_reaches_the_downstream():
             assert b"\r" not in text, got[0]
 
 
+def test_postmaster_duplicates_and_utf8_recipients():
+    # Two domains: "zeta.test" comes first in the file, "alpha.test" first in sort order.
+    with Sink() as sink:
+        body = ('[domains."zeta.test"]\ndownstream = ["127.0.0.1:%d"]\n'
+                '[domains."b\u00fccher.test"]\ndownstream = ["127.0.0.1:%d"]\n'
+                '[domains."alpha.test"]\ndownstream = ["127.0.0.1:%d"]\n'
+                % (sink.port, sink.port, sink.port))
+        with Digued(body) as d:
+            c = Raw(d.port)
+            c.reply()
+            c.send("EHLO client.example.org\r\n")
+            c.reply()
+            c.send("MAIL FROM:<sender@example.org> SMTPUTF8\r\n")
+            assert c.reply()[0] == 250
+            for rcpt, want in (("<Postmaster>", 250), ("<postmaster@zeta.test>", 250),
+                               ("<jos\u00e9@b\u00fccher.test>", 250),
+                               ("<u@xn--bcher-kva.test>", 250), ("<u@other.test>", 550)):
+                c.send(("RCPT TO:%s\r\n" % rcpt).encode())
+                code, text = c.reply()
+                assert code == want, (rcpt, text)
+            c.send("DATA\r\n")
+            assert c.reply()[0] == 354
+            c.send(message("postmaster") + "\r\n.\r\n")
+            code, text = c.reply()
+            assert code == 250, text
+            c.close()
+            assert wait_until(lambda: "outcome=queued" in d.log(), 10), d.log()
+            line = [l for l in d.log().splitlines() if "outcome=queued" in l][0]
+            # The bare postmaster went to the first domain of the file, once.
+            assert "to=postmaster@zeta.test,jos" in line, line
+            assert line.count("postmaster@") == 1, line
+
+
 def test_second_daemon_on_the_same_spool_refuses_to_start():
     with Sink() as sink:
         with Digued(domain_cfg(sink.port)) as d:
