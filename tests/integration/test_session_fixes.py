@@ -31,16 +31,15 @@ def domain_cfg(sink_port):
         sink_port)
 
 
-def test_slow_filters_after_the_last_read_still_get_their_reply():
-    # Every read has a 1 s deadline; the DNS filters then take 1.5 s (timeouts, on_error
-    # continue). The watchdog used to fire during them: after the commit, the message was
-    # queued but the client saw the connection drop and would send it again.
+def slow_filter_session(filter_name, zones=""):
+    """One message through digued whose every read has a 1 s deadline while the filter
+    filter_name waits 1.5 s for DNS (timeouts, on_error continue). The watchdog used to fire
+    during it: after the spool commit the message was queued but the client saw the
+    connection drop (no 250) and would send it again."""
     with Sink() as sink, SilentDns() as dns:
         body = ('[dns]\nservers = ["%s"]\ntimeout_ms = 1500\ntries = 1\n'
-                '[pipeline]\norder = ["rdns", "surbl"]\n'
-                '[filters.rdns]\naction = "score"\n'
-                '[filters.surbl]\naction = "score"\nzones = ["multi.surbl.test"]\n'
-                % dns.address) + domain_cfg(sink.port)
+                '[pipeline]\norder = ["%s"]\n[filters.%s]\naction = "score"\n%s\n'
+                % (dns.address, filter_name, filter_name, zones)) + domain_cfg(sink.port)
         with Digued(body, extra_server="command_timeout = 1\ndata_timeout = 1\n") as d:
             c = Raw(d.port)
             assert c.reply()[0] == 220
@@ -48,13 +47,12 @@ def test_slow_filters_after_the_last_read_still_get_their_reply():
             assert c.reply()[0] == 250
             c.send("MAIL FROM:<sender@example.org>\r\n")
             assert c.reply()[0] == 250
-            c.send("RCPT TO:<user@example.test>\r\n")  # rdns: connect phase, run at RCPT
+            c.send("RCPT TO:<user@example.test>\r\n")
             code, text = c.reply()
             assert code == 250, text
             c.send("DATA\r\n")
             assert c.reply()[0] == 354
-            msg = message("deadline", body="see http://www.example.com/x\r\n")
-            c.send(msg + "\r\n.\r\n")  # surbl: data phase, after the last read
+            c.send(message("deadline", body="see http://www.example.com/x\r\n") + "\r\n.\r\n")
             code, text = c.reply()
             assert code == 250, text
             c.send("QUIT\r\n")
@@ -63,6 +61,15 @@ def test_slow_filters_after_the_last_read_still_get_their_reply():
             assert wait_until(lambda: len(sink.messages()) == 1, 15), d.log()
             time.sleep(1)
             assert len(sink.messages()) == 1
+            assert "filter=%s status=error" % filter_name in d.log(), d.log()  # it did wait
+
+
+def test_slow_rcpt_phase_filter_gets_its_reply():
+    slow_filter_session("rdns")  # connect phase, run at RCPT
+
+
+def test_slow_data_phase_filter_after_the_last_read_gets_its_reply():
+    slow_filter_session("surbl", 'zones = ["multi.surbl.test"]')
 
 
 def test_bare_cr_never_reaches_the_downstream():
