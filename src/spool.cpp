@@ -472,8 +472,7 @@ std::vector<SpoolRecord> Spool::recover() {
     bool framed =
         got_header && std::sscanf(header.c_str(), "digue-spool 2 %llu %llu", &rlen, &mlen) == 2;
     auto size = fs::file_size(path, ec);
-    if (ec) size = 0;
-    if (framed && size < header.size() + 1 + rlen + mlen) {
+    if (framed && !ec && size < header.size() + 1 + rlen + mlen) {
       spdlog::info("spool: removing unacknowledged {} (cut short)", id);
       fs::remove(path, ec);
     } else if (move_to(id, "corrupt")) {
