@@ -124,6 +124,10 @@ struct Server::Impl {
 };
 
 struct Server::Impl::Worker {
+  // Session frames still suspended are destroyed with io, after the members below: stopped
+  // first, so that their cleanup guards know not to touch them.
+  ~Worker() { io.stop(); }
+
   asio::io_context io{1};
   Services services;
   std::vector<std::pair<tcp::acceptor, bool /*implicit tls*/>> acceptors;
