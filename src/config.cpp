@@ -11,6 +11,7 @@
 #include "digue/delivery.hpp"
 #include "digue/filter_registry.hpp"
 #include "digue/options.hpp"
+#include "digue/resolver.hpp"
 #include "digue/text.hpp"
 
 namespace digue {
@@ -39,9 +40,11 @@ std::vector<net::Cidr> cidrs(OptionReader& r, const std::string& key) {
   return out;
 }
 
+// Durations are at least a second: a zero timeout fails every session or delivery at once,
+// a zero retry interval retries every second.
 std::chrono::seconds seconds(OptionReader& r, const std::string& key, std::chrono::seconds def,
-                             int64_t max = 365LL * 86400) {
-  return std::chrono::seconds(r.integer(key, def.count(), 0, max));
+                             int64_t min = 1, int64_t max = 365LL * 86400) {
+  return std::chrono::seconds(r.integer(key, def.count(), min, max));
 }
 
 const toml::table& sub(OptionReader& r, const std::string& key) {
@@ -80,7 +83,7 @@ void read_server(Config& c, const toml::table& t) {
   s.greeting_timeout = seconds(r, "greeting_timeout", s.greeting_timeout);
   s.command_timeout = seconds(r, "command_timeout", s.command_timeout);
   s.data_timeout = seconds(r, "data_timeout", s.data_timeout);
-  s.shutdown_grace = seconds(r, "shutdown_grace", s.shutdown_grace);
+  s.shutdown_grace = seconds(r, "shutdown_grace", s.shutdown_grace, 0);
   r.finish();
 }
 
@@ -92,6 +95,7 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   d.name = lower(name);
   d.line = static_cast<int>(node.source().begin.line);
   d.downstream = r.strings("downstream", {"maildir"});
+  if (d.downstream.empty()) r.fail("downstream", "must name at least one target");
   // The queue's own parser: what passes here is what delivery can use.
   for (const auto& ds : d.downstream)
     if (!delivery::Target::parse(ds, "maildir"))
@@ -118,6 +122,16 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   d.whitelist_from_header = r.boolean("whitelist_from_header", true);
   r.finish();
   if (c.domains.count(d.name)) config_fail(prefix, &node, "domain listed twice");
+  std::string ace = lower(dns::a_labels(d.name));
+  if (ace != d.name) {
+    // Written with U-labels: mail for it may come in either form (A-labels from clients
+    // without SMTPUTF8).
+    if (c.domains.count(ace) || c.idn_aliases.count(ace))
+      config_fail(prefix, &node, "domain listed twice (as " + ace + ")");
+    c.idn_aliases.emplace(ace, d.name);
+  } else if (c.idn_aliases.count(ace)) {
+    config_fail(prefix, &node, "domain listed twice (also in its UTF-8 form)");
+  }
   c.domains.emplace(d.name, std::move(d));
 }
 
@@ -236,7 +250,14 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text, uint16_t default_
 const DomainPolicy* Config::domain(std::string_view name) const {
   std::string key = lower(std::string(name));
   auto it = domains.find(key);
-  return it == domains.end() ? nullptr : &it->second;
+  if (it != domains.end()) return &it->second;
+  // IDN: hosted and asked-for domains are compared in A-label form, so that a domain matches
+  // in its UTF-8 and its punycode spelling alike.
+  std::string ace = lower(dns::a_labels(key));
+  it = domains.find(ace);
+  if (it != domains.end()) return &it->second;
+  auto alias = idn_aliases.find(ace);
+  return alias == idn_aliases.end() ? nullptr : &domains.at(alias->second);
 }
 
 std::shared_ptr<const Config> parse_config(std::string_view text, const std::string& path) {
@@ -284,6 +305,9 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     d.queue_lifetime = seconds(r, "queue_lifetime", d.queue_lifetime);
     d.retry_min = seconds(r, "retry_min", d.retry_min);
     d.retry_max = seconds(r, "retry_max", d.retry_max);
+    if (d.retry_min > d.retry_max)
+      r.fail("retry_min", "must not exceed retry_max (" + std::to_string(d.retry_min.count()) +
+                              " s > " + std::to_string(d.retry_max.count()) + " s)");
     d.connect_timeout = seconds(r, "connect_timeout", d.connect_timeout);
     d.command_timeout = seconds(r, "command_timeout", d.command_timeout);
     d.max_per_destination =

@@ -83,15 +83,15 @@ bool parse_host_port(std::string_view s, uint16_t def_port, std::string& host, u
 std::optional<Target> Target::parse(std::string_view spec, const std::string& maildir_root) {
   spec = trim(spec);
   Target t;
-  if (starts_with_ci(spec, "maildir")) {
+  // "maildir" alone or "maildir:PATH"; anything else is a host ("maildir1.corp"), and a host
+  // named just "maildir" is written "smtp:maildir".
+  if (starts_with_ci(spec, "maildir") && (spec.size() == 7 || spec[7] == ':')) {
     auto rest = spec.substr(7);
     t.kind = Kind::Maildir;
     if (rest.empty()) {
       t.path = maildir_root;
-    } else if (rest.front() == ':') {
-      t.path = std::string(rest.substr(1));
     } else {
-      return std::nullopt;
+      t.path = std::string(rest.substr(1));
     }
     while (t.path.size() > 1 && t.path.back() == '/') t.path.pop_back();
     if (t.path.empty()) return std::nullopt;
@@ -130,6 +130,11 @@ std::string dot_stuff(std::string_view data) {
     char c = data[i];
     if (line_start && c == '.') out += '.';
     line_start = false;
+    if (c == '\r' && (i + 1 == data.size() || data[i + 1] != '\n')) {
+      // A bare CR: a downstream may take it for a line end (SMTP smuggling), see DataDecoder.
+      out += ' ';
+      continue;
+    }
     if (c == '\n') {
       if (out.empty() || out.back() != '\r') out += '\r';
       out += '\n';

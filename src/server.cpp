@@ -43,6 +43,28 @@ std::shared_ptr<ssl::context> make_tls_context(const ServerConfig& s) {
   return ctx;
 }
 
+// RFC 5321 4.5.3.2.6: a client waits 10 minutes for the reply to the final dot. The time we
+// give ourselves between a read and the reply to what it brought: the filters' own timeouts
+// bound them well below this; it is only the watchdog's last resort. A deadline left over
+// from the read instead (data_timeout from its start) could fire after the spool commit and
+// before the 250: the client would send the queued message again.
+constexpr std::chrono::seconds kProcessingBudget{600};
+
+// Completion handler for the coroutines we spawn: an escaping exception is logged (and the
+// session's scope guard has released its slots), never rethrown into the io_context.
+auto log_escaped(const char* what) {
+  return [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} failed: {}", what, ex.what());
+    } catch (...) {
+      spdlog::error("{} failed: unknown exception", what);
+    }
+  };
+}
+
 std::string session_id() {
   static std::atomic<uint64_t> n{0};
   static const uint64_t start = static_cast<uint64_t>(std::time(nullptr));
@@ -102,6 +124,10 @@ struct Server::Impl {
 };
 
 struct Server::Impl::Worker {
+  // Session frames still suspended are destroyed with io, after the members below: stopped
+  // first, so that their cleanup guards know not to touch them.
+  ~Worker() { io.stop(); }
+
   asio::io_context io{1};
   Services services;
   std::vector<std::pair<tcp::acceptor, bool /*implicit tls*/>> acceptors;
@@ -197,6 +223,9 @@ asio::awaitable<size_t> Server::Impl::Session::read_some(char* buf, size_t n,
     got = co_await socket_.async_read_some(
         asio::buffer(buf, n), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return 0;
+  // Renewed for the work on what was read (filters, the spool commit), so that the deadline
+  // of a slow read never cuts that work short.
+  set_deadline(kProcessingBudget);
   co_return got;
 }
 
@@ -232,16 +261,40 @@ asio::awaitable<bool> Server::Impl::Session::handshake() {
   co_return true;
 }
 
+// Runs its function when the scope ends, also by an exception.
+template <typename F>
+class ScopeExit {
+ public:
+  explicit ScopeExit(F f) : f_(std::move(f)) {}
+  ~ScopeExit() { f_(); }
+  ScopeExit(const ScopeExit&) = delete;
+  ScopeExit& operator=(const ScopeExit&) = delete;
+
+ private:
+  F f_;
+};
+
 asio::awaitable<void> Server::Impl::Session::run() {
   auto self = shared_from_this();
   worker_.sessions.insert(this);
+  bool admitted = false;
+  // Whatever ends the session (also an exception) gives back its slots and leaves the
+  // worker's set, so that stop() never sees a dangling Session*. Not when the frame is
+  // destroyed with its stopped io_context at shutdown: the set and counters go with it.
+  ScopeExit cleanup([this, &admitted] {
+    if (worker_.io.stopped()) return;
+    closed_ = true;
+    deadline_.cancel();
+    if (admitted) {
+      impl_.release(ip_);
+      impl_.owner.stats_.active--;
+    }
+    worker_.sessions.erase(this);
+  });
   const ServerConfig& sc = config_->server;
   error_code ec;
   auto ep = socket_.remote_endpoint(ec);
-  if (ec) {
-    worker_.sessions.erase(this);
-    co_return;
-  }
+  if (ec) co_return;
   auto addr = ep.address();
   if (addr.is_v6() && addr.to_v6().is_v4_mapped())
     addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
@@ -260,6 +313,11 @@ asio::awaitable<void> Server::Impl::Session::run() {
   st.tls_available = impl_.tls != nullptr;
   auto cfg = config_;
   st.accepts_domain = [cfg](const std::string& d) { return cfg->domain(d) != nullptr; };
+  // The first hosted domain in the config file receives "RCPT TO:<postmaster>".
+  const DomainPolicy* first = nullptr;
+  for (const auto& [name, policy] : cfg->domains)
+    if (!first || policy.line < first->line) first = &policy;
+  if (first) st.postmaster_domain = first->name;
   proto_ = std::make_unique<smtp::Protocol>(std::move(st));
   proto_->envelope().session_id = sid_;
   proto_->envelope().client_ip = ip_;
@@ -267,8 +325,8 @@ asio::awaitable<void> Server::Impl::Session::run() {
   run_ = std::make_unique<PipelineRun>(pipeline_, worker_.services, worker_.io.get_executor());
 
   set_deadline(sc.greeting_timeout);
-  asio::co_spawn(worker_.io, watchdog(), asio::detached);
-  bool admitted = impl_.acquire(ip_, sc);
+  asio::co_spawn(worker_.io, watchdog(), log_escaped("session watchdog"));
+  admitted = impl_.acquire(ip_, sc);
   if (!admitted) {
     impl_.owner.stats_.refused_connections++;
     out_ = smtp::Reply(421, "4.7.0", sc.hostname + " too many connections, try again later").wire();
@@ -287,8 +345,6 @@ asio::awaitable<void> Server::Impl::Session::run() {
         co_await session_loop_entry();
       }
     }
-    impl_.release(ip_);
-    impl_.owner.stats_.active--;
   }
   closed_ = true;
   deadline_.cancel();
@@ -297,7 +353,6 @@ asio::awaitable<void> Server::Impl::Session::run() {
     sock().shutdown(tcp::socket::shutdown_both, ec);
   }
   sock().close(ec);
-  worker_.sessions.erase(this);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started);
   if (admitted)
@@ -388,6 +443,7 @@ asio::awaitable<void> Server::Impl::Session::session_loop_entry() {
 }
 
 asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt) {
+  set_deadline(kProcessingBudget);  // also when the command came with an earlier read
   const DomainPolicy* policy = config_->domain(rcpt.domain);
   if (!policy) co_return smtp::Reply(550, "5.7.1", "Relaying denied");
   auto env = std::make_shared<Envelope>(proto_->envelope());
@@ -458,6 +514,7 @@ asio::awaitable<bool> Server::Impl::Session::on_data() {
 
 asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&& raw_in,
                                                                    bool eight_bit) {
+  set_deadline(kProcessingBudget);  // the message may have come with the 354's write deadline
   auto started = std::chrono::steady_clock::now();
   auto& stats = impl_.owner.stats_;
   stats.messages++;
@@ -655,9 +712,9 @@ void Server::run() {
           }
           sock.set_option(tcp::no_delay(true), ec);
           auto s = std::make_shared<Impl::Session>(impl, *w, std::move(sock), implicit);
-          asio::co_spawn(w->io, [s]() { return s->run(); }, asio::detached);
+          asio::co_spawn(w->io, [s]() { return s->run(); }, log_escaped("session"));
         }
-      }, asio::detached);
+      }, log_escaped("acceptor"));
     }
     threads.emplace_back([w] {
       auto guard = asio::make_work_guard(w->io);
@@ -698,7 +755,7 @@ void Server::stop() {
       error_code ec;
       co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       w->io.stop();
-    }, asio::detached);
+    }, log_escaped("shutdown"));
   }
 }
 

@@ -84,7 +84,7 @@ bool risky_local_part(std::string_view local) {
 }
 
 std::optional<PathResult> parse_path_and_params(std::string_view text, bool allow_empty,
-                                                std::string* err) {
+                                                std::string* err, bool utf8_transaction) {
   PathResult r;
   text = trim(text);
   std::string_view path, rest;
@@ -137,8 +137,9 @@ std::optional<PathResult> parse_path_and_params(std::string_view text, bool allo
     }
     r.params.emplace_back(std::move(key), std::move(val));
   }
-  bool utf8 = std::any_of(r.params.begin(), r.params.end(),
-                          [](const auto& kv) { return kv.first == "SMTPUTF8"; });
+  bool utf8 = utf8_transaction || std::any_of(r.params.begin(), r.params.end(), [](const auto& kv) {
+                return kv.first == "SMTPUTF8";
+              });
   if (path.empty()) {
     if (!allow_empty) {
       *err = "empty path not allowed here";
@@ -210,6 +211,12 @@ std::optional<PathResult> parse_path_and_params(std::string_view text, bool allo
   }
   if (!valid_domain(domain, utf8)) {
     *err = "bad domain";
+    return std::nullopt;
+  }
+  // RFC 6531 3.3: UTF-8, not any byte above 127 (the address ends up in headers, logs and
+  // Maildir paths).
+  if (utf8 && !text::valid_utf8(path)) {
+    *err = "address is not valid UTF-8";
     return std::nullopt;
   }
   r.address.local = std::string(local);
@@ -388,11 +395,20 @@ Step Protocol::on_rcpt(std::string_view arg) {
     return bad(Reply(503, "5.5.1", "Need MAIL before RCPT"));
   if (!iprefix(arg, "TO:")) return bad(Reply(501, "5.5.4", "Syntax: RCPT TO:<address>"));
   std::string err;
-  auto p = parse_path_and_params(arg.substr(3), false, &err);
-  if (!p) {
-    // "RCPT TO:<postmaster>" without a domain is legal (RFC 5321 4.5.1) but we relay only
-    // for configured domains, so it has nowhere to go.
-    return bad(Reply(501, "5.1.3", "Bad recipient address syntax: " + err));
+  std::string_view path = trim(arg.substr(3));
+  std::optional<PathResult> p;
+  if (path.size() == 12 && iprefix(path, "<POSTMASTER>")) {
+    // RFC 5321 4.5.1: "postmaster" without a domain must be accepted. We relay only for
+    // hosted domains, so it goes to the postmaster of the first one.
+    if (settings_.postmaster_domain.empty())
+      return bad(Reply(550, "5.1.1", "No postmaster here: this relay hosts no domain"));
+    p.emplace();
+    p->address = Address{"postmaster", lower(settings_.postmaster_domain)};
+  } else {
+    // UTF-8 addresses are allowed for the whole transaction once MAIL carried SMTPUTF8
+    // (RFC 6531 3.4), not only in the path that names it.
+    p = parse_path_and_params(path, false, &err, env_.smtputf8);
+    if (!p) return bad(Reply(501, "5.1.3", "Bad recipient address syntax: " + err));
   }
   if (!p->params.empty()) return bad(Reply(555, "5.5.4", "Unsupported RCPT parameter " + p->params[0].first));
   const Address& a = p->address;
@@ -400,6 +416,11 @@ Step Protocol::on_rcpt(std::string_view arg) {
   if (!ours || risky_local_part(a.local)) {
     // Counted as a bad command: dictionary and relay probing should not go on for ever.
     return bad(Reply(550, "5.7.1", "Relaying denied"));
+  }
+  if (has_rcpt(a)) {
+    // Accepted already: a second copy would be delivered twice.
+    s.reply = Reply(250, "2.1.5", "Recipient OK (duplicate ignored)");
+    return s;
   }
   if (env_.rcpts.size() >= settings_.max_recipients) {
     s.reply = Reply(452, "4.5.3", "Too many recipients");
@@ -411,8 +432,15 @@ Step Protocol::on_rcpt(std::string_view arg) {
   return s;
 }
 
+bool Protocol::has_rcpt(const Address& a) const {
+  // The local part is case-sensitive (RFC 5321 2.4); domains are kept lower-cased.
+  return std::any_of(env_.rcpts.begin(), env_.rcpts.end(), [&](const Address& r) {
+    return r.local == a.local && text::iequals(r.domain, a.domain);
+  });
+}
+
 void Protocol::rcpt_accepted(const Address& rcpt) {
-  env_.rcpts.push_back(rcpt);
+  if (!has_rcpt(rcpt)) env_.rcpts.push_back(rcpt);
   state_ = State::Rcpt;
 }
 
@@ -441,6 +469,25 @@ void DataDecoder::put(std::string_view s) {
     return;
   }
   out_.append(s);
+}
+
+// RFC 5321 2.3.8: CR and LF occur only together, as a line end. A bare CR is not content we
+// may pass on as is: a downstream that takes it for a line end would see "x<CR>.<CRLF>" as
+// the end of data and run what follows as commands (SMTP smuggling). It is replaced by a
+// space: turning it into CRLF could itself make a "." line, rejecting the message would
+// bounce mail from sloppy but honest clients, and DATA carries no binary content (we offer
+// neither BDAT nor BINARYMIME), so a space damages nothing a reader relies on.
+void DataDecoder::put_content(std::string_view s) {
+  if (std::memchr(s.data(), '\r', s.size()) == nullptr) return put(s);
+  std::string clean(s);
+  std::replace(clean.begin(), clean.end(), '\r', ' ');
+  put(clean);
+}
+
+void DataDecoder::end_line(bool crlf_on_wire) {
+  put("\r\n");
+  prev_crlf_ = crlf_on_wire;
+  s_ = S::LineStart;
 }
 
 size_t DataDecoder::feed(std::string_view data) {
@@ -481,13 +528,22 @@ size_t DataDecoder::feed(std::string_view data) {
           s_ = S::LineStart;
           continue;
         }
-        // ".\r" followed by something else: the dot was stuffing, the CR is content.
-        put("\r");
-        last_cr_ = true;
+        // ".\r" followed by something else: the dot was stuffing, the CR is a bare CR.
+        put(" ");
         line_len_ = 1;
         s_ = S::InLine;
         break;
       case S::InLine: {
+        if (pending_cr_) {
+          // The previous read ended with a CR: a CRLF split across reads, or a bare CR.
+          pending_cr_ = false;
+          if (data[i] == '\n') {
+            end_line(true);
+            ++i;
+            continue;
+          }
+          put(" ");
+        }
         const char* start = data.data() + i;
         const void* nl = std::memchr(start, '\n', n - i);
         size_t len = nl ? static_cast<const char*>(nl) - start : n - i;
@@ -499,18 +555,16 @@ size_t DataDecoder::feed(std::string_view data) {
             }
         line_len_ += len;
         if (line_len_ > max_line_) line_too_long_ = true;
-        if (len) {
-          put(std::string_view(start, len));
-          last_cr_ = start[len - 1] == '\r';
-        }
+        // A CR right before the LF ends the line; at the end of the read it may still be one.
+        bool cr_last = len > 0 && start[len - 1] == '\r';
+        put_content(std::string_view(start, cr_last ? len - 1 : len));
         i += len;
-        if (!nl) continue;
-        // A bare LF line end is stored as CRLF.
-        put(last_cr_ ? "\n" : "\r\n");
-        prev_crlf_ = last_cr_;
-        last_cr_ = false;
+        if (!nl) {
+          pending_cr_ = cr_last;
+          continue;
+        }
+        end_line(cr_last);  // a bare LF line end is stored as CRLF too
         ++i;
-        s_ = S::LineStart;
         break;
       }
     }

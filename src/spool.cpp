@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,8 +227,26 @@ Spool::Spool(const SpoolConfig& config) : dir_(config.dir), fsync_(config.fsync)
     fs::create_directories(dir_ + sub, ec);
     if (ec) throw std::runtime_error("spool: cannot create " + dir_ + sub + ": " + ec.message());
   }
+  // One daemon per spool: a second one (SO_REUSEPORT lets it bind the same port) would wipe
+  // the first's tmp/ in recover() and deliver its queue twice. The lock goes with the process,
+  // so a crashed daemon never leaves a stale one.
+  lock_fd_ = ::open((dir_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd_ < 0)
+    throw std::runtime_error("spool: cannot open " + dir_ + "/lock: " + std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw std::runtime_error(err == EWOULDBLOCK
+                                 ? "spool: " + dir_ + " is in use by another digued (" + dir_ +
+                                       "/lock is locked)"
+                                 : "spool: cannot lock " + dir_ + "/lock: " + std::strerror(err));
+  }
   queue_fd_ = ::open((dir_ + "/queue").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (queue_fd_ < 0) throw std::runtime_error("spool: cannot open " + dir_ + "/queue");
+  if (queue_fd_ < 0) {
+    ::close(lock_fd_);
+    throw std::runtime_error("spool: cannot open " + dir_ + "/queue");
+  }
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -239,6 +258,7 @@ Spool::~Spool() {
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   if (queue_fd_ >= 0) ::close(queue_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 std::string Spool::new_id() {
@@ -441,20 +461,25 @@ std::vector<SpoolRecord> Spool::recover() {
       out.push_back(std::move(l->record));
       continue;
     }
-    // Cut short: written but never synced, so never acknowledged (the client got no 250 and
-    // sends it again). Anything else we cannot read is kept aside for the postmaster.
+    // Only a framed file shorter than its own header says was cut short by a crash before
+    // its sync: never acknowledged (the client got no 250 and sends it again), so removed.
+    // Everything else we cannot read (no or unknown header, e.g. an older spool format, a
+    // garbled record) may be an acknowledged message: kept aside for the postmaster.
     std::ifstream in(path, std::ios::binary);
     std::string header;
-    std::getline(in, header);
+    bool got_header = static_cast<bool>(std::getline(in, header)) && !in.eof();
     unsigned long long rlen = 0, mlen = 0;
-    bool framed = std::sscanf(header.c_str(), "digue-spool 2 %llu %llu", &rlen, &mlen) == 2;
+    bool framed =
+        got_header && std::sscanf(header.c_str(), "digue-spool 2 %llu %llu", &rlen, &mlen) == 2;
     auto size = fs::file_size(path, ec);
-    if (!framed || (!ec && size < header.size() + 1 + rlen + mlen)) {
-      spdlog::info("spool: removing unacknowledged {}", id);
+    if (framed && !ec && size < header.size() + 1 + rlen + mlen) {
+      spdlog::info("spool: removing unacknowledged {} (cut short)", id);
       fs::remove(path, ec);
+    } else if (move_to(id, "corrupt")) {
+      spdlog::error("spool: unreadable queue file {}, moved to {}/corrupt", id, dir_);
     } else {
-      spdlog::error("spool: unreadable record {}, moved to spool/corrupt", id);
-      move_to(id, "corrupt");
+      spdlog::error("spool: unreadable queue file {}, left in {}/queue: cannot move to corrupt",
+                    id, dir_);
     }
   }
   return out;

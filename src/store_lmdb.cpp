@@ -8,6 +8,10 @@
 // (across processes, e.g. diguectl beside digued) and by write_mu_ inside the process.
 // Durability: see LmdbSync in store.hpp; the default (MDB_NOMETASYNC) costs one fdatasync per
 // write transaction and never corrupts the file; batch writes with apply()/update().
+// Another process may grow the map (diguectl with a larger map_size): a transaction that
+// meets MDB_MAP_RESIZED adopts the new size (a remap, while no transaction of ours is open)
+// and is retried once. Reader slots left by killed processes are cleared at open and by the
+// maintenance thread.
 #include <lmdb.h>
 
 #include <atomic>
@@ -16,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "digue/store.hpp"
@@ -87,6 +92,8 @@ class LmdbStore final : public Store {
       if (opt.sync == LmdbSync::Periodic) flags |= MDB_NOSYNC;
       int rc = mdb_env_open(env_, dir.c_str(), flags, 0640);
       if (rc != MDB_SUCCESS) fail("open " + dir, rc);
+      int dead = 0;
+      mdb_reader_check(env_, &dead);  // slots of killed processes would pin old pages
       max_key_ = static_cast<size_t>(mdb_env_get_maxkeysize(env_));
       MDB_txn* txn = nullptr;
       check(mdb_txn_begin(env_, nullptr, 0, &txn), "txn_begin");
@@ -293,18 +300,11 @@ class LmdbStore final : public Store {
           s.read_pool_.pop_back();
         }
       }
-      if (txn) {
-        int rc = mdb_txn_renew(txn);
-        if (rc != MDB_SUCCESS) {
-          mdb_txn_abort(txn);
-          fail("txn_renew", rc);
-        }
-      } else {
-        check(mdb_txn_begin(s.env_, nullptr, MDB_RDONLY, &txn), "txn_begin(read)");
-      }
+      check(s.start_txn(&txn, MDB_RDONLY), "txn_begin(read)");
     }
     ~ReadTxn() {
       mdb_txn_reset(txn);
+      --store.open_txns_;
       std::lock_guard lock(store.pool_mu_);
       if (store.read_pool_.size() < 64)
         store.read_pool_.push_back(txn);
@@ -315,11 +315,52 @@ class LmdbStore final : public Store {
     MDB_txn* txn = nullptr;
   };
 
+  // Begins a transaction (or renews *txn, a reset read transaction from the pool), counted in
+  // open_txns_ until the caller ends it and decrements. On MDB_MAP_RESIZED the new map size
+  // is adopted and the begin retried once.
+  int start_txn(MDB_txn** txn, unsigned flags) {
+    for (int attempt = 0;; ++attempt) {
+      int rc;
+      {
+        std::shared_lock lock(remap_mu_);
+        ++open_txns_;
+        if (*txn) {
+          rc = mdb_txn_renew(*txn);
+          if (rc != MDB_SUCCESS) {
+            mdb_txn_abort(*txn);
+            *txn = nullptr;
+          }
+        } else {
+          rc = mdb_txn_begin(env_, nullptr, flags, txn);
+          if (rc != MDB_SUCCESS) *txn = nullptr;
+        }
+        if (rc != MDB_SUCCESS) --open_txns_;
+      }
+      if (rc != MDB_MAP_RESIZED || attempt > 0 || !adopt_map_size()) return rc;
+    }
+  }
+
+  // mdb_env_set_mapsize(0) remaps: no transaction of this process may be open meanwhile. New
+  // ones wait on remap_mu_. The wait for open ones is bounded: one may be the caller's own
+  // (a lookup nested in a scan); that caller then gets the error, the next call retries.
+  bool adopt_map_size() {
+    std::unique_lock lock(remap_mu_);
+    for (int waited_ms = 0; open_txns_.load() > 0; ++waited_ms) {
+      if (waited_ms >= 200) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return mdb_env_set_mapsize(env_, 0) == MDB_SUCCESS;
+  }
+
   template <class Fn>
   void write(Fn&& fn) {
     std::lock_guard lock(write_mu_);
     MDB_txn* t = nullptr;
-    check(mdb_txn_begin(env_, nullptr, 0, &t), "txn_begin(write)");
+    check(start_txn(&t, 0), "txn_begin(write)");
+    struct Counted {
+      std::atomic<int>& n;
+      ~Counted() { --n; }
+    } counted{open_txns_};
     try {
       uint64_t now = now_ms();
       drain_expired(t, now);
@@ -432,6 +473,8 @@ class LmdbStore final : public Store {
           ++background_syncs_;
         }
         if (opt_.purge_interval.count() > 0 && steady_clock::now() >= next_purge) {
+          int dead = 0;
+          mdb_reader_check(env_, &dead);
           purge_expired();
           next_purge = steady_clock::now() + opt_.purge_interval;
         }
@@ -447,6 +490,8 @@ class LmdbStore final : public Store {
   MDB_dbi dbi_ = 0;
   size_t max_key_ = 511;
   std::mutex write_mu_;
+  std::shared_mutex remap_mu_;      // shared: starting a transaction; unique: a remap
+  std::atomic<int> open_txns_{0};   // this process's open transactions
   std::mutex pool_mu_;
   std::vector<MDB_txn*> read_pool_;
   std::mutex pending_mu_;

@@ -149,10 +149,14 @@ struct Config {
   LogConfig log;
   std::vector<SlotConfig> pipeline;            // [pipeline] order, with each slot's config
   std::map<std::string, DomainPolicy> domains; // key: lower-case domain
+  // A-label (punycode) form -> key in `domains`, for the domains written with U-labels.
+  std::map<std::string, std::string> idn_aliases;
   std::map<std::string, toml::table> filter_options;  // SlotConfig::options point here
   toml::table root;
 
-  // The policy for a recipient domain, or nullptr when we do not accept mail for it.
+  // The policy for a recipient domain, or nullptr when we do not accept mail for it. ASCII
+  // letters match in any case; a domain with non-ASCII labels matches in its UTF-8 and its
+  // A-label form (compared after IDNA mapping).
   const DomainPolicy* domain(std::string_view name) const;
 };
 

@@ -32,12 +32,14 @@ struct Reply {
 // Parses a reverse- or forward-path: "<local@domain>", "<@route:local@domain>", "<>".
 // Returns nullopt with *err set on a syntax error. Never accepts a bare address without <>
 // except when lenient (some clients send MAIL FROM:user@x; RFC says no, Postfix accepts).
+// UTF-8 in the address is allowed when the path carries SMTPUTF8 or `utf8_transaction` is
+// set (a RCPT in a transaction whose MAIL carried SMTPUTF8).
 struct PathResult {
   Address address;
   std::vector<std::pair<std::string, std::string>> params;  // ESMTP "KEY=VALUE", keys upper
 };
 std::optional<PathResult> parse_path_and_params(std::string_view text, bool allow_empty,
-                                                std::string* err);
+                                                std::string* err, bool utf8_transaction = false);
 
 // Local parts that could make a downstream server relay further ("user%other",
 // "user!other", quoted "@"): refused for our own domains.
@@ -53,7 +55,10 @@ struct Settings {
   int max_bad_commands = 10;
   bool tls_available = false;  // STARTTLS may be offered
   bool tls_active = false;
+  // Called with the domain ASCII-lower-cased, U-labels byte for byte as sent.
   std::function<bool(const std::string& domain)> accepts_domain;
+  // Where "RCPT TO:<postmaster>" (no domain) goes; empty: refused.
+  std::string postmaster_domain;
 };
 
 // What the session must do after a command line.
@@ -99,6 +104,7 @@ class Protocol {
   Step on_mail(std::string_view arg);
   Step on_rcpt(std::string_view arg);
   void reset_transaction();
+  bool has_rcpt(const Address& a) const;
 
   Settings settings_;
   State state_ = State::Ready;
@@ -110,8 +116,9 @@ class Protocol {
 // DATA decoder: dot-unstuffing and end-of-data detection across reads. Only <CRLF>.<CRLF>
 // ends the message, and only when the line before it also ended with CRLF: <LF>.<CRLF>,
 // <LF>.<LF>, <CR>.<CR><LF> are content (the SMTP smuggling class). Bare LF line ends are
-// stored as CRLF so that what we pass downstream has one unambiguous line ending; a "." line
-// after a bare LF is kept as content (the delivery side dot-stuffs it again).
+// stored as CRLF and a bare CR (not followed by LF) is replaced by a space, so that what we
+// pass downstream has one unambiguous line ending; a "." line after a bare LF is kept as
+// content (the delivery side dot-stuffs it again).
 class DataDecoder {
  public:
   DataDecoder(size_t max_size, size_t max_line);
@@ -128,12 +135,14 @@ class DataDecoder {
  private:
   enum class S : uint8_t { LineStart, Dot, DotCr, InLine };
   void put(std::string_view s);
+  void put_content(std::string_view s);  // line content: bare CRs become spaces
+  void end_line(bool crlf_on_wire);       // stores CRLF, the next byte starts a line
   S s_ = S::LineStart;
   std::string out_;
   size_t max_size_, max_line_;
   size_t size_ = 0, line_len_ = 0;
   bool done_ = false, too_big_ = false, line_too_long_ = false, has_8bit_ = false;
-  bool last_cr_ = false;
+  bool pending_cr_ = false;  // the last read ended with a CR inside a line
   // The previous line ended with CRLF on the wire (not a bare LF): only then does "." + CRLF
   // end the data. The start of DATA counts as a CRLF line end.
   bool prev_crlf_ = true;

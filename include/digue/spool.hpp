@@ -10,10 +10,13 @@
 // session answers 452 4.3.1 and nothing is acknowledged.
 // States: received (spooled, not yet filtered), queued (filtered, to deliver), deferred
 // (retry at next_try), held (attachment-hash hold), quarantined, done (removed).
-// On start, recover() returns every record so that nothing acknowledged is lost; a crash may
-// at worst deliver a message twice (a delivery that succeeded just before the crash is not
-// recorded yet). update() replaces the file durably (tmp, fsync, rename), so a crash never
-// leaves an acknowledged message's file empty or short.
+// On start, recover() returns every record so that nothing acknowledged is lost: it deletes only
+// a file whose header parses and which is shorter than its lengths (never synced, so never
+// acknowledged) and moves any other unreadable file to corrupt/. One process per spool directory
+// (an flock on <dir>/lock, taken by the constructor). A crash may at worst deliver a message
+// twice (a delivery that succeeded just before the crash is not recorded yet). update() replaces
+// the file durably (tmp, fsync, rename), so a crash never leaves an acknowledged message's file
+// empty or short.
 #pragma once
 
 #include <boost/asio/associated_executor.hpp>
@@ -70,6 +73,8 @@ struct SpoolRecord {
 
 class Spool {
  public:
+  // Takes an exclusive lock on <dir>/lock (held until destruction); throws when another
+  // process holds it.
   explicit Spool(const SpoolConfig& config);
   ~Spool();
   Spool(const Spool&) = delete;
@@ -141,6 +146,7 @@ class Spool {
   std::string dir_;
   bool fsync_;
   int queue_fd_ = -1;
+  int lock_fd_ = -1;  // flock'ed for the spool's lifetime: one daemon per spool directory
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> pending_;

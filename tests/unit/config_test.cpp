@@ -12,17 +12,29 @@ std::shared_ptr<const Config> with_downstream(const std::string& target) {
                       "test.toml");
 }
 
+// The config is refused with an error naming key and line.
+void check_refused(const std::string& text, const std::string& key, int line) {
+  INFO(text);
+  try {
+    parse_config(text, "t.toml");
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK(e.key == key);
+    CHECK(e.line == line);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("config: downstream targets use the delivery parser's grammar", "[config]") {
   // Accepted by the queue, so accepted here.
   for (const char* ok : {"maildir", "maildir:/srv/mail", "mx.example.test", "mx.example.test:2525",
                          "smtp:mx.example.test:2525", "lmtp:127.0.0.1:24", "[2001:db8::1]:25",
-                         "192.0.2.1"})
+                         "192.0.2.1", "maildir1.corp", "maildirx"})
     CHECK_NOTHROW(with_downstream(ok));
   // Refused here, with the key and line, instead of being dropped by the queue at delivery
   // time (the mail would wait for queue_lifetime, then bounce).
-  for (const char* bad : {"[mx.example.test]", "mx.example.test:0", "maildirx", "lmtp:",
+  for (const char* bad : {"[mx.example.test]", "mx.example.test:0", "maildir:", "lmtp:",
                           "host name"}) {
     CHECK_THROWS_AS(with_downstream(bad), ConfigError);
     try {
@@ -38,5 +50,47 @@ TEST_CASE("config: bounce_relay uses the delivery parser's grammar", "[config]")
   CHECK_NOTHROW(parse_config("[delivery]\nbounce_relay = \"smtp:relay.example.test:587\"\n",
                              "t.toml"));
   CHECK_THROWS_AS(parse_config("[delivery]\nbounce_relay = \"[relay.example.test]\"\n", "t.toml"),
+                  ConfigError);
+}
+
+TEST_CASE("config: durations are at least a second", "[config]") {
+  for (const char* key : {"queue_lifetime", "retry_min", "retry_max", "connect_timeout",
+                          "command_timeout"})
+    check_refused(std::string("[delivery]\n") + key + " = 0\n", std::string("delivery.") + key,
+                  2);
+  for (const char* key : {"greeting_timeout", "command_timeout", "data_timeout"})
+    CHECK_THROWS_AS(parse_config(std::string("[server]\n") + key + " = 0\n", "t.toml"),
+                    ConfigError);
+  CHECK_NOTHROW(parse_config("[server]\nshutdown_grace = 0\n", "t.toml"));
+  CHECK_NOTHROW(parse_config("[delivery]\nretry_min = 1\nretry_max = 1\n", "t.toml"));
+}
+
+TEST_CASE("config: retry_min <= retry_max, downstream not empty", "[config]") {
+  check_refused("[delivery]\nretry_min = 600\nretry_max = 60\n", "delivery.retry_min", 2);
+  // Against the default retry_max (3600 s) as well.
+  CHECK_THROWS_AS(parse_config("[delivery]\nretry_min = 7200\n", "t.toml"), ConfigError);
+  check_refused("[domains.\"example.test\"]\ndownstream = []\n",
+                "domains.\"example.test\".downstream", 2);
+}
+
+TEST_CASE("config: hosted domain lookup", "[config]") {
+  auto c = parse_config("[domains.\"Example.TEST\"]\n[domains.\"b\xc3\xbc" "cher.test\"]\n",
+                        "t.toml");
+  // ASCII domains match whatever their case; U-labels byte for byte (ASCII lower-cased).
+  CHECK(c->domain("example.test"));
+  CHECK(c->domain("EXAMPLE.test"));
+  CHECK(c->domain("b\xc3\xbc" "cher.test"));
+  CHECK(c->domain("B\xc3\xbc" "CHER.TEST"));
+  CHECK(!c->domain("b\xc3\xa4" "cher.test"));
+  // The same domain in A-label form, as clients without SMTPUTF8 send it, and the reverse.
+  CHECK(c->domain("xn--bcher-kva.test") == c->domain("b\xc3\xbc" "cher.test"));
+  CHECK(c->domain("XN--BCHER-KVA.TEST"));
+  auto a = parse_config("[domains.\"xn--mnchen-3ya.test\"]\n", "t.toml");
+  CHECK(a->domain("m\xc3\xbc" "nchen.test"));
+  CHECK(!a->domain("munchen.test"));
+  // Both spellings of one domain are one domain.
+  CHECK_THROWS_AS(parse_config("[domains.\"xn--bcher-kva.test\"]\n"
+                               "[domains.\"b\xc3\xbc" "cher.test\"]\n",
+                               "t.toml"),
                   ConfigError);
 }

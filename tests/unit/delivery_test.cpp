@@ -51,6 +51,15 @@ TEST_CASE("target parse", "[delivery]") {
   CHECK(t->path == "/var/mail");
   CHECK(t->key() == "maildir:/var/mail");
   CHECK(!Target::parse("maildir", ""));
+  // A host whose name starts with "maildir" is a host.
+  t = Target::parse("maildir1.corp:2525", "/var/mail");
+  REQUIRE(t);
+  CHECK(t->kind == Target::Kind::Smtp);
+  CHECK(t->host == "maildir1.corp");
+  CHECK(t->port == 2525);
+  t = Target::parse("smtp:maildir", "/var/mail");
+  REQUIRE(t);
+  CHECK(t->kind == Target::Kind::Smtp);
   CHECK(!Target::parse("", ""));
   CHECK(!Target::parse("host:0", ""));
   CHECK(!Target::parse("host:70000", ""));
@@ -70,6 +79,9 @@ TEST_CASE("dot stuffing", "[delivery]") {
   CHECK(dot_stuff("x\r\n.") == "x\r\n..\r\n");
   CHECK(dot_stuff("bare\n.lf\n") == "bare\r\n..lf\r\n");
   CHECK(dot_stuff("") == "");
+  // A bare CR never goes out: "x<CR>.<CRLF>" would end the data for some receivers.
+  CHECK(dot_stuff("x\r.\r\nMAIL FROM:<a@b>\r\n") == "x .\r\nMAIL FROM:<a@b>\r\n");
+  CHECK(dot_stuff("a\r\r\nb\r") == "a \r\nb \r\n");
   CHECK(dot_stuff("..\r\n") == "...\r\n");
 }
 

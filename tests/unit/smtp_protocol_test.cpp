@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "digue/smtp_protocol.hpp"
+#include "digue/text.hpp"
 
 using namespace digue::smtp;
 
@@ -51,6 +52,11 @@ TEST_CASE("path parsing", "[smtp]") {
   CHECK(!parse_path_and_params("<u@>", false, &err));
   CHECK(!parse_path_and_params("<ü@example.test>", false, &err));
   CHECK(parse_path_and_params("<ü@example.test> SMTPUTF8", false, &err));
+  // SMTPUTF8 allows UTF-8, not any byte above 127.
+  CHECK(!parse_path_and_params("<\xc3@example.test> SMTPUTF8", false, &err));
+  CHECK(!parse_path_and_params("<u@\xff.test>", false, &err, true));
+  CHECK(!parse_path_and_params("<\xc0\xaf@example.test>", false, &err, true));  // overlong
+  CHECK(parse_path_and_params("<u@b\xc3\xbc" "cher.test>", false, &err, true));
 }
 
 TEST_CASE("never an open relay", "[smtp]") {
@@ -73,6 +79,80 @@ TEST_CASE("never an open relay", "[smtp]") {
   Step ok = p.on_line("RCPT TO:<@other.test:u@Example.Test>");
   CHECK(ok.kind == Step::Kind::Rcpt);
   CHECK(ok.rcpt.domain == "example.test");
+}
+
+TEST_CASE("SMTPUTF8 on MAIL allows UTF-8 recipients", "[smtp]") {
+  Settings st = settings();
+  // As Config::domain looks domains up: ASCII-lower-cased, other bytes as they are.
+  st.accepts_domain = [](const std::string& d) {
+    std::string l = digue::text::lower(d);
+    return l == "example.test" || l == "b\xc3\xbc" "cher.test";
+  };
+  Protocol p(st);
+  p.on_line("EHLO client.test");
+  REQUIRE(p.on_line("MAIL FROM:<a@b.test> SMTPUTF8").kind == Step::Kind::Mail);
+  p.mail_accepted();
+  Step u = p.on_line("RCPT TO:<jos\xc3\xa9@example.test>");
+  REQUIRE(u.kind == Step::Kind::Rcpt);
+  CHECK(u.rcpt.local == "jos\xc3\xa9");
+  Step d = p.on_line("RCPT TO:<u@B\xc3\xbc" "CHER.test>");
+  REQUIRE(d.kind == Step::Kind::Rcpt);
+  CHECK(d.rcpt.domain == "b\xc3\xbc" "cher.test");
+  // The relay check is unchanged: a UTF-8 domain we do not host is refused.
+  CHECK(p.on_line("RCPT TO:<u@b\xc3\xa4" "cher.test>").reply.code == 550);
+  // Without SMTPUTF8 on MAIL, UTF-8 stays a syntax error.
+  Protocol q(st);
+  q.on_line("EHLO client.test");
+  q.on_line("MAIL FROM:<a@b.test>");
+  q.mail_accepted();
+  CHECK(q.on_line("RCPT TO:<jos\xc3\xa9@example.test>").reply.code == 501);
+  // RSET ends the transaction and its SMTPUTF8.
+  p.on_line("RSET");
+  p.on_line("MAIL FROM:<a@b.test>");
+  p.mail_accepted();
+  CHECK(p.on_line("RCPT TO:<jos\xc3\xa9@example.test>").reply.code == 501);
+}
+
+TEST_CASE("a repeated recipient is accepted once", "[smtp]") {
+  Protocol p(settings());
+  p.on_line("EHLO client.test");
+  p.on_line("MAIL FROM:<a@b.test>");
+  p.mail_accepted();
+  Step r = p.on_line("RCPT TO:<User@example.test>");
+  REQUIRE(r.kind == Step::Kind::Rcpt);
+  p.rcpt_accepted(r.rcpt);
+  // Same address, domain in another case: 250, not a second copy (and not up to the limit).
+  Step again = p.on_line("RCPT TO:<User@EXAMPLE.test>");
+  CHECK(again.kind == Step::Kind::Reply);
+  CHECK(again.reply.code == 250);
+  p.rcpt_accepted(r.rcpt);  // idempotent as well
+  CHECK(p.envelope().rcpts.size() == 1);
+  // The local part is case-sensitive: another recipient.
+  Step other = p.on_line("RCPT TO:<user@example.test>");
+  REQUIRE(other.kind == Step::Kind::Rcpt);
+  p.rcpt_accepted(other.rcpt);
+  CHECK(p.envelope().rcpts.size() == 2);
+}
+
+TEST_CASE("RCPT TO:<postmaster> without a domain", "[smtp]") {
+  Settings st = settings();
+  st.postmaster_domain = "example.test";
+  Protocol p(st);
+  p.on_line("EHLO client.test");
+  p.on_line("MAIL FROM:<a@b.test>");
+  p.mail_accepted();
+  Step r = p.on_line("RCPT TO:<PostMaster>");
+  REQUIRE(r.kind == Step::Kind::Rcpt);
+  CHECK(r.rcpt.local == "postmaster");
+  CHECK(r.rcpt.domain == "example.test");
+  CHECK(p.on_line("RCPT TO:<postmasterx>").reply.code == 501);
+  // No hosted domain: a clear refusal instead of a syntax error.
+  Protocol none(settings());
+  none.on_line("EHLO client.test");
+  none.on_line("MAIL FROM:<a@b.test>");
+  none.mail_accepted();
+  CHECK(none.on_line("RCPT TO:<postmaster>").reply.wire() ==
+        "550 5.1.1 No postmaster here: this relay hosts no domain\r\n");
 }
 
 TEST_CASE("sequence, limits and replies", "[smtp]") {
@@ -148,7 +228,7 @@ TEST_CASE("DATA decoding across chunk boundaries", "[smtp]") {
   CHECK(rest == 6);
   // Bare LF line ends are normalised; "\n.\n" does not end the message (smuggling).
   CHECK(decode({"a\nb\n.\nc\r\n.\r\n"}) == "a\r\nb\r\n\r\nc\r\n");
-  CHECK(decode({"a\r\n.\rx\r\n.\r\n"}) == "a\r\n\rx\r\n");
+  CHECK(decode({"a\r\n.\rx\r\n.\r\n"}) == "a\r\n x\r\n");
   // Byte by byte.
   std::string in = "H: v\r\n\r\n..dot\r\nend\r\n.\r\n";
   std::vector<std::string> bytes;
@@ -168,12 +248,12 @@ TEST_CASE("DATA ends only at CRLF.CRLF (SMTP smuggling)", "[smtp]") {
     INFO("cut " << cut);
     CHECK(decode({in.substr(0, cut), in.substr(cut)}) == "a\r\n.\r\nMAIL FROM:<x@y>\r\n");
   }
-  // <CR>.<CRLF>: a lone CR is no line end.
-  CHECK(decode({"a\r.\r\nRSET\r\n.\r\n"}) == "a\r.\r\nRSET\r\n");
-  // <CR>.<CR><LF> after a CRLF line: the dot is stuffing, CR CR LF is content.
-  CHECK(decode({"a\r\n.\r\r\n.\r\n"}) == "a\r\n\r\r\n");
+  // <CR>.<CRLF>: a lone CR is no line end (and is not passed on, see below).
+  CHECK(decode({"a\r.\r\nRSET\r\n.\r\n"}) == "a .\r\nRSET\r\n");
+  // <CR>.<CR><LF> after a CRLF line: the dot is stuffing, the first CR a bare one.
+  CHECK(decode({"a\r\n.\r\r\n.\r\n"}) == "a\r\n \r\n");
   // <LF>.<LF> and <LF>.<CR> followed by more.
-  CHECK(decode({"a\n.\nb\n.\rc\r\n.\r\n"}) == "a\r\n\r\nb\r\n\rc\r\n");
+  CHECK(decode({"a\n.\nb\n.\rc\r\n.\r\n"}) == "a\r\n\r\nb\r\n c\r\n");
   // An empty bare-LF line, then "." CRLF: still content.
   CHECK(decode({"a\r\n\n.\r\nb\r\n.\r\n"}) == "a\r\n\r\n.\r\nb\r\n");
   // A bare-LF line followed by a CRLF line, then the real end.
@@ -192,6 +272,47 @@ TEST_CASE("DATA ends only at CRLF.CRLF (SMTP smuggling)", "[smtp]") {
   std::vector<std::string> bytes;
   for (char c : smuggle) bytes.emplace_back(1, c);
   CHECK(decode(bytes) == "a\r\n.\r\nRCPT TO:<v@example.test>\r\n");
+}
+
+TEST_CASE("DATA: a bare CR never reaches the downstream (SMTP smuggling)", "[smtp]") {
+  // A downstream that takes a bare CR for a line end would see "x<CR>.<CRLF>" as the end of
+  // data and the MAIL/RCPT/DATA after it as a second, forged transaction.
+  struct Case {
+    std::string in, out;
+  };
+  const std::vector<Case> cases = {
+      {"x\r.\r\nMAIL FROM:<a@evil.test>\r\nRCPT TO:<v@example.test>\r\nDATA\r\nforged\r\n"
+       ".\r\n",
+       "x .\r\nMAIL FROM:<a@evil.test>\r\nRCPT TO:<v@example.test>\r\nDATA\r\nforged\r\n"},
+      {"x\r\n.\r.\rMAIL FROM:<a@evil.test>\r\n.\r\n", "x\r\n . MAIL FROM:<a@evil.test>\r\n"},
+      {"x\r\r\n.\r\r\nQUIT\r\n.\r\n", "x \r\n \r\nQUIT\r\n"},
+      {"\r.\r\r\n.\r\n", " . \r\n"},
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const auto& [in, out] = cases[c];
+    CHECK(decode({in}) == out);
+    // Split at every place, so that a CR at the end of a read is decided by the next one.
+    for (size_t cut = 1; cut < in.size(); ++cut) {
+      INFO("case " << c << " cut " << cut);
+      std::string got = decode({in.substr(0, cut), in.substr(cut)});
+      CHECK(got == out);
+    }
+  }
+  // A CRLF split across reads is still a line end; a bare CR at the end of a read is not.
+  CHECK(decode({"a\r", "\nb\r", "c\r\n.\r\n"}) == "a\r\nb c\r\n");
+  CHECK(decode({"a\r", "\r", "\n.\r\n"}) == "a \r\n");
+  // No bare CR survives, whatever the input.
+  const std::string noise = "\r\r.\r\n\r\n.\r\r\n\n.\n\r";
+  for (size_t cut = 0; cut <= noise.size(); ++cut) {
+    DataDecoder d(1 << 20, 1 << 20);
+    d.feed(noise.substr(0, cut));
+    d.feed(noise.substr(cut));
+    d.feed("\r\n.\r\n");
+    REQUIRE(d.done());
+    const std::string& m = d.message();
+    for (size_t i = 0; i < m.size(); ++i)
+      if (m[i] == '\r') CHECK((i + 1 < m.size() && m[i + 1] == '\n'));
+  }
 }
 
 TEST_CASE("DATA limits", "[smtp]") {

@@ -101,11 +101,21 @@ TEST_CASE("spool commit, recover, orphans", "[spool]") {
   f = std::fopen((dir + "/queue/GARBLED").c_str(), "w");
   std::fputs("digue-spool 2 4 2\nxxxxyy", f);
   std::fclose(f);
+  // No parseable header (an older format, a foreign or damaged file): possibly acknowledged,
+  // so kept aside too, never taken for a torn write.
+  f = std::fopen((dir + "/queue/OLDFORMAT").c_str(), "w");
+  std::fputs("digue-spool 1\nid OLDFORMAT\nend\n", f);
+  std::fclose(f);
+  f = std::fopen((dir + "/queue/NOHEADER").c_str(), "w");
+  std::fputs("garbage", f);
+  std::fclose(f);
   Spool again(cfg);
   auto recs = again.recover();
   CHECK(recs.size() == 20);
   CHECK(!std::filesystem::exists(dir + "/queue/CUTSHORT"));
   CHECK(std::filesystem::exists(dir + "/corrupt/GARBLED"));
+  CHECK(std::filesystem::exists(dir + "/corrupt/OLDFORMAT"));
+  CHECK(std::filesystem::exists(dir + "/corrupt/NOHEADER"));
   // A deferral rewrites the record and keeps the message.
   recs[0].attempts = 3;
   REQUIRE(again.update(recs[0]));
@@ -116,4 +126,17 @@ TEST_CASE("spool commit, recover, orphans", "[spool]") {
   auto msg = again.load_message(recs[0].id);
   REQUIRE(msg);
   CHECK(msg->rfind("Subject: ", 0) == 0);
+}
+
+TEST_CASE("spool: one process per spool directory", "[spool]") {
+  TempDir tmp;
+  SpoolConfig cfg;
+  cfg.dir = tmp.path;
+  {
+    Spool first(cfg);
+    // A second daemon on the same spool would wipe the first's tmp/ in recover().
+    CHECK_THROWS_WITH(Spool(cfg), Catch::Contains(tmp.path) && Catch::Contains("in use"));
+  }
+  Spool after(cfg);  // released with the first
+  CHECK(std::filesystem::exists(tmp.path + "/lock"));
 }

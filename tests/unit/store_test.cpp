@@ -2,6 +2,8 @@
 #include "digue/store.hpp"
 
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -207,6 +209,39 @@ TEST_CASE("lmdb store rejects bad keys and reports a full map", "[store]") {
   // The store still works after the failed transaction.
   s->put("small", "ok");
   CHECK(s->get("small") == "ok");
+}
+
+TEST_CASE("lmdb store adopts a map grown by another process", "[store]") {
+  TempDir dir;
+  digue::LmdbOptions small;
+  small.map_size = size_t{1} << 20;
+  small.purge_interval = 0s;  // no maintenance thread: the fork below copies only this one
+  auto s = digue::make_lmdb_store(dir.path, small);
+  s->put("before", "1");
+  CHECK(s->get("before") == "1");  // a pooled read transaction, renewed below
+  // Another process (diguectl bayes train with a larger map_size) fills more than our map.
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int rc = 1;
+    try {
+      auto big = digue::make_lmdb_store(dir.path, size_t{16} << 20);
+      std::string value(64 * 1024, 'x');
+      for (int i = 0; i < 64; ++i) big->put("big:" + std::to_string(i), value);
+      rc = 0;
+    } catch (...) {
+    }
+    ::_exit(rc);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  // Without adopting the new size every transaction would fail with MDB_MAP_RESIZED.
+  CHECK(s->get("big:63") == std::string(64 * 1024, 'x'));
+  s->put("after", "2");
+  CHECK(s->get("after") == "2");
+  CHECK(s->get("before") == "1");
 }
 
 TEST_CASE("lmdb periodic sync mode works", "[store]") {
