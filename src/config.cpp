@@ -11,6 +11,7 @@
 #include "digue/delivery.hpp"
 #include "digue/filter_registry.hpp"
 #include "digue/options.hpp"
+#include "digue/recipient_list.hpp"
 #include "digue/resolver.hpp"
 #include "digue/text.hpp"
 
@@ -87,6 +88,28 @@ void read_server(Config& c, const toml::table& t) {
   r.finish();
 }
 
+void read_verification(OptionReader& r, RecipientVerification& v) {
+  std::string mode = r.str("verify_recipients", "off");
+  if (mode == "off") v.mode = RecipientVerification::Mode::Off;
+  else if (mode == "callout") v.mode = RecipientVerification::Mode::Callout;
+  else r.fail("verify_recipients", "must be off or callout");
+  std::string tempfail = r.str("verify_tempfail", "defer");
+  if (tempfail == "defer") v.tempfail_accept = false;
+  else if (tempfail == "accept") v.tempfail_accept = true;
+  else r.fail("verify_tempfail", "must be defer or accept");
+  v.timeout = seconds(r, "verify_timeout", v.timeout, 1, 300);
+  v.positive_ttl = seconds(r, "verify_positive_ttl", v.positive_ttl);
+  v.negative_ttl = seconds(r, "verify_negative_ttl", v.negative_ttl);
+  v.list_path = r.str("recipients", "");
+  if (!v.list_path.empty()) {
+    try {
+      v.list = RecipientList::load(v.list_path);
+    } catch (const std::invalid_argument& e) {
+      r.fail("recipients", e.what());
+    }
+  }
+}
+
 void read_domain(Config& c, const std::string& name, const toml::node& node) {
   const std::string prefix = "domains.\"" + name + "\"";
   if (!node.is_table()) config_fail(prefix, &node, "expected a table");
@@ -120,6 +143,7 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   d.always_spam_ips = cidrs(r, "always_spam_ips");
   d.greylisting = r.boolean("greylisting", false);
   d.whitelist_from_header = r.boolean("whitelist_from_header", true);
+  read_verification(r, d.verify);
   r.finish();
   if (c.domains.count(d.name)) config_fail(prefix, &node, "domain listed twice");
   std::string ace = lower(dns::a_labels(d.name));

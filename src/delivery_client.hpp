@@ -33,6 +33,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // One transaction; one result per rcpt of the job. Never throws for network errors.
   boost::asio::awaitable<std::vector<RcptResult>> transaction(const Job& job);
+  // Recipient verification: MAIL FROM:<> and RCPT TO:<rcpt>, never DATA (src/delivery_probe.cpp).
+  // The reply to RCPT; TempFail when MAIL was refused or the connection failed.
+  boost::asio::awaitable<RcptResult> probe(const Address& rcpt);
   // RSET before reuse; false when the connection is dead (it is then broken).
   boost::asio::awaitable<bool> reset();
   // QUIT (waiting briefly for the reply) and close.

@@ -13,6 +13,7 @@
 
 #include "digue/headers.hpp"
 #include "digue/queue.hpp"
+#include "digue/rcpt_verify.hpp"
 #include "digue/resolver.hpp"
 #include "digue/smtp_protocol.hpp"
 #include "digue/spool.hpp"
@@ -116,6 +117,7 @@ struct Server::Impl {
   Queue& queue;
   std::shared_ptr<ssl::context> tls;
   asio::thread_pool cpu_pool;
+  std::unique_ptr<RecipientVerifier> verifier;  // outlives the workers' suspended sessions
   std::vector<std::unique_ptr<Worker>> workers;
   std::mutex conn_mu;
   std::unordered_map<std::string, int> per_ip;
@@ -446,6 +448,8 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
   set_deadline(kProcessingBudget);  // also when the command came with an earlier read
   const DomainPolicy* policy = config_->domain(rcpt.domain);
   if (!policy) co_return smtp::Reply(550, "5.7.1", "Relaying denied");
+  VerifyResult checked = co_await impl_.verifier->check(*policy, rcpt, config_->server.hostname);
+  if (auto refusal = verify_reply(policy->verify, rcpt, checked)) co_return *refusal;
   auto env = std::make_shared<Envelope>(proto_->envelope());
   env->rcpts.push_back(rcpt);
   run_->set_envelope(env);
@@ -647,6 +651,7 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
 Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline,
                Spool& spool, Queue& queue, Store* store)
     : impl_(std::make_unique<Impl>(*this, std::move(config), std::move(pipeline), spool, queue)) {
+  impl_->verifier = std::make_unique<RecipientVerifier>(store);
   const ServerConfig& sc = impl_->config->server;
   int n = sc.threads > 0 ? sc.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
@@ -758,6 +763,8 @@ void Server::stop() {
     }, log_escaped("shutdown"));
   }
 }
+
+const VerifyStats& Server::verify_stats() const { return impl_->verifier->stats(); }
 
 void Server::reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline) {
   std::lock_guard lk(impl_->mu);

@@ -62,6 +62,21 @@ const char* to_string(SpamMode m);
 // The seven levels' thresholds, most aggressive first; level 4 is the default 7.5.
 inline constexpr double kLevelThresholds[7] = {3.0, 4.5, 6.0, 7.5, 9.0, 10.5, 12.0};
 
+class RecipientList;
+
+// Recipient verification at RCPT time (see include/digue/rcpt_verify.hpp): keys verify_*
+// and recipients in the domain's table. The static list, when given, is checked first.
+struct RecipientVerification {
+  enum class Mode : uint8_t { Off, Callout };
+  Mode mode = Mode::Off;                       // verify_recipients = "off" | "callout"
+  bool tempfail_accept = false;                // verify_tempfail = "defer" (450) | "accept"
+  std::chrono::seconds timeout{10};            // verify_timeout: the whole callout
+  std::chrono::seconds positive_ttl{7 * 86400};  // verify_positive_ttl
+  std::chrono::seconds negative_ttl{3 * 3600};   // verify_negative_ttl
+  std::string list_path;                       // recipients = "/path"; "" = no list
+  std::shared_ptr<const RecipientList> list;   // loaded with the config
+};
+
 struct DomainPolicy {
   std::string name;
   std::vector<std::string> downstream;  // "host[:port]", "lmtp:host:port", "maildir:/path"
@@ -76,6 +91,7 @@ struct DomainPolicy {
   std::vector<net::Cidr> always_spam_ips;
   bool greylisting = false;
   bool whitelist_from_header = true;
+  RecipientVerification verify;
   int line = 0;                         // where the [domains."x"] table starts
 };
 

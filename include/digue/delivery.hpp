@@ -148,6 +148,18 @@ class Deliverer {
   std::shared_ptr<Impl> impl_;
 };
 
+// Recipient verification (callout, Postfix's address verification): asks the first target
+// of targets that answers whether it takes rcpt, with a fresh, unpooled connection: greeting,
+// EHLO/LHLO, MAIL FROM:<>, RCPT TO:<rcpt>, then QUIT in the background (never DATA). Plain
+// text: no message content is sent. Each step is bounded by options.timeouts; the caller
+// bounds the whole. The result is the reply to RCPT: Delivered (2xx), PermFail (5xx),
+// TempFail (4xx). A target that cannot be reached (refused, timeout, greeting or EHLO
+// refused) is skipped for the next; none left: TempFail saying why. MAIL FROM:<> refused:
+// TempFail (the answer says nothing about the recipient). A Maildir target reached first:
+// Delivered (a local mailbox is made on delivery).
+boost::asio::awaitable<RcptResult> probe_recipient(std::vector<Target> targets, Address rcpt,
+                                                   Options options);
+
 // Dot-stuffs a message for DATA: a "." at the start of a line is doubled, bare LF becomes
 // CRLF, and a final line without CRLF gets one. The terminating ".\r\n" is NOT appended.
 std::string dot_stuff(std::string_view data);

@@ -22,6 +22,7 @@ namespace digue {
 class Spool;
 class Queue;
 class Store;
+struct VerifyStats;
 
 struct ServerStats {
   std::atomic<uint64_t> connections{0}, refused_connections{0}, messages{0}, accepted{0},
@@ -45,6 +46,7 @@ class Server {
   void reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline);
 
   const ServerStats& stats() const { return stats_; }
+  const VerifyStats& verify_stats() const;  // recipient verification (rcpt_verify.hpp)
 
  private:
   struct Impl;

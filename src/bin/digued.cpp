@@ -17,6 +17,7 @@
 #include "digue/config.hpp"
 #include "digue/pipeline.hpp"
 #include "digue/queue.hpp"
+#include "digue/rcpt_verify.hpp"
 #include "digue/server.hpp"
 #include "digue/spool.hpp"
 #include "digue/store.hpp"
@@ -150,6 +151,11 @@ int main(int argc, char** argv) {
                        s.rejected.load(), s.tempfailed.load(), s.spool_errors.load(),
                        q.delivered.load(), q.deferred.load(), q.quarantined.load(),
                        q.dsn_sent.load(), spool.commits(), spool.batches());
+          const auto& v = server.verify_stats();
+          spdlog::info("stats rcpt_verify verified={} rejected={} tempfailed={} cache_hits={} "
+                       "callouts={} store_errors={}",
+                       v.verified.load(), v.rejected.load(), v.tempfailed.load(),
+                       v.cache_hits.load(), v.callouts.load(), v.store_errors.load());
         } else {
           sd_notify(0, "STOPPING=1");
           spdlog::info("signal {}: stopping", strsignal(sig));

@@ -1,0 +1,94 @@
+// RecipientVerifier: refuses at RCPT time the recipients a hosted domain does not have, so
+// that mail for them is never accepted and then bounced to a (forgeable) envelope sender:
+// backscatter (Postfix's reject_unverified_recipient / address verification).
+// Contract:
+// - check() decides for one recipient of a hosted domain, from its policy's `verify`:
+//   1. "postmaster" is always accepted (RFC 5321 4.5.1).
+//   2. The static list (`recipients = "/path"`), when given, is authoritative for refusal: a
+//      recipient not on it gets 550 5.1.1 at once, without a callout.
+//   3. verify_recipients = "callout": the cache in the Store (keys "rcptv:<domain>:<local>"),
+//      else a callout (delivery::probe_recipient) to the domain's first reachable downstream,
+//      bounded as a whole by verify_timeout. Maildir downstreams accept.
+//   4. "off" (default): accepted (after the list, if any).
+// - Callout answers: 2xx -> accepted, cached verify_positive_ttl; 5xx -> 550 5.1.1 with the
+//   downstream's text (printable ASCII, truncated), cached verify_negative_ttl; anything else
+//   (4xx, refused, timeout, MAIL FROM:<> refused) is never cached: 450 4.1.1, or, with
+//   verify_tempfail = "accept", accepted with a warning (counted in tempfailed).
+// - Concurrent callouts for one address share one probe (the others wait for its answer).
+// - A Store error is logged, counted and read as a cache miss: it never refuses anyone.
+// - Thread-safe; one per daemon, shared by every worker. check() runs on the session's
+//   executor; it awaits the network and blocks only for the Store's get/put.
+// - Untrusted input: the downstream's reply text (sanitised before it reaches our client).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "digue/config.hpp"
+#include "digue/envelope.hpp"
+#include "digue/smtp_protocol.hpp"
+
+namespace digue {
+
+class Store;
+
+struct VerifyResult {
+  enum class Status : uint8_t { Accepted, Rejected, TempFail };
+  enum class Source : uint8_t { Off, Postmaster, List, Cache, Callout };
+  Status status = Status::Accepted;
+  Source source = Source::Off;
+  std::string text;  // the downstream's reply or why verification failed; sanitised
+};
+const char* to_string(VerifyResult::Status s);
+const char* to_string(VerifyResult::Source s);
+
+// The reply to give the client: nullopt to go on (the rcpt-phase filters decide next).
+std::optional<smtp::Reply> verify_reply(const RecipientVerification& v, const Address& rcpt,
+                                        const VerifyResult& r);
+// Printable ASCII only, at most max bytes: the downstream's words in our reply.
+std::string sanitize_reply_text(std::string_view text, size_t max = 200);
+
+struct VerifyStats {
+  std::atomic<uint64_t> verified{0};    // accepted after a callout or a cached acceptance
+  std::atomic<uint64_t> rejected{0};    // refused: not on the list, downstream 5xx, cached
+  std::atomic<uint64_t> tempfailed{0};  // callouts without an answer (450 or accepted)
+  std::atomic<uint64_t> cache_hits{0};  // answers from the cache
+  std::atomic<uint64_t> callouts{0};    // probes sent to a downstream
+  std::atomic<uint64_t> store_errors{0};
+};
+
+class RecipientVerifier {
+ public:
+  explicit RecipientVerifier(Store* store) : store_(store) {}
+  RecipientVerifier(const RecipientVerifier&) = delete;
+  RecipientVerifier& operator=(const RecipientVerifier&) = delete;
+
+  // The policy must be rcpt's domain's and outlive the call; hostname is our EHLO name.
+  boost::asio::awaitable<VerifyResult> check(const DomainPolicy& policy, const Address& rcpt,
+                                             std::string hostname);
+  const VerifyStats& stats() const { return stats_; }
+
+ private:
+  struct InFlight;
+  boost::asio::awaitable<VerifyResult> callout(const DomainPolicy& policy, const Address& rcpt,
+                                               const std::string& hostname);
+  boost::asio::awaitable<VerifyResult> shared_callout(const DomainPolicy& policy,
+                                                      const Address& rcpt,
+                                                      const std::string& key,
+                                                      const std::string& hostname);
+  std::optional<VerifyResult> cached(const std::string& key);
+  void remember(const std::string& key, const RecipientVerification& v, const VerifyResult& r);
+
+  Store* store_;
+  VerifyStats stats_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<InFlight>> in_flight_;  // key -> the probe running
+};
+
+}  // namespace digue

@@ -1,0 +1,64 @@
+// Recipient verification probes over the delivery client; see probe_recipient in
+// include/digue/delivery.hpp.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "digue/delivery.hpp"
+#include "src/delivery_client.hpp"
+
+// GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frames.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace digue::delivery {
+
+namespace asio = boost::asio;
+
+namespace detail {
+
+asio::awaitable<RcptResult> Connection::probe(const Address& rcpt) {
+  cur_ex_ = co_await asio::this_coro::executor;
+  const auto& to = opts_.timeouts;
+  Job job;  // the null sender; SMTPUTF8 only when the address needs it
+  job.smtputf8 = std::any_of(rcpt.local.begin(), rcpt.local.end(),
+                             [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  Capabilities caps = caps_;
+  caps.has_size = false;
+  auto mail = co_await command(mail_command(job, caps, 0), to.command, "MAIL FROM");
+  if (!mail) co_return local_temp_fail("4.4.2", error_);
+  if (mail->code / 100 != 2)
+    co_return local_temp_fail("4.4.0", "MAIL FROM:<> refused by " + peer_ + ": " + mail->str());
+  auto r = co_await command(rcpt_command(rcpt, "", ""), to.command, "RCPT TO");
+  if (!r) co_return local_temp_fail("4.4.2", error_);
+  co_return result_of(*r);
+}
+
+}  // namespace detail
+
+asio::awaitable<RcptResult> probe_recipient(std::vector<Target> targets, Address rcpt,
+                                            Options options) {
+  auto ex = co_await asio::this_coro::executor;
+  std::string why = "no downstream to ask";
+  for (const auto& target : targets) {
+    if (target.kind == Target::Kind::Maildir)
+      co_return RcptResult{RcptResult::Status::Delivered, 250, "2.1.5", "local mailbox"};
+    auto conn = std::make_shared<detail::Connection>(ex, target, options, nullptr);
+    std::string err = co_await conn->open(false);
+    if (!err.empty()) {
+      why = err;
+      conn->close();
+      continue;
+    }
+    RcptResult result = co_await conn->probe(rcpt);
+    // QUIT without making the client wait for its reply.
+    asio::co_spawn(ex, [conn]() -> asio::awaitable<void> { co_await conn->quit(); },
+                   asio::detached);
+    co_return result;
+  }
+  co_return detail::local_temp_fail("4.4.1", why);
+}
+
+}  // namespace digue::delivery

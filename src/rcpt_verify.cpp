@@ -1,0 +1,243 @@
+// Recipient verification at RCPT time; see include/digue/rcpt_verify.hpp.
+#include "digue/rcpt_verify.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <vector>
+
+#include "digue/delivery.hpp"
+#include "digue/recipient_list.hpp"
+#include "digue/store.hpp"
+#include "digue/text.hpp"
+
+// GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frames.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace digue {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+using Channel = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
+using Status = VerifyResult::Status;
+using Source = VerifyResult::Source;
+
+VerifyResult result(Status status, Source source, std::string text = {}) {
+  VerifyResult r;
+  r.status = status;
+  r.source = source;
+  r.text = std::move(text);
+  return r;
+}
+
+}  // namespace
+
+// One callout in progress; the sessions asking for the same address meanwhile wait on it.
+struct RecipientVerifier::InFlight {
+  std::optional<VerifyResult> result;             // under mu_
+  std::vector<std::shared_ptr<Channel>> waiters;  // under mu_
+};
+
+const char* to_string(VerifyResult::Status s) {
+  switch (s) {
+    case Status::Accepted: return "accepted";
+    case Status::Rejected: return "rejected";
+    case Status::TempFail: return "tempfail";
+  }
+  return "?";
+}
+
+const char* to_string(VerifyResult::Source s) {
+  switch (s) {
+    case Source::Off: return "off";
+    case Source::Postmaster: return "postmaster";
+    case Source::List: return "list";
+    case Source::Cache: return "cache";
+    case Source::Callout: return "callout";
+  }
+  return "?";
+}
+
+std::string sanitize_reply_text(std::string_view text, size_t max) {
+  std::string out;
+  for (char c : text) {
+    if (out.size() >= max) break;
+    unsigned char u = static_cast<unsigned char>(c);
+    out += (u >= 0x20 && u < 0x7f) ? c : '?';
+  }
+  return out;
+}
+
+std::optional<smtp::Reply> verify_reply(const RecipientVerification& v, const Address& rcpt,
+                                        const VerifyResult& r) {
+  std::string who = sanitize_reply_text("<" + rcpt.str() + ">: ", 300);
+  switch (r.status) {
+    case Status::Accepted: return std::nullopt;
+    case Status::Rejected:
+      return smtp::Reply(550, "5.1.1", who + "Recipient address rejected: " +
+                                           (r.text.empty() ? "User unknown" : r.text));
+    case Status::TempFail:
+      // Why it failed names our downstream: it goes to the log, not to the client.
+      if (v.tempfail_accept) return std::nullopt;
+      return smtp::Reply(450, "4.1.1",
+                         who + "Recipient address rejected: unverified address, try again later");
+  }
+  return std::nullopt;
+}
+
+std::optional<VerifyResult> RecipientVerifier::cached(const std::string& key) {
+  if (!store_) return std::nullopt;
+  std::optional<std::string> v;
+  try {
+    v = store_->get(key);
+  } catch (const StoreError& e) {
+    stats_.store_errors++;
+    spdlog::warn("rcpt-verify cache read failed key={}: {}", key, e.what());
+    return std::nullopt;
+  }
+  if (!v || v->empty()) return std::nullopt;
+  if ((*v)[0] == '1') return result(Status::Accepted, Source::Cache);
+  return result(Status::Rejected, Source::Cache, v->size() > 2 ? v->substr(2) : std::string());
+}
+
+void RecipientVerifier::remember(const std::string& key, const RecipientVerification& v,
+                                 const VerifyResult& r) {
+  if (!store_ || r.status == Status::TempFail) return;
+  bool ok = r.status == Status::Accepted;
+  try {
+    store_->put(key, ok ? std::string("1") : "0 " + r.text, ok ? v.positive_ttl : v.negative_ttl);
+  } catch (const StoreError& e) {
+    stats_.store_errors++;
+    spdlog::warn("rcpt-verify cache write failed key={}: {}", key, e.what());
+  }
+}
+
+asio::awaitable<VerifyResult> RecipientVerifier::callout(const DomainPolicy& policy,
+                                                         const Address& rcpt,
+                                                         const std::string& hostname) {
+  const RecipientVerification& v = policy.verify;
+  std::vector<delivery::Target> targets;
+  for (const auto& ds : policy.downstream)
+    if (auto t = delivery::Target::parse(ds, "maildir")) targets.push_back(*t);
+  delivery::Options o;
+  o.hostname = hostname;
+  o.starttls = false;
+  o.timeouts.connect = o.timeouts.greeting = o.timeouts.command = v.timeout;
+  o.timeouts.rset = o.timeouts.quit = v.timeout;
+  stats_.callouts++;
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex, v.timeout);
+  auto probe = delivery::probe_recipient(std::move(targets), rcpt, std::move(o));
+  auto done = co_await (std::move(probe) || timer.async_wait(kTuple));
+  if (done.index() == 1)
+    co_return result(Status::TempFail, Source::Callout,
+                     "no answer within " + std::to_string(v.timeout.count()) + "s");
+  const delivery::RcptResult& rr = std::get<0>(done);
+  std::string text = sanitize_reply_text(rr.text);
+  switch (rr.status) {
+    case delivery::RcptResult::Status::Delivered:
+      co_return result(Status::Accepted, Source::Callout, text);
+    case delivery::RcptResult::Status::PermFail:
+      co_return result(Status::Rejected, Source::Callout, text);
+    case delivery::RcptResult::Status::TempFail: break;
+  }
+  co_return result(Status::TempFail, Source::Callout, std::to_string(rr.code) + " " + text);
+}
+
+asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const DomainPolicy& policy,
+                                                                const Address& rcpt,
+                                                                const std::string& key,
+                                                                const std::string& hostname) {
+  auto ex = co_await asio::this_coro::executor;
+  std::shared_ptr<InFlight> flight;
+  std::shared_ptr<Channel> wake;
+  {
+    std::lock_guard lock(mu_);
+    auto& slot = in_flight_[key];
+    if (!slot) {
+      slot = std::make_shared<InFlight>();
+    } else {
+      wake = std::make_shared<Channel>(ex, 1);
+      slot->waiters.push_back(wake);
+    }
+    flight = slot;
+  }
+  if (wake) {
+    // The leader's callout is bounded by the same timeout; a second more covers its wake-up.
+    asio::steady_timer timer(ex, policy.verify.timeout + std::chrono::seconds(1));
+    co_await (wake->async_receive(kTuple) || timer.async_wait(kTuple));
+    std::lock_guard lock(mu_);
+    if (flight->result) co_return *flight->result;
+    co_return result(Status::TempFail, Source::Callout, "the shared callout did not finish");
+  }
+  // Whatever ends the leader (also its frame destroyed at shutdown) wakes the waiters.
+  VerifyResult r = result(Status::TempFail, Source::Callout, "callout abandoned");
+  struct Finish {
+    RecipientVerifier& self;
+    const std::string& key;
+    std::shared_ptr<InFlight>& flight;
+    VerifyResult& r;
+    ~Finish() {
+      std::lock_guard lock(self.mu_);
+      flight->result = r;
+      auto it = self.in_flight_.find(key);
+      if (it != self.in_flight_.end() && it->second == flight) self.in_flight_.erase(it);
+      for (auto& w : flight->waiters) w->try_send(boost::system::error_code{});
+      flight->waiters.clear();
+    }
+  } finish{*this, key, flight, r};
+  r = co_await callout(policy, rcpt, hostname);
+  remember(key, policy.verify, r);
+  co_return VerifyResult(r);  // a copy: `co_return r` would move r out before finish reads it
+}
+
+asio::awaitable<VerifyResult> RecipientVerifier::check(const DomainPolicy& policy,
+                                                       const Address& rcpt,
+                                                       std::string hostname) {
+  const RecipientVerification& v = policy.verify;
+  if (text::lower(rcpt.local) == "postmaster") co_return result(Status::Accepted, Source::Postmaster);
+  VerifyResult r;
+  if (v.list && !v.list->contains(rcpt)) {
+    r = result(Status::Rejected, Source::List, "User unknown in recipient list");
+  } else if (v.mode == RecipientVerification::Mode::Off) {
+    if (!v.list) co_return result(Status::Accepted, Source::Off);
+    r = result(Status::Accepted, Source::List);
+  } else {
+    const std::string key = "rcptv:" + policy.name + ":" + text::lower(rcpt.local);
+    if (auto hit = cached(key)) {
+      stats_.cache_hits++;
+      r = std::move(*hit);
+    } else {
+      r = co_await shared_callout(policy, rcpt, key, hostname);
+    }
+  }
+  switch (r.status) {
+    case Status::Accepted: stats_.verified++; break;
+    case Status::Rejected: stats_.rejected++; break;
+    case Status::TempFail: stats_.tempfailed++; break;
+  }
+  if (r.status == Status::TempFail) {
+    spdlog::warn("rcpt-verify to=<{}> result=tempfail action={} reason=\"{}\"", rcpt.str(),
+                 v.tempfail_accept ? "accept" : "defer", r.text);
+  } else if (r.source == Source::Callout) {
+    spdlog::info("rcpt-verify to=<{}> result={} source=callout reply=\"{}\"", rcpt.str(),
+                 to_string(r.status), r.text);
+  } else {
+    spdlog::debug("rcpt-verify to=<{}> result={} source={}", rcpt.str(), to_string(r.status),
+                  to_string(r.source));
+  }
+  co_return r;
+}
+
+}  // namespace digue

@@ -1,0 +1,129 @@
+"""Recipient verification end to end: the real digued with smtp-sink downstreams on loopback.
+An unknown recipient (the downstream refuses RCPT with 5xx: smtp-sink -f RCPT) gets 550 5.1.1
+at RCPT time and no DSN is ever made; a known one gets 250 and its message is delivered; the
+second check of an address comes from the cache (SIGUSR1 counters); with the downstream
+stopped an unverified address gets 450 4.1.1."""
+
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Digued, Raw, Sink, message, run_tests, wait_until  # noqa: E402
+
+
+def domains(bad_port, good_port):
+    out = ""
+    for name, port in (("bad.test", bad_port), ("good.test", good_port)):
+        out += ('[domains."%s"]\ndownstream = ["127.0.0.1:%d"]\nspam_mode = "tag"\n'
+                'verify_recipients = "callout"\nverify_timeout = 5\n' % (name, port))
+    return out
+
+
+def session(port, rcpts, data=None):
+    """One transaction: the reply code and text to each RCPT, then the reply to DATA."""
+    c = Raw(port)
+    try:
+        assert c.reply()[0] == 220
+        c.send("EHLO client.example.org\r\n")
+        assert c.reply()[0] == 250
+        c.send("MAIL FROM:<forged@example.org>\r\n")
+        assert c.reply()[0] == 250
+        out = []
+        for r in rcpts:
+            c.send("RCPT TO:<%s>\r\n" % r)
+            out.append(c.reply())
+        if data is not None:
+            c.send("DATA\r\n")
+            assert c.reply()[0] == 354
+            c.send(data + "\r\n.\r\n")
+            out.append(c.reply())
+        c.send("QUIT\r\n")
+        c.reply()
+        return out
+    finally:
+        c.close()
+
+
+def stats(d, key):
+    """Counter key from the stats lines a SIGUSR1 makes digued log now."""
+    before = d.log().count("stats rcpt_verify")
+    d.signal(signal.SIGUSR1)
+    assert wait_until(lambda: d.log().count("stats rcpt_verify") > before, 10), d.log()
+    log = d.log()
+    rv = re.findall(r"stats rcpt_verify .*", log)[-1]
+    main = re.findall(r"stats connections=.*", log)[-1]
+    line = rv + " " + main
+    return int(re.search(r"\b%s=(\d+)" % key, line).group(1))
+
+
+def test_unknown_recipient_refused_at_rcpt_known_delivered_cached_then_450():
+    with Sink(extra=["-f", "RCPT"]) as bad, Sink() as good, Sink() as bounces:
+        with Digued(domains(bad.port, good.port),
+                    extra_delivery='bounce_relay = "127.0.0.1:%d"\n' % bounces.port) as d:
+            (bad_code, bad_text), (ok_code, ok_text), (data_code, data_text) = session(
+                d.port, ["nobody@bad.test", "user@good.test"],
+                message("verified", to="user@good.test"))
+            assert bad_code == 550 and "5.1.1" in bad_text, bad_text
+            assert ok_code == 250, ok_text
+            assert data_code == 250, data_text
+            assert wait_until(lambda: len(good.messages()) == 1, 15), d.log()
+            assert stats(d, "callouts") == 2
+
+            # The same addresses again: answered from the cache, no new callout.
+            (bad_code, bad_text), (ok_code, ok_text) = session(
+                d.port, ["nobody@bad.test", "user@good.test"])
+            assert bad_code == 550 and "5.1.1" in bad_text, bad_text
+            assert ok_code == 250, ok_text
+            assert stats(d, "cache_hits") == 2
+            assert stats(d, "callouts") == 2
+            assert stats(d, "rejected") == 2
+
+            # Downstream gone: an address not in the cache cannot be verified: 450, never 250.
+            good.stop()
+            [(code, text)] = session(d.port, ["other@good.test"])
+            assert code == 450 and "4.1.1" in text, text
+            assert stats(d, "tempfailed") == 1
+            # The cached address is still accepted.
+            [(code, text)] = session(d.port, ["user@good.test"])
+            assert code == 250, text
+
+            # No DSN was ever made or sent, and the refused downstream got no message.
+            assert stats(d, "dsn") == 0
+            time.sleep(1)
+            assert bounces.messages() == []
+            assert bad.messages() == []
+            assert len(good.messages()) == 1
+
+
+def test_off_by_default_accepts_any_local_part():
+    with Sink(extra=["-f", "RCPT"]) as bad:
+        body = '[domains."bad.test"]\ndownstream = ["127.0.0.1:%d"]\n' % bad.port
+        with Digued(body) as d:
+            [(code, text)] = session(d.port, ["anyone@bad.test"])
+            assert code == 250, text
+            assert stats(d, "callouts") == 0
+
+
+def test_static_list_refuses_unlisted_without_callout():
+    with Sink() as good:
+        fd, path = tempfile.mkstemp(prefix="digue-rcpts-")
+        with os.fdopen(fd, "w") as f:
+            f.write("# known users\nalice\n")
+        try:
+            body = ('[domains."good.test"]\ndownstream = ["127.0.0.1:%d"]\n'
+                    'verify_recipients = "callout"\nrecipients = "%s"\n' % (good.port, path))
+            with Digued(body) as d:
+                (a_code, a_text), (m_code, m_text) = session(
+                    d.port, ["alice@good.test", "mallory@good.test"])
+                assert a_code == 250, a_text
+                assert m_code == 550 and "5.1.1" in m_text, m_text
+                assert stats(d, "callouts") == 1
+        finally:
+            os.unlink(path)
+
+
+run_tests(globals())

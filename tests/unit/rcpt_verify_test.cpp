@@ -1,0 +1,267 @@
+// Recipient verification: the config keys, the static list, the replies, and callouts to a
+// real smtp-sink on loopback (accepted, refused with -f RCPT, cached, unreachable, silent).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+
+#include "digue/config.hpp"
+#include "digue/rcpt_verify.hpp"
+#include "digue/recipient_list.hpp"
+#include "digue/store.hpp"
+#include "tests/unit/delivery_test_support.hpp"
+
+namespace asio = boost::asio;
+using namespace digue;
+using namespace digue::test;
+using Status = VerifyResult::Status;
+using Source = VerifyResult::Source;
+
+namespace {
+
+std::shared_ptr<const Config> domain_config(const std::string& keys) {
+  return parse_config("[domains.\"example.test\"]\n" + keys, "t.toml");
+}
+
+void check_refused(const std::string& keys, const std::string& key, int line) {
+  INFO(keys);
+  try {
+    domain_config(keys);
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK(e.key == "domains.\"example.test\"." + key);
+    CHECK(e.line == line);
+  }
+}
+
+Address addr(const std::string& a) {
+  auto at = a.find('@');
+  return {a.substr(0, at), a.substr(at + 1)};
+}
+
+std::string sink_config(const Sink& sink, const std::string& extra = "") {
+  return "downstream = [\"127.0.0.1:" + std::to_string(sink.port) +
+         "\"]\nverify_recipients = \"callout\"\nverify_timeout = 5\n" + extra;
+}
+
+VerifyResult verify(asio::io_context& io, RecipientVerifier& v, const Config& c,
+                    const std::string& rcpt) {
+  const DomainPolicy& p = *c.domain("example.test");
+  return run(io, v.check(p, addr(rcpt), "relay.test"));
+}
+
+}  // namespace
+
+TEST_CASE("rcpt verify config: defaults leave existing setups unchanged", "[rcpt_verify]") {
+  auto c = domain_config("downstream = [\"127.0.0.1:2526\"]\n");
+  const auto& v = c->domain("example.test")->verify;
+  CHECK(v.mode == RecipientVerification::Mode::Off);
+  CHECK_FALSE(v.tempfail_accept);
+  CHECK(v.timeout == std::chrono::seconds(10));
+  CHECK(v.positive_ttl == std::chrono::seconds(7 * 86400));
+  CHECK(v.negative_ttl == std::chrono::seconds(3 * 3600));
+  CHECK(v.list == nullptr);
+}
+
+TEST_CASE("rcpt verify config: keys and their errors", "[rcpt_verify]") {
+  auto c = domain_config(
+      "verify_recipients = \"callout\"\nverify_tempfail = \"accept\"\nverify_timeout = 3\n"
+      "verify_positive_ttl = 600\nverify_negative_ttl = 60\n");
+  const auto& v = c->domain("example.test")->verify;
+  CHECK(v.mode == RecipientVerification::Mode::Callout);
+  CHECK(v.tempfail_accept);
+  CHECK(v.timeout == std::chrono::seconds(3));
+  CHECK(v.positive_ttl == std::chrono::seconds(600));
+  CHECK(v.negative_ttl == std::chrono::seconds(60));
+  check_refused("downstream = [\"maildir\"]\nverify_recipients = \"yes\"\n", "verify_recipients",
+                3);
+  check_refused("verify_tempfail = \"bounce\"\n", "verify_tempfail", 2);
+  check_refused("verify_timeout = 0\n", "verify_timeout", 2);
+  check_refused("verify_negative_ttl = \"3h\"\n", "verify_negative_ttl", 2);
+  check_refused("recipients = \"/nonexistent/digue-recipients\"\n", "recipients", 2);
+}
+
+TEST_CASE("rcpt verify config: the recipient list file is loaded with the config",
+          "[rcpt_verify]") {
+  TempDir dir;
+  auto path = (dir.path / "rcpts").string();
+  std::ofstream(path) << "# users\nalice@example.test\n  Bob  \n\n@catchall.test\n";
+  auto c = domain_config("recipients = \"" + path + "\"\n");
+  const auto& v = c->domain("example.test")->verify;
+  REQUIRE(v.list);
+  CHECK(v.list_path == path);
+  CHECK(v.list->size() == 3);
+  std::ofstream(path) << "alice@example.test\nbad entry\n";
+  try {
+    domain_config("\nrecipients = \"" + path + "\"\n");
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK(e.key == "domains.\"example.test\".recipients");
+    CHECK(e.line == 3);
+    CHECK(std::string(e.what()).find(path + ":2:") != std::string::npos);
+  }
+}
+
+TEST_CASE("recipient list: addresses, catch-all domains and local parts", "[rcpt_verify]") {
+  auto l = RecipientList::parse("Alice@Example.test\r\n@catchall.test\nbob\n# carol\n");
+  CHECK(l->contains(addr("alice@example.test")));
+  CHECK(l->contains(addr("ALICE@example.test")));
+  CHECK_FALSE(l->contains(addr("alice@other.test")));
+  CHECK(l->contains(addr("anyone@catchall.test")));
+  CHECK(l->contains(addr("bob@example.test")));
+  CHECK(l->contains(addr("Bob@other.test")));
+  CHECK_FALSE(l->contains(addr("carol@example.test")));
+  CHECK_FALSE(l->contains(addr("mallory@example.test")));
+  CHECK_THROWS_AS(RecipientList::parse("a@"), std::invalid_argument);
+  CHECK_THROWS_AS(RecipientList::parse("ok\n<a@b>"), std::invalid_argument);
+  CHECK(RecipientList::parse("")->size() == 0);
+}
+
+TEST_CASE("rcpt verify replies: 550 5.1.1, 450 4.1.1 or accept", "[rcpt_verify]") {
+  RecipientVerification v;
+  Address a = addr("user@example.test");
+  VerifyResult r;
+  CHECK_FALSE(verify_reply(v, a, r));
+  r.status = Status::Rejected;
+  r.text = "5.1.1 Unknown user";
+  auto rej = verify_reply(v, a, r);
+  REQUIRE(rej);
+  CHECK(rej->code == 550);
+  CHECK(rej->enhanced == "5.1.1");
+  CHECK(rej->lines[0].find("Unknown user") != std::string::npos);
+  r.status = Status::TempFail;
+  auto temp = verify_reply(v, a, r);
+  REQUIRE(temp);
+  CHECK(temp->code == 450);
+  CHECK(temp->enhanced == "4.1.1");
+  v.tempfail_accept = true;
+  CHECK_FALSE(verify_reply(v, a, r));
+  CHECK(sanitize_reply_text("a\r\nb\x01\xc3\xa9", 5) == "a??b?");
+}
+
+TEST_CASE("rcpt verify: static list before the callout, postmaster always", "[rcpt_verify]") {
+  asio::io_context io;
+  auto store = make_memory_store();
+  RecipientVerifier v(store.get());
+  TempDir dir;
+  auto path = (dir.path / "rcpts").string();
+  std::ofstream(path) << "alice\n";
+  // The callout target is closed: a callout would tempfail, never reject or accept.
+  auto c = domain_config("downstream = [\"127.0.0.1:" + std::to_string(free_port()) +
+                         "\"]\nrecipients = \"" + path + "\"\n");
+  auto r = verify(io, v, *c, "mallory@example.test");
+  CHECK(r.status == Status::Rejected);
+  CHECK(r.source == Source::List);
+  CHECK(verify(io, v, *c, "alice@example.test").status == Status::Accepted);
+  CHECK(verify(io, v, *c, "Postmaster@example.test").source == Source::Postmaster);
+  CHECK(v.stats().callouts == 0);
+  CHECK(v.stats().rejected == 1);
+}
+
+TEST_CASE("rcpt verify callout: accepted, cached, refused and cached negatively",
+          "[rcpt_verify]") {
+  asio::io_context io;
+  auto store = make_memory_store();
+  RecipientVerifier v(store.get());
+  SECTION("accepted, then from the cache without a second callout") {
+    Sink sink;
+    auto c = domain_config(sink_config(sink));
+    auto r = verify(io, v, *c, "user@example.test");
+    CHECK(r.status == Status::Accepted);
+    CHECK(r.source == Source::Callout);
+    r = verify(io, v, *c, "USER@example.test");
+    CHECK(r.status == Status::Accepted);
+    CHECK(r.source == Source::Cache);
+    CHECK(v.stats().callouts == 1);
+    CHECK(v.stats().cache_hits == 1);
+    CHECK(v.stats().verified == 2);
+    CHECK(sink.mails().empty());  // never DATA
+  }
+  SECTION("5xx to RCPT: refused and cached") {
+    Sink sink({"-f", "RCPT"});
+    auto c = domain_config(sink_config(sink));
+    auto r = verify(io, v, *c, "nobody@example.test");
+    CHECK(r.status == Status::Rejected);
+    CHECK(r.source == Source::Callout);
+    r = verify(io, v, *c, "nobody@example.test");
+    CHECK(r.status == Status::Rejected);
+    CHECK(r.source == Source::Cache);
+    CHECK(v.stats().rejected == 2);
+    CHECK(v.stats().callouts == 1);
+  }
+  SECTION("4xx to RCPT: tempfail, not cached") {
+    Sink sink({"-r", "RCPT"});
+    auto c = domain_config(sink_config(sink));
+    CHECK(verify(io, v, *c, "user@example.test").status == Status::TempFail);
+    CHECK(verify(io, v, *c, "user@example.test").status == Status::TempFail);
+    CHECK(v.stats().callouts == 2);
+    CHECK(v.stats().tempfailed == 2);
+  }
+  SECTION("5xx to MAIL FROM:<>: tempfail (says nothing about the recipient)") {
+    Sink sink({"-f", "MAIL"});
+    auto c = domain_config(sink_config(sink));
+    CHECK(verify(io, v, *c, "user@example.test").status == Status::TempFail);
+  }
+}
+
+TEST_CASE("rcpt verify callout: the first reachable downstream; none: tempfail",
+          "[rcpt_verify]") {
+  asio::io_context io;
+  auto store = make_memory_store();
+  RecipientVerifier v(store.get());
+  auto dead = std::to_string(free_port());
+  SECTION("refused, then a sink") {
+    Sink sink({"-f", "RCPT"});
+    auto c = domain_config("downstream = [\"127.0.0.1:" + dead + "\", \"127.0.0.1:" +
+                           std::to_string(sink.port) + "\"]\nverify_recipients = \"callout\"\n");
+    CHECK(verify(io, v, *c, "user@example.test").status == Status::Rejected);
+  }
+  SECTION("refused, then maildir: accepted") {
+    auto c = domain_config("downstream = [\"127.0.0.1:" + dead +
+                           "\", \"maildir\"]\nverify_recipients = \"callout\"\n");
+    CHECK(verify(io, v, *c, "user@example.test").status == Status::Accepted);
+  }
+  SECTION("only refused: tempfail, nothing cached") {
+    auto c = domain_config("downstream = [\"127.0.0.1:" + dead +
+                           "\"]\nverify_recipients = \"callout\"\n");
+    CHECK(verify(io, v, *c, "user@example.test").status == Status::TempFail);
+    CHECK(verify(io, v, *c, "user@example.test").status == Status::TempFail);
+    CHECK(v.stats().cache_hits == 0);
+  }
+  SECTION("a downstream that never greets: tempfail after verify_timeout") {
+    uint16_t port = 0;
+    int fd = loopback_socket(SOCK_STREAM, port);
+    REQUIRE(::listen(fd, 8) == 0);
+    auto c = domain_config("downstream = [\"127.0.0.1:" + std::to_string(port) +
+                           "\"]\nverify_recipients = \"callout\"\nverify_timeout = 1\n");
+    auto r = verify(io, v, *c, "user@example.test");
+    ::close(fd);
+    CHECK(r.status == Status::TempFail);
+  }
+}
+
+TEST_CASE("rcpt verify callout: concurrent checks of one address share one probe",
+          "[rcpt_verify]") {
+  asio::io_context io;
+  auto store = make_memory_store();
+  RecipientVerifier v(store.get());
+  Sink sink({"-W", "RCPT:1"});  // a slow RCPT reply keeps the first probe in flight
+  auto c = domain_config(sink_config(sink));
+  const DomainPolicy& p = *c->domain("example.test");
+  auto a = addr("user@example.test");
+  auto f1 = asio::co_spawn(io, v.check(p, a, "relay.test"), asio::use_future);
+  auto f2 = asio::co_spawn(io, v.check(p, a, "relay.test"), asio::use_future);
+  auto end = std::chrono::steady_clock::now() + 30s;
+  while ((f1.wait_for(0s) != std::future_status::ready ||
+          f2.wait_for(0s) != std::future_status::ready) &&
+         std::chrono::steady_clock::now() < end)
+    io.run_one_for(50ms);
+  REQUIRE(f1.wait_for(0s) == std::future_status::ready);
+  REQUIRE(f2.wait_for(0s) == std::future_status::ready);
+  auto r1 = f1.get(), r2 = f2.get();
+  CHECK(r1.status == Status::Accepted);
+  CHECK(r2.status == Status::Accepted);
+  CHECK(r1.text == r2.text);  // the waiter gets the leader's whole answer
+  CHECK(v.stats().callouts == 1);
+}
