@@ -1,8 +1,11 @@
 // Test support for tests that start real servers: temporary directories, free loopback
-// ports, child processes stopped by RAII, and a bounded run of a coroutine on an io_context.
+// ports, child processes stopped by RAII, a bounded run of a coroutine on an io_context, and
+// the real downstreams: smtp-sink and Dovecot LMTP.
 #pragma once
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -214,6 +217,73 @@ inline digue::delivery::Options quick_options() {
   o.queue_wait = 20s;
   return o;
 }
+
+// Dovecot 2.3 serving only LMTP, as root with its own base/state dirs; users alice and bob
+// (any other recipient is unknown); mail in <dir>/mail/<user>/ as the nobody user.
+struct Dovecot {
+  TempDir dir;
+  uint16_t port = free_port();
+  std::unique_ptr<Process> proc;
+  explicit Dovecot(bool tls) {
+    auto d = dir.path.string();
+    fs::permissions(dir.path,
+                    fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+    for (auto sub : {"mail", "run", "state"}) fs::create_directory(dir.path / sub);
+    fs::permissions(dir.path / "mail", fs::perms::all);
+    auto* pw = ::getpwnam("nobody");
+    REQUIRE(pw);
+    std::string ids = std::to_string(pw->pw_uid) + ":" + std::to_string(pw->pw_gid);
+    {
+      std::ofstream users(dir.path / "users");
+      for (auto u : {"alice", "bob"})
+        users << u << ":{PLAIN}secret:" << ids << "::" << d << "/mail/" << u << "::\n";
+    }
+    if (tls) {
+      std::string cmd =
+          "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+          " -keyout " +
+          d + "/key.pem -out " + d + "/cert.pem >/dev/null 2>&1";
+      REQUIRE(std::system(cmd.c_str()) == 0);
+    }
+    std::ofstream conf(dir.path / "dovecot.conf");
+    conf << "protocols = lmtp\n"
+         << "listen = 127.0.0.1\n"
+         << "base_dir = " << d << "/run\n"
+         << "state_dir = " << d << "/state\n"
+         << "instance_name = digue-dlv-" << port << "\n"
+         << "log_path = " << d << "/dovecot.log\n"
+         << "default_internal_user = dovecot\n"
+         << "default_login_user = dovenull\n"
+         << "first_valid_uid = 1\n"
+         << "mail_location = maildir:" << d << "/mail/%n\n"
+         << "auth_username_format = %Ln\n"
+         << "recipient_delimiter = +\n"
+         << "lmtp_save_to_detail_mailbox = yes\n"
+         << "lda_mailbox_autocreate = yes\n"
+         << "ssl = " << (tls ? "yes" : "no") << "\n";
+    if (tls) {
+      conf << "ssl_cert = <" << d << "/cert.pem\n"
+           << "ssl_key = <" << d << "/key.pem\n"
+           << "ssl_min_protocol = TLSv1.2\n";
+    }
+    conf << "passdb {\n  driver = passwd-file\n  args = " << d << "/users\n}\n"
+         << "userdb {\n  driver = passwd-file\n  args = " << d << "/users\n}\n"
+         << "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n"
+         << "    port = " << port << "\n  }\n}\n";
+    conf.close();
+    proc = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/sbin/dovecot", "-F", "-c", d + "/dovecot.conf"},
+        dir.path / "stdout.log");
+    wait_listening(port, *proc);
+  }
+  digue::delivery::Target target() const {
+    return *digue::delivery::Target::parse("lmtp:127.0.0.1:" + std::to_string(port), "");
+  }
+  std::vector<fs::path> mails(const std::string& user, const std::string& folder = "") const {
+    return files_in(dir.path / "mail" / user / folder / "new");
+  }
+  std::string log() const { return slurp(dir.path / "dovecot.log") + slurp(proc->log); }
+};
 
 inline const char* kMessage =
     "From: <sender@example.org>\r\nTo: <a@example.test>\r\nSubject: hello\r\n\r\n"
