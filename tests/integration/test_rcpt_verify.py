@@ -2,7 +2,8 @@
 An unknown recipient (the downstream refuses RCPT with 5xx: smtp-sink -f RCPT) gets 550 5.1.1
 at RCPT time and no DSN is ever made; a known one gets 250 and its message is delivered; the
 second check of an address comes from the cache (SIGUSR1 counters); with the downstream
-stopped an unverified address gets 450 4.1.1."""
+stopped an unverified address gets 450 4.1.1 (or 250 with verify_tempfail = "accept"). A static
+recipient list refuses the unlisted without a callout and is reloaded on SIGHUP."""
 
 import os
 import re
@@ -122,8 +123,27 @@ def test_static_list_refuses_unlisted_without_callout():
                 assert a_code == 250, a_text
                 assert m_code == 550 and "5.1.1" in m_text, m_text
                 assert stats(d, "callouts") == 1
+                # The list is reloaded with the config.
+                with open(path, "w") as f:
+                    f.write("alice\nmallory@good.test\n")
+                d.signal(signal.SIGHUP)
+                assert wait_until(lambda: "config reloaded" in d.log(), 10), d.log()
+                [(code, text)] = session(d.port, ["mallory@good.test"])
+                assert code == 250, text
         finally:
             os.unlink(path)
+
+
+def test_tempfail_accept_takes_the_recipient_and_counts_it():
+    with Sink() as gone:
+        gone.stop()  # a downstream that refuses connections
+        body = ('[domains."lenient.test"]\ndownstream = ["127.0.0.1:%d"]\n'
+                'verify_recipients = "callout"\nverify_tempfail = "accept"\n' % gone.port)
+        with Digued(body) as d:
+            [(code, text)] = session(d.port, ["user@lenient.test"])
+            assert code == 250, text
+            assert stats(d, "tempfailed") == 1
+            assert "result=tempfail action=accept" in d.log()
 
 
 run_tests(globals())
