@@ -204,7 +204,8 @@ asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const DomainPoli
 
 asio::awaitable<VerifyResult> RecipientVerifier::check(const DomainPolicy& policy,
                                                        const Address& rcpt,
-                                                       std::string hostname) {
+                                                       std::string hostname,
+                                                       std::string session) {
   const RecipientVerification& v = policy.verify;
   if (text::lower(rcpt.local) == "postmaster") co_return result(Status::Accepted, Source::Postmaster);
   VerifyResult r;
@@ -228,14 +229,14 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const DomainPolicy& polic
     case Status::TempFail: stats_.tempfailed++; break;
   }
   if (r.status == Status::TempFail) {
-    spdlog::warn("rcpt-verify to=<{}> result=tempfail action={} reason=\"{}\"", rcpt.str(),
-                 v.tempfail_accept ? "accept" : "defer", r.text);
-  } else if (r.source == Source::Callout) {
-    spdlog::info("rcpt-verify to=<{}> result={} source=callout reply=\"{}\"", rcpt.str(),
-                 to_string(r.status), r.text);
+    spdlog::warn("session={} rcpt-verify to=<{}> result=tempfail action={} reason=\"{}\"", session,
+                 rcpt.str(), v.tempfail_accept ? "accept" : "defer", r.text);
+  } else if (r.status == Status::Rejected || r.source == Source::Callout) {
+    spdlog::info("session={} rcpt-verify to=<{}> result={} source={} reply=\"{}\"", session,
+                 rcpt.str(), to_string(r.status), to_string(r.source), r.text);
   } else {
-    spdlog::debug("rcpt-verify to=<{}> result={} source={}", rcpt.str(), to_string(r.status),
-                  to_string(r.source));
+    spdlog::debug("session={} rcpt-verify to=<{}> result={} source={}", session, rcpt.str(),
+                  to_string(r.status), to_string(r.source));
   }
   co_return r;
 }

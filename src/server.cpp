@@ -448,19 +448,26 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
   set_deadline(kProcessingBudget);  // also when the command came with an earlier read
   const DomainPolicy* policy = config_->domain(rcpt.domain);
   if (!policy) co_return smtp::Reply(550, "5.7.1", "Relaying denied");
-  VerifyResult checked = co_await impl_.verifier->check(*policy, rcpt, config_->server.hostname);
-  if (auto refusal = verify_reply(policy->verify, rcpt, checked)) co_return *refusal;
   auto env = std::make_shared<Envelope>(proto_->envelope());
   env->rcpts.push_back(rcpt);
   run_->set_envelope(env);
   // Rcpt-phase filters run for this recipient only (the others' results are cached).
   Verdict v = co_await run_->evaluate(*policy, Phase::Rcpt);
-  if (v.decision == Decision::Reject || v.decision == Decision::Tempfail) {
+  // Recipient verification last (Postfix's unlisted/unverified checks): clients the filters
+  // refuse cause no callout.
+  std::optional<smtp::Reply> unverified;
+  if (v.decision != Decision::Reject && v.decision != Decision::Tempfail) {
+    VerifyResult checked =
+        co_await impl_.verifier->check(*policy, rcpt, config_->server.hostname, sid_);
+    unverified = verify_reply(policy->verify, rcpt, checked);
+  }
+  if (unverified || v.decision == Decision::Reject || v.decision == Decision::Tempfail) {
     // The refused recipient is not part of the transaction: its rcpt-phase results (a
     // greylisted triplet) must not decide for the recipients already accepted at DATA.
     run_->set_envelope(std::make_shared<Envelope>(proto_->envelope()));
     run_->forget_rcpt(rcpt);
   }
+  if (unverified) co_return *unverified;
   switch (v.decision) {
     case Decision::Reject:
       spdlog::info("session={} client={} from=<{}> to=<{}> refused filter={} reason=\"{}\"", sid_,

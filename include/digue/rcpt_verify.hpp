@@ -2,6 +2,7 @@
 // that mail for them is never accepted and then bounced to a (forgeable) envelope sender:
 // backscatter (Postfix's reject_unverified_recipient / address verification).
 // Contract:
+// - The session asks after the rcpt-phase filters, only for recipients they did not refuse.
 // - check() decides for one recipient of a hosted domain, from its policy's `verify`:
 //   1. "postmaster" is always accepted (RFC 5321 4.5.1).
 //   2. The static list (`recipients = "/path"`), when given, is authoritative for refusal: a
@@ -69,9 +70,10 @@ class RecipientVerifier {
   RecipientVerifier(const RecipientVerifier&) = delete;
   RecipientVerifier& operator=(const RecipientVerifier&) = delete;
 
-  // The policy must be rcpt's domain's and outlive the call; hostname is our EHLO name.
+  // The policy must be rcpt's domain's and outlive the call; hostname is our EHLO name,
+  // session the client session's id for the log.
   boost::asio::awaitable<VerifyResult> check(const DomainPolicy& policy, const Address& rcpt,
-                                             std::string hostname);
+                                             std::string hostname, std::string session);
   const VerifyStats& stats() const { return stats_; }
 
  private:

@@ -146,4 +146,15 @@ def test_tempfail_accept_takes_the_recipient_and_counts_it():
             assert "result=tempfail action=accept" in d.log()
 
 
+def test_client_refused_by_a_filter_causes_no_callout():
+    with Sink(extra=["-f", "RCPT"]) as bad:
+        body = ('[pipeline]\norder = ["relay_ips"]\n[filters.relay_ips]\naction = "reject"\n'
+                '[domains."bad.test"]\ndownstream = ["127.0.0.1:%d"]\n'
+                'verify_recipients = "callout"\nrelay_ips = ["192.0.2.0/24"]\n' % bad.port)
+        with Digued(body) as d:
+            [(code, text)] = session(d.port, ["nobody@bad.test"])
+            assert code == 550 and "5.7.1" in text, text
+            assert stats(d, "callouts") == 0
+
+
 run_tests(globals())

@@ -48,7 +48,7 @@ std::string sink_config(const Sink& sink, const std::string& extra = "") {
 VerifyResult verify(asio::io_context& io, RecipientVerifier& v, const Config& c,
                     const std::string& rcpt) {
   const DomainPolicy& p = *c.domain("example.test");
-  return run(io, v.check(p, addr(rcpt), "relay.test"));
+  return run(io, v.check(p, addr(rcpt), "relay.test", "test"));
 }
 
 // The first check of `first` makes a callout answering `want`; the second, of the same
@@ -274,8 +274,8 @@ TEST_CASE("rcpt verify callout: concurrent checks of one address share one probe
   auto c = domain_config(sink_config(sink));
   const DomainPolicy& p = *c->domain("example.test");
   auto a = addr("user@example.test");
-  auto f1 = asio::co_spawn(io, v.check(p, a, "relay.test"), asio::use_future);
-  auto f2 = asio::co_spawn(io, v.check(p, a, "relay.test"), asio::use_future);
+  auto f1 = asio::co_spawn(io, v.check(p, a, "relay.test", "test"), asio::use_future);
+  auto f2 = asio::co_spawn(io, v.check(p, a, "relay.test", "test"), asio::use_future);
   auto end = std::chrono::steady_clock::now() + 30s;
   while ((f1.wait_for(0s) != std::future_status::ready ||
           f2.wait_for(0s) != std::future_status::ready) &&
