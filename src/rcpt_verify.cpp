@@ -30,6 +30,9 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 using Channel = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
+// Longer cache keys are not cached (LMDB refuses keys over 511 bytes): only local parts far
+// beyond RFC 5321's 64 octets get there, and they are not worth a warning per RCPT.
+constexpr size_t kMaxKey = 400;
 using Status = VerifyResult::Status;
 using Source = VerifyResult::Source;
 
@@ -97,7 +100,7 @@ std::optional<smtp::Reply> verify_reply(const RecipientVerification& v, const Ad
 }
 
 std::optional<VerifyResult> RecipientVerifier::cached(const std::string& key) {
-  if (!store_) return std::nullopt;
+  if (!store_ || key.size() > kMaxKey) return std::nullopt;
   std::optional<std::string> v;
   try {
     v = store_->get(key);
@@ -113,7 +116,7 @@ std::optional<VerifyResult> RecipientVerifier::cached(const std::string& key) {
 
 void RecipientVerifier::remember(const std::string& key, const RecipientVerification& v,
                                  const VerifyResult& r) {
-  if (!store_ || r.status == Status::TempFail) return;
+  if (!store_ || key.size() > kMaxKey || r.status == Status::TempFail) return;
   bool ok = r.status == Status::Accepted;
   try {
     store_->put(key, ok ? std::string("1") : "0 " + r.text, ok ? v.positive_ttl : v.negative_ttl);

@@ -184,6 +184,12 @@ TEST_CASE("rcpt verify callout: accepted, cached, refused and cached negatively"
                              Status::Accepted);
     CHECK(v.stats().cache_hits == 1);
     CHECK(v.stats().verified == 2);
+    // A local part too long for a cache key: verified each time, never a store error.
+    std::string huge(300, 'x');
+    huge += std::string(300, 'y') + "@example.test";
+    CHECK(verify(io, v, *c, huge).source == Source::Callout);
+    CHECK(verify(io, v, *c, huge).source == Source::Callout);
+    CHECK(v.stats().store_errors == 0);
     // Never DATA: smtp-sink opens its dump file at MAIL (our QUIT may still be on its way)
     // and writes into it only what DATA brings.
     for (const auto& m : sink.mails()) CHECK(slurp(m).empty());
