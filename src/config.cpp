@@ -87,6 +87,14 @@ void read_server(Config& c, const toml::table& t) {
   r.finish();
 }
 
+// A downstream TLS policy name (delivery::TlsPolicy), or fallback when the key is absent.
+std::string tls_policy(OptionReader& r, const char* key, const std::string& fallback) {
+  std::string v = r.str(key, fallback);
+  if (v != fallback && !delivery::parse_tls_policy(v))
+    r.fail(key, "must be none, may, encrypt or verify");
+  return v;
+}
+
 void read_domain(Config& c, const std::string& name, const toml::node& node) {
   const std::string prefix = "domains.\"" + name + "\"";
   if (!node.is_table()) config_fail(prefix, &node, "expected a table");
@@ -120,6 +128,7 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   d.always_spam_ips = cidrs(r, "always_spam_ips");
   d.greylisting = r.boolean("greylisting", false);
   d.whitelist_from_header = r.boolean("whitelist_from_header", true);
+  d.tls = tls_policy(r, "tls", "");
   r.finish();
   if (c.domains.count(d.name)) config_fail(prefix, &node, "domain listed twice");
   std::string ace = lower(dns::a_labels(d.name));
@@ -319,6 +328,8 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     if (!d.bounce_relay.empty() && !delivery::Target::parse(d.bounce_relay, "maildir"))
       r.fail("bounce_relay", "bad address '" + d.bounce_relay + "'");
     d.starttls = r.boolean("starttls", true);
+    d.tls = tls_policy(r, "tls", d.starttls ? "may" : "none");
+    if (d.tls == "none") d.starttls = false;
     d.lmtp_folder_delimiter = r.str("lmtp_folder_delimiter", "");
     d.quarantine_days =
         std::chrono::seconds(r.integer("quarantine_days", 30, 1, 3650) * 86400);

@@ -104,6 +104,23 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
     tls_ = opts_.tls_context ? opts_.tls_context : make_tls_context(opts_);
   }
 
+  // The options and TLS context for a connection to target: its policy over the defaults.
+  std::pair<Options, std::shared_ptr<asio::ssl::context>> for_target(const Target& target) {
+    Options o = opts_;
+    switch (target.tls) {
+      case TlsPolicy::Default: return {o, tls_};
+      case TlsPolicy::None: o.starttls = false, o.tls_required = false, o.tls_verify = false; break;
+      case TlsPolicy::May: o.starttls = true, o.tls_required = false, o.tls_verify = false; break;
+      case TlsPolicy::Encrypt: o.starttls = true, o.tls_required = true, o.tls_verify = false; break;
+      case TlsPolicy::Verify: o.starttls = true, o.tls_required = true, o.tls_verify = true; break;
+    }
+    if (opts_.tls_context || o.tls_verify == opts_.tls_verify) return {o, tls_};
+    std::lock_guard lock(mu_);
+    auto& ctx = o.tls_verify ? verify_tls_ : plain_tls_;
+    if (!ctx) ctx = make_tls_context(o);  // once: loading the system CAs is not free
+    return {o, ctx};
+  }
+
   enum class Acquired { Slot, Timeout, Unreachable };
 
   // Waits for a slot to key (FIFO), up to queue_wait; none while key is held unreachable.
@@ -227,12 +244,13 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
       }
       if (!conn) {
         auto ex = co_await asio::this_coro::executor;
-        conn = std::make_shared<Connection>(ex, target, opts_, tls_);
+        auto [o, ctx] = for_target(target);
+        conn = std::make_shared<Connection>(ex, target, o, ctx);
         std::string err = co_await conn->open(true);
-        if (!err.empty() && conn->tls_handshake_failed() && !opts_.tls_required) {
+        if (!err.empty() && conn->tls_handshake_failed() && !o.tls_required) {
           spdlog::warn("delivery to={} tls=failed retry=plain reason=\"{}\"", key, err);
           conn->close();
-          conn = std::make_shared<Connection>(ex, target, opts_, tls_);
+          conn = std::make_shared<Connection>(ex, target, o, ctx);
           err = co_await conn->open(false);
         }
         {
@@ -275,6 +293,7 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
   asio::strand<asio::any_io_executor> strand_;
   Options opts_;
   std::shared_ptr<asio::ssl::context> tls_;
+  std::shared_ptr<asio::ssl::context> verify_tls_, plain_tls_;  // per-target policies (mu_)
   mutable std::mutex mu_;
   std::map<std::string, Dest> dests_;
   Stats stats_;

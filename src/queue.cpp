@@ -69,6 +69,24 @@ constexpr std::chrono::minutes kSweepInterval{10};
 constexpr std::chrono::seconds kSweepAgain{10};
 constexpr size_t kSweepBatch = 500;
 
+// The downstream TLS policy for a hosted domain (its own `tls`, else [delivery] tls), or for
+// the bounce relay (domain null). The config checked the names.
+delivery::TlsPolicy tls_policy(const Config& c, const DomainPolicy* domain) {
+  const std::string& name = domain && !domain->tls.empty() ? domain->tls : c.delivery.tls;
+  return delivery::parse_tls_policy(name).value_or(delivery::TlsPolicy::May);
+}
+
+// A hosted domain's downstream targets, in order, with its TLS policy.
+std::vector<delivery::Target> downstream_targets(const Config& c, const DomainPolicy& domain) {
+  std::vector<delivery::Target> out;
+  for (const auto& d : domain.downstream)
+    if (auto t = delivery::Target::parse(d, c.delivery.maildir_root)) {
+      t->tls = tls_policy(c, &domain);
+      out.push_back(*t);
+    }
+  return out;
+}
+
 // Failed recipients get a DSN only when their own verdict was legitimate mail: another
 // recipient's quarantine, tag or junk says nothing about this one. "release" is mail the
 // postmaster judged legitimate; "bounce" is a DSN whose failure goes to its null sender.
@@ -224,13 +242,14 @@ asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord
   if (rs.action == "bounce") {
     // A DSN goes to the original sender: through the configured relay, else its MX.
     if (!c->delivery.bounce_relay.empty()) {
-      if (auto t = delivery::Target::parse(c->delivery.bounce_relay, c->delivery.maildir_root))
+      if (auto t = delivery::Target::parse(c->delivery.bounce_relay, c->delivery.maildir_root)) {
+        t->tls = tls_policy(*c, nullptr);
         out.push_back(*t);
+      }
       co_return targets;
     }
     if (const DomainPolicy* p = c->domain(rs.address.domain)) {
-      for (const auto& d : p->downstream)
-        if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
+      out = downstream_targets(*c, *p);
       co_return targets;
     }
     auto dns = resolver;
@@ -247,8 +266,7 @@ asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord
   }
   const DomainPolicy* p = c->domain(rs.address.domain);
   if (!p) co_return targets;
-  for (const auto& d : p->downstream)
-    if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
+  out = downstream_targets(*c, *p);
   co_return targets;
 }
 

@@ -76,6 +76,7 @@ struct DomainPolicy {
   std::vector<net::Cidr> always_spam_ips;
   bool greylisting = false;
   bool whitelist_from_header = true;
+  std::string tls;                      // downstream TLS policy; "" = [delivery] tls
   int line = 0;                         // where the [domains."x"] table starts
 };
 
@@ -131,6 +132,9 @@ struct DeliveryConfig {
   std::string maildir_root = "./data/mail";  // default for "maildir:" without a path
   std::string bounce_relay;                  // "host:port" for DSNs; empty: the sender's MX
   bool starttls = true;                      // use STARTTLS downstream when offered
+  // Downstream TLS policy: "none", "may" (default; "none" when starttls = false), "encrypt",
+  // "verify" (see delivery::TlsPolicy); a domain's own `tls` overrides it.
+  std::string tls = "may";
   std::string lmtp_folder_delimiter;         // "+": Junk via RCPT TO:<local+Junk@domain>
   std::chrono::seconds quarantine_days{30 * 86400};  // quarantine retention
 };

@@ -53,17 +53,28 @@ class context;
 
 namespace digue::delivery {
 
+// TLS policy for one destination (Postfix's smtp_tls_security_level): none = never
+// STARTTLS; may = STARTTLS when offered, plain text otherwise or after a failed handshake;
+// encrypt = STARTTLS required (TempFail without it), certificate not checked; verify =
+// STARTTLS required and the certificate chain and host name verified against the system CAs
+// (or Options::tls_context). Default: what the Deliverer's Options say.
+enum class TlsPolicy { Default, None, May, Encrypt, Verify };
+std::optional<TlsPolicy> parse_tls_policy(std::string_view name);  // "none", "may", ...
+const char* to_string(TlsPolicy p);
+
 struct Target {
   enum class Kind { Smtp, Lmtp, Maildir };
   Kind kind = Kind::Smtp;
   std::string host;   // name or IP literal without brackets (Smtp, Lmtp)
   uint16_t port = 0;  // parse() defaults: 25 for Smtp, 24 for Lmtp (name it: few use 24)
   std::string path;   // Maildir root
+  TlsPolicy tls = TlsPolicy::Default;  // Smtp, Lmtp; set by the caller, not by parse()
 
   // "host", "host:port", "[::1]:25", "::1", "1.2.3.4", "smtp:host:port", "lmtp:host:port",
   // "lmtp:[::1]:24", "maildir:/path", "maildir" (= maildir_root). nullopt when malformed.
   static std::optional<Target> parse(std::string_view spec, const std::string& maildir_root);
-  // Destination key for pooling and caps: "smtp:host:port", "lmtp:host:port", "maildir:path".
+  // Destination key for pooling and caps: "smtp:host:port", "lmtp:host:port", "maildir:path";
+  // "/tls=verify" etc. appended for a policy other than Default (pooled apart).
   std::string key() const;
 };
 

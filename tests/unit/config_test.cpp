@@ -94,3 +94,18 @@ TEST_CASE("config: hosted domain lookup", "[config]") {
                                "t.toml"),
                   ConfigError);
 }
+
+TEST_CASE("config: downstream TLS policy", "[config]") {
+  auto c = parse_config("[delivery]\ntls = \"encrypt\"\n[domains.\"a.test\"]\n"
+                        "[domains.\"b.test\"]\ntls = \"verify\"\n",
+                        "t.toml");
+  CHECK(c->delivery.tls == "encrypt");
+  CHECK(c->domain("a.test")->tls.empty());  // inherits [delivery]
+  CHECK(c->domain("b.test")->tls == "verify");
+  // starttls = false is the old spelling of "none".
+  auto off = parse_config("[delivery]\nstarttls = false\n", "t.toml");
+  CHECK(off->delivery.tls == "none");
+  CHECK(parse_config("[delivery]\ntls = \"none\"\n", "t.toml")->delivery.starttls == false);
+  check_refused("[delivery]\ntls = \"required\"\n", "delivery.tls", 2);
+  check_refused("[domains.\"a.test\"]\ntls = \"strict\"\n", "domains.\"a.test\".tls", 2);
+}
