@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <cstring>
 #include <deque>
+#include <set>
 #include <filesystem>
 
 #include "digue/delivery.hpp"
@@ -232,6 +233,7 @@ struct Queue::Impl {
   std::shared_ptr<delivery::Deliverer> deliverer;
   std::shared_ptr<dns::Resolver> resolver;
   std::deque<SpoolRecord> backlog;
+  std::set<std::string> unreadable_pickups;  // reported once each
 };
 
 asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord& rec,
@@ -548,9 +550,25 @@ void Queue::Impl::pickup(const std::string& dir) {
     std::string id = it->path().filename().string();
     auto loaded = Spool::read_path(it->path().string(), true);
     if (!loaded || loaded->record.id != id) {
-      spdlog::warn("queue: ignoring unreadable pickup file {}", id);
+      if (::access(it->path().c_str(), R_OK) != 0) {
+        // Not ours to read (a file written by another user): said once, tried again.
+        if (unreadable_pickups.insert(id).second)
+          spdlog::error("queue: cannot read pickup file {}: {} (fix its owner; retried)", id,
+                        std::strerror(errno));
+        continue;
+      }
+      // Readable but not a spool file: set aside for the postmaster, never deleted.
+      std::string to = spool.dir() + "/corrupt/" + id;
+      std::error_code mec;
+      std::filesystem::create_directories(spool.dir() + "/corrupt", mec);
+      if (::rename(it->path().c_str(), to.c_str()) == 0)
+        spdlog::error("queue: malformed pickup file {}, moved to {}/corrupt", id, spool.dir());
+      else if (unreadable_pickups.insert(id).second)
+        spdlog::error("queue: malformed pickup file {}, cannot move it: {}", id,
+                      std::strerror(errno));
       continue;
     }
+    unreadable_pickups.erase(id);
     std::string to = spool.dir() + "/queue/" + id;
     if (::rename(it->path().c_str(), to.c_str()) != 0) {
       spdlog::warn("queue: cannot move pickup file {}: {}", id, std::strerror(errno));
