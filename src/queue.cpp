@@ -329,7 +329,10 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
     bool as_is = action == "bounce" || action == "release";
     *data += as_is ? raw : headers::rewrite(raw, tag);
     if (action == "quarantine") {
-      bool ok = quarantine(rec, domain, *data);
+      // File write, fsyncs and the index sync: on the blocking pool, not the queue's thread.
+      const std::string& to = domain;  // a structured binding: not captured directly
+      auto write = [&]() -> asio::awaitable<bool> { co_return quarantine(rec, to, *data); };
+      bool ok = co_await asio::co_spawn(blocking, write, asio::use_awaitable);
       for (auto* m : members) {
         m->attempts++;
         if (ok) {
