@@ -3,7 +3,8 @@
 // kernel spread connections) and its own Services (resolver). A session is one coroutine;
 // it keeps the pipeline it started with, so a reload never disturbs it.
 // Limits: global and per-client-IP connection caps (421 4.7.0), a timeout on every read
-// (RFC 5321 4.5.3.2), max bad commands. Stop: listeners close, sessions get the grace
+// (RFC 5321 4.5.3.2), max bad and junk commands, a session time limit (421 between commands),
+// a process-wide budget for DATA held in memory (452 4.3.1 to a message that does not fit). Stop: listeners close, sessions get the grace
 // period to finish, then are cut; nothing acknowledged is lost (it is in the spool).
 #pragma once
 
@@ -25,7 +26,8 @@ class Store;
 
 struct ServerStats {
   std::atomic<uint64_t> connections{0}, refused_connections{0}, messages{0}, accepted{0},
-      rejected{0}, tempfailed{0}, spool_errors{0};
+      rejected{0}, tempfailed{0}, spool_errors{0},
+      data_memory_refused{0};  // messages read and discarded for max_data_memory: 452
   std::atomic<int64_t> active{0};
 };
 
@@ -45,6 +47,8 @@ class Server {
   void reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline);
 
   const ServerStats& stats() const { return stats_; }
+  // Bytes of DATA all sessions hold in memory now (counted against max_data_memory).
+  size_t data_memory() const;
 
  private:
   struct Impl;

@@ -200,6 +200,16 @@ class Raw:
             if len(line) < 4 or line[3:4] != b"-":
                 return int(lines[-1][:3]), "\n".join(lines)
 
+    def start_data(self, sender="sender@example.org", rcpt="user@example.test"):
+        """MAIL, RCPT, DATA, each answered as it should (250, 250, 354)."""
+        self.send("MAIL FROM:<%s>\r\n" % sender)
+        assert self.reply()[0] == 250
+        self.send("RCPT TO:<%s>\r\n" % rcpt)
+        code, text = self.reply()
+        assert code == 250, text
+        self.send("DATA\r\n")
+        assert self.reply()[0] == 354
+
     def closed(self, timeout=5):
         self.s.settimeout(timeout)
         try:
