@@ -38,6 +38,8 @@ std::shared_ptr<ssl::context> make_tls_context(const ServerConfig& s) {
   try {
     ctx->use_certificate_chain_file(s.tls_cert);
     ctx->use_private_key_file(s.tls_key, ssl::context::pem);
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+      throw std::runtime_error("the key does not match the certificate");
   } catch (const std::exception& e) {
     throw ConfigError("server.tls.cert", 0,
                       "cannot load certificate/key " + s.tls_cert + ", " + s.tls_key + ": " + e.what());
@@ -87,9 +89,15 @@ struct Server::Impl {
     tls = make_tls_context(config->server);
   }
 
-  std::pair<std::shared_ptr<const Config>, std::shared_ptr<const Pipeline>> current() {
+  // What a new session runs with: a reload never changes it for a running session.
+  struct Current {
+    std::shared_ptr<const Config> config;
+    std::shared_ptr<const Pipeline> pipeline;
+    std::shared_ptr<ssl::context> tls;  // null: no STARTTLS
+  };
+  Current current() {
     std::lock_guard lk(mu);
-    return {config, pipeline};
+    return {config, pipeline, tls};
   }
 
   // `client` is net::client_key of the address (an IPv6 client counts per /64).
@@ -113,12 +121,13 @@ struct Server::Impl {
   }
 
   Server& owner;
-  std::mutex mu;
+  std::mutex mu;  // config, pipeline and tls: replaced together by a reload
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Pipeline> pipeline;
   Spool& spool;
   Queue& queue;
   std::shared_ptr<ssl::context> tls;
+  bool implicit_tls_listeners = false;  // bound at start; a reload cannot close them
   // Before the workers: a session frame destroyed with its io_context gives its hold back.
   MemoryBudget data_budget;
   asio::thread_pool cpu_pool;
@@ -149,7 +158,10 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
         socket_(std::move(socket)),
         implicit_tls_(implicit_tls),
         deadline_(worker.io) {
-    std::tie(config_, pipeline_) = impl_.current();
+    Current now = impl_.current();
+    config_ = std::move(now.config);
+    pipeline_ = std::move(now.pipeline);
+    tls_context_ = std::move(now.tls);
   }
 
   asio::awaitable<void> run();
@@ -183,6 +195,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   // Built when TLS starts (STARTTLS or an implicit-TLS listener), taking the socket over:
   // plain sessions never allocate an SSL object.
   std::unique_ptr<ssl::stream<tcp::socket>> tls_;
+  std::shared_ptr<ssl::context> tls_context_;  // the certificate when the session started
   bool implicit_tls_;
   bool tls_active_ = false;
   asio::steady_timer deadline_;
@@ -253,8 +266,8 @@ asio::awaitable<bool> Server::Impl::Session::flush() {
 
 asio::awaitable<bool> Server::Impl::Session::handshake() {
   set_deadline(config_->server.command_timeout);
-  if (!impl_.tls || tls_) co_return false;  // not configured; or already started
-  tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket_), *impl_.tls);
+  if (!tls_context_ || tls_) co_return false;  // not configured; or already started
+  tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket_), *tls_context_);
   error_code ec;
   co_await tls_->async_handshake(ssl::stream_base::server,
                                  asio::redirect_error(asio::use_awaitable, ec));
@@ -319,7 +332,7 @@ asio::awaitable<void> Server::Impl::Session::run() {
   st.max_command_line = sc.max_command_line;
   st.max_bad_commands = sc.max_bad_commands;
   st.max_junk_commands = sc.max_junk_commands;
-  st.tls_available = impl_.tls != nullptr;
+  st.tls_available = tls_context_ != nullptr;
   auto cfg = config_;
   st.accepts_domain = [cfg](const std::string& d) { return cfg->domain(d) != nullptr; };
   // The first hosted domain in the config file receives "RCPT TO:<postmaster>".
@@ -715,6 +728,7 @@ void Server::bind() {
   };
   for (const auto& ep : sc.listen) open(ep, false);
   for (const auto& ep : sc.listen_tls) open(ep, true);
+  impl_->implicit_tls_listeners = !sc.listen_tls.empty();
 }
 
 void Server::run() {
@@ -787,7 +801,15 @@ void Server::stop() {
 }
 
 void Server::reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline) {
+  // The certificate files are read again (renewed at the same path); throws, changing
+  // nothing, when they cannot be loaded.
+  auto tls = make_tls_context(config->server);
+  if (!tls && impl_->implicit_tls_listeners)
+    throw ConfigError("server.tls.cert", 0,
+                      "the implicit TLS listeners stay open until a restart: they need a "
+                      "certificate");
   std::lock_guard lk(impl_->mu);
+  impl_->tls = std::move(tls);
   impl_->data_budget.set_limit(config->server.max_data_memory);
   impl_->config = std::move(config);
   impl_->pipeline = std::move(pipeline);

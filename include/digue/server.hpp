@@ -43,7 +43,9 @@ class Server {
   void run();
   // Thread-safe. Stop accepting; sessions get the grace period.
   void stop();
-  // Thread-safe. New sessions use the new config/pipeline (listen addresses are not changed).
+  // Thread-safe. New sessions use the new config/pipeline and the [server.tls] certificate
+  // and key read again from their files (listen addresses are not changed). Throws
+  // ConfigError, changing nothing, when the certificate or key cannot be loaded.
   void reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline);
 
   const ServerStats& stats() const { return stats_; }
