@@ -416,7 +416,6 @@ asio::awaitable<void> Server::Impl::Session::session_loop_entry() {
     smtp::Step step;
     // Checked between commands only: a message being received is never cut short.
     if (std::chrono::steady_clock::now() - started_ >= sc.max_session_time) {
-      spdlog::info("session={} client={} session time limit reached", sid_, ip_);
       step = proto_->on_session_expired();
     } else if (discarding) {
       discarding = false;
@@ -464,6 +463,9 @@ asio::awaitable<void> Server::Impl::Session::session_loop_entry() {
         break;
     }
     if (step.reply.close || proto_->closed()) {
+      // A limit (errors, junk commands, session time) ends the session: say which.
+      if (step.reply.code == 421)
+        spdlog::info("session={} client={} closing: {}", sid_, ip_, step.reply.lines.front());
       co_await flush();
       co_return;
     }

@@ -31,6 +31,8 @@ def test_junk_commands_are_capped():
             assert code == 421 and "4.7.0" in text, text
             assert c.closed()
             c.close()
+            assert wait_until(lambda: "closing: mx.test.invalid too many commands" in d.log()), \
+                d.log()
 
 
 def test_session_time_limit_waits_for_the_end_of_data():
