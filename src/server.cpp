@@ -817,6 +817,8 @@ void Server::reload(std::shared_ptr<const Config> config, std::shared_ptr<const 
   impl_->pipeline = std::move(pipeline);
 }
 
+void Server::check_tls(const ServerConfig& config) { make_tls_context(config); }
+
 size_t Server::data_memory() const { return impl_->data_budget.in_use(); }
 
 }  // namespace digue

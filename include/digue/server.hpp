@@ -48,6 +48,10 @@ class Server {
   // ConfigError, changing nothing, when the certificate or key cannot be loaded.
   void reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline);
 
+  // Loads [server.tls] the way start and reload do (throws ConfigError naming
+  // server.tls.cert when the files cannot be loaded or do not match); for --check-config.
+  static void check_tls(const ServerConfig& config);
+
   const ServerStats& stats() const { return stats_; }
   // Bytes of DATA all sessions hold in memory now (counted against max_data_memory).
   size_t data_memory() const;

@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   Loaded loaded;
   try {
     loaded = load(config_path);
+    // The certificate is checked too: a reload would be refused for it.
+    if (check) Server::check_tls(loaded.config->server);
   } catch (const ConfigError& e) {
     std::cerr << "digued: config error: " << describe_error(config_path, e) << "\n";
     return 1;

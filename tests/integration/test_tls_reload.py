@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Digued, run_tests, wait_until  # noqa: E402
+from harness import DIGUED, Digued, run_tests, wait_until  # noqa: E402
 
 DOMAIN = '[domains."example.test"]\ndownstream = ["maildir"]\n'
 
@@ -110,6 +110,14 @@ def test_sighup_reloads_the_certificate():
             d.signal(signal.SIGHUP)
             assert wait_until(lambda: reloads(d, "reload refused") == 2, 15), d.log()
             assert starttls_cert(d.port) == b_der
+            # --check-config, run before a SIGHUP, says so too.
+            r = subprocess.run([DIGUED, "--config", d.config_path, "--check-config"],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 1 and "server.tls.cert" in r.stderr, r
+            install(b_cert, b_key, tmp)
+            r = subprocess.run([DIGUED, "--config", d.config_path, "--check-config"],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r
     finally:
         shutil.rmtree(certs, ignore_errors=True)
 
