@@ -5,11 +5,12 @@ all sessions is bounded (max_data_memory: 452, then the session goes on)."""
 
 import os
 import signal
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Digued, Raw, Sink, message, run_tests, wait_until  # noqa: E402
+from harness import Digued, Raw, Sink, free_port, message, run_tests, wait_until  # noqa: E402
 
 
 def domain_cfg(sink_port):
@@ -53,6 +54,39 @@ def test_session_time_limit_waits_for_the_end_of_data():
             assert c.closed()
             c.close()
             assert wait_until(lambda: len(sink.messages()) == 1, 15), d.log()
+
+
+def greeting_code(port, host):
+    c = Raw(port, host=host)
+    try:
+        return c.reply()[0]
+    finally:
+        c.close()
+
+
+def test_ipv6_clients_are_capped_and_released():
+    # The per-client cap keys an IPv6 client by its /64 (the unit tests show the grouping;
+    # loopback has one IPv6 address): capped, and the slot comes back when it closes.
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        print("SKIP no IPv6")
+        return
+    v6 = free_port()
+    with Sink() as sink:
+        with Digued(domain_cfg(sink.port), extra_server="max_connections_per_ip = 1\n",
+                    extra_listen=("[::1]:%d" % v6,)) as d:
+            a = Raw(v6, host="::1")
+            assert a.reply()[0] == 220
+            b = Raw(v6, host="::1")
+            code, text = b.reply()
+            b.close()
+            assert code == 421 and "4.7.0" in text, text
+            assert greeting_code(d.port, "127.0.0.1") == 220  # IPv4 is another client
+            a.send("QUIT\r\n")
+            assert a.reply()[0] == 221
+            a.close()
+            assert wait_until(lambda: greeting_code(v6, "::1") == 220, 15), d.log()
 
 
 def last_stat(log, key):
