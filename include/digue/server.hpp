@@ -1,11 +1,12 @@
 // Server: the SMTP listeners and sessions. One io_context per thread (threads = cores by
 // default); each thread has its own acceptor on every listen address (SO_REUSEPORT lets the
 // kernel spread connections) and its own Services (resolver). A session is one coroutine;
-// it keeps the pipeline it started with, so a reload never disturbs it.
-// Limits: global and per-client-IP connection caps (421 4.7.0), a timeout on every read
-// (RFC 5321 4.5.3.2), max bad and junk commands, a session time limit (421 between commands),
-// a process-wide budget for DATA held in memory (452 4.3.1 to a message that does not fit). Stop: listeners close, sessions get the grace
-// period to finish, then are cut; nothing acknowledged is lost (it is in the spool).
+// it keeps the pipeline and TLS certificate it started with, so a reload never disturbs it.
+// Limits: global and per-client connection caps (421 4.7.0; IPv4 per address, IPv6 per /64),
+// a timeout on every read (RFC 5321 4.5.3.2), max bad and junk commands, a session time
+// limit (421 between commands), a process-wide budget for DATA held in memory (452 4.3.1 to
+// a message that does not fit). Stop: listeners close, sessions get the grace period to
+// finish, then are cut; nothing acknowledged is lost (it is in the spool).
 #pragma once
 
 #include <atomic>
