@@ -77,9 +77,16 @@ void read_server(Config& c, const toml::table& t) {
   s.max_command_line = r.integer("max_command_line", s.max_command_line, 512, 1 << 20);
   s.max_data_line = r.integer("max_data_line", s.max_data_line, 1000, 1LL << 30);
   s.max_connections = r.integer("max_connections", s.max_connections, 1, 1000000);
+  s.max_data_memory = static_cast<size_t>(r.integer("max_data_memory", 1024, 1, 1 << 20)) << 20;
+  // Smaller, a message of the largest size would never fit: 4xx for ever, never a bounce.
+  if (s.max_data_memory < s.max_message_size)
+    r.fail("max_data_memory", "must hold at least one message of max_message_size (" +
+                                  std::to_string(s.max_message_size) + " bytes)");
   s.max_connections_per_ip =
       r.integer("max_connections_per_ip", s.max_connections_per_ip, 1, 1000000);
   s.max_bad_commands = r.integer("max_bad_commands", s.max_bad_commands, 1, 1000);
+  s.max_junk_commands = r.integer("max_junk_commands", s.max_junk_commands, 1, 1000000);
+  s.max_session_time = seconds(r, "max_session_time", s.max_session_time);
   s.greeting_timeout = seconds(r, "greeting_timeout", s.greeting_timeout);
   s.command_timeout = seconds(r, "command_timeout", s.command_timeout);
   s.data_timeout = seconds(r, "data_timeout", s.data_timeout);

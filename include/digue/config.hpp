@@ -91,8 +91,11 @@ struct ServerConfig {
   size_t max_command_line = 4096;             // longer: 500 5.5.2
   size_t max_data_line = 1u << 20;            // longer DATA lines are passed on intact up to this
   int max_connections = 2000;
+  size_t max_data_memory = size_t{1024} << 20;  // DATA held by all sessions; bytes (MB in TOML)
   int max_connections_per_ip = 50;
   int max_bad_commands = 10;
+  int max_junk_commands = 100;                 // NOOP/RSET/HELP/VRFY/EXPN/EHLO per message
+  std::chrono::seconds max_session_time{3600};  // then 421 at the next command
   std::chrono::seconds greeting_timeout{300};  // RFC 5321 4.5.3.2: 5 minutes per command
   std::chrono::seconds command_timeout{300};
   std::chrono::seconds data_timeout{180};      // per DATA block

@@ -109,3 +109,22 @@ TEST_CASE("config: downstream TLS policy", "[config]") {
   check_refused("[delivery]\ntls = \"required\"\n", "delivery.tls", 2);
   check_refused("[domains.\"a.test\"]\ntls = \"strict\"\n", "domains.\"a.test\".tls", 2);
 }
+
+TEST_CASE("config: session resource limits", "[config]") {
+  auto c = parse_config("[server]\nmax_data_memory = 64\nmax_junk_commands = 20\n"
+                        "max_session_time = 600\n",
+                        "t.toml");
+  CHECK(c->server.max_data_memory == size_t{64} << 20);
+  CHECK(c->server.max_junk_commands == 20);
+  CHECK(c->server.max_session_time == std::chrono::seconds(600));
+  auto d = parse_config("", "t.toml");
+  CHECK(d->server.max_data_memory == size_t{1024} << 20);
+  CHECK(d->server.max_junk_commands == 100);
+  CHECK(d->server.max_session_time == std::chrono::seconds(3600));
+  check_refused("[server]\nmax_data_memory = 0\n", "server.max_data_memory", 2);
+  check_refused("[server]\nmax_junk_commands = 0\n", "server.max_junk_commands", 2);
+  check_refused("[server]\n\nmax_session_time = 0\n", "server.max_session_time", 3);
+  // Smaller than one message of the largest size: that message would be tempfailed for ever.
+  check_refused("[server]\nmax_message_size = 10485760\nmax_data_memory = 8\n",
+                "server.max_data_memory", 3);
+}
