@@ -78,14 +78,29 @@ void read_server(Config& c, const toml::table& t) {
   s.max_command_line = r.integer("max_command_line", s.max_command_line, 512, 1 << 20);
   s.max_data_line = r.integer("max_data_line", s.max_data_line, 1000, 1LL << 30);
   s.max_connections = r.integer("max_connections", s.max_connections, 1, 1000000);
+  s.max_data_memory = static_cast<size_t>(r.integer("max_data_memory", 1024, 1, 1 << 20)) << 20;
+  // Smaller, a message of the largest size would never fit: 4xx for ever, never a bounce.
+  if (s.max_data_memory < s.max_message_size)
+    r.fail("max_data_memory", "must hold at least one message of max_message_size (" +
+                                  std::to_string(s.max_message_size) + " bytes)");
   s.max_connections_per_ip =
       r.integer("max_connections_per_ip", s.max_connections_per_ip, 1, 1000000);
   s.max_bad_commands = r.integer("max_bad_commands", s.max_bad_commands, 1, 1000);
+  s.max_junk_commands = r.integer("max_junk_commands", s.max_junk_commands, 1, 1000000);
+  s.max_session_time = seconds(r, "max_session_time", s.max_session_time);
   s.greeting_timeout = seconds(r, "greeting_timeout", s.greeting_timeout);
   s.command_timeout = seconds(r, "command_timeout", s.command_timeout);
   s.data_timeout = seconds(r, "data_timeout", s.data_timeout);
   s.shutdown_grace = seconds(r, "shutdown_grace", s.shutdown_grace, 0);
   r.finish();
+}
+
+// A downstream TLS policy name (delivery::TlsPolicy), or fallback when the key is absent.
+std::string tls_policy(OptionReader& r, const char* key, const std::string& fallback) {
+  std::string v = r.str(key, fallback);
+  if (v != fallback && !delivery::parse_tls_policy(v))
+    r.fail(key, "must be none, may, encrypt or verify");
+  return v;
 }
 
 void read_verification(OptionReader& r, RecipientVerification& v) {
@@ -143,6 +158,7 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   d.always_spam_ips = cidrs(r, "always_spam_ips");
   d.greylisting = r.boolean("greylisting", false);
   d.whitelist_from_header = r.boolean("whitelist_from_header", true);
+  d.tls = tls_policy(r, "tls", "");
   read_verification(r, d.verify);
   r.finish();
   if (c.domains.count(d.name)) config_fail(prefix, &node, "domain listed twice");
@@ -343,6 +359,8 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     if (!d.bounce_relay.empty() && !delivery::Target::parse(d.bounce_relay, "maildir"))
       r.fail("bounce_relay", "bad address '" + d.bounce_relay + "'");
     d.starttls = r.boolean("starttls", true);
+    d.tls = tls_policy(r, "tls", d.starttls ? "may" : "none");
+    if (d.tls == "none") d.starttls = false;
     d.lmtp_folder_delimiter = r.str("lmtp_folder_delimiter", "");
     d.quarantine_days =
         std::chrono::seconds(r.integer("quarantine_days", 30, 1, 3650) * 86400);

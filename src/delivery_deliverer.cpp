@@ -36,14 +36,6 @@ namespace {
 
 using Channel = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
 
-std::shared_ptr<asio::ssl::context> make_tls_context(const Options& o) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
-  if (o.tls_verify) ctx->set_default_verify_paths();
-  return ctx;
-}
-
 std::string summary(const std::vector<RcptResult>& rs) {
   int ok = 0, temp = 0, perm = 0;
   for (const auto& r : rs) {
@@ -59,6 +51,14 @@ std::string summary(const std::vector<RcptResult>& rs) {
 }
 
 }  // namespace
+
+std::shared_ptr<asio::ssl::context> make_client_tls_context(bool verify) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+  if (verify) ctx->set_default_verify_paths();
+  return ctx;
+}
 
 struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
   struct Waiter {
@@ -101,7 +101,18 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
 
   Impl(asio::any_io_executor ex, Options o) : strand_(asio::make_strand(ex)), opts_(std::move(o)) {
     if (opts_.max_connections == 0) opts_.max_connections = 1;
-    tls_ = opts_.tls_context ? opts_.tls_context : make_tls_context(opts_);
+    tls_ = opts_.tls_context ? opts_.tls_context : make_client_tls_context(opts_.tls_verify);
+  }
+
+  // The options and TLS context for a connection to target: its policy over the defaults.
+  std::pair<Options, std::shared_ptr<asio::ssl::context>> for_target(const Target& target) {
+    if (target.tls == TlsPolicy::Default) return {opts_, tls_};
+    Options o = with_tls_policy(opts_, target.tls);
+    if (opts_.tls_context || o.tls_verify == opts_.tls_verify) return {o, tls_};
+    std::lock_guard lock(mu_);
+    auto& ctx = o.tls_verify ? verify_tls_ : plain_tls_;
+    if (!ctx) ctx = make_client_tls_context(o.tls_verify);  // once: loading the system CAs is not free
+    return {o, ctx};
   }
 
   enum class Acquired { Slot, Timeout, Unreachable };
@@ -227,12 +238,13 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
       }
       if (!conn) {
         auto ex = co_await asio::this_coro::executor;
-        conn = std::make_shared<Connection>(ex, target, opts_, tls_);
+        auto [o, ctx] = for_target(target);
+        conn = std::make_shared<Connection>(ex, target, o, ctx);
         std::string err = co_await conn->open(true);
-        if (!err.empty() && conn->tls_handshake_failed() && !opts_.tls_required) {
+        if (!err.empty() && conn->tls_handshake_failed() && !o.tls_required) {
           spdlog::warn("delivery to={} tls=failed retry=plain reason=\"{}\"", key, err);
           conn->close();
-          conn = std::make_shared<Connection>(ex, target, opts_, tls_);
+          conn = std::make_shared<Connection>(ex, target, o, ctx);
           err = co_await conn->open(false);
         }
         {
@@ -275,6 +287,7 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
   asio::strand<asio::any_io_executor> strand_;
   Options opts_;
   std::shared_ptr<asio::ssl::context> tls_;
+  std::shared_ptr<asio::ssl::context> verify_tls_, plain_tls_;  // per-target policies (mu_)
   mutable std::mutex mu_;
   std::map<std::string, Dest> dests_;
   Stats stats_;

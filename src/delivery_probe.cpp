@@ -45,8 +45,16 @@ asio::awaitable<RcptResult> probe_recipient(std::vector<Target> targets, Address
   for (const auto& target : targets) {
     if (target.kind == Target::Kind::Maildir)
       co_return RcptResult{RcptResult::Status::Delivered, 250, "2.1.5", "local mailbox"};
-    auto conn = std::make_shared<detail::Connection>(ex, target, options, nullptr);
-    std::string err = co_await conn->open(false);
+    Options o = with_tls_policy(options, target.tls);
+    auto ctx = o.tls_context;
+    if (o.starttls && !ctx) ctx = make_client_tls_context(o.tls_verify);
+    auto conn = std::make_shared<detail::Connection>(ex, target, o, ctx);
+    std::string err = co_await conn->open(o.starttls);
+    if (!err.empty() && conn->tls_handshake_failed() && !o.tls_required) {
+      conn->close();
+      conn = std::make_shared<detail::Connection>(ex, target, o, ctx);
+      err = co_await conn->open(false);
+    }
     if (!err.empty()) {
       why = err;
       conn->close();

@@ -109,6 +109,34 @@ std::optional<Target> Target::parse(std::string_view spec, const std::string& ma
   return t;
 }
 
+std::optional<TlsPolicy> parse_tls_policy(std::string_view name) {
+  for (auto p : {TlsPolicy::None, TlsPolicy::May, TlsPolicy::Encrypt, TlsPolicy::Verify})
+    if (name == to_string(p)) return p;
+  return std::nullopt;
+}
+
+Options with_tls_policy(Options o, TlsPolicy p) {
+  switch (p) {
+    case TlsPolicy::Default: break;
+    case TlsPolicy::None: o.starttls = false, o.tls_required = false, o.tls_verify = false; break;
+    case TlsPolicy::May: o.starttls = true, o.tls_required = false, o.tls_verify = false; break;
+    case TlsPolicy::Encrypt: o.starttls = true, o.tls_required = true, o.tls_verify = false; break;
+    case TlsPolicy::Verify: o.starttls = true, o.tls_required = true, o.tls_verify = true; break;
+  }
+  return o;
+}
+
+const char* to_string(TlsPolicy p) {
+  switch (p) {
+    case TlsPolicy::Default: return "default";
+    case TlsPolicy::None: return "none";
+    case TlsPolicy::May: return "may";
+    case TlsPolicy::Encrypt: return "encrypt";
+    case TlsPolicy::Verify: return "verify";
+  }
+  return "default";
+}
+
 std::string Target::key() const {
   switch (kind) {
     case Kind::Maildir:
@@ -116,7 +144,10 @@ std::string Target::key() const {
     case Kind::Lmtp:
     case Kind::Smtp: {
       std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-      return std::string(kind == Kind::Lmtp ? "lmtp:" : "smtp:") + h + ":" + std::to_string(port);
+      std::string key =
+          std::string(kind == Kind::Lmtp ? "lmtp:" : "smtp:") + h + ":" + std::to_string(port);
+      if (tls != TlsPolicy::Default) key += std::string("/tls=") + to_string(tls);
+      return key;
     }
   }
   return {};

@@ -33,13 +33,15 @@ Error sync_dir(const std::string& dir) {
 }
 
 Error write_durably(const std::string& tmp, const std::string& dst,
-                    std::initializer_list<std::string_view> parts, mode_t mode, bool exclusive) {
+                    std::initializer_list<std::string_view> parts, mode_t mode, bool exclusive,
+                    const Owner* owner) {
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
   int fd = ::open(tmp.c_str(), flags, mode);
   if (fd < 0) return {errno, "create", tmp};
   Error e;
+  if (owner && ::fchown(fd, owner->uid, owner->gid) != 0) e = {errno, "chown", tmp};
   for (std::string_view p : parts)
-    if (!write_all(fd, p)) {
+    if (!e && !write_all(fd, p)) {
       e = {errno ? errno : EIO, "write", tmp};
       break;
     }

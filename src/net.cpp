@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -95,6 +97,13 @@ bool Cidr::contains(const Ip& ip) const {
 }
 
 std::string Cidr::str() const { return base.str() + "/" + std::to_string(prefix); }
+
+std::string client_key(const Ip& ip) {
+  if (!ip.v6) return ip.str();
+  Cidr net{ip, 64};
+  std::fill(net.base.bytes.begin() + 8, net.base.bytes.end(), uint8_t{0});
+  return net.str();
+}
 
 Scope scope_of(const Ip& ip) {
   struct Range {

@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <cstring>
 #include <deque>
+#include <set>
 #include <filesystem>
 
 #include "digue/delivery.hpp"
@@ -68,6 +69,24 @@ struct Sleeper {
 constexpr std::chrono::minutes kSweepInterval{10};
 constexpr std::chrono::seconds kSweepAgain{10};
 constexpr size_t kSweepBatch = 500;
+
+// The downstream TLS policy for a hosted domain (its own `tls`, else [delivery] tls), or for
+// the bounce relay (domain null). The config checked the names.
+delivery::TlsPolicy tls_policy(const Config& c, const DomainPolicy* domain) {
+  const std::string& name = domain && !domain->tls.empty() ? domain->tls : c.delivery.tls;
+  return delivery::parse_tls_policy(name).value_or(delivery::TlsPolicy::May);
+}
+
+// A hosted domain's downstream targets, in order, with its TLS policy.
+std::vector<delivery::Target> downstream_targets(const Config& c, const DomainPolicy& domain) {
+  std::vector<delivery::Target> out;
+  for (const auto& d : domain.downstream)
+    if (auto t = delivery::Target::parse(d, c.delivery.maildir_root)) {
+      t->tls = tls_policy(c, &domain);
+      out.push_back(*t);
+    }
+  return out;
+}
 
 // Failed recipients get a DSN only when their own verdict was legitimate mail: another
 // recipient's quarantine, tag or junk says nothing about this one. "release" is mail the
@@ -214,6 +233,7 @@ struct Queue::Impl {
   std::shared_ptr<delivery::Deliverer> deliverer;
   std::shared_ptr<dns::Resolver> resolver;
   std::deque<SpoolRecord> backlog;
+  std::set<std::string> unreadable_pickups;  // reported once each
 };
 
 asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord& rec,
@@ -224,13 +244,14 @@ asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord
   if (rs.action == "bounce") {
     // A DSN goes to the original sender: through the configured relay, else its MX.
     if (!c->delivery.bounce_relay.empty()) {
-      if (auto t = delivery::Target::parse(c->delivery.bounce_relay, c->delivery.maildir_root))
+      if (auto t = delivery::Target::parse(c->delivery.bounce_relay, c->delivery.maildir_root)) {
+        t->tls = tls_policy(*c, nullptr);
         out.push_back(*t);
+      }
       co_return targets;
     }
     if (const DomainPolicy* p = c->domain(rs.address.domain)) {
-      for (const auto& d : p->downstream)
-        if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
+      out = downstream_targets(*c, *p);
       co_return targets;
     }
     auto dns = resolver;
@@ -247,8 +268,7 @@ asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord
   }
   const DomainPolicy* p = c->domain(rs.address.domain);
   if (!p) co_return targets;
-  for (const auto& d : p->downstream)
-    if (auto t = delivery::Target::parse(d, c->delivery.maildir_root)) out.push_back(*t);
+  out = downstream_targets(*c, *p);
   co_return targets;
 }
 
@@ -309,7 +329,10 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
     bool as_is = action == "bounce" || action == "release";
     *data += as_is ? raw : headers::rewrite(raw, tag);
     if (action == "quarantine") {
-      bool ok = quarantine(rec, domain, *data);
+      // File write, fsyncs and the index sync: on the blocking pool, not the queue's thread.
+      const std::string& to = domain;  // a structured binding: not captured directly
+      auto write = [&]() -> asio::awaitable<bool> { co_return quarantine(rec, to, *data); };
+      bool ok = co_await asio::co_spawn(blocking, write, asio::use_awaitable);
       for (auto* m : members) {
         m->attempts++;
         if (ok) {
@@ -530,9 +553,25 @@ void Queue::Impl::pickup(const std::string& dir) {
     std::string id = it->path().filename().string();
     auto loaded = Spool::read_path(it->path().string(), true);
     if (!loaded || loaded->record.id != id) {
-      spdlog::warn("queue: ignoring unreadable pickup file {}", id);
+      if (::access(it->path().c_str(), R_OK) != 0) {
+        // Not ours to read (a file written by another user): said once, tried again.
+        if (unreadable_pickups.insert(id).second)
+          spdlog::error("queue: cannot read pickup file {}: {} (fix its owner; retried)", id,
+                        std::strerror(errno));
+        continue;
+      }
+      // Readable but not a spool file: set aside for the postmaster, never deleted.
+      std::string to = spool.dir() + "/corrupt/" + id;
+      std::error_code mec;
+      std::filesystem::create_directories(spool.dir() + "/corrupt", mec);
+      if (::rename(it->path().c_str(), to.c_str()) == 0)
+        spdlog::error("queue: malformed pickup file {}, moved to {}/corrupt", id, spool.dir());
+      else if (unreadable_pickups.insert(id).second)
+        spdlog::error("queue: malformed pickup file {}, cannot move it: {}", id,
+                      std::strerror(errno));
       continue;
     }
+    unreadable_pickups.erase(id);
     std::string to = spool.dir() + "/queue/" + id;
     if (::rename(it->path().c_str(), to.c_str()) != 0) {
       spdlog::warn("queue: cannot move pickup file {}: {}", id, std::strerror(errno));

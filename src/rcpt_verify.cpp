@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -126,16 +127,30 @@ void RecipientVerifier::remember(const std::string& key, const RecipientVerifica
   }
 }
 
-asio::awaitable<VerifyResult> RecipientVerifier::callout(const DomainPolicy& policy,
-                                                         const Address& rcpt,
-                                                         const std::string& hostname) {
+std::shared_ptr<asio::ssl::context> RecipientVerifier::tls_context(bool verify) {
+  std::lock_guard lock(mu_);
+  auto& ctx = verify ? verify_tls_ : plain_tls_;
+  if (!ctx) ctx = delivery::make_client_tls_context(verify);
+  return ctx;
+}
+
+asio::awaitable<VerifyResult> RecipientVerifier::callout(const Config& config,
+                                                         const DomainPolicy& policy,
+                                                         const Address& rcpt) {
   const RecipientVerification& v = policy.verify;
+  // The delivery's TLS policy: the domain's own `tls`, else [delivery] tls.
+  auto tls = delivery::parse_tls_policy(policy.tls.empty() ? config.delivery.tls : policy.tls)
+                 .value_or(delivery::TlsPolicy::May);
   std::vector<delivery::Target> targets;
-  for (const auto& ds : policy.downstream)
-    if (auto t = delivery::Target::parse(ds, "maildir")) targets.push_back(*t);
+  for (const auto& ds : policy.downstream) {
+    if (auto t = delivery::Target::parse(ds, "maildir")) {
+      t->tls = tls;
+      targets.push_back(*t);
+    }
+  }
   delivery::Options o;
-  o.hostname = hostname;
-  o.starttls = false;
+  o.hostname = config.server.hostname;
+  o.tls_context = tls_context(tls == delivery::TlsPolicy::Verify);
   o.timeouts.connect = o.timeouts.greeting = o.timeouts.command = v.timeout;
   o.timeouts.rset = o.timeouts.quit = v.timeout;
   stats_.callouts++;
@@ -158,10 +173,10 @@ asio::awaitable<VerifyResult> RecipientVerifier::callout(const DomainPolicy& pol
   co_return result(Status::TempFail, Source::Callout, std::to_string(rr.code) + " " + text);
 }
 
-asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const DomainPolicy& policy,
+asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const Config& config,
+                                                                const DomainPolicy& policy,
                                                                 const Address& rcpt,
-                                                                const std::string& key,
-                                                                const std::string& hostname) {
+                                                                const std::string& key) {
   auto ex = co_await asio::this_coro::executor;
   std::shared_ptr<InFlight> flight;
   std::shared_ptr<Channel> wake;
@@ -200,14 +215,14 @@ asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const DomainPoli
       flight->waiters.clear();
     }
   } finish{*this, key, flight, r};
-  r = co_await callout(policy, rcpt, hostname);
+  r = co_await callout(config, policy, rcpt);
   remember(key, policy.verify, r);
   co_return VerifyResult(r);  // a copy: `co_return r` would move r out before finish reads it
 }
 
-asio::awaitable<VerifyResult> RecipientVerifier::check(const DomainPolicy& policy,
+asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
+                                                       const DomainPolicy& policy,
                                                        const Address& rcpt,
-                                                       std::string hostname,
                                                        std::string session) {
   const RecipientVerification& v = policy.verify;
   if (text::lower(rcpt.local) == "postmaster") co_return result(Status::Accepted, Source::Postmaster);
@@ -223,7 +238,7 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const DomainPolicy& polic
       stats_.cache_hits++;
       r = std::move(*hit);
     } else {
-      r = co_await shared_callout(policy, rcpt, key, hostname);
+      r = co_await shared_callout(config, policy, rcpt, key);
     }
   }
   switch (r.status) {

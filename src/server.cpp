@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "digue/headers.hpp"
+#include "digue/memory_budget.hpp"
+#include "digue/net.hpp"
 #include "digue/queue.hpp"
 #include "digue/rcpt_verify.hpp"
 #include "digue/resolver.hpp"
@@ -37,6 +39,8 @@ std::shared_ptr<ssl::context> make_tls_context(const ServerConfig& s) {
   try {
     ctx->use_certificate_chain_file(s.tls_cert);
     ctx->use_private_key_file(s.tls_key, ssl::context::pem);
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+      throw std::runtime_error("the key does not match the certificate");
   } catch (const std::exception& e) {
     throw ConfigError("server.tls.cert", 0,
                       "cannot load certificate/key " + s.tls_cert + ", " + s.tls_key + ": " + e.what());
@@ -81,41 +85,52 @@ struct Server::Impl {
   Impl(Server& o, std::shared_ptr<const Config> c, std::shared_ptr<const Pipeline> p, Spool& sp,
        Queue& q)
       : owner(o), config(std::move(c)), pipeline(std::move(p)), spool(sp), queue(q),
+        data_budget(config->server.max_data_memory),
         cpu_pool(std::max(1u, std::thread::hardware_concurrency())) {
     tls = make_tls_context(config->server);
   }
 
-  std::pair<std::shared_ptr<const Config>, std::shared_ptr<const Pipeline>> current() {
+  // What a new session runs with: a reload never changes it for a running session.
+  struct Current {
+    std::shared_ptr<const Config> config;
+    std::shared_ptr<const Pipeline> pipeline;
+    std::shared_ptr<ssl::context> tls;  // null: no STARTTLS
+  };
+  Current current() {
     std::lock_guard lk(mu);
-    return {config, pipeline};
+    return {config, pipeline, tls};
   }
 
-  bool acquire(const std::string& ip, const ServerConfig& s) {
+  // `client` is net::client_key of the address (an IPv6 client counts per /64).
+  bool acquire(const std::string& client, const ServerConfig& s) {
     std::lock_guard lk(conn_mu);
     if (total >= s.max_connections) return false;
-    int& n = per_ip[ip];
+    int& n = per_ip[client];
     if (n >= s.max_connections_per_ip) {
-      if (n == 0) per_ip.erase(ip);
+      if (n == 0) per_ip.erase(client);
       return false;
     }
     ++n;
     ++total;
     return true;
   }
-  void release(const std::string& ip) {
+  void release(const std::string& client) {
     std::lock_guard lk(conn_mu);
-    auto it = per_ip.find(ip);
+    auto it = per_ip.find(client);
     if (it != per_ip.end() && --it->second <= 0) per_ip.erase(it);
     --total;
   }
 
   Server& owner;
-  std::mutex mu;
+  std::mutex mu;  // config, pipeline and tls: replaced together by a reload
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Pipeline> pipeline;
   Spool& spool;
   Queue& queue;
   std::shared_ptr<ssl::context> tls;
+  bool implicit_tls_listeners = false;  // bound at start; a reload cannot close them
+  // Before the workers: a session frame destroyed with its io_context gives its hold back.
+  MemoryBudget data_budget;
   asio::thread_pool cpu_pool;
   std::unique_ptr<RecipientVerifier> verifier;  // outlives the workers' suspended sessions
   std::vector<std::unique_ptr<Worker>> workers;
@@ -145,7 +160,10 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
         socket_(std::move(socket)),
         implicit_tls_(implicit_tls),
         deadline_(worker.io) {
-    std::tie(config_, pipeline_) = impl_.current();
+    Current now = impl_.current();
+    config_ = std::move(now.config);
+    pipeline_ = std::move(now.pipeline);
+    tls_context_ = std::move(now.tls);
   }
 
   asio::awaitable<void> run();
@@ -179,6 +197,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   // Built when TLS starts (STARTTLS or an implicit-TLS listener), taking the socket over:
   // plain sessions never allocate an SSL object.
   std::unique_ptr<ssl::stream<tcp::socket>> tls_;
+  std::shared_ptr<ssl::context> tls_context_;  // the certificate when the session started
   bool implicit_tls_;
   bool tls_active_ = false;
   asio::steady_timer deadline_;
@@ -191,6 +210,8 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   size_t in_pos_ = 0;
   std::string out_;
   std::string ip_;
+  std::string client_key_;  // what max_connections_per_ip counts: the IPv4 address, IPv6 /64
+  std::chrono::steady_clock::time_point started_;
   uint16_t port_ = 0;
   std::string sid_;
   int messages_ = 0;
@@ -247,8 +268,8 @@ asio::awaitable<bool> Server::Impl::Session::flush() {
 
 asio::awaitable<bool> Server::Impl::Session::handshake() {
   set_deadline(config_->server.command_timeout);
-  if (!impl_.tls || tls_) co_return false;  // not configured; or already started
-  tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket_), *impl_.tls);
+  if (!tls_context_ || tls_) co_return false;  // not configured; or already started
+  tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket_), *tls_context_);
   error_code ec;
   co_await tls_->async_handshake(ssl::stream_base::server,
                                  asio::redirect_error(asio::use_awaitable, ec));
@@ -288,7 +309,7 @@ asio::awaitable<void> Server::Impl::Session::run() {
     closed_ = true;
     deadline_.cancel();
     if (admitted) {
-      impl_.release(ip_);
+      impl_.release(client_key_);
       impl_.owner.stats_.active--;
     }
     worker_.sessions.erase(this);
@@ -303,7 +324,7 @@ asio::awaitable<void> Server::Impl::Session::run() {
   ip_ = addr.to_string();
   port_ = ep.port();
   sid_ = session_id();
-  auto started = std::chrono::steady_clock::now();
+  started_ = std::chrono::steady_clock::now();
   impl_.owner.stats_.connections++;
 
   smtp::Settings st;
@@ -312,7 +333,8 @@ asio::awaitable<void> Server::Impl::Session::run() {
   st.max_recipients = sc.max_recipients;
   st.max_command_line = sc.max_command_line;
   st.max_bad_commands = sc.max_bad_commands;
-  st.tls_available = impl_.tls != nullptr;
+  st.max_junk_commands = sc.max_junk_commands;
+  st.tls_available = tls_context_ != nullptr;
   auto cfg = config_;
   st.accepts_domain = [cfg](const std::string& d) { return cfg->domain(d) != nullptr; };
   // The first hosted domain in the config file receives "RCPT TO:<postmaster>".
@@ -328,7 +350,9 @@ asio::awaitable<void> Server::Impl::Session::run() {
 
   set_deadline(sc.greeting_timeout);
   asio::co_spawn(worker_.io, watchdog(), log_escaped("session watchdog"));
-  admitted = impl_.acquire(ip_, sc);
+  auto parsed = net::Ip::parse(ip_);
+  client_key_ = parsed ? net::client_key(*parsed) : ip_;
+  admitted = impl_.acquire(client_key_, sc);
   if (!admitted) {
     impl_.owner.stats_.refused_connections++;
     out_ = smtp::Reply(421, "4.7.0", sc.hostname + " too many connections, try again later").wire();
@@ -356,7 +380,7 @@ asio::awaitable<void> Server::Impl::Session::run() {
   }
   sock().close(ec);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  started);
+                                                                  started_);
   if (admitted)
     spdlog::info("session={} client={} helo={} tls={} messages={} duration_ms={} disconnect", sid_,
                  ip_, proto_->envelope().helo, tls_active_ ? "yes" : "no", messages_, ms.count());
@@ -392,7 +416,10 @@ asio::awaitable<void> Server::Impl::Session::session_loop_entry() {
     std::string_view line(in_.data() + in_pos_, nl - in_pos_);
     in_pos_ = nl + 1;
     smtp::Step step;
-    if (discarding) {
+    // Checked between commands only: a message being received is never cut short.
+    if (std::chrono::steady_clock::now() - started_ >= sc.max_session_time) {
+      step = proto_->on_session_expired();
+    } else if (discarding) {
       discarding = false;
       step = proto_->on_overlong_line();
     } else {
@@ -438,6 +465,9 @@ asio::awaitable<void> Server::Impl::Session::session_loop_entry() {
         break;
     }
     if (step.reply.close || proto_->closed()) {
+      // A limit (errors, junk commands, session time) ends the session: say which.
+      if (step.reply.code == 421)
+        spdlog::info("session={} client={} closing: {}", sid_, ip_, step.reply.lines.front());
       co_await flush();
       co_return;
     }
@@ -457,8 +487,7 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
   // refuse cause no callout.
   std::optional<smtp::Reply> unverified;
   if (v.decision != Decision::Reject && v.decision != Decision::Tempfail) {
-    VerifyResult checked =
-        co_await impl_.verifier->check(*policy, rcpt, config_->server.hostname, sid_);
+    VerifyResult checked = co_await impl_.verifier->check(*config_, *policy, rcpt, sid_);
     unverified = verify_reply(policy->verify, rcpt, checked);
   }
   if (unverified || v.decision == Decision::Reject || v.decision == Decision::Tempfail) {
@@ -485,11 +514,18 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
 asio::awaitable<bool> Server::Impl::Session::on_data() {
   const ServerConfig& sc = config_->server;
   smtp::DataDecoder dec(sc.max_message_size, sc.max_data_line);
+  // Counted against max_data_memory until the message is spooled or refused.
+  MemoryBudget::Hold hold(impl_.data_budget);
+  // Room for what a chunk can decode to (a bare LF becomes CRLF) is taken before it is
+  // decoded; what it did not need is given back after.
+  auto feed = [&](std::string_view chunk) {
+    if (dec.storing() && !hold.resize(dec.message().size() + 2 * chunk.size() + 4)) dec.discard();
+    size_t used = dec.feed(chunk);
+    hold.resize(dec.message().size());
+    return used;
+  };
   // Bytes already buffered after "DATA\r\n" (a pipelining client may send them at once).
-  if (in_pos_ < in_.size()) {
-    size_t used = dec.feed(std::string_view(in_).substr(in_pos_));
-    in_pos_ += used;
-  }
+  if (in_pos_ < in_.size()) in_pos_ += feed(std::string_view(in_).substr(in_pos_));
   char buf[65536];
   while (!dec.done()) {
     size_t n = co_await read_some(buf, sizeof buf, sc.data_timeout);
@@ -497,7 +533,7 @@ asio::awaitable<bool> Server::Impl::Session::on_data() {
       spdlog::info("session={} client={} connection lost during DATA", sid_, ip_);
       co_return false;
     }
-    size_t used = dec.feed(std::string_view(buf, n));
+    size_t used = feed(std::string_view(buf, n));
     if (used < n) {
       // Pipelined commands after the final dot.
       in_.erase(0, in_pos_);
@@ -514,6 +550,11 @@ asio::awaitable<bool> Server::Impl::Session::on_data() {
     reply = smtp::Reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
   } else if (dec.line_too_long()) {
     reply = smtp::Reply(554, "5.6.0", "Line too long in message content");
+  } else if (dec.discarded()) {
+    impl_.owner.stats_.data_memory_refused++;
+    spdlog::warn("session={} client={} message discarded: max_data_memory reached size={}", sid_,
+                 ip_, dec.size());
+    reply = smtp::Reply(452, "4.3.1", "Insufficient system resources, try again later");
   } else {
     reply = co_await finish_message(std::move(dec.message()), dec.has_8bit());
   }
@@ -700,6 +741,7 @@ void Server::bind() {
   };
   for (const auto& ep : sc.listen) open(ep, false);
   for (const auto& ep : sc.listen_tls) open(ep, true);
+  impl_->implicit_tls_listeners = !sc.listen_tls.empty();
 }
 
 void Server::run() {
@@ -774,9 +816,22 @@ void Server::stop() {
 const VerifyStats& Server::verify_stats() const { return impl_->verifier->stats(); }
 
 void Server::reload(std::shared_ptr<const Config> config, std::shared_ptr<const Pipeline> pipeline) {
+  // The certificate files are read again (renewed at the same path); throws, changing
+  // nothing, when they cannot be loaded.
+  auto tls = make_tls_context(config->server);
+  if (!tls && impl_->implicit_tls_listeners)
+    throw ConfigError("server.tls.cert", 0,
+                      "the implicit TLS listeners stay open until a restart: they need a "
+                      "certificate");
   std::lock_guard lk(impl_->mu);
+  impl_->tls = std::move(tls);
+  impl_->data_budget.set_limit(config->server.max_data_memory);
   impl_->config = std::move(config);
   impl_->pipeline = std::move(pipeline);
 }
+
+void Server::check_tls(const ServerConfig& config) { make_tls_context(config); }
+
+size_t Server::data_memory() const { return impl_->data_budget.in_use(); }
 
 }  // namespace digue

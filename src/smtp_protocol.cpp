@@ -239,17 +239,30 @@ void Protocol::reset_transaction() {
   if (state_ != State::Closed) state_ = State::Ready;
 }
 
-Step Protocol::bad(Reply r) {
+// Counts one more command against a limit: past `allowed`, 421 and close instead of `r`.
+Step Protocol::counted(int& count, int allowed, const char* why, Reply r) {
   Step s;
-  if (++bad_commands_ >= settings_.max_bad_commands) {
-    s.reply = Reply(421, "4.7.0", settings_.hostname + " too many errors, closing connection",
-                    true);
-    state_ = State::Closed;
-    return s;
-  }
+  if (++count > allowed) return closing("4.7.0", why);
   s.reply = std::move(r);
   return s;
 }
+
+Step Protocol::closing(const char* enhanced, const char* why) {
+  Step s;
+  s.reply = Reply(421, enhanced, settings_.hostname + " " + why + ", closing connection", true);
+  state_ = State::Closed;
+  return s;
+}
+
+Step Protocol::bad(Reply r) {
+  return counted(bad_commands_, settings_.max_bad_commands - 1, "too many errors", std::move(r));
+}
+
+Step Protocol::junk(Reply r) {
+  return counted(junk_commands_, settings_.max_junk_commands, "too many commands", std::move(r));
+}
+
+Step Protocol::on_session_expired() { return closing("4.4.2", "session time limit"); }
 
 Step Protocol::on_overlong_line() { return bad(Reply(500, "5.5.2", "Line too long")); }
 
@@ -283,31 +296,22 @@ Step Protocol::on_line(std::string_view line) {
   if (verb == "RSET") {
     if (!trim(arg).empty()) return bad(Reply(501, "5.5.4", "RSET takes no arguments"));
     reset_transaction();
-    s.reply = Reply(250, "2.0.0", "OK");
-    return s;
+    return junk(Reply(250, "2.0.0", "OK"));
   }
-  if (verb == "NOOP") {
-    s.reply = Reply(250, "2.0.0", "OK");
-    return s;
-  }
+  if (verb == "NOOP") return junk(Reply(250, "2.0.0", "OK"));
   if (verb == "QUIT") {
     state_ = State::Closed;
     s.reply = Reply(221, "2.0.0", settings_.hostname + " closing connection", true);
     return s;
   }
-  if (verb == "HELP") {
-    s.reply = Reply(214, "2.0.0", "See RFC 5321: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY");
-    return s;
-  }
+  if (verb == "HELP")
+    return junk(Reply(214, "2.0.0", "See RFC 5321: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY"));
   if (verb == "VRFY") {
     if (trim(arg).empty()) return bad(Reply(501, "5.5.4", "VRFY needs an argument"));
-    s.reply = Reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
-    return s;
+    return junk(
+        Reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"));
   }
-  if (verb == "EXPN") {
-    s.reply = Reply(502, "5.5.1", "EXPN not available");
-    return s;
-  }
+  if (verb == "EXPN") return junk(Reply(502, "5.5.1", "EXPN not available"));
   if (verb == "STARTTLS") {
     if (!settings_.tls_available || settings_.tls_active)
       return bad(Reply(502, "5.5.1", settings_.tls_active ? "Already in TLS" : "STARTTLS not available"));
@@ -328,6 +332,8 @@ Step Protocol::on_helo(std::string_view arg, bool esmtp) {
   if (arg.empty()) return bad(Reply(501, "5.5.4", std::string(esmtp ? "EHLO" : "HELO") + " requires a domain"));
   auto sp = arg.find(' ');
   std::string_view name = arg.substr(0, sp);
+  // A repeated EHLO advances nothing either; the reply itself is built below.
+  if (Step over = junk(Reply()); over.reply.close) return over;
   reset_transaction();
   env_.helo = std::string(name);
   env_.esmtp = esmtp;
@@ -444,7 +450,10 @@ void Protocol::rcpt_accepted(const Address& rcpt) {
   state_ = State::Rcpt;
 }
 
-void Protocol::data_done() { reset_transaction(); }
+void Protocol::data_done() {
+  reset_transaction();
+  junk_commands_ = 0;
+}
 
 void Protocol::tls_started() {
   settings_.tls_active = true;
@@ -468,7 +477,13 @@ void DataDecoder::put(std::string_view s) {
     out_.shrink_to_fit();
     return;
   }
-  out_.append(s);
+  if (!discarded_) out_.append(s);
+}
+
+void DataDecoder::discard() {
+  discarded_ = true;
+  out_.clear();
+  out_.shrink_to_fit();
 }
 
 // RFC 5321 2.3.8: CR and LF occur only together, as a line end. A bare CR is not content we

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -399,9 +400,16 @@ bool Spool::write_pickup(const std::string& spool_dir, const SpoolRecord& record
   fs::create_directories(spool_dir + "/pickup", ec);
   fs::create_directories(spool_dir + "/tmp", ec);
   std::string rec = record.serialize();
+  // Run by root (sudo diguectl ...), the file would be root's and unreadable to the daemon's
+  // user: it belongs to whoever owns the spool.
+  struct stat st {};
+  std::optional<files::Owner> owner;
+  if (::geteuid() == 0 && ::stat((spool_dir + "/pickup").c_str(), &st) == 0 && st.st_uid != 0)
+    owner = files::Owner{st.st_uid, st.st_gid};
   auto e = files::write_durably(spool_dir + "/tmp/" + record.id + ".pickup",
                                 spool_dir + "/pickup/" + record.id,
-                                {file_header(rec.size(), message.size()), rec, message});
+                                {file_header(rec.size(), message.size()), rec, message}, 0640,
+                                false, owner ? &*owner : nullptr);
   if (e) spdlog::error("spool: pickup {}", e.message());
   return !e;
 }

@@ -91,6 +91,7 @@ struct DomainPolicy {
   std::vector<net::Cidr> always_spam_ips;
   bool greylisting = false;
   bool whitelist_from_header = true;
+  std::string tls;                      // downstream TLS policy; "" = [delivery] tls
   RecipientVerification verify;
   int line = 0;                         // where the [domains."x"] table starts
 };
@@ -106,8 +107,11 @@ struct ServerConfig {
   size_t max_command_line = 4096;             // longer: 500 5.5.2
   size_t max_data_line = 1u << 20;            // longer DATA lines are passed on intact up to this
   int max_connections = 2000;
+  size_t max_data_memory = size_t{1024} << 20;  // DATA held by all sessions; bytes (MB in TOML)
   int max_connections_per_ip = 50;
   int max_bad_commands = 10;
+  int max_junk_commands = 100;                 // NOOP/RSET/HELP/VRFY/EXPN/EHLO per message
+  std::chrono::seconds max_session_time{3600};  // then 421 at the next command
   std::chrono::seconds greeting_timeout{300};  // RFC 5321 4.5.3.2: 5 minutes per command
   std::chrono::seconds command_timeout{300};
   std::chrono::seconds data_timeout{180};      // per DATA block
@@ -147,6 +151,9 @@ struct DeliveryConfig {
   std::string maildir_root = "./data/mail";  // default for "maildir:" without a path
   std::string bounce_relay;                  // "host:port" for DSNs; empty: the sender's MX
   bool starttls = true;                      // use STARTTLS downstream when offered
+  // Downstream TLS policy: "none", "may" (default; "none" when starttls = false), "encrypt",
+  // "verify" (see delivery::TlsPolicy); a domain's own `tls` overrides it.
+  std::string tls = "may";
   std::string lmtp_folder_delimiter;         // "+": Junk via RCPT TO:<local+Junk@domain>
   std::chrono::seconds quarantine_days{30 * 86400};  // quarantine retention
 };

@@ -53,17 +53,28 @@ class context;
 
 namespace digue::delivery {
 
+// TLS policy for one destination (Postfix's smtp_tls_security_level): none = never
+// STARTTLS; may = STARTTLS when offered, plain text otherwise or after a failed handshake;
+// encrypt = STARTTLS required (TempFail without it), certificate not checked; verify =
+// STARTTLS required and the certificate chain and host name verified against the system CAs
+// (or Options::tls_context). Default: what the Deliverer's Options say.
+enum class TlsPolicy { Default, None, May, Encrypt, Verify };
+std::optional<TlsPolicy> parse_tls_policy(std::string_view name);  // "none", "may", ...
+const char* to_string(TlsPolicy p);
+
 struct Target {
   enum class Kind { Smtp, Lmtp, Maildir };
   Kind kind = Kind::Smtp;
   std::string host;   // name or IP literal without brackets (Smtp, Lmtp)
   uint16_t port = 0;  // parse() defaults: 25 for Smtp, 24 for Lmtp (name it: few use 24)
   std::string path;   // Maildir root
+  TlsPolicy tls = TlsPolicy::Default;  // Smtp, Lmtp; set by the caller, not by parse()
 
   // "host", "host:port", "[::1]:25", "::1", "1.2.3.4", "smtp:host:port", "lmtp:host:port",
   // "lmtp:[::1]:24", "maildir:/path", "maildir" (= maildir_root). nullopt when malformed.
   static std::optional<Target> parse(std::string_view spec, const std::string& maildir_root);
-  // Destination key for pooling and caps: "smtp:host:port", "lmtp:host:port", "maildir:path".
+  // Destination key for pooling and caps: "smtp:host:port", "lmtp:host:port", "maildir:path";
+  // "/tls=verify" etc. appended for a policy other than Default (pooled apart).
   std::string key() const;
 };
 
@@ -118,6 +129,12 @@ struct Options {
   std::optional<boost::asio::any_io_executor> blocking_executor;
 };
 
+// The options for a connection under policy p (starttls, tls_required, tls_verify); Default
+// leaves o as it is.
+Options with_tls_policy(Options o, TlsPolicy p);
+// A TLS client context: TLS >= 1.2; the system CA paths loaded when verify.
+std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(bool verify);
+
 struct Stats {
   uint64_t connections_opened = 0;
   uint64_t connections_reused = 0;
@@ -150,8 +167,10 @@ class Deliverer {
 
 // Recipient verification (callout, Postfix's address verification): asks the first target
 // of targets that answers whether it takes rcpt, with a fresh, unpooled connection: greeting,
-// EHLO/LHLO, MAIL FROM:<>, RCPT TO:<rcpt>, then QUIT in the background (never DATA). Plain
-// text: no message content is sent. Each step is bounded by options.timeouts; the caller
+// EHLO/LHLO, MAIL FROM:<>, RCPT TO:<rcpt>, then QUIT in the background (never DATA). STARTTLS
+// as each target's TlsPolicy says over options (options.tls_context, or a context made for the
+// probe; "may": a failed handshake is retried in plain text). Each step is bounded by
+// options.timeouts; the caller
 // bounds the whole. The result is the reply to RCPT: Delivered (2xx), PermFail (5xx),
 // TempFail (4xx). A target that cannot be reached (refused, timeout, greeting or EHLO
 // refused) is skipped for the next; none left: TempFail saying why. MAIL FROM:<> refused:

@@ -25,10 +25,17 @@ bool write_all(int fd, std::string_view data);
 // fsync a directory so that a name created or renamed in it survives a crash.
 Error sync_dir(const std::string& dir);
 
+// A file's owner to set before it appears under its final name.
+struct Owner {
+  uid_t uid;
+  gid_t gid;
+};
+
 // Writes the parts to tmp (exclusive create when `exclusive`), fsyncs and closes it, renames it
-// to dst and fsyncs dst's directory. On any failure tmp is removed and dst is untouched.
+// to dst and fsyncs dst's directory. On any failure tmp is removed and dst is untouched. With
+// `owner`, the file is chowned before the rename (a root tool writing for the daemon's user).
 Error write_durably(const std::string& tmp, const std::string& dst,
                     std::initializer_list<std::string_view> parts, mode_t mode = 0640,
-                    bool exclusive = false);
+                    bool exclusive = false, const Owner* owner = nullptr);
 
 }  // namespace digue::files

@@ -30,6 +30,11 @@ struct Cidr {
   std::string str() const;
 };
 
+// The client a per-client limit counts: an IPv4 address itself, an IPv6 address's /64
+// ("2001:db8:1:2::/64"): one site, even one host, usually holds a whole /64, so counting
+// IPv6 per address would be no limit at all.
+std::string client_key(const Ip& ip);
+
 // Where an address can be reached from. Every range below except Public is one no host on the
 // Internet can send to (RFC 6890 "not globally reachable"):
 //   Private      10/8, 172.16/12, 192.168/16 (RFC 1918), fc00::/7 (IPv6 unique local)

@@ -9,7 +9,8 @@
 //      recipient not on it gets 550 5.1.1 at once, without a callout.
 //   3. verify_recipients = "callout": the cache in the Store (keys "rcptv:<domain>:<local>"),
 //      else a callout (delivery::probe_recipient) to the domain's first reachable downstream,
-//      bounded as a whole by verify_timeout. Maildir downstreams accept.
+//      bounded as a whole by verify_timeout, with STARTTLS as the domain's downstream `tls`
+//      policy says (the delivery's own). Maildir downstreams accept.
 //   4. "off" (default): accepted (after the list, if any).
 // - Callout answers: 2xx -> accepted, cached verify_positive_ttl; 5xx -> 550 5.1.1 with the
 //   downstream's text (printable ASCII, truncated), cached verify_negative_ttl; anything else
@@ -34,6 +35,10 @@
 #include "digue/config.hpp"
 #include "digue/envelope.hpp"
 #include "digue/smtp_protocol.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace digue {
 
@@ -70,20 +75,22 @@ class RecipientVerifier {
   RecipientVerifier(const RecipientVerifier&) = delete;
   RecipientVerifier& operator=(const RecipientVerifier&) = delete;
 
-  // The policy must be rcpt's domain's and outlive the call; hostname is our EHLO name,
-  // session the client session's id for the log.
-  boost::asio::awaitable<VerifyResult> check(const DomainPolicy& policy, const Address& rcpt,
-                                             std::string hostname, std::string session);
+  // policy is rcpt's domain's in config; both must outlive the call. session: the client
+  // session's id, for the log.
+  boost::asio::awaitable<VerifyResult> check(const Config& config, const DomainPolicy& policy,
+                                             const Address& rcpt, std::string session);
   const VerifyStats& stats() const { return stats_; }
 
  private:
   struct InFlight;
-  boost::asio::awaitable<VerifyResult> callout(const DomainPolicy& policy, const Address& rcpt,
-                                               const std::string& hostname);
-  boost::asio::awaitable<VerifyResult> shared_callout(const DomainPolicy& policy,
+  boost::asio::awaitable<VerifyResult> callout(const Config& config, const DomainPolicy& policy,
+                                               const Address& rcpt);
+  boost::asio::awaitable<VerifyResult> shared_callout(const Config& config,
+                                                      const DomainPolicy& policy,
                                                       const Address& rcpt,
-                                                      const std::string& key,
-                                                      const std::string& hostname);
+                                                      const std::string& key);
+  // The TLS client context for a callout (made once: loading the system CAs is not free).
+  std::shared_ptr<boost::asio::ssl::context> tls_context(bool verify);
   std::optional<VerifyResult> cached(const std::string& key);
   void remember(const std::string& key, const RecipientVerification& v, const VerifyResult& r);
 
@@ -91,6 +98,7 @@ class RecipientVerifier {
   VerifyStats stats_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<InFlight>> in_flight_;  // key -> the probe running
+  std::shared_ptr<boost::asio::ssl::context> plain_tls_, verify_tls_;  // under mu_
 };
 
 }  // namespace digue

@@ -53,6 +53,10 @@ struct Settings {
   size_t max_recipients = 100;
   size_t max_command_line = 4096;
   int max_bad_commands = 10;
+  // Commands that do not advance a transaction (NOOP, RSET, HELP, VRFY, EXPN, HELO/EHLO),
+  // like Postfix's smtpd_junk_command_limit: past it, 421 and close. A finished message
+  // (DATA answered) starts the count again, so a busy client is never cut for its RSETs.
+  int max_junk_commands = 100;
   bool tls_available = false;  // STARTTLS may be offered
   bool tls_active = false;
   // Called with the domain ASCII-lower-cased, U-labels byte for byte as sent.
@@ -85,6 +89,9 @@ class Protocol {
   Step on_line(std::string_view line);
   // The line exceeded max_command_line (the caller discarded it up to its end).
   Step on_overlong_line();
+  // The session outlived max_session_time (the caller's clock): the answer to the command
+  // that came next (421, close). Never called inside DATA: only at a command boundary.
+  Step on_session_expired();
 
   void mail_accepted();             // 250 sent for MAIL
   void rcpt_accepted(const Address& rcpt);
@@ -99,7 +106,10 @@ class Protocol {
   bool closed() const { return state_ == State::Closed; }
 
  private:
+  Step counted(int& count, int allowed, const char* why, Reply r);
+  Step closing(const char* enhanced, const char* why);  // 421, state Closed
   Step bad(Reply r);
+  Step junk(Reply r);
   Step on_helo(std::string_view arg, bool esmtp);
   Step on_mail(std::string_view arg);
   Step on_rcpt(std::string_view arg);
@@ -110,6 +120,7 @@ class Protocol {
   State state_ = State::Ready;
   Envelope env_;
   int bad_commands_ = 0;
+  int junk_commands_ = 0;
   bool seen_helo_ = false;
 };
 
@@ -125,6 +136,12 @@ class DataDecoder {
   // Consumes bytes; returns how many were used (less than data.size() only when the end of
   // data was found: the rest is pipelined input after the message).
   size_t feed(std::string_view data);
+  // From now on the message is read to its end but not kept (no memory for it: the caller
+  // answers 4xx); what was kept so far is freed.
+  void discard();
+  bool discarded() const { return discarded_; }
+  // Bytes fed from now on are kept (neither discarded nor past the size limit).
+  bool storing() const { return !discarded_ && !too_big_; }
   bool done() const { return done_; }
   bool too_big() const { return too_big_; }
   bool line_too_long() const { return line_too_long_; }
@@ -142,6 +159,7 @@ class DataDecoder {
   size_t max_size_, max_line_;
   size_t size_ = 0, line_len_ = 0;
   bool done_ = false, too_big_ = false, line_too_long_ = false, has_8bit_ = false;
+  bool discarded_ = false;
   bool pending_cr_ = false;  // the last read ended with a CR inside a line
   // The previous line ended with CRLF on the wire (not a bare LF): only then does "." + CRLF
   // end the data. The start of DATA counts as a CRLF line end.

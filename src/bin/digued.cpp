@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
   Loaded loaded;
   try {
     loaded = load(config_path);
+    // The certificate is checked too: a reload would be refused for it.
+    if (check) Server::check_tls(loaded.config->server);
   } catch (const ConfigError& e) {
     std::cerr << "digued: config error: " << describe_error(config_path, e) << "\n";
     return 1;
@@ -145,10 +147,12 @@ int main(int argc, char** argv) {
           const auto& s = server.stats();
           const auto& q = queue.stats();
           spdlog::info("stats connections={} active={} messages={} accepted={} rejected={} "
-                       "tempfailed={} spool_errors={} delivered={} deferred={} quarantined={} "
-                       "dsn={} spool_commits={} spool_batches={}",
+                       "tempfailed={} spool_errors={} data_memory={} data_memory_refused={} "
+                       "delivered={} deferred={} quarantined={} dsn={} spool_commits={} "
+                       "spool_batches={}",
                        s.connections.load(), s.active.load(), s.messages.load(), s.accepted.load(),
                        s.rejected.load(), s.tempfailed.load(), s.spool_errors.load(),
+                       server.data_memory(), s.data_memory_refused.load(),
                        q.delivered.load(), q.deferred.load(), q.quarantined.load(),
                        q.dsn_sent.load(), spool.commits(), spool.batches());
           const auto& v = server.verify_stats();

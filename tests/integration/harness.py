@@ -111,17 +111,19 @@ class Sink:
 class Digued:
     """The real daemon with a config made for the test."""
 
-    def __init__(self, config_body, port=None, tmp=None, extra_server="", extra_delivery=""):
+    def __init__(self, config_body, port=None, tmp=None, extra_server="", extra_delivery="",
+                 extra_listen=()):
         self.tmp = tmp or tempfile.mkdtemp(prefix="digue-it-")
         self.port = port or free_port()
+        listen = ", ".join('"%s"' % a for a in ("127.0.0.1:%d" % self.port, *extra_listen))
         self.config_path = os.path.join(self.tmp, "digue.toml")
         self.log_path = os.path.join(self.tmp, "digued.log")
-        text = ('[server]\nhostname = "mx.test.invalid"\nlisten = ["127.0.0.1:%d"]\n'
+        text = ('[server]\nhostname = "mx.test.invalid"\nlisten = [%s]\n'
                 'threads = 2\nshutdown_grace = 5\n%s\n'
                 '[spool]\ndir = "%s/spool"\n[store]\ndir = "%s/store"\nmap_size = 67108864\n'
                 '[delivery]\nmaildir_root = "%s/mail"\nretry_min = 1\nretry_max = 2\n'
                 'connect_timeout = 2\n%s\n'
-                % (self.port, extra_server, self.tmp, self.tmp, self.tmp, extra_delivery))
+                % (listen, extra_server, self.tmp, self.tmp, self.tmp, extra_delivery))
         text += config_body
         with open(self.config_path, "w") as f:
             f.write(text)
@@ -179,8 +181,8 @@ class Raw:
     """A raw SMTP client socket, for what smtplib will not send (pipelining in one packet,
     garbage, NUL bytes, over-long lines)."""
 
-    def __init__(self, port, timeout=10):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, host="127.0.0.1"):
+        self.s = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
 
     def send(self, data):
@@ -199,6 +201,16 @@ class Raw:
             lines.append(line.decode(errors="replace"))
             if len(line) < 4 or line[3:4] != b"-":
                 return int(lines[-1][:3]), "\n".join(lines)
+
+    def start_data(self, sender="sender@example.org", rcpt="user@example.test"):
+        """MAIL, RCPT, DATA, each answered as it should (250, 250, 354)."""
+        self.send("MAIL FROM:<%s>\r\n" % sender)
+        assert self.reply()[0] == 250
+        self.send("RCPT TO:<%s>\r\n" % rcpt)
+        code, text = self.reply()
+        assert code == 250, text
+        self.send("DATA\r\n")
+        assert self.reply()[0] == 354
 
     def closed(self, timeout=5):
         self.s.settimeout(timeout)

@@ -45,13 +45,7 @@ def slow_filter_session(filter_name, zones=""):
             assert c.reply()[0] == 220
             c.send("EHLO client.example.org\r\n")
             assert c.reply()[0] == 250
-            c.send("MAIL FROM:<sender@example.org>\r\n")
-            assert c.reply()[0] == 250
-            c.send("RCPT TO:<user@example.test>\r\n")
-            code, text = c.reply()
-            assert code == 250, text
-            c.send("DATA\r\n")
-            assert c.reply()[0] == 354
+            c.start_data()
             c.send(message("deadline", body="see http://www.example.com/x\r\n") + "\r\n.\r\n")
             code, text = c.reply()
             assert code == 250, text

@@ -94,3 +94,37 @@ TEST_CASE("config: hosted domain lookup", "[config]") {
                                "t.toml"),
                   ConfigError);
 }
+
+TEST_CASE("config: downstream TLS policy", "[config]") {
+  auto c = parse_config("[delivery]\ntls = \"encrypt\"\n[domains.\"a.test\"]\n"
+                        "[domains.\"b.test\"]\ntls = \"verify\"\n",
+                        "t.toml");
+  CHECK(c->delivery.tls == "encrypt");
+  CHECK(c->domain("a.test")->tls.empty());  // inherits [delivery]
+  CHECK(c->domain("b.test")->tls == "verify");
+  // starttls = false is the old spelling of "none".
+  auto off = parse_config("[delivery]\nstarttls = false\n", "t.toml");
+  CHECK(off->delivery.tls == "none");
+  CHECK(parse_config("[delivery]\ntls = \"none\"\n", "t.toml")->delivery.starttls == false);
+  check_refused("[delivery]\ntls = \"required\"\n", "delivery.tls", 2);
+  check_refused("[domains.\"a.test\"]\ntls = \"strict\"\n", "domains.\"a.test\".tls", 2);
+}
+
+TEST_CASE("config: session resource limits", "[config]") {
+  auto c = parse_config("[server]\nmax_data_memory = 64\nmax_junk_commands = 20\n"
+                        "max_session_time = 600\n",
+                        "t.toml");
+  CHECK(c->server.max_data_memory == size_t{64} << 20);
+  CHECK(c->server.max_junk_commands == 20);
+  CHECK(c->server.max_session_time == std::chrono::seconds(600));
+  auto d = parse_config("", "t.toml");
+  CHECK(d->server.max_data_memory == size_t{1024} << 20);
+  CHECK(d->server.max_junk_commands == 100);
+  CHECK(d->server.max_session_time == std::chrono::seconds(3600));
+  check_refused("[server]\nmax_data_memory = 0\n", "server.max_data_memory", 2);
+  check_refused("[server]\nmax_junk_commands = 0\n", "server.max_junk_commands", 2);
+  check_refused("[server]\n\nmax_session_time = 0\n", "server.max_session_time", 3);
+  // Smaller than one message of the largest size: that message would be tempfailed for ever.
+  check_refused("[server]\nmax_message_size = 10485760\nmax_data_memory = 8\n",
+                "server.max_data_memory", 3);
+}

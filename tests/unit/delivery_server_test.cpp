@@ -482,3 +482,41 @@ TEST_CASE("lmtp STARTTLS with verification against a self-signed certificate", "
     CHECK(dovecot.mails("alice").empty());
   }
 }
+
+TEST_CASE("per-destination TLS policy over the deliverer's defaults", "[delivery]") {
+  Dovecot dovecot(true);  // LMTP with STARTTLS, a self-signed certificate
+  INFO(dovecot.log());
+  asio::io_context io;
+  Job job = make_job({"alice@example.test"}, kMessage);
+  Deliverer d(io.get_executor(), quick_options());  // opportunistic, no verification
+  auto with = [&](TlsPolicy p) {
+    Target t = dovecot.target();
+    t.tls = p;
+    return run(io, d.deliver(t, job));
+  };
+  SECTION("none: plain text although STARTTLS is offered") {
+    auto res = with(TlsPolicy::None);
+    CHECK(res[0].status == Status::Delivered);
+    CHECK(d.stats().tls_connections == 0);
+  }
+  SECTION("encrypt: TLS, certificate not checked") {
+    auto res = with(TlsPolicy::Encrypt);
+    CHECK(res[0].status == Status::Delivered);
+    CHECK(d.stats().tls_connections == 1);
+  }
+  SECTION("verify: a self-signed certificate is refused, no plain-text fallback") {
+    auto res = with(TlsPolicy::Verify);
+    CHECK(res[0].status == Status::TempFail);
+    CHECK(res[0].text.find("TLS handshake") != std::string::npos);
+    CHECK(dovecot.mails("alice").empty());
+  }
+  SECTION("encrypt against a server without STARTTLS: TempFail") {
+    Sink sink;
+    Target t = sink.target();
+    t.tls = TlsPolicy::Encrypt;
+    auto res = run(io, d.deliver(t, job));
+    CHECK(res[0].status == Status::TempFail);
+    CHECK(res[0].text.find("TLS is required") != std::string::npos);
+    CHECK(sink.mails().empty());
+  }
+}

@@ -71,6 +71,17 @@ TEST_CASE("target parse", "[delivery]") {
   CHECK(!Target::parse("1:2:zz", ""));
 }
 
+TEST_CASE("tls policy names and the pool key", "[delivery]") {
+  CHECK(parse_tls_policy("verify") == TlsPolicy::Verify);
+  CHECK(parse_tls_policy("none") == TlsPolicy::None);
+  CHECK(!parse_tls_policy("required"));
+  CHECK(!parse_tls_policy("default"));
+  auto t = *Target::parse("mx.example.test", "");
+  CHECK(t.key() == "smtp:mx.example.test:25");
+  t.tls = TlsPolicy::Verify;
+  CHECK(t.key() == "smtp:mx.example.test:25/tls=verify");  // pooled apart from "may"
+}
+
 TEST_CASE("dot stuffing", "[delivery]") {
   CHECK(dot_stuff("a\r\n.b\r\n") == "a\r\n..b\r\n");
   CHECK(dot_stuff(".\r\n") == "..\r\n");

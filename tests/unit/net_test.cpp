@@ -4,6 +4,7 @@
 
 using digue::net::Cidr;
 using digue::net::Ip;
+using digue::net::client_key;
 
 TEST_CASE("ip parse and reverse", "[net]") {
   auto v4 = Ip::parse("192.0.2.10");
@@ -76,4 +77,14 @@ TEST_CASE("address scope: ranges no Internet host can reach", "[net]") {
   CHECK(scope("::7f00:1") == Scope::Reserved);
   CHECK(std::string(digue::net::to_string(Scope::LinkLocal)) == "link-local");
   CHECK(std::string(digue::net::to_string(Scope::Public)) == "public");
+}
+
+TEST_CASE("per-client limits count IPv4 per address and IPv6 per /64", "[net]") {
+  auto key = [](const char* text) { return client_key(*Ip::parse(text)); };
+  CHECK(key("192.0.2.7") == "192.0.2.7");
+  CHECK(key("192.0.2.8") != key("192.0.2.7"));
+  CHECK(key("2001:db8:1:2::1") == "2001:db8:1:2::/64");
+  CHECK(key("2001:db8:1:2:ffff:ffff:ffff:ffff") == key("2001:db8:1:2::1"));
+  CHECK(key("2001:db8:1:3::1") != key("2001:db8:1:2::1"));
+  CHECK(key("::1") == "::/64");
 }

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -343,4 +344,28 @@ TEST_CASE("a reload applies the delivery settings to the next delivery", "[queue
   CHECK(both.find("X-Helo-Args: before.test") != std::string::npos);
   CHECK(both.find("X-Helo-Args: after.test") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a malformed pickup file is set aside in corrupt/, never deleted", "[queue]") {
+  Rig rig(nullptr);
+  rig.queue.start();
+  const std::string junk = rig.dir + "/spool/pickup/not-a-spool-file";
+  {
+    std::ofstream out(junk);
+    out << "hello\n";
+  }
+  CHECK(wait_until([&] { return std::filesystem::exists(rig.dir + "/spool/corrupt/not-a-spool-file"); },
+                   10s));
+  CHECK(!std::filesystem::exists(junk));
+  // The pickup loop goes on: a real release after it is delivered.
+  auto msg = std::make_shared<const std::string>("Subject: hi\r\n\r\nhi\r\n");
+  SpoolRecord rec;
+  rec.id = Spool::new_id();
+  rec.envelope.mail_from = {"s", "example.org"};
+  RcptState rs;
+  rs.address = {"u", "example.test"};
+  rs.action = "release";
+  rec.rcpts.push_back(rs);
+  REQUIRE(Spool::write_pickup(rig.dir + "/spool", rec, *msg));
+  CHECK(wait_until([&] { return rig.queue.stats().delivered.load() == 1; }, 10s));
 }

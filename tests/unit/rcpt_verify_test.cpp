@@ -48,7 +48,7 @@ std::string sink_config(const Sink& sink, const std::string& extra = "") {
 VerifyResult verify(asio::io_context& io, RecipientVerifier& v, const Config& c,
                     const std::string& rcpt) {
   const DomainPolicy& p = *c.domain("example.test");
-  return run(io, v.check(p, addr(rcpt), "relay.test", "test"));
+  return run(io, v.check(c, p, addr(rcpt), "test"));
 }
 
 // The first check of `first` makes a callout answering `want`; the second, of the same
@@ -235,6 +235,27 @@ TEST_CASE("rcpt verify callout over LMTP: Dovecot knows alice, not mallory", "[r
   CHECK(dovecot.mails("alice").empty());  // never DATA (Dovecot writes on delivery only)
 }
 
+TEST_CASE("rcpt verify callout: the domain's downstream TLS policy applies", "[rcpt_verify]") {
+  asio::io_context io;
+  auto store = make_memory_store();
+  RecipientVerifier v(store.get());
+  SECTION("encrypt: STARTTLS with Dovecot") {
+    Dovecot dovecot(true);
+    auto c = domain_config("downstream = [\"lmtp:127.0.0.1:" + std::to_string(dovecot.port) +
+                           "\"]\nverify_recipients = \"callout\"\ntls = \"encrypt\"\n");
+    CHECK(verify(io, v, *c, "alice@example.test").status == Status::Accepted);
+    CHECK(verify(io, v, *c, "mallory@example.test").status == Status::Rejected);
+  }
+  SECTION("encrypt: a downstream without STARTTLS is not asked in clear text") {
+    Sink sink;
+    auto c = domain_config(sink_config(sink, "tls = \"encrypt\"\n"));
+    auto r = verify(io, v, *c, "user@example.test");
+    CHECK(r.status == Status::TempFail);
+    INFO(r.text);
+    CHECK(r.text.find("STARTTLS") != std::string::npos);
+  }
+}
+
 TEST_CASE("rcpt verify callout: the first reachable downstream; none: tempfail",
           "[rcpt_verify]") {
   asio::io_context io;
@@ -280,8 +301,8 @@ TEST_CASE("rcpt verify callout: concurrent checks of one address share one probe
   auto c = domain_config(sink_config(sink));
   const DomainPolicy& p = *c->domain("example.test");
   auto a = addr("user@example.test");
-  auto f1 = asio::co_spawn(io, v.check(p, a, "relay.test", "test"), asio::use_future);
-  auto f2 = asio::co_spawn(io, v.check(p, a, "relay.test", "test"), asio::use_future);
+  auto f1 = asio::co_spawn(io, v.check(*c, p, a, "test"), asio::use_future);
+  auto f2 = asio::co_spawn(io, v.check(*c, p, a, "test"), asio::use_future);
   auto end = std::chrono::steady_clock::now() + 30s;
   while ((f1.wait_for(0s) != std::future_status::ready ||
           f2.wait_for(0s) != std::future_status::ready) &&

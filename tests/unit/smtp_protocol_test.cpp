@@ -207,6 +207,57 @@ TEST_CASE("bad commands and garbage", "[smtp]") {
   CHECK(p.closed());
 }
 
+TEST_CASE("commands that advance nothing are capped (junk commands)", "[smtp]") {
+  Settings st = settings();
+  st.max_junk_commands = 4;
+  Protocol p(st);
+  // EHLO, NOOP, RSET, HELP: four; the fifth gets 421 and the connection closes.
+  CHECK(p.on_line("EHLO c").kind == Step::Kind::Helo);
+  CHECK(p.on_line("NOOP").reply.code == 250);
+  CHECK(p.on_line("RSET").reply.code == 250);
+  CHECK(p.on_line("HELP").reply.code == 214);
+  Step last = p.on_line("VRFY u");
+  CHECK(last.reply.wire() == "421 4.7.0 mx.test too many commands, closing connection\r\n");
+  CHECK(last.reply.close);
+  CHECK(p.closed());
+  // A repeated EHLO counts too.
+  Protocol q(st);
+  for (int i = 0; i < 4; ++i) CHECK(q.on_line("EHLO c").kind == Step::Kind::Helo);
+  Step e = q.on_line("EHLO c");
+  CHECK(e.kind == Step::Kind::Reply);
+  CHECK(e.reply.code == 421);
+  CHECK(q.closed());
+}
+
+TEST_CASE("a finished message starts the junk count again", "[smtp]") {
+  Settings st = settings();
+  st.max_junk_commands = 3;
+  Protocol p(st);
+  p.on_line("EHLO c");
+  for (int round = 0; round < 5; ++round) {
+    CHECK(p.on_line("RSET").reply.code == 250);
+    CHECK(p.on_line("NOOP").reply.code == 250);
+    REQUIRE(p.on_line("MAIL FROM:<a@b.test>").kind == Step::Kind::Mail);
+    p.mail_accepted();
+    Step r = p.on_line("RCPT TO:<u@example.test>");
+    REQUIRE(r.kind == Step::Kind::Rcpt);
+    p.rcpt_accepted(r.rcpt);
+    REQUIRE(p.on_line("DATA").kind == Step::Kind::Data);
+    p.data_done();
+  }
+  CHECK_FALSE(p.closed());
+}
+
+TEST_CASE("the session time limit answers 421 at a command boundary", "[smtp]") {
+  Protocol p(settings());
+  p.on_line("EHLO c");
+  Step s = p.on_session_expired();
+  CHECK(s.reply.wire() == "421 4.4.2 mx.test session time limit, closing connection\r\n");
+  CHECK(s.reply.close);
+  CHECK(p.closed());
+  CHECK(p.on_line("NOOP").reply.code == 421);
+}
+
 TEST_CASE("STARTTLS resets the session", "[smtp]") {
   Protocol p(settings());
   p.on_line("EHLO c");
@@ -313,6 +364,23 @@ TEST_CASE("DATA: a bare CR never reaches the downstream (SMTP smuggling)", "[smt
     for (size_t i = 0; i < m.size(); ++i)
       if (m[i] == '\r') CHECK((i + 1 < m.size() && m[i + 1] == '\n'));
   }
+}
+
+TEST_CASE("DATA discarded for want of memory is still read to its end", "[smtp]") {
+  DataDecoder d(1 << 20, 1 << 20);
+  CHECK(d.storing());
+  d.feed("Subject: x\r\n\r\nfirst part\r\n");
+  CHECK(d.message().size() > 0);
+  d.discard();
+  CHECK(d.discarded());
+  CHECK_FALSE(d.storing());
+  CHECK(d.message().empty());
+  size_t used = d.feed("second\r\n.\r\nQUIT\r\n");
+  CHECK(d.done());
+  CHECK(used == std::string("second\r\n.\r\n").size());  // pipelined QUIT left over
+  CHECK(d.message().empty());
+  CHECK_FALSE(d.too_big());
+  CHECK(d.size() == std::string("Subject: x\r\n\r\nfirst part\r\nsecond\r\n").size());
 }
 
 TEST_CASE("DATA limits", "[smtp]") {

@@ -1,4 +1,6 @@
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -139,4 +141,33 @@ TEST_CASE("spool: one process per spool directory", "[spool]") {
   }
   Spool after(cfg);  // released with the first
   CHECK(std::filesystem::exists(tmp.path + "/lock"));
+}
+
+TEST_CASE("spool: a pickup file written by root belongs to the spool's owner", "[spool]") {
+  if (::geteuid() != 0) {
+    WARN("not run: needs root to change a file's owner");
+    return;
+  }
+  TempDir tmp;
+  SpoolConfig cfg;
+  cfg.dir = tmp.path;
+  { Spool init(cfg); }  // creates pickup/ and tmp/
+  // The daemon's user owns the spool (here: nobody); `sudo diguectl quarantine release`
+  // writes into it as root.
+  const uid_t nobody = 65534;
+  const gid_t nogroup = 65534;
+  REQUIRE(::chown((tmp.path + "/pickup").c_str(), nobody, nogroup) == 0);
+  SpoolRecord rec;
+  rec.id = Spool::new_id();
+  rec.envelope.mail_from = {"s", "example.org"};
+  RcptState rs;
+  rs.address = {"u", "example.test"};
+  rs.action = "release";
+  rec.rcpts.push_back(rs);
+  REQUIRE(Spool::write_pickup(tmp.path, rec, "Subject: x\r\n\r\nhi\r\n"));
+  struct stat st {};
+  REQUIRE(::stat((tmp.path + "/pickup/" + rec.id).c_str(), &st) == 0);
+  CHECK(st.st_uid == nobody);
+  CHECK(st.st_gid == nogroup);
+  CHECK(Spool::read_path(tmp.path + "/pickup/" + rec.id, true));
 }
