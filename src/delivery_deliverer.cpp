@@ -111,7 +111,8 @@ struct Deliverer::Impl : std::enable_shared_from_this<Deliverer::Impl> {
     if (opts_.tls_context || o.tls_verify == opts_.tls_verify) return {o, tls_};
     std::lock_guard lock(mu_);
     auto& ctx = o.tls_verify ? verify_tls_ : plain_tls_;
-    if (!ctx) ctx = make_client_tls_context(o.tls_verify);  // once: loading the system CAs is not free
+    // Once: loading the system CAs is not free.
+    if (!ctx) ctx = make_client_tls_context(o.tls_verify);
     return {o, ctx};
   }
 

@@ -225,7 +225,8 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
                                                        const Address& rcpt,
                                                        std::string session) {
   const RecipientVerification& v = policy.verify;
-  if (text::lower(rcpt.local) == "postmaster") co_return result(Status::Accepted, Source::Postmaster);
+  if (text::lower(rcpt.local) == "postmaster")
+    co_return result(Status::Accepted, Source::Postmaster);
   VerifyResult r;
   if (v.list && !v.list->contains(rcpt)) {
     r = result(Status::Rejected, Source::List, "User unknown in recipient list");
