@@ -80,9 +80,12 @@ void read_server(Config& c, const toml::table& t) {
   s.max_connections = r.integer("max_connections", s.max_connections, 1, 1000000);
   s.max_data_memory = static_cast<size_t>(r.integer("max_data_memory", 1024, 1, 1 << 20)) << 20;
   // Smaller, a message of the largest size would never fit: 4xx for ever, never a bounce.
-  if (s.max_data_memory < s.max_message_size)
+  // A session reserves room for what its next read can decode to (two 64 KiB chunks) ahead.
+  constexpr size_t kReadAhead = 256 << 10;
+  if (s.max_data_memory < s.max_message_size + kReadAhead)
     r.fail("max_data_memory", "must hold at least one message of max_message_size (" +
-                                  std::to_string(s.max_message_size) + " bytes)");
+                                  std::to_string(s.max_message_size) +
+                                  " bytes) and 256 KiB of read-ahead");
   s.max_connections_per_ip =
       r.integer("max_connections_per_ip", s.max_connections_per_ip, 1, 1000000);
   s.max_bad_commands = r.integer("max_bad_commands", s.max_bad_commands, 1, 1000);

@@ -22,9 +22,11 @@ namespace detail {
 asio::awaitable<RcptResult> Connection::probe(const Address& rcpt) {
   cur_ex_ = co_await asio::this_coro::executor;
   const auto& to = opts_.timeouts;
-  Job job;  // the null sender; SMTPUTF8 only when the address needs it
-  job.smtputf8 = std::any_of(rcpt.local.begin(), rcpt.local.end(),
-                             [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  Job job;  // the null sender; SMTPUTF8 only when the address needs it (local part or domain)
+  auto utf8 = [](const std::string& s) {
+    return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  };
+  job.smtputf8 = utf8(rcpt.local) || utf8(rcpt.domain);
   Capabilities caps = caps_;
   caps.has_size = false;
   auto mail = co_await command(mail_command(job, caps, 0), to.command, "MAIL FROM");

@@ -77,6 +77,17 @@ delivery::TlsPolicy tls_policy(const Config& c, const DomainPolicy* domain) {
   return delivery::parse_tls_policy(name).value_or(delivery::TlsPolicy::May);
 }
 
+// A DSN's way to the sender's own mail exchanger: opportunistic TLS whatever [delivery] says
+// for downstreams (a policy for our customers' servers, not for the internet's).
+delivery::Target sender_mx(const std::string& host) {
+  delivery::Target t;
+  t.kind = delivery::Target::Kind::Smtp;
+  t.host = host;
+  t.port = 25;
+  t.tls = delivery::TlsPolicy::May;
+  return t;
+}
+
 // A hosted domain's downstream targets, in order, with its TLS policy.
 std::vector<delivery::Target> downstream_targets(const Config& c, const DomainPolicy& domain) {
   std::vector<delivery::Target> out;
@@ -258,9 +269,9 @@ asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord
     dns::Answer mx = co_await dns->query(rs.address.domain, dns::Type::MX);
     if (mx.ok()) {
       for (const auto& m : mx.mx)
-        if (!m.host.empty()) out.push_back({delivery::Target::Kind::Smtp, m.host, 25, ""});
+        if (!m.host.empty()) out.push_back(sender_mx(m.host));
     } else if (mx.status == dns::Status::NoData) {
-      out.push_back({delivery::Target::Kind::Smtp, rs.address.domain, 25, ""});
+      out.push_back(sender_mx(rs.address.domain));
     }
     // NXDOMAIN or a null MX (RFC 7505): the domain takes no mail, waiting will not help.
     targets.permanent = out.empty() && (mx.ok() || mx.status == dns::Status::NxDomain);
@@ -551,13 +562,14 @@ void Queue::Impl::pickup(const std::string& dir) {
     std::error_code fec;
     if (!it->is_regular_file(fec)) continue;
     std::string id = it->path().filename().string();
-    auto loaded = Spool::read_path(it->path().string(), true);
+    int io_error = 0;
+    auto loaded = Spool::read_path(it->path().string(), true, &io_error);
     if (!loaded || loaded->record.id != id) {
-      if (::access(it->path().c_str(), R_OK) != 0) {
-        // Not ours to read (a file written by another user): said once, tried again.
+      if (io_error) {
+        // Not ours to read (another user's file), or EMFILE, EIO...: said once, tried again.
         if (unreadable_pickups.insert(id).second)
-          spdlog::error("queue: cannot read pickup file {}: {} (fix its owner; retried)", id,
-                        std::strerror(errno));
+          spdlog::error("queue: cannot read pickup file {}: {} (retried)", id,
+                        std::strerror(io_error));
         continue;
       }
       // Readable but not a spool file: set aside for the postmaster, never deleted.

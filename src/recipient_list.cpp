@@ -5,11 +5,15 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "digue/resolver.hpp"
 #include "digue/text.hpp"
 
 namespace digue {
 
 namespace {
+
+// Domains compare in A-label form: a hosted IDN domain takes mail in either spelling.
+std::string domain_key(std::string_view domain) { return text::lower(dns::a_labels(domain)); }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -44,9 +48,9 @@ std::shared_ptr<const RecipientList> RecipientList::parse(std::string_view text)
     } else if (at + 1 == entry.size()) {
       bad("no domain after '@' in");
     } else if (at == 0) {
-      list->domains_.insert(entry.substr(1));
+      list->domains_.insert(domain_key(entry.substr(1)));
     } else {
-      list->addresses_.insert(std::move(entry));
+      list->addresses_.insert(entry.substr(0, at + 1) + domain_key(entry.substr(at + 1)));
     }
   }
   return list;
@@ -66,7 +70,7 @@ std::shared_ptr<const RecipientList> RecipientList::load(const std::string& path
 
 bool RecipientList::contains(const Address& rcpt) const {
   std::string local = text::lower(rcpt.local);
-  std::string domain = text::lower(rcpt.domain);
+  std::string domain = domain_key(rcpt.domain);
   return domains_.count(domain) || locals_.count(local) || addresses_.count(local + "@" + domain);
 }
 

@@ -341,7 +341,10 @@ asio::awaitable<void> Server::Impl::Session::run() {
   const DomainPolicy* first = nullptr;
   for (const auto& [name, policy] : cfg->domains)
     if (!first || policy.line < first->line) first = &policy;
-  if (first) st.postmaster_domain = first->name;
+  if (first) {
+    st.postmaster_domain = first->name;
+    st.postmaster_domain_ascii = dns::a_labels(first->name);
+  }
   proto_ = std::make_unique<smtp::Protocol>(std::move(st));
   proto_->envelope().session_id = sid_;
   proto_->envelope().client_ip = ip_;

@@ -409,7 +409,10 @@ Step Protocol::on_rcpt(std::string_view arg) {
     if (settings_.postmaster_domain.empty())
       return bad(Reply(550, "5.1.1", "No postmaster here: this relay hosts no domain"));
     p.emplace();
-    p->address = Address{"postmaster", lower(settings_.postmaster_domain)};
+    const std::string& domain = env_.smtputf8 || settings_.postmaster_domain_ascii.empty()
+                                    ? settings_.postmaster_domain
+                                    : settings_.postmaster_domain_ascii;
+    p->address = Address{"postmaster", lower(domain)};
   } else {
     // UTF-8 addresses are allowed for the whole transaction once MAIL carried SMTPUTF8
     // (RFC 6531 3.4), not only in the path that names it.

@@ -315,26 +315,34 @@ std::string Spool::file_header(size_t record_len, size_t message_len) {
   return fmt::format("digue-spool 2 {} {}\n", record_len, message_len);
 }
 
-std::optional<Spool::Loaded> Spool::read_path(const std::string& path, bool with_message) {
+std::optional<Spool::Loaded> Spool::read_path(const std::string& path, bool with_message,
+                                              int* io_error) {
+  if (io_error) *io_error = 0;
+  auto failed_io = [&](int e) -> std::optional<Loaded> {
+    if (io_error) *io_error = e ? e : EIO;
+    return std::nullopt;
+  };
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
+  if (!in) return failed_io(errno);
   std::string header;
-  if (!std::getline(in, header)) return std::nullopt;
+  if (!std::getline(in, header)) return in.bad() ? failed_io(EIO) : std::nullopt;
   unsigned long long rlen = 0, mlen = 0;
   if (std::sscanf(header.c_str(), "digue-spool 2 %llu %llu", &rlen, &mlen) != 2)
     return std::nullopt;
   std::error_code ec;
   auto size = fs::file_size(path, ec);
-  if (ec || size != header.size() + 1 + rlen + mlen) return std::nullopt;  // incomplete
+  if (ec) return failed_io(ec.value());
+  if (size != header.size() + 1 + rlen + mlen) return std::nullopt;  // incomplete
   std::string record(rlen, '\0');
-  if (!in.read(record.data(), static_cast<std::streamsize>(rlen))) return std::nullopt;
+  if (!in.read(record.data(), static_cast<std::streamsize>(rlen))) return failed_io(EIO);
   auto rec = SpoolRecord::parse(record);
   if (!rec) return std::nullopt;
   Loaded l;
   l.record = std::move(*rec);
   if (with_message) {
     auto msg = std::make_shared<std::string>(mlen, '\0');
-    if (!in.read(msg->data(), static_cast<std::streamsize>(mlen))) return std::nullopt;
+    if (!in.read(msg->data(), static_cast<std::streamsize>(mlen))) return failed_io(EIO);
     l.message = std::move(msg);
   }
   return l;

@@ -61,8 +61,10 @@ struct Settings {
   bool tls_active = false;
   // Called with the domain ASCII-lower-cased, U-labels byte for byte as sent.
   std::function<bool(const std::string& domain)> accepts_domain;
-  // Where "RCPT TO:<postmaster>" (no domain) goes; empty: refused.
+  // Where "RCPT TO:<postmaster>" (no domain) goes; empty: refused. The A-label spelling is
+  // used in a transaction without SMTPUTF8 (a U-label domain could not be delivered in it).
   std::string postmaster_domain;
+  std::string postmaster_domain_ascii;
 };
 
 // What the session must do after a command line.

@@ -121,8 +121,11 @@ class Spool {
   static bool write_pickup(const std::string& spool_dir, const SpoolRecord& record,
                            const std::string& message);
 
-  // Reads one spool file; nullopt when it is cut short or unreadable.
-  static std::optional<Loaded> read_path(const std::string& path, bool with_message);
+  // Reads one spool file; nullopt when it is cut short or unreadable. With io_error, an
+  // I/O failure (open or read: EMFILE, EACCES, EIO...) sets *io_error to the errno, telling
+  // it apart from a file that is not (or not yet wholly) a spool file (*io_error left 0).
+  static std::optional<Loaded> read_path(const std::string& path, bool with_message,
+                                         int* io_error = nullptr);
   std::shared_ptr<std::string> load_message(const std::string& id) const;
   // Every record on disk (orphan and temporary files are cleaned up).
   std::vector<SpoolRecord> recover();

@@ -107,7 +107,7 @@ def test_data_memory_budget_answers_452_then_the_session_goes_on():
     line = "x" * 998 + "\r\n"
     with Sink() as sink:
         with Digued(domain_cfg(sink.port),
-                    extra_server="max_data_memory = 1\nmax_message_size = 1000000\n") as d:
+                    extra_server="max_data_memory = 1\nmax_message_size = 750000\n") as d:
             a, b = Raw(d.port), Raw(d.port)
             for c in (a, b):
                 assert c.reply()[0] == 220

@@ -127,4 +127,7 @@ TEST_CASE("config: session resource limits", "[config]") {
   // Smaller than one message of the largest size: that message would be tempfailed for ever.
   check_refused("[server]\nmax_message_size = 10485760\nmax_data_memory = 8\n",
                 "server.max_data_memory", 3);
+  // Equal is not enough: a read reserves room for what it can decode to ahead of it.
+  check_refused("[server]\nmax_message_size = 10485760\nmax_data_memory = 10\n",
+                "server.max_data_memory", 3);
 }

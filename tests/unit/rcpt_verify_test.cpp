@@ -129,6 +129,12 @@ TEST_CASE("recipient list: addresses, catch-all domains and local parts", "[rcpt
   CHECK_THROWS_AS(RecipientList::parse("a@"), std::invalid_argument);
   CHECK_THROWS_AS(RecipientList::parse("ok\n<a@b>"), std::invalid_argument);
   CHECK(RecipientList::parse("")->size() == 0);
+  // An IDN domain is one domain in either spelling, as the hosted-domain lookup has it.
+  auto idn = RecipientList::parse("@b\xc3\xbc" "cher.test\nuser@xn--mnchen-3ya.test\n");
+  CHECK(idn->contains(addr("anyone@xn--bcher-kva.test")));
+  CHECK(idn->contains(addr("anyone@B\xc3\xbc" "cher.test")));
+  CHECK(idn->contains(addr("user@m\xc3\xbc" "nchen.test")));
+  CHECK_FALSE(idn->contains(addr("other@m\xc3\xbc" "nchen.test")));
 }
 
 TEST_CASE("rcpt verify replies: 550 5.1.1, 450 4.1.1 or accept", "[rcpt_verify]") {

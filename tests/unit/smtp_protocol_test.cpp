@@ -153,6 +153,22 @@ TEST_CASE("RCPT TO:<postmaster> without a domain", "[smtp]") {
   none.mail_accepted();
   CHECK(none.on_line("RCPT TO:<postmaster>").reply.wire() ==
         "550 5.1.1 No postmaster here: this relay hosts no domain\r\n");
+  // An IDN first domain: its A-labels unless the transaction is SMTPUTF8.
+  Settings idn = settings();
+  idn.postmaster_domain = "b\xc3\xbc" "cher.test";
+  idn.postmaster_domain_ascii = "xn--bcher-kva.test";
+  idn.accepts_domain = [](const std::string& d) {  // Config::domain: either spelling
+    return d == "b\xc3\xbc" "cher.test" || d == "xn--bcher-kva.test";
+  };
+  for (bool utf8 : {false, true}) {
+    Protocol q(idn);
+    q.on_line("EHLO client.test");
+    q.on_line(utf8 ? "MAIL FROM:<a@b.test> SMTPUTF8" : "MAIL FROM:<a@b.test>");
+    q.mail_accepted();
+    Step pm = q.on_line("RCPT TO:<postmaster>");
+    REQUIRE(pm.kind == Step::Kind::Rcpt);
+    CHECK(pm.rcpt.domain == (utf8 ? idn.postmaster_domain : idn.postmaster_domain_ascii));
+  }
 }
 
 TEST_CASE("sequence, limits and replies", "[smtp]") {

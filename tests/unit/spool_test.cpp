@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 #include "digue/spool.hpp"
 
@@ -170,4 +171,21 @@ TEST_CASE("spool: a pickup file written by root belongs to the spool's owner", "
   CHECK(st.st_uid == nobody);
   CHECK(st.st_gid == nogroup);
   CHECK(Spool::read_path(tmp.path + "/pickup/" + rec.id, true));
+}
+
+TEST_CASE("spool: read_path tells an I/O failure from a file that is no spool file", "[spool]") {
+  TempDir tmp;
+  int e = -1;
+  CHECK(!Spool::read_path(tmp.path + "/missing", true, &e));
+  CHECK(e == ENOENT);
+  e = -1;
+  CHECK(!Spool::read_path(tmp.path, true, &e));  // a directory: reading it fails (EISDIR)
+  CHECK(e != 0);
+  {
+    std::ofstream out(tmp.path + "/junk");
+    out << "hello\n";
+  }
+  e = -1;
+  CHECK(!Spool::read_path(tmp.path + "/junk", true, &e));
+  CHECK(e == 0);  // readable, just not a spool file: the caller may set it aside
 }
