@@ -69,6 +69,7 @@ const char* to_string(VerifyResult::Source s) {
     case Source::List: return "list";
     case Source::Cache: return "cache";
     case Source::Callout: return "callout";
+    case Source::Limit: return "limit";
   }
   return "?";
 }
@@ -92,6 +93,9 @@ std::optional<smtp::Reply> verify_reply(const RecipientVerification& v, const Ad
       return smtp::Reply(550, "5.1.1", who + "Recipient address rejected: " +
                                            (r.text.empty() ? "User unknown" : r.text));
     case Status::TempFail:
+      if (r.source == Source::Limit)  // never accepted unverified: that is the point
+        return smtp::Reply(450, "4.7.1",
+                           who + "Too many recipients to verify in one session, try again later");
       // Why it failed names our downstream: it goes to the log, not to the client.
       if (v.tempfail_accept) return std::nullopt;
       return smtp::Reply(450, "4.1.1",
@@ -223,7 +227,8 @@ asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const Config& co
 asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
                                                        const DomainPolicy& policy,
                                                        const Address& rcpt,
-                                                       std::string session) {
+                                                       std::string session,
+                                                       int* callouts_left) {
   const RecipientVerification& v = policy.verify;
   if (text::lower(rcpt.local) == "postmaster")
     co_return result(Status::Accepted, Source::Postmaster);
@@ -238,7 +243,11 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
     if (auto hit = cached(key)) {
       stats_.cache_hits++;
       r = std::move(*hit);
+    } else if (callouts_left && *callouts_left <= 0) {
+      stats_.limited++;
+      r = result(Status::TempFail, Source::Limit, "callouts for this session used up");
     } else {
+      if (callouts_left) --*callouts_left;
       r = co_await shared_callout(config, policy, rcpt, key);
     }
   }

@@ -46,7 +46,8 @@ class Store;
 
 struct VerifyResult {
   enum class Status : uint8_t { Accepted, Rejected, TempFail };
-  enum class Source : uint8_t { Off, Postmaster, List, Cache, Callout };
+  // Limit: not verified because the session used up its callouts (always 450).
+  enum class Source : uint8_t { Off, Postmaster, List, Cache, Callout, Limit };
   Status status = Status::Accepted;
   Source source = Source::Off;
   std::string text;  // the downstream's reply or why verification failed; sanitised
@@ -67,7 +68,13 @@ struct VerifyStats {
   std::atomic<uint64_t> cache_hits{0};  // answers from the cache
   std::atomic<uint64_t> callouts{0};    // probes sent to a downstream
   std::atomic<uint64_t> store_errors{0};
+  std::atomic<uint64_t> limited{0};     // 450 without a callout: the session's callouts used up
 };
+
+// Callouts one client session may cause (new addresses it asks for; cache hits are free):
+// past it, unverified recipients get 450 and the client retries them later. Bounds what a
+// dictionary attack costs the downstream (one probe connection per new address).
+inline constexpr int kMaxCalloutsPerSession = 20;
 
 class RecipientVerifier {
  public:
@@ -76,9 +83,11 @@ class RecipientVerifier {
   RecipientVerifier& operator=(const RecipientVerifier&) = delete;
 
   // policy is rcpt's domain's in config; both must outlive the call. session: the client
-  // session's id, for the log.
+  // session's id, for the log. callouts_left (optional): the session's remaining callouts,
+  // decremented by each one; at 0 a recipient the cache cannot answer is a Limit TempFail.
   boost::asio::awaitable<VerifyResult> check(const Config& config, const DomainPolicy& policy,
-                                             const Address& rcpt, std::string session);
+                                             const Address& rcpt, std::string session,
+                                             int* callouts_left = nullptr);
   const VerifyStats& stats() const { return stats_; }
 
  private:

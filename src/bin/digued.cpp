@@ -157,9 +157,10 @@ int main(int argc, char** argv) {
                        q.dsn_sent.load(), spool.commits(), spool.batches());
           const auto& v = server.verify_stats();
           spdlog::info("stats rcpt_verify verified={} rejected={} tempfailed={} cache_hits={} "
-                       "callouts={} store_errors={}",
+                       "callouts={} store_errors={} limited={}",
                        v.verified.load(), v.rejected.load(), v.tempfailed.load(),
-                       v.cache_hits.load(), v.callouts.load(), v.store_errors.load());
+                       v.cache_hits.load(), v.callouts.load(), v.store_errors.load(),
+                       v.limited.load());
         } else {
           sd_notify(0, "STOPPING=1");
           spdlog::info("signal {}: stopping", strsignal(sig));

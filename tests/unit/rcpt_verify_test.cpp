@@ -322,3 +322,29 @@ TEST_CASE("rcpt verify callout: concurrent checks of one address share one probe
   CHECK(r1.text == r2.text);  // the waiter gets the leader's whole answer
   CHECK(v.stats().callouts == 1);
 }
+
+TEST_CASE("rcpt verify callout: a session's callouts are bounded, cache hits are free",
+          "[rcpt_verify]") {
+  asio::io_context io;
+  auto store = make_memory_store();
+  RecipientVerifier v(store.get());
+  Sink sink({"-f", "RCPT"});  // every address unknown: a dictionary attack's view
+  auto c = domain_config(sink_config(sink));
+  const DomainPolicy& p = *c->domain("example.test");
+  int left = 2;
+  auto check = [&](const std::string& a) { return run(io, v.check(*c, p, addr(a), "t", &left)); };
+  CHECK(check("a1@example.test").status == Status::Rejected);
+  CHECK(check("a2@example.test").status == Status::Rejected);
+  auto limited = check("a3@example.test");
+  CHECK(limited.status == Status::TempFail);
+  CHECK(limited.source == Source::Limit);
+  CHECK(check("a1@example.test").source == Source::Cache);  // known: answered, no callout
+  CHECK(v.stats().callouts == 2);
+  CHECK(v.stats().limited == 1);
+  // Never accepted unverified, even where a failed verification would be.
+  RecipientVerification lenient;
+  lenient.tempfail_accept = true;
+  auto reply = verify_reply(lenient, addr("a3@example.test"), limited);
+  REQUIRE(reply);
+  CHECK(reply->code == 450);
+}
