@@ -203,23 +203,29 @@ asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const Config& co
     if (flight->result) co_return *flight->result;
     co_return result(Status::TempFail, Source::Callout, "the shared callout did not finish");
   }
-  // Whatever ends the leader (also its frame destroyed at shutdown) wakes the waiters.
+  // Whatever ends the leader publishes its result and frees the slot. Only an answered
+  // callout wakes the waiters: when the leader's frame is destroyed at shutdown (or unwinds),
+  // a waiter may sit on another worker whose io_context is already gone, so waking it would
+  // post to freed memory; waiters then end by their own timer (timeout + 1 s).
   VerifyResult r = result(Status::TempFail, Source::Callout, "callout abandoned");
   struct Finish {
     RecipientVerifier& self;
     const std::string& key;
     std::shared_ptr<InFlight>& flight;
     VerifyResult& r;
+    bool answered = false;
     ~Finish() {
       std::lock_guard lock(self.mu_);
       flight->result = r;
       auto it = self.in_flight_.find(key);
       if (it != self.in_flight_.end() && it->second == flight) self.in_flight_.erase(it);
-      for (auto& w : flight->waiters) w->try_send(boost::system::error_code{});
+      if (answered)
+        for (auto& w : flight->waiters) w->try_send(boost::system::error_code{});
       flight->waiters.clear();
     }
   } finish{*this, key, flight, r};
   r = co_await callout(config, policy, rcpt);
+  finish.answered = true;
   remember(key, policy.verify, r);
   co_return VerifyResult(r);  // a copy: `co_return r` would move r out before finish reads it
 }
