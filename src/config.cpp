@@ -382,6 +382,12 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
   if (const toml::table* domains = top.table("domains")) {
     for (const auto& [k, v] : *domains) read_domain(*c, std::string(k.str()), v);
   }
+  int first_line = 0;
+  for (const auto& [name, policy] : c->domains)
+    if (c->first_domain.empty() || policy.line < first_line) {
+      c->first_domain = name;
+      first_line = policy.line;
+    }
   top.finish();
   if (c->server.listen.empty() && c->server.listen_tls.empty())
     c->server.listen.push_back(*Endpoint::parse("127.0.0.1:2525", 25));

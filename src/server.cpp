@@ -339,12 +339,9 @@ asio::awaitable<void> Server::Impl::Session::run() {
   auto cfg = config_;
   st.accepts_domain = [cfg](const std::string& d) { return cfg->domain(d) != nullptr; };
   // The first hosted domain in the config file receives "RCPT TO:<postmaster>".
-  const DomainPolicy* first = nullptr;
-  for (const auto& [name, policy] : cfg->domains)
-    if (!first || policy.line < first->line) first = &policy;
-  if (first) {
-    st.postmaster_domain = first->name;
-    st.postmaster_domain_ascii = dns::a_labels(first->name);
+  if (!cfg->first_domain.empty()) {
+    st.postmaster_domain = cfg->first_domain;
+    st.postmaster_domain_ascii = dns::a_labels(cfg->first_domain);
   }
   proto_ = std::make_unique<smtp::Protocol>(std::move(st));
   proto_->envelope().session_id = sid_;
