@@ -102,8 +102,11 @@ DumpLine parse_dump_line(const std::string& line, size_t lineno) {
     double wt = 0;
     int got = std::sscanf(line.c_str(), "%7s %64s %llu %llu %llu %lf", kind, id, &a, &b, &d, &wt);
     uint64_t h = 0;
+    // The bound is checked on the stored float: a double just under 1e30 rounds up to
+    // 1e30f, which the dump writes back as 1.00000002e+30 and must read again.
     if ((got != 5 && got != 6) || !parse_hex64(id, h) || a > UINT32_MAX || b > UINT32_MAX ||
-        d > UINT32_MAX || !std::isfinite(wt) || std::fabs(wt) > 1e30)
+        d > UINT32_MAX || !std::isfinite(wt) || std::fabs(wt) > 2e30 ||
+        std::fabs(static_cast<float>(wt)) > 1e30f)
       bad("bad token record");
     r.kind = DumpLine::Kind::Token;
     r.key = std::string(kTokenPrefix) + id;
