@@ -357,6 +357,8 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
         static_cast<int>(r.integer("max_per_destination", d.max_per_destination, 1, 10000));
     d.max_attempts_in_flight =
         static_cast<int>(r.integer("max_attempts_in_flight", d.max_attempts_in_flight, 1, 100000));
+    d.max_bytes_in_flight =
+        static_cast<size_t>(r.integer("max_bytes_in_flight", 1024, 1, 1 << 20)) << 20;
     d.maildir_root = r.str("maildir_root", d.maildir_root);
     d.bounce_relay = r.str("bounce_relay", "");
     if (!d.bounce_relay.empty() && !delivery::Target::parse(d.bounce_relay, "maildir"))

@@ -179,19 +179,33 @@ struct Queue::Impl {
   // a burst of mail must not pile up in memory). A deferred record waits for its next_try
   // outside the limit (a timer, no slot, no message in memory): deferred mail must not hold
   // back new mail.
-  void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw) {
+  void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw, bool from_backlog = false) {
     if (stopping) return;  // stays in the spool, resumed at the next start
     if (rec.next_try > now_s()) {
       asio::co_spawn(io, wait_next_try(std::move(rec)), asio::detached);
       return;
     }
     auto& in_flight = queue.stats_.in_flight;
-    if (in_flight.load() >= static_cast<uint64_t>(cfg()->delivery.max_attempts_in_flight)) {
-      backlog.push_back(std::move(rec));
+    auto& bytes = queue.stats_.bytes_in_flight;
+    auto c = cfg();
+    // What the delivery will hold: the message, and its rewritten copy with our headers.
+    uint64_t weight = 3 * message_size(rec, raw.get());
+    bool full = in_flight.load() >= static_cast<uint64_t>(c->delivery.max_attempts_in_flight) ||
+                (in_flight.load() > 0 && bytes.load() + weight > c->delivery.max_bytes_in_flight);
+    if (full) {
+      // In arrival order; a record taken from the backlog that still does not fit keeps its
+      // place at the front.
+      if (from_backlog)
+        backlog.push_front(std::move(rec));
+      else
+        backlog.push_back(std::move(rec));
       return;
     }
     in_flight++;
-    asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this](std::exception_ptr e) {
+    bytes += weight;
+    if (bytes.load() > queue.stats_.peak_bytes_in_flight.load())
+      queue.stats_.peak_bytes_in_flight = bytes.load();
+    asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this, weight](std::exception_ptr e) {
       if (e) {
         try {
           std::rethrow_exception(e);
@@ -200,12 +214,24 @@ struct Queue::Impl {
         }
       }
       queue.stats_.in_flight--;
-      if (!backlog.empty() && !stopping) {
+      queue.stats_.bytes_in_flight -= weight;
+      // As many waiting records as now fit, oldest first.
+      while (!backlog.empty() && !stopping) {
+        size_t before = backlog.size();
         SpoolRecord next = std::move(backlog.front());
         backlog.pop_front();
-        admit(std::move(next), nullptr);
+        admit(std::move(next), nullptr, true);
+        if (backlog.size() >= before) break;  // it went back: no room yet
       }
     });
+  }
+
+  // The message's size: from the bytes at hand, else the spool file's (0 when unknown).
+  uint64_t message_size(const SpoolRecord& rec, const std::string* raw) const {
+    if (raw) return raw->size();
+    std::error_code ec;
+    auto n = std::filesystem::file_size(spool.dir() + "/queue/" + rec.id, ec);
+    return ec ? 0 : n;
   }
 
   asio::awaitable<void> wait_next_try(SpoolRecord rec);

@@ -148,6 +148,10 @@ struct DeliveryConfig {
   std::chrono::seconds command_timeout{300};
   int max_per_destination = 10;   // concurrent connections per downstream
   int max_attempts_in_flight = 200;
+  // Message bytes the deliveries in flight may hold together (each holds about three times
+  // its message while it rewrites headers); past it new records wait, without their bytes.
+  // One delivery always runs, whatever its size.
+  size_t max_bytes_in_flight = size_t{1024} << 20;
   std::string maildir_root = "./data/mail";  // default for "maildir:" without a path
   std::string bounce_relay;                  // "host:port" for DSNs; empty: the sender's MX
   bool starttls = true;                      // use STARTTLS downstream when offered

@@ -32,6 +32,8 @@ class Deliverer;
 struct QueueStats {
   std::atomic<uint64_t> submitted{0}, delivered{0}, deferred{0}, bounced{0}, quarantined{0},
       dsn_sent{0}, in_flight{0};
+  std::atomic<uint64_t> bytes_in_flight{0};       // the in-flight deliveries' message bytes, x3
+  std::atomic<uint64_t> peak_bytes_in_flight{0};  // the highest bytes_in_flight seen
 };
 
 class Queue {

@@ -369,3 +369,26 @@ TEST_CASE("a malformed pickup file is set aside in corrupt/, never deleted", "[q
   REQUIRE(Spool::write_pickup(rig.dir + "/spool", rec, *msg));
   CHECK(wait_until([&] { return rig.queue.stats().delivered.load() == 1; }, 10s));
 }
+
+TEST_CASE("deliveries in flight are bounded by their message bytes too", "[queue]") {
+  std::string dir = temp_dir();
+  // 1 MB for all deliveries together; each 400 kB message counts three times (its rewritten
+  // copy): one at a time, never two, and every one delivered (one always runs).
+  auto config = queue_config(dir, "max_bytes_in_flight = 1",
+                             "[domains.\"example.test\"]\ndownstream = [\"maildir\"]");
+  Spool spool(config->spool);
+  {
+    Queue queue(config, spool, nullptr);
+    queue.start();
+    auto msg = std::make_shared<const std::string>("Subject: big\r\n\r\n" +
+                                                   std::string(400000, 'x') + "\r\n");
+    for (int i = 0; i < 5; ++i)
+      queue.submit(spool_record(spool, {{"u@example.test", "deliver"}}, msg), msg);
+    CHECK(wait_until([&] { return queue.stats().delivered.load() == 5; }, 30s));
+    CHECK(queue.stats().peak_bytes_in_flight.load() > 0);
+    CHECK(queue.stats().peak_bytes_in_flight.load() < 2 * 3 * msg->size());
+    CHECK(queue.stats().bytes_in_flight.load() == 0);
+    queue.stop();
+  }
+  std::filesystem::remove_all(dir);
+}
