@@ -20,6 +20,7 @@
 #include "digue/store.hpp"
 #include "tests/filters/counting_store.hpp"
 #include "tests/unit/delivery_test_support.hpp"
+#include "tests/unit/spool_test_support.hpp"
 
 using namespace digue;
 using namespace std::chrono_literals;
@@ -359,13 +360,7 @@ TEST_CASE("a malformed pickup file is set aside in corrupt/, never deleted", "[q
   CHECK(!std::filesystem::exists(junk));
   // The pickup loop goes on: a real release after it is delivered.
   auto msg = std::make_shared<const std::string>("Subject: hi\r\n\r\nhi\r\n");
-  SpoolRecord rec;
-  rec.id = Spool::new_id();
-  rec.envelope.mail_from = {"s", "example.org"};
-  RcptState rs;
-  rs.address = {"u", "example.test"};
-  rs.action = "release";
-  rec.rcpts.push_back(rs);
+  SpoolRecord rec = digue::test::release_record();
   REQUIRE(Spool::write_pickup(rig.dir + "/spool", rec, *msg));
   CHECK(wait_until([&] { return rig.queue.stats().delivered.load() == 1; }, 10s));
 }

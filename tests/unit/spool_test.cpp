@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "digue/spool.hpp"
+#include "tests/unit/spool_test_support.hpp"
 
 using namespace digue;
 
@@ -158,13 +159,7 @@ TEST_CASE("spool: a pickup file written by root belongs to the spool's owner", "
   const uid_t nobody = 65534;
   const gid_t nogroup = 65534;
   REQUIRE(::chown((tmp.path + "/pickup").c_str(), nobody, nogroup) == 0);
-  SpoolRecord rec;
-  rec.id = Spool::new_id();
-  rec.envelope.mail_from = {"s", "example.org"};
-  RcptState rs;
-  rs.address = {"u", "example.test"};
-  rs.action = "release";
-  rec.rcpts.push_back(rs);
+  SpoolRecord rec = digue::test::release_record();
   REQUIRE(Spool::write_pickup(tmp.path, rec, "Subject: x\r\n\r\nhi\r\n"));
   struct stat st {};
   REQUIRE(::stat((tmp.path + "/pickup/" + rec.id).c_str(), &st) == 0);
