@@ -101,7 +101,7 @@ void read_server(Config& c, const toml::table& t) {
 // A downstream TLS policy name (delivery::TlsPolicy), or fallback when the key is absent.
 std::string tls_policy(OptionReader& r, const char* key, const std::string& fallback) {
   std::string v = r.str(key, fallback);
-  if (v != fallback && !delivery::parse_tls_policy(v))
+  if (!v.empty() && !delivery::parse_tls_policy(v))
     r.fail(key, "must be none, may, encrypt or verify");
   return v;
 }
@@ -390,6 +390,7 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
       c->first_domain = name;
       first_line = policy.line;
     }
+  c->first_domain_ascii = dns::a_labels(c->first_domain);
   top.finish();
   if (c->server.listen.empty() && c->server.listen_tls.empty())
     c->server.listen.push_back(*Endpoint::parse("127.0.0.1:2525", 25));

@@ -16,6 +16,7 @@
 #include "digue/headers.hpp"
 #include "digue/quarantine.hpp"
 #include "digue/resolver.hpp"
+#include "digue/spawn.hpp"
 #include "digue/store.hpp"
 
 namespace asio = boost::asio;
@@ -171,7 +172,7 @@ struct Queue::Impl {
     resolver = dns::make_resolver(io.get_executor(), c->dns);
     if (old)
       asio::co_spawn(io, [old]() -> asio::awaitable<void> { co_await old->close_idle(); },
-                     asio::detached);
+                     log_escaped("queue: closing the old deliverer"));
   }
 
   // Admission: at most max_attempts_in_flight records are being delivered at once; the rest
@@ -182,7 +183,7 @@ struct Queue::Impl {
   void admit(SpoolRecord rec, std::shared_ptr<const std::string> raw, bool from_backlog = false) {
     if (stopping) return;  // stays in the spool, resumed at the next start
     if (rec.next_try > now_s()) {
-      asio::co_spawn(io, wait_next_try(std::move(rec)), asio::detached);
+      asio::co_spawn(io, wait_next_try(std::move(rec)), log_escaped("queue: retry timer"));
       return;
     }
     auto& in_flight = queue.stats_.in_flight;
@@ -206,13 +207,7 @@ struct Queue::Impl {
     if (bytes.load() > queue.stats_.peak_bytes_in_flight.load())
       queue.stats_.peak_bytes_in_flight = bytes.load();
     asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this, weight](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("queue: delivery coroutine failed: {}", ex.what());
-        }
-      }
+      log_escaped("queue: delivery coroutine")(e);
       queue.stats_.in_flight--;
       queue.stats_.bytes_in_flight -= weight;
       // As many waiting records as now fit, oldest first.
@@ -661,8 +656,8 @@ void Queue::start() {
   for (auto& r : records) {
     asio::post(impl.io, [&impl, r = std::move(r)]() mutable { impl.admit(std::move(r), nullptr); });
   }
-  asio::co_spawn(impl.io, impl.pickup_loop(), asio::detached);
-  asio::co_spawn(impl.io, impl.sweep_loop(), asio::detached);
+  asio::co_spawn(impl.io, impl.pickup_loop(), log_escaped("queue: pickup loop"));
+  asio::co_spawn(impl.io, impl.sweep_loop(), log_escaped("queue: quarantine sweep"));
   impl.thread = std::thread([&impl] {
     auto guard = asio::make_work_guard(impl.io);
     for (;;) {

@@ -18,6 +18,7 @@
 #include "digue/rcpt_verify.hpp"
 #include "digue/resolver.hpp"
 #include "digue/smtp_protocol.hpp"
+#include "digue/spawn.hpp"
 #include "digue/spool.hpp"
 
 namespace asio = boost::asio;
@@ -54,21 +55,6 @@ std::shared_ptr<ssl::context> make_tls_context(const ServerConfig& s) {
 // from the read instead (data_timeout from its start) could fire after the spool commit and
 // before the 250: the client would send the queued message again.
 constexpr std::chrono::seconds kProcessingBudget{600};
-
-// Completion handler for the coroutines we spawn: an escaping exception is logged (and the
-// session's scope guard has released its slots), never rethrown into the io_context.
-auto log_escaped(const char* what) {
-  return [what](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("{} failed: {}", what, ex.what());
-    } catch (...) {
-      spdlog::error("{} failed: unknown exception", what);
-    }
-  };
-}
 
 std::string session_id() {
   static std::atomic<uint64_t> n{0};
@@ -339,10 +325,8 @@ asio::awaitable<void> Server::Impl::Session::run() {
   auto cfg = config_;
   st.accepts_domain = [cfg](const std::string& d) { return cfg->domain(d) != nullptr; };
   // The first hosted domain in the config file receives "RCPT TO:<postmaster>".
-  if (!cfg->first_domain.empty()) {
-    st.postmaster_domain = cfg->first_domain;
-    st.postmaster_domain_ascii = dns::a_labels(cfg->first_domain);
-  }
+  st.postmaster_domain = cfg->first_domain;
+  st.postmaster_domain_ascii = cfg->first_domain_ascii;
   proto_ = std::make_unique<smtp::Protocol>(std::move(st));
   proto_->envelope().session_id = sid_;
   proto_->envelope().client_ip = ip_;

@@ -178,9 +178,9 @@ struct Config {
   std::map<std::string, DomainPolicy> domains; // key: lower-case domain
   // A-label (punycode) form -> key in `domains`, for the domains written with U-labels.
   std::map<std::string, std::string> idn_aliases;
-  // The first [domains."x"] table of the file (by line), its key in `domains`; "" when
-  // none: where RCPT TO:<postmaster> goes.
-  std::string first_domain;
+  // The first [domains."x"] table of the file (by line), its key in `domains`, and its
+  // A-label form; "" when none: where RCPT TO:<postmaster> goes.
+  std::string first_domain, first_domain_ascii;
   std::map<std::string, toml::table> filter_options;  // SlotConfig::options point here
   toml::table root;
 
