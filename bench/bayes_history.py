@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Sender history on top of digue's Bayes evidence (CV on the train split only).
+
+usage: bayes_history.py TRAIN_DIR SCORES...
+SCORES: the per-message file of `bayes_bench --train TRAIN_DIR --cv 5 --scores F` (F.0),
+lines "label evidence name ...". bayes_bench puts message i (ham then spam, each sorted by
+file name) in fold i % 5; this script rebuilds the same folds, counts for each scored message
+how often its From address (or From domain) was learnt as spam (s) and as ham (h) in the
+other four folds, and prints the figures of evidence + k * (ln(1 + s) - ln(1 + h))."""
+import bisect
+import collections
+import email
+import email.utils
+import math
+import os
+import sys
+
+base, score_files = sys.argv[1], sys.argv[2:]
+names = [(lab, f) for lab in ("ham", "spam") for f in sorted(os.listdir(os.path.join(base, lab)))]
+index = {f: i for i, (_, f) in enumerate(names)}
+
+
+def sender(path):
+    raw = open(path, "rb").read()
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\n", 1)[1]
+    head = email.message_from_bytes(raw.split(b"\n\n", 1)[0] + b"\n\n")
+    addr = email.utils.parseaddr(str(head.get("From", "")))[1].lower()
+    return addr, addr.rsplit("@", 1)[1] if "@" in addr else ""
+
+
+keys = [sender(os.path.join(base, lab, f)) for lab, f in names]
+
+
+def figures(scored, pivot=1.5):
+    ham = sorted(e for spam, e in scored if not spam)
+    spam = [e for is_spam, e in scored if is_spam]
+    wins = sum(bisect.bisect_left(ham, e) + 0.5 * (bisect.bisect_right(ham, e) -
+                                                   bisect.bisect_left(ham, e)) for e in spam)
+    return (f"FP {sum(e > pivot for e in ham):2d}  FN {sum(e <= pivot for e in spam):3d} at 7.5  "
+            f"FN@FP=0 {sum(e <= ham[-1] for e in spam):3d}  FN@FP=3 {sum(e <= ham[-4] for e in spam):3d}"
+            f"  1-ROCA {100 * (1 - wins / (len(ham) * len(spam))):.4f}%")
+
+
+for fn in score_files:
+    rows = [(l.split()[0] == "spam", float(l.split()[1]), l.split()[2]) for l in open(fn)]
+    print(f"{fn} digue's evidence            {figures([(s, e) for s, e, _ in rows])}")
+    for which, what in ((0, "address"), (1, "domain")):
+        counts = collections.Counter()  # (fold, key, label) -> messages
+        for i, (lab, _) in enumerate(names):
+            if keys[i][which]:
+                counts[(i % 5, keys[i][which], lab)] += 1
+        for k in (0.5, 1.0, 2.0):
+            shifted = []
+            for spam, e, name in rows:
+                i = index[name]
+                key = keys[i][which]
+                if key:
+                    s = sum(counts[(f, key, "spam")] for f in range(5) if f != i % 5)
+                    h = sum(counts[(f, key, "ham")] for f in range(5) if f != i % 5)
+                    e += k * (math.log1p(s) - math.log1p(h))
+                shifted.append((spam, e))
+            print(f"{fn} + {k:.1f} x From {what:<8} {figures(shifted)}")
