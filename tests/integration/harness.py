@@ -81,11 +81,33 @@ class Sink:
         return self
 
     def messages(self):
+        """The transactions smtp-sink has finished: it creates a dump file at MAIL and writes
+        it as the message arrives, so a file it still holds open is left out (a test would
+        otherwise read an empty or partial message)."""
         out = []
-        for f in sorted(glob.glob(os.path.join(self.dir, "*"))):
+        files = sorted(glob.glob(os.path.join(self.dir, "*")))
+        writing = self._open_files()
+        for f in files:
+            if f in writing:
+                continue
             with open(f, "rb") as fh:
                 out.append(fh.read())
         return out
+
+    def _open_files(self):
+        if not self.proc:
+            return set()
+        fd_dir = "/proc/%d/fd" % self.proc.pid
+        held = set()
+        try:
+            for fd in os.listdir(fd_dir):
+                try:
+                    held.add(os.readlink(os.path.join(fd_dir, fd)))
+                except OSError:
+                    pass  # closed between the listing and the readlink
+        except OSError:
+            pass  # the process is gone: nothing is being written
+        return held
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
