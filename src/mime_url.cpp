@@ -80,15 +80,18 @@ bool find_urls(std::string_view text, std::vector<std::string_view>& found, size
   // The first "://" at or after i, searched again only once i has passed it: text with many
   // "www." and no "://" must not be rescanned to its end for each.
   size_t colon = text.find("://");
+  // Likewise the first 'w' or 'W' at or after i not yet ruled out as the start of "www.":
+  // text with many "://" and no 'w' after them must not be rescanned to its end for each.
+  size_t w = text.find_first_of("wW");
   while (i < n) {
     // Candidates: "scheme://" for http(s)/ftp, and "www." at a word start.
     if (colon != std::string_view::npos && colon < i) colon = text.find("://", i);
+    if (w != std::string_view::npos && w < i) w = text.find_first_of("wW", i);
     size_t www = std::string_view::npos;
-    for (size_t k = text.find_first_of("wW", i); k != std::string_view::npos && k < colon;
-         k = text.find_first_of("wW", k + 1)) {
-      if (istarts_with(text.substr(k), "www.") &&
-          (k == 0 || !(is_host_char(text[k - 1]) || text[k - 1] == '/' || text[k - 1] == '@'))) {
-        www = k;
+    for (; w != std::string_view::npos && w < colon; w = text.find_first_of("wW", w + 1)) {
+      if (istarts_with(text.substr(w), "www.") &&
+          (w == 0 || !(is_host_char(text[w - 1]) || text[w - 1] == '/' || text[w - 1] == '@'))) {
+        www = w;
         break;
       }
     }

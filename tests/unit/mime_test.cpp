@@ -427,6 +427,27 @@ TEST_CASE("URLs: many bare www. candidates, candidates bounded per text", "[mime
   CHECK(r.urls_limited);
 }
 
+TEST_CASE("URLs: many scheme URLs and no later www. (the scan stays linear)", "[mime]") {
+  // Each "://" candidate used to rescan the rest of the text for a 'w' (quadratic: a 244 kB
+  // message held an I/O thread for 6 s). The scan position for "www." is now kept across
+  // candidates; what it finds must not change.
+  std::string body;
+  for (int k = 0; k < 7000; ++k) body += "http://a.example/ ";  // under 16 * max_urls
+  body += std::string(100000, 'x') + " wow, w.x, awww.no.example www.later.example/p\r\n";
+  Parsed p = parse("Content-Type: text/plain\r\n\r\n" + body);
+  REQUIRE(p.urls.size() == 2);
+  CHECK(p.urls[0].url == "http://a.example/");
+  CHECK(p.urls[1].url == "http://www.later.example/p");
+  CHECK_FALSE(p.urls_limited);
+  // 'w's ruled out before one "://" are not looked at again, the ones after it still are.
+  Parsed q = parse("Subject: x\r\n\r\nw ww http://b.example/ w www.c.example ftp://d.example/ www.e.example\r\n");
+  REQUIRE(q.urls.size() == 4);
+  CHECK(q.urls[0].url == "http://b.example/");
+  CHECK(q.urls[1].url == "http://www.c.example");
+  CHECK(q.urls[2].url == "ftp://d.example/");
+  CHECK(q.urls[3].url == "http://www.e.example");
+}
+
 TEST_CASE("7-bit charsets are decoded even when the bytes are ASCII", "[mime]") {
   using digue::mime::to_utf8;
   CHECK(to_utf8("+AGEAYgBj-", "utf-7") == "abc");
