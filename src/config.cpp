@@ -201,8 +201,11 @@ void read_pipeline(Config& c, const toml::table& pipeline, const toml::table& fi
     SlotConfig slot;
     slot.filter = name;
     slot.line = at ? static_cast<int>(at->source().begin.line) : 0;
+    // Moved, not copied, out of the parsed document: toml++ does not copy a node's source
+    // position, and the filter's own option errors (at pipeline build) would say line 0.
     toml::table options;
-    if (const toml::node* n = filters.get(name)) options = *n->as_table();
+    if (auto* all = c.root["filters"].as_table())
+      if (auto* t = all->get_as<toml::table>(name)) options = std::move(*t);
     OptionReader r(options, "filters." + name);
     std::string action = r.str("action", "spam");
     if (action == "spam") slot.action = SlotAction::Spam;

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "digue/config.hpp"
+#include "digue/pipeline.hpp"
 
 using namespace digue;
 
@@ -130,4 +131,24 @@ TEST_CASE("config: session resource limits", "[config]") {
   // Equal is not enough: a read reserves room for what it can decode to ahead of it.
   check_refused("[server]\nmax_message_size = 10485760\nmax_data_memory = 10\n",
                 "server.max_data_memory", 3);
+}
+
+TEST_CASE("config: a filter's own option errors name their line", "[config]") {
+  // The filter reads its options when the pipeline is built, after parse_config: the table it
+  // reads must still know where each key was written (a copied toml++ node does not).
+  auto config = parse_config(
+      "[pipeline]\n"
+      "order = [\"keywords\"]\n"
+      "\n"
+      "[filters.keywords]\n"
+      "action = \"score\"\n"
+      "score = 500\n",
+      "t.toml");
+  try {
+    Pipeline::build(config);
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK(e.key == "filters.keywords.score");
+    CHECK(e.line == 6);
+  }
 }
