@@ -9,6 +9,7 @@
 #include "digue/pipeline.hpp"
 #include "digue/resolver.hpp"
 #include "digue/smtp_protocol.hpp"
+#include "digue/spawn.hpp"
 #include "digue/store.hpp"
 #include "digue/text.hpp"
 
@@ -19,7 +20,8 @@ namespace digue::ctl {
 namespace {
 std::optional<Address> parse_addr(const std::string& s) {
   std::string err;
-  auto p = smtp::parse_path_and_params(s.front() == '<' ? s : "<" + s + ">", true, &err);
+  // "" is the null reverse-path, as "<>" is.
+  auto p = smtp::parse_path_and_params(!s.empty() && s.front() == '<' ? s : "<" + s + ">", true, &err);
   if (!p) return std::nullopt;
   return p->address;
 }
@@ -108,7 +110,7 @@ int scan(const Config& config_in, const Args& args) {
   run.set_message(msg);
   Verdict v;
   asio::co_spawn(io, [&]() -> asio::awaitable<void> { v = co_await run.evaluate(policy, Phase::Data); },
-                 asio::detached);
+                 rethrow_escaped());
   io.run();
   const auto& facts = msg->facts();
 

@@ -1,6 +1,5 @@
 // diguectl spf: an offline SPF check with the daemon's resolver; see digue/ctl.hpp.
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
@@ -10,6 +9,7 @@
 
 #include "digue/ctl.hpp"
 #include "digue/resolver.hpp"
+#include "digue/spawn.hpp"
 #include "digue/spf.hpp"
 #include "digue/text.hpp"
 
@@ -101,7 +101,7 @@ int run_batch(const Config& config, std::istream& in) {
           std::cout << out << "\n" << std::flush;
         }
       },
-      asio::detached);
+      rethrow_escaped());
   io.run();
   return status;
 }
@@ -137,7 +137,7 @@ int spf(const Config& config, const Args& args) {
         Check check{args[0], args[1], args[2]};
         o = co_await run_one(*resolver, config, check, *ip);
       },
-      asio::detached);
+      rethrow_escaped());
   io.run();
   std::cout << spf::to_string(o.result.result) << "\n" << o.detail << "\n" << o.header << "\n";
   return 0;

@@ -22,4 +22,12 @@ inline auto log_escaped(const char* what) {
   };
 }
 
+// For one-shot runs (diguectl): the exception is rethrown out of io_context::run() to the
+// caller, which reports it and exits non-zero, instead of printing a default result.
+inline auto rethrow_escaped() {
+  return [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  };
+}
+
 }  // namespace digue

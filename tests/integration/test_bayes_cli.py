@@ -298,6 +298,11 @@ def main():
         check(len(bayes_syms) == 1 and "score=" in bayes_syms[0].get("evidence", "") and
               "tokens: " in bayes_syms[0].get("evidence", ""),
               "diguectl scan shows the Bayes score and tokens: " + str(bayes_syms)[:200])
+        # --from "" is the null reverse-path (it read the first byte of an empty string).
+        p = subprocess.run([DIGUECTL, "--config", scan_cfg, "scan", tests[0], "--json",
+                            "--from", ""], capture_output=True, text=True, timeout=60)
+        check(p.returncode == 0 and json.loads(p.stdout.splitlines()[-1])["decision"],
+              "diguectl scan --from '' scans as from <>: " + p.stderr[-200:])
         spam_hits = sum(l["spam"] for l in lines[:40])
         ham_hits = sum(l["spam"] for l in lines[40:])
         check(spam_hits >= 30 and ham_hits <= 3,
