@@ -412,8 +412,15 @@ class Parser {
       const bool is_html = p.content_type == "text/html";
       std::string charset = p.charset;
       if (is_html && charset.empty()) charset = html_meta_charset(p.decoded);
+      // Converting more than can be kept only costs memory: past 4 bytes per kept byte (UTF-32,
+      // the least dense charset of ordinary text) the rest is cut before conversion.
+      std::string_view bytes = p.decoded;
+      if (bytes.size() / 4 > limits_.max_text_bytes) {
+        bytes = bytes.substr(0, 4 * limits_.max_text_bytes);
+        out_.text_limited = true;
+      }
       std::string utf8;
-      to_utf8_append(p.decoded, charset, utf8);
+      to_utf8_append(bytes, charset, utf8);
       strip_cr(utf8, 0);
       if (cap_utf8(utf8, limits_.max_text_bytes)) out_.text_limited = true;
       if (is_html) {

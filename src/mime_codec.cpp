@@ -277,8 +277,10 @@ bool iconv_to_utf8(std::string_view in, const std::string& charset, std::string&
   iconv_t cd = cache.get(charset);
   if (cd == reinterpret_cast<iconv_t>(-1)) return false;
   iconv(cd, nullptr, nullptr, nullptr, nullptr);  // reset shift state
+  // Grown on E2BIG: most text takes 1–2 UTF-8 bytes per input byte, and a buffer of 4× the
+  // input (the worst case) for every part cost 4× the part's size even for Latin-1.
   std::string converted;
-  converted.resize(in.size() * 4 + 16);
+  converted.resize(in.size() + in.size() / 2 + 16);
   char* src = const_cast<char*>(in.data());
   size_t src_left = in.size();
   char* dst = converted.data();

@@ -448,6 +448,21 @@ TEST_CASE("URLs: many scheme URLs and no later www. (the scan stays linear)", "[
   CHECK(q.urls[3].url == "http://www.e.example");
 }
 
+TEST_CASE("a text part far over max_text_bytes is cut before its conversion", "[mime]") {
+  Limits l;
+  l.max_text_bytes = 1000;
+  std::string body = "caf\xe9 ";  // Latin-1: converted through the charset path
+  while (body.size() < 20000) body += "caf\xe9 ";
+  Parsed p = parse("Content-Type: text/plain; charset=iso-8859-15\r\n\r\n" + body + "\r\n", l);
+  CHECK(p.text_limited);
+  CHECK(p.text.size() <= 1000);
+  CHECK(p.text.rfind("caf\xc3\xa9 caf\xc3\xa9 ", 0) == 0);
+  // A part under 4 × the bound is converted whole and cut after, as before.
+  Parsed q = parse("Content-Type: text/plain; charset=iso-8859-15\r\n\r\n" + body.substr(0, 3000) + "\r\n", l);
+  CHECK(q.text_limited);
+  CHECK(q.text.size() <= 1000);
+}
+
 TEST_CASE("7-bit charsets are decoded even when the bytes are ASCII", "[mime]") {
   using digue::mime::to_utf8;
   CHECK(to_utf8("+AGEAYgBj-", "utf-7") == "abc");
