@@ -9,9 +9,10 @@
 //      recipient not on it gets 550 5.1.1 at once, without a callout.
 //   3. verify_recipients = "callout": the cache in the Store (keys "rcptv:<domain>:<local>",
 //      then, with recipient_delimiter, the key of the local part without its extension),
-//      else a callout of the address as given (cached under it) (delivery::probe_recipient) to the domain's first reachable downstream,
-//      bounded as a whole by verify_timeout, with STARTTLS as the domain's downstream `tls`
-//      policy says (the delivery's own). Maildir downstreams accept.
+//      else a callout of the address as given, cached under it (delivery::probe_recipient),
+//      to the domain's first reachable downstream, bounded as a whole by verify_timeout,
+//      with STARTTLS as the domain's downstream `tls` policy says (the delivery's own).
+//      Maildir downstreams accept.
 //   4. "off" (default): accepted (after the list, if any).
 // - Callout answers: 2xx -> accepted, cached verify_positive_ttl; 5xx -> 550 5.1.1 with the
 //   downstream's text (printable ASCII, truncated), cached verify_negative_ttl; anything else

@@ -7,19 +7,21 @@ recipient list refuses the unlisted without a callout and is reloaded on SIGHUP.
 recipient_delimiter = "+", user's cached answer holds for user+tag. A callout for an IDN
 (U-label) domain sends MAIL FROM:<> SMTPUTF8, or asks in A-labels a downstream without
 SMTPUTF8 (a Recorder: a small SMTP listener on loopback that keeps the commands it gets;
-smtp-sink logs no MAIL parameters without DATA)."""
+smtp-sink logs no MAIL parameters without DATA). `diguectl verify` lists and flushes the
+cache while the daemon runs."""
 
 import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Digued, Raw, Sink, message, run_tests, wait_until  # noqa: E402
+from harness import DIGUECTL, Digued, Raw, Sink, message, run_tests, wait_until  # noqa: E402
 
 
 def domains(bad_port, good_port, extra=""):
@@ -177,6 +179,46 @@ def test_delimiter_user_answers_for_user_plus_tag():
             assert stats(d, "cache_hits") == 2
 
 
+def diguectl(d, *args):
+    """`diguectl verify ARGS` on the daemon's own config (and so its store): (rc, output)."""
+    out = subprocess.run([DIGUECTL, "--config", d.config_path, "verify", *args],
+                         capture_output=True, text=True, timeout=30)
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_diguectl_verify_lists_and_flushes_the_cache_of_the_running_daemon():
+    with Sink(extra=["-f", "RCPT"]) as bad, Sink() as good:
+        with Digued(domains(bad.port, good.port)) as d:
+            (bad_code, _), (ok_code, ok_text) = session(d.port,
+                                                        ["nobody@bad.test", "user@good.test"])
+            assert bad_code == 550 and ok_code == 250, ok_text
+            rc, out = diguectl(d, "list")
+            assert rc == 0, out
+            assert '<nobody@bad.test>  rejected  "' in out, out
+            assert "<user@good.test>  accepted" in out, out
+            assert "-- 2 cached answer(s)" in out, out
+            rc, out = diguectl(d, "list", "GOOD.test")
+            assert rc == 0 and "nobody" not in out and "-- 1 cached" in out, out
+
+            rc, out = diguectl(d, "flush", "Nobody@bad.test")
+            assert rc == 0 and "flushed <Nobody@bad.test>" in out, out
+            rc, out = diguectl(d, "flush", "nobody@bad.test")
+            assert rc == 1 and "not in the verification cache" in out, out
+            rc, out = diguectl(d, "flush", "@good.test")
+            assert rc == 0 and "-- 1 cached answer(s) flushed" in out, out
+            rc, out = diguectl(d, "list")
+            assert rc == 0 and "-- 0 cached answer(s)" in out, out
+            for bad_usage in (["frobnicate"], ["list", "a@b.test"], ["flush", "a@"],
+                              ["flush", "a", "b"]):
+                rc, out = diguectl(d, *bad_usage)
+                assert rc == 2 and "usage:" in out, (bad_usage, out)
+
+            # Flushed: the running daemon asks the downstream again.
+            [(code, text)] = session(d.port, ["user@good.test"])
+            assert code == 250, text
+            assert stats(d, "callouts") == 3
+
+
 class Recorder:
     """A minimal SMTP server on loopback that records every command line it receives and
     accepts them all (250; 354 never: it refuses DATA). Bounded: serves connections one at a
@@ -275,6 +317,10 @@ def test_idn_callout_smtputf8_or_a_labels():
             assert code2 == 250, text2
             # A UTF-8 local part cannot be asked without SMTPUTF8 (nor delivered): refused.
             assert code3 == 550 and "SMTPUTF8" in text3, text3
+            # The cache names the domain as the config does; either spelling lists it.
+            rc, out = diguectl(d, "list", "xn--bcher-kva.test")
+            assert rc == 0 and "<user@%s>  accepted" % buecher in out, out
+            assert "-- 1 cached answer(s)" in out, out
 
 
 run_tests(globals())
