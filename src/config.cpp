@@ -118,6 +118,13 @@ void read_verification(OptionReader& r, RecipientVerification& v) {
   v.timeout = seconds(r, "verify_timeout", v.timeout, 1, 300);
   v.positive_ttl = seconds(r, "verify_positive_ttl", v.positive_ttl);
   v.negative_ttl = seconds(r, "verify_negative_ttl", v.negative_ttl);
+  v.delimiter = r.str("recipient_delimiter", "");
+  if (v.delimiter.size() > 8) r.fail("recipient_delimiter", "at most 8 characters");
+  for (char ch : v.delimiter)
+    if (!is_extension_delimiter(ch))
+      r.fail("recipient_delimiter", std::string("'") + ch +
+                                        "' cannot start an address extension (want characters "
+                                        "such as + - _ = .)");
   v.list_path = r.str("recipients", "");
   if (!v.list_path.empty()) {
     try {

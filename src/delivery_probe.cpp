@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "digue/delivery.hpp"
+#include "digue/resolver.hpp"
 #include "src/delivery_client.hpp"
 
 // GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frames.
@@ -22,18 +23,33 @@ namespace detail {
 asio::awaitable<RcptResult> Connection::probe(const Address& rcpt) {
   cur_ex_ = co_await asio::this_coro::executor;
   const auto& to = opts_.timeouts;
-  Job job;  // the null sender; SMTPUTF8 only when the address needs it (local part or domain)
+  // The null sender; SMTPUTF8 when the address needs it (local part or domain) and the
+  // downstream offers it. Without it a UTF-8 domain is asked in its A-label form (RFC 6531's
+  // downgrade of the domain, which is the same domain), and a UTF-8 local part cannot be
+  // asked at all (a delivery to it would fail the same way).
   auto utf8 = [](const std::string& s) {
-    return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    return std::any_of(s.begin(), s.end(),
+                       [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
   };
+  Address asked = rcpt;
+  Job job;
   job.smtputf8 = utf8(rcpt.local) || utf8(rcpt.domain);
+  if (job.smtputf8 && !caps_.smtputf8) {
+    // As a delivery to it would end (a bounce): refused at RCPT. The text reaches the client:
+    // it does not name our downstream.
+    if (utf8(rcpt.local))
+      co_return RcptResult{RcptResult::Status::PermFail, 553, "5.6.7",
+                           "the mailbox server does not support SMTPUTF8, needed by this address"};
+    asked.domain = dns::a_labels(rcpt.domain);
+    job.smtputf8 = false;
+  }
   Capabilities caps = caps_;
   caps.has_size = false;
   auto mail = co_await command(mail_command(job, caps, 0), to.command, "MAIL FROM");
   if (!mail) co_return local_temp_fail("4.4.2", error_);
   if (mail->code / 100 != 2)
     co_return local_temp_fail("4.4.0", "MAIL FROM:<> refused by " + peer_ + ": " + mail->str());
-  auto r = co_await command(rcpt_command(rcpt, "", ""), to.command, "RCPT TO");
+  auto r = co_await command(rcpt_command(asked, "", ""), to.command, "RCPT TO");
   if (!r) co_return local_temp_fail("4.4.2", error_);
   co_return result_of(*r);
 }

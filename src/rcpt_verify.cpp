@@ -104,6 +104,10 @@ std::optional<smtp::Reply> verify_reply(const RecipientVerification& v, const Ad
   return std::nullopt;
 }
 
+std::string verify_cache_key(std::string_view domain, std::string_view local) {
+  return std::string(kVerifyCachePrefix) + text::lower(domain) + ":" + text::lower(local);
+}
+
 std::optional<VerifyResult> RecipientVerifier::cached(const std::string& key) {
   if (!store_ || key.size() > kMaxKey) return std::nullopt;
   std::optional<std::string> v;
@@ -239,14 +243,21 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
   if (text::lower(rcpt.local) == "postmaster")
     co_return result(Status::Accepted, Source::Postmaster);
   VerifyResult r;
-  if (v.list && !v.list->contains(rcpt)) {
+  if (v.list && !v.list->contains(rcpt, v.delimiter)) {
     r = result(Status::Rejected, Source::List, "User unknown in recipient list");
   } else if (v.mode == RecipientVerification::Mode::Off) {
     if (!v.list) co_return result(Status::Accepted, Source::Off);
     r = result(Status::Accepted, Source::List);
   } else {
-    const std::string key = "rcptv:" + policy.name + ":" + text::lower(rcpt.local);
-    if (auto hit = cached(key)) {
+    const std::string key = verify_cache_key(policy.name, rcpt.local);
+    // Postfix's order: the address as given, then without its extension ("user" answers for
+    // "user+tag"). The callout probes the address as given (the downstream knows its own
+    // delimiter) and its answer is cached under that.
+    auto hit = cached(key);
+    if (!hit)
+      if (auto base = strip_extension(rcpt.local, v.delimiter))
+        hit = cached(verify_cache_key(policy.name, *base));
+    if (hit) {
       stats_.cache_hits++;
       r = std::move(*hit);
     } else if (callouts_left && *callouts_left <= 0) {

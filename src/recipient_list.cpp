@@ -24,6 +24,18 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
+bool is_extension_delimiter(char ch) {
+  return ch != '\0' && std::string_view("!#$%&'*+-/=?^_`{|}~.").find(ch) != std::string_view::npos;
+}
+
+std::optional<std::string> strip_extension(std::string_view local, std::string_view delimiters) {
+  // A quoted local part is taken as written: its delimiter may be inside the quotes.
+  if (delimiters.empty() || local.starts_with('"')) return std::nullopt;
+  size_t cut = local.find_first_of(delimiters);
+  if (cut == std::string_view::npos || cut == 0) return std::nullopt;
+  return std::string(local.substr(0, cut));
+}
+
 std::shared_ptr<const RecipientList> RecipientList::parse(std::string_view text) {
   auto list = std::make_shared<RecipientList>();
   int line_no = 0;
@@ -72,6 +84,12 @@ bool RecipientList::contains(const Address& rcpt) const {
   std::string local = text::lower(rcpt.local);
   std::string domain = domain_key(rcpt.domain);
   return domains_.count(domain) || locals_.count(local) || addresses_.count(local + "@" + domain);
+}
+
+bool RecipientList::contains(const Address& rcpt, std::string_view delimiters) const {
+  if (contains(rcpt)) return true;
+  auto base = strip_extension(rcpt.local, delimiters);
+  return base && contains(Address{*base, rcpt.domain});
 }
 
 }  // namespace digue

@@ -75,6 +75,10 @@ struct RecipientVerification {
   std::chrono::seconds negative_ttl{3 * 3600};   // verify_negative_ttl
   std::string list_path;                       // recipients = "/path"; "" = no list
   std::shared_ptr<const RecipientList> list;   // loaded with the config
+  // recipient_delimiter: characters that start an address extension ("+" for user+tag, as
+  // Postfix's key of that name); "" = none. The list and the cache try the address as given
+  // first, then its local part cut at the first of them.
+  std::string delimiter;
 };
 
 struct DomainPolicy {

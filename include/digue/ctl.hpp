@@ -23,6 +23,9 @@ int bayes(const Config& config, const Args& args);
 int scan(const Config& config, const Args& args);   // src/ctl_scan.cpp
 int queue(const Config& config, const Args& args);  // src/ctl_queue.cpp
 int quarantine(const Config& config, const Args& args);  // src/ctl_quarantine.cpp
+// `verify list [DOMAIN] | flush [ADDRESS|@DOMAIN]`: the recipient verification cache in the
+// store. Exit status: 0; 1 when the ADDRESS to flush is not cached; 2 on bad usage.
+int verify(const Config& config, const Args& args);  // src/ctl_verify.cpp
 // `spf CLIENT_IP MAIL_FROM HELO`: prints the RFC 7208 result word on the first line, then a
 // detail line (the explanation for a fail with exp=, else a description) and the
 // Received-SPF header. MAIL_FROM "" or "<>" is the null sender (the HELO identity is checked).

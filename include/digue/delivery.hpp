@@ -175,7 +175,9 @@ class Deliverer {
 // TempFail (4xx). A target that cannot be reached (refused, timeout, greeting or EHLO
 // refused) is skipped for the next; none left: TempFail saying why. MAIL FROM:<> refused:
 // TempFail (the answer says nothing about the recipient). A Maildir target reached first:
-// Delivered (a local mailbox is made on delivery).
+// Delivered (a local mailbox is made on delivery). MAIL FROM:<> SMTPUTF8 when rcpt has UTF-8
+// and the target offers SMTPUTF8; when it does not, a UTF-8 domain is asked in A-labels and a
+// UTF-8 local part is PermFail 553 5.6.7 (as its delivery would be).
 boost::asio::awaitable<RcptResult> probe_recipient(std::vector<Target> targets, Address rcpt,
                                                    Options options);
 

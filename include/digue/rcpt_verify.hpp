@@ -7,10 +7,12 @@
 //   1. "postmaster" is always accepted (RFC 5321 4.5.1).
 //   2. The static list (`recipients = "/path"`), when given, is authoritative for refusal: a
 //      recipient not on it gets 550 5.1.1 at once, without a callout.
-//   3. verify_recipients = "callout": the cache in the Store (keys "rcptv:<domain>:<local>"),
-//      else a callout (delivery::probe_recipient) to the domain's first reachable downstream,
-//      bounded as a whole by verify_timeout, with STARTTLS as the domain's downstream `tls`
-//      policy says (the delivery's own). Maildir downstreams accept.
+//   3. verify_recipients = "callout": the cache in the Store (keys "rcptv:<domain>:<local>",
+//      then, with recipient_delimiter, the key of the local part without its extension),
+//      else a callout of the address as given, cached under it (delivery::probe_recipient),
+//      to the domain's first reachable downstream, bounded as a whole by verify_timeout,
+//      with STARTTLS as the domain's downstream `tls` policy says (the delivery's own).
+//      Maildir downstreams accept.
 //   4. "off" (default): accepted (after the list, if any).
 // - Callout answers: 2xx -> accepted, cached verify_positive_ttl; 5xx -> 550 5.1.1 with the
 //   downstream's text (printable ASCII, truncated), cached verify_negative_ttl; anything else
@@ -31,6 +33,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "digue/config.hpp"
 #include "digue/envelope.hpp"
@@ -54,6 +57,11 @@ struct VerifyResult {
 };
 const char* to_string(VerifyResult::Status s);
 const char* to_string(VerifyResult::Source s);
+
+// The Store's cache of callout answers: key "rcptv:<domain>:<local>" (both lower-case, the
+// domain as the config names it), value "1" (accepted) or "0 <reply text>" (refused).
+inline constexpr std::string_view kVerifyCachePrefix = "rcptv:";
+std::string verify_cache_key(std::string_view domain, std::string_view local);
 
 // The reply to give the client: nullopt to go on (the rcpt-phase filters decide next).
 std::optional<smtp::Reply> verify_reply(const RecipientVerification& v, const Address& rcpt,

@@ -7,6 +7,7 @@
 //   diguectl --config FILE queue list
 //   diguectl --config FILE quarantine list [DOMAIN] | show ID | delete ID | release ID |
 //                                     reindex
+//   diguectl --config FILE verify list [DOMAIN] | flush [ADDRESS|@DOMAIN]
 #include <iostream>
 
 #include "digue/ctl.hpp"
@@ -42,6 +43,8 @@ const Command kCommands[] = {
     {"queue", &ctl::queue, "list the spooled messages"},
     {"quarantine", &ctl::quarantine,
      "list [DOMAIN] | show ID | delete ID | release ID | reindex"},
+    {"verify", &ctl::verify,
+     "recipient verification cache: list [DOMAIN] | flush [ADDRESS|@DOMAIN]"},
     {"bayes", &ctl::bayes, "learn, classify and maintain the Bayes model"},
     {"spf", &ctl::spf, "SPF check: CLIENT_IP MAIL_FROM HELO (or --batch FILE)"},
 };

@@ -64,6 +64,13 @@ void check_callout_then_cache(asio::io_context& io, RecipientVerifier& v, const 
   CHECK(v.stats().callouts == 1);
 }
 
+// A verifier over a memory store, for the checks of one test case.
+struct Verifying {
+  asio::io_context io;
+  std::unique_ptr<Store> store = make_memory_store();
+  RecipientVerifier v{store.get()};
+};
+
 }  // namespace
 
 TEST_CASE("rcpt verify config: defaults leave existing setups unchanged", "[rcpt_verify]") {
@@ -347,4 +354,76 @@ TEST_CASE("rcpt verify callout: a session's callouts are bounded, cache hits are
   auto reply = verify_reply(lenient, addr("a3@example.test"), limited);
   REQUIRE(reply);
   CHECK(reply->code == 450);
+}
+
+TEST_CASE("rcpt verify config: recipient_delimiter", "[rcpt_verify]") {
+  CHECK(domain_config("")->domain("example.test")->verify.delimiter.empty());
+  CHECK(domain_config("recipient_delimiter = \"+-\"\n")->domain("example.test")->verify.delimiter ==
+        "+-");
+  // '@', a letter, a space, more than 8, not a string.
+  for (const char* bad : {"\"@\"", "\"+a\"", "\"+ \"", "\"+-_=.~!#$\"", "1"})
+    check_refused("\nrecipient_delimiter = " + std::string(bad) + "\n", "recipient_delimiter", 3);
+}
+
+TEST_CASE("recipient list: user+tag is user when user+tag itself is not listed",
+          "[rcpt_verify]") {
+  CHECK(strip_extension("user+tag", "+") == "user");
+  CHECK(strip_extension("user-a+b", "+-") == "user");
+  CHECK(strip_extension("user+tag", "") == std::nullopt);
+  CHECK(strip_extension("user", "+") == std::nullopt);
+  CHECK(strip_extension("+tag", "+") == std::nullopt);
+  CHECK(strip_extension("\"user+tag\"", "+") == std::nullopt);
+  auto l = RecipientList::parse("alice\nbob+lists@example.test\n");
+  CHECK(l->contains(addr("Alice+News@example.test"), "+"));
+  CHECK_FALSE(l->contains(addr("alice+news@example.test")));
+  CHECK_FALSE(l->contains(addr("alice-news@example.test"), "+"));
+  CHECK(l->contains(addr("bob+lists@example.test"), "+"));  // the address as given first
+  CHECK_FALSE(l->contains(addr("bob+other@example.test"), "+"));
+  CHECK_FALSE(l->contains(addr("bob@example.test"), "+"));
+}
+
+TEST_CASE_METHOD(Verifying, "rcpt verify: recipient_delimiter in the static list and the cache",
+                 "[rcpt_verify]") {
+  SECTION("the static list") {
+    TempDir dir;
+    std::ofstream(dir.path / "rcpts") << "alice\n";
+    auto keys = "downstream = [\"maildir\"]\nrecipients = \"" + (dir.path / "rcpts").string() +
+                "\"\n";
+    CHECK(verify(io, v, *domain_config(keys), "alice+x@example.test").status ==
+          Status::Rejected);
+    auto c = domain_config(keys + "recipient_delimiter = \"+\"\n");
+    auto r = verify(io, v, *c, "alice+x@example.test");
+    CHECK(r.status == Status::Accepted);
+    CHECK(r.source == Source::List);
+    CHECK(verify(io, v, *c, "mallory+x@example.test").status == Status::Rejected);
+  }
+  SECTION("the cache: user answers for user+tag; the address as given first") {
+    Sink sink({"-f", "RCPT"});  // a callout would refuse
+    auto c = domain_config(sink_config(sink, "recipient_delimiter = \"+\"\n"));
+    store->put(verify_cache_key("example.test", "user"), "1");
+    store->put(verify_cache_key("example.test", "user+blocked"), "0 5.1.1 no");
+    auto r = verify(io, v, *c, "User+News@example.test");
+    CHECK(r.status == Status::Accepted);
+    CHECK(r.source == Source::Cache);
+    r = verify(io, v, *c, "user+blocked@example.test");
+    CHECK(r.status == Status::Rejected);
+    CHECK(r.source == Source::Cache);
+    CHECK(v.stats().callouts == 0);
+    // Not cached in either form: the callout probes the address as given, cached under it.
+    r = verify(io, v, *c, "other+tag@example.test");
+    CHECK(r.status == Status::Rejected);
+    CHECK(r.source == Source::Callout);
+    CHECK(store->get(verify_cache_key("example.test", "other+tag")));
+    CHECK_FALSE(store->get(verify_cache_key("example.test", "other")));
+    CHECK(verify(io, v, *c, "other+tag@example.test").source == Source::Cache);
+    CHECK(v.stats().callouts == 1);
+  }
+  SECTION("without a delimiter user+tag is its own address") {
+    Sink sink({"-f", "RCPT"});
+    auto c = domain_config(sink_config(sink));
+    store->put(verify_cache_key("example.test", "user"), "1");
+    auto r = verify(io, v, *c, "user+news@example.test");
+    CHECK(r.status == Status::Rejected);
+    CHECK(r.source == Source::Callout);
+  }
 }
