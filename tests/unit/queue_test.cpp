@@ -427,3 +427,34 @@ TEST_CASE("a quarantine that keeps failing is delivered tagged, never dropped", 
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a quarantine fallback is kept in the spool record: its retries stay tagged", "[queue]") {
+  digue::test::CountingStore store;
+  store.fail_puts = true;
+  std::string dir = temp_dir();
+  auto config = queue_config(
+      dir, "retry_min = 60\nretry_max = 60\nquarantine_fallback_after = 5",
+      fmt::format("[domains.\"dead.test\"]\ndownstream = [\"127.0.0.1:{}\"]", closed_port()));
+  Spool spool(config->spool);
+  {
+    Queue queue(config, spool, &store);
+    queue.start();
+    auto msg = std::make_shared<const std::string>("Subject: offer\r\n\r\nhi\r\n");
+    auto rec = spool_record(spool, {{"u@dead.test", "quarantine"}}, msg);
+    rec.created -= 10;  // accepted 10 s ago: past quarantine_fallback_after
+    queue.submit(rec, msg);
+    REQUIRE(wait_until([&] { return queue.stats().deferred.load() == 1; }, 10s));
+    CHECK(queue.stats().quarantine_fallbacks.load() == 1);
+    queue.stop();
+  }
+  // The tagged delivery was deferred (the downstream refuses connections): the next attempt
+  // delivers it tagged again, it does not try the quarantine a second time.
+  auto records = spool.recover();
+  REQUIRE(records.size() == 1);
+  REQUIRE(records.front().rcpts.size() == 1);
+  CHECK(records.front().rcpts.front().action == "tag");
+  CHECK(records.front().rcpts.front().status == RcptState::Status::Pending);
+  CHECK(records.front().tags["dead.test"] == "SPAM: ");
+  CHECK(files_under(dir + "/spool/quarantine") == 0);
+  std::filesystem::remove_all(dir);
+}
