@@ -379,6 +379,15 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     d.lmtp_folder_delimiter = r.str("lmtp_folder_delimiter", "");
     d.quarantine_days =
         std::chrono::seconds(r.integer("quarantine_days", 30, 1, 3650) * 86400);
+    // Later than queue_lifetime, the fallback would never come: the copy would be dropped.
+    auto fallback_default = std::max<std::chrono::seconds>(
+        std::chrono::seconds(1), std::min(d.quarantine_fallback_after, d.queue_lifetime / 2));
+    d.quarantine_fallback_after = seconds(r, "quarantine_fallback_after", fallback_default);
+    if (d.quarantine_fallback_after > d.queue_lifetime)
+      r.fail("quarantine_fallback_after", "must not exceed queue_lifetime (" +
+                                              std::to_string(d.quarantine_fallback_after.count()) +
+                                              " s > " + std::to_string(d.queue_lifetime.count()) +
+                                              " s)");
     r.finish();
   }
   {

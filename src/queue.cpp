@@ -140,6 +140,24 @@ delivery::RcptResult parse_failure(const std::string& last_error) {
   return r;
 }
 
+// What a (domain, action) group is sent or filed: the domain's trace headers, then the
+// message (rewritten, with the domain's subject tag for "tag").
+std::shared_ptr<std::string> group_data(const SpoolRecord& rec, const std::string& domain,
+                                        const std::string& action, const std::string& raw) {
+  auto headers_it = rec.headers.find(domain);
+  auto data = std::make_shared<std::string>(headers_it != rec.headers.end() ? headers_it->second
+                                                                            : std::string());
+  // A DSN is ours, and a released quarantine copy already carries our trace headers: both
+  // go out as they are.
+  if (action == "bounce" || action == "release") {
+    *data += raw;
+    return data;
+  }
+  auto tag_it = rec.tags.find(domain);
+  *data += headers::rewrite(raw, action == "tag" && tag_it != rec.tags.end() ? tag_it->second : "");
+  return data;
+}
+
 }  // namespace
 
 struct Queue::Impl {
@@ -248,6 +266,10 @@ struct Queue::Impl {
   // Persists rec as deferred and waits for its next try with exponential backoff.
   void reschedule(SpoolRecord rec, const std::string* raw);
   bool quarantine(const SpoolRecord& rec, const std::string& domain, const std::string& data);
+  // Quarantining these members kept failing past quarantine_fallback_after: they are
+  // delivered as the "tag" outcome instead (never dropped at queue_lifetime).
+  void fall_back_to_tag(SpoolRecord& rec, const std::string& domain,
+                        const std::vector<RcptState*>& members);
 
   Queue& queue;
   // Before io: suspended coroutines destroyed with it still unlist their timers.
@@ -304,6 +326,20 @@ asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord
   co_return targets;
 }
 
+void Queue::Impl::fall_back_to_tag(SpoolRecord& rec, const std::string& domain,
+                                   const std::vector<RcptState*>& members) {
+  // Recorded in the spool record: a deferred tagged delivery is retried as one, never
+  // quarantined again (the copy would reach the recipient twice).
+  const DomainPolicy* policy = cfg()->domain(domain);
+  rec.tags[domain] = policy ? policy->tag_prefix : DomainPolicy().tag_prefix;
+  for (auto* m : members) m->action = "tag";
+  queue.stats_.quarantine_fallbacks++;
+  spdlog::warn(
+      "queue={} to={} domain={} quarantine failing for {} s (past "
+      "quarantine_fallback_after): delivered tagged instead",
+      rec.id, members.size(), domain, now_s() - rec.created);
+}
+
 bool Queue::Impl::quarantine(const SpoolRecord& rec, const std::string& domain,
                              const std::string& data) {
   std::string path = quarantine::file_path(spool.dir(), rec.id, domain);
@@ -347,19 +383,14 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
     std::pair<std::string, std::string> g{rs.address.domain, rs.action};
     if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
   }
-  for (const auto& [domain, action] : groups) {
+  for (const auto& [domain, group_action] : groups) {
+    std::string action = group_action;  // a quarantine that keeps failing becomes "tag"
     std::vector<RcptState*> members;
     for (auto& rs : rec.rcpts)
       if (rs.status == RcptState::Status::Pending && rs.address.domain == domain &&
           rs.action == action)
         members.push_back(&rs);
-    auto tag_it = rec.tags.find(domain);
-    std::string tag = action == "tag" && tag_it != rec.tags.end() ? tag_it->second : "";
-    auto data = std::make_shared<std::string>(rec.headers[domain]);
-    // A DSN is ours, and a released quarantine copy already carries our trace headers: both
-    // go out as they are.
-    bool as_is = action == "bounce" || action == "release";
-    *data += as_is ? raw : headers::rewrite(raw, tag);
+    auto data = group_data(rec, domain, action, raw);
     if (action == "quarantine") {
       // File write, fsyncs and the index sync: on the blocking pool, not the queue's thread.
       const std::string& to = domain;  // a structured binding: not captured directly
@@ -375,9 +406,17 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
         }
       }
       if (ok) queue.stats_.quarantined++;
+      bool fall_back =
+          !ok && now_s() - rec.created >= c->delivery.quarantine_fallback_after.count();
       spdlog::info("queue={} to={} domain={} status={} filter={}", rec.id, members.size(), domain,
-                   ok ? "quarantined" : "deferred", rec.deciding_filter);
-      continue;
+                   ok          ? "quarantined"
+                   : fall_back ? "tag-fallback"
+                               : "deferred",
+                   rec.deciding_filter);
+      if (!fall_back) continue;
+      fall_back_to_tag(rec, domain, members);
+      action = "tag";
+      data = group_data(rec, domain, action, raw);
     }
     Targets found = co_await targets_for(rec, *members.front());
     const auto& targets = found.list;

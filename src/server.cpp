@@ -500,16 +500,10 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
 asio::awaitable<bool> Server::Impl::Session::on_data() {
   const ServerConfig& sc = config_->server;
   smtp::DataDecoder dec(sc.max_message_size, sc.max_data_line);
-  // Counted against max_data_memory until the message is spooled or refused.
+  // Counted against max_data_memory until the message is spooled or refused: the capacity
+  // of the buffer that holds it, grown before each read when the budget allows.
   MemoryBudget::Hold hold(impl_.data_budget);
-  // Room for what a chunk can decode to (a bare LF becomes CRLF) is taken before it is
-  // decoded; what it did not need is given back after.
-  auto feed = [&](std::string_view chunk) {
-    if (dec.storing() && !hold.resize(dec.message().size() + 2 * chunk.size() + 4)) dec.discard();
-    size_t used = dec.feed(chunk);
-    hold.resize(dec.message().size());
-    return used;
-  };
+  auto feed = [&](std::string_view chunk) { return smtp::feed_counted(dec, hold, chunk); };
   // Bytes already buffered after "DATA\r\n" (a pipelining client may send them at once).
   if (in_pos_ < in_.size()) in_pos_ += feed(std::string_view(in_).substr(in_pos_));
   char buf[65536];

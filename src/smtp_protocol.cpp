@@ -467,8 +467,42 @@ void Protocol::tls_started() {
 
 // ---- DATA decoder ----
 
-DataDecoder::DataDecoder(size_t max_size, size_t max_line) : max_size_(max_size), max_line_(max_line) {
-  out_.reserve(std::min<size_t>(max_size, 64 * 1024));
+DataDecoder::DataDecoder(size_t max_size, size_t max_line)
+    : max_size_(max_size), max_line_(max_line) {}
+
+size_t DataDecoder::capacity_for(size_t n) const {
+  // The first read of a small message takes a page or so, not a few bytes at a time.
+  constexpr size_t kMinCapacity = 4096;
+  size_t cap = out_.capacity();
+  size_t need = out_.size() + 2 * n + 4;  // + a pending CR or stuffing dot: a space
+  if (need <= cap) return cap;
+  return std::min(std::max({need, 2 * cap, kMinCapacity}), std::max(max_size_, cap));
+}
+
+void DataDecoder::reserve(size_t capacity) {
+  if (capacity <= out_.capacity()) return;
+  // std::string::reserve may round a growth up to twice the old capacity; a new string
+  // reserves what it is asked (one copy either way).
+  std::string bigger;
+  bigger.reserve(capacity);
+  bigger.append(out_);
+  out_.swap(bigger);
+}
+
+size_t feed_counted(DataDecoder& dec, MemoryBudget::Hold& hold, std::string_view chunk) {
+  if (dec.storing()) {
+    size_t want = dec.capacity_for(chunk.size());
+    if (want > dec.capacity()) {
+      if (hold.resize(want))
+        dec.reserve(want);
+      else
+        dec.discard();
+    }
+  }
+  size_t used = dec.feed(chunk);
+  // Exact again after a discard or the size limit freed the buffer.
+  hold.resize(dec.capacity());
+  return used;
 }
 
 void DataDecoder::put(std::string_view s) {

@@ -164,6 +164,10 @@ struct DeliveryConfig {
   std::string tls = "may";
   std::string lmtp_folder_delimiter;         // "+": Junk via RCPT TO:<local+Junk@domain>
   std::chrono::seconds quarantine_days{30 * 86400};  // quarantine retention
+  // A recipient whose quarantine write (file or index) keeps failing this long after the
+  // message was accepted is delivered as the "tag" outcome instead: never dropped at
+  // queue_lifetime. Default: a day, or half queue_lifetime when that is shorter.
+  std::chrono::seconds quarantine_fallback_after{86400};
 };
 
 struct LogConfig {

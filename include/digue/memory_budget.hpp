@@ -42,7 +42,8 @@ class MemoryBudget {
     // Holds exactly n bytes. Giving back always succeeds; when taking more is refused, the
     // holding stays as it was and false is returned.
     bool resize(size_t n) {
-      if (n <= held_) {
+      if (n == held_) return true;  // the usual case per read: no atomic operation
+      if (n < held_) {
         budget_.give_back(held_ - n);
       } else if (!budget_.try_take(n - held_)) {
         return false;

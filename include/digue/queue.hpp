@@ -6,7 +6,9 @@
 // Temporary failures are retried with exponential backoff (retry_min doubling to
 // retry_max) until queue_lifetime, then bounced; permanent failures are bounced at once.
 // Bounces (RFC 3464 DSNs) go to the envelope sender, never to the null sender and never for
-// spam. "quarantine" moves the message to spool/quarantine/ and indexes it in the Store.
+// spam. "quarantine" moves the message to spool/quarantine/ and indexes it in the Store;
+// when that keeps failing (disk full, index errors) for quarantine_fallback_after since the
+// message was accepted, the recipients are delivered as "tag" instead (counted, warned).
 // A record is removed from the spool only when every recipient is delivered, bounced or
 // quarantined; a crash before that re-delivers on start (at worst twice, never lost).
 #pragma once
@@ -32,6 +34,8 @@ class Deliverer;
 struct QueueStats {
   std::atomic<uint64_t> submitted{0}, delivered{0}, deferred{0}, bounced{0}, quarantined{0},
       dsn_sent{0}, in_flight{0};
+  // Recipient groups delivered tagged because quarantining them kept failing.
+  std::atomic<uint64_t> quarantine_fallbacks{0};
   std::atomic<uint64_t> bytes_in_flight{0};       // the in-flight deliveries' message bytes, x3
   std::atomic<uint64_t> peak_bytes_in_flight{0};  // the highest bytes_in_flight seen
 };

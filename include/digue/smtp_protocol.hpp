@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "digue/envelope.hpp"
+#include "digue/memory_budget.hpp"
 
 namespace digue::smtp {
 
@@ -151,6 +152,18 @@ class DataDecoder {
   size_t size() const { return size_; }  // decoded size, counted even past the limit
   std::string& message() { return out_; }
 
+  // Memory: what the message really holds is its buffer's capacity (a string grown by
+  // appends can hold up to twice its size). A caller that counts it grows the buffer itself,
+  // before each read, with these two; feed() then never reallocates behind its back.
+  size_t capacity() const { return out_.capacity(); }
+  // The capacity needed before `n` more wire bytes are fed (each can decode to two: a bare
+  // LF becomes CRLF): the current one when it suffices, else at least twice it (geometric
+  // growth, not a reallocation per read), never more than max_size (the most ever kept).
+  size_t capacity_for(size_t n) const;
+  // Grows the buffer to exactly `capacity` bytes (not the library's growth factor, which may
+  // double it), so that the count is exact.
+  void reserve(size_t capacity);
+
  private:
   enum class S : uint8_t { LineStart, Dot, DotCr, InLine };
   void put(std::string_view s);
@@ -167,5 +180,10 @@ class DataDecoder {
   // end the data. The start of DATA counts as a CRLF line end.
   bool prev_crlf_ = true;
 };
+
+// Feeds one read of DATA, the message's memory counted in `hold` ([server] max_data_memory):
+// the buffer is grown first, when the budget allows it (else the message is discarded: read
+// to its end, not kept), and afterwards the hold equals the buffer's capacity.
+size_t feed_counted(DataDecoder& dec, MemoryBudget::Hold& hold, std::string_view chunk);
 
 }  // namespace digue::smtp

@@ -146,15 +146,16 @@ int main(int argc, char** argv) {
         } else if (sig == SIGUSR1) {
           const auto& s = server.stats();
           const auto& q = queue.stats();
-          spdlog::info("stats connections={} active={} messages={} accepted={} rejected={} "
-                       "tempfailed={} spool_errors={} data_memory={} data_memory_refused={} "
-                       "delivered={} deferred={} quarantined={} dsn={} spool_commits={} "
-                       "spool_batches={}",
-                       s.connections.load(), s.active.load(), s.messages.load(), s.accepted.load(),
-                       s.rejected.load(), s.tempfailed.load(), s.spool_errors.load(),
-                       server.data_memory(), s.data_memory_refused.load(),
-                       q.delivered.load(), q.deferred.load(), q.quarantined.load(),
-                       q.dsn_sent.load(), spool.commits(), spool.batches());
+          spdlog::info(
+              "stats connections={} active={} messages={} accepted={} rejected={} "
+              "tempfailed={} spool_errors={} data_memory={} data_memory_refused={} "
+              "delivered={} deferred={} quarantined={} quarantine_fallbacks={} dsn={} "
+              "spool_commits={} spool_batches={}",
+              s.connections.load(), s.active.load(), s.messages.load(), s.accepted.load(),
+              s.rejected.load(), s.tempfailed.load(), s.spool_errors.load(), server.data_memory(),
+              s.data_memory_refused.load(), q.delivered.load(), q.deferred.load(),
+              q.quarantined.load(), q.quarantine_fallbacks.load(), q.dsn_sent.load(),
+              spool.commits(), spool.batches());
           const auto& v = server.verify_stats();
           spdlog::info("stats rcpt_verify verified={} rejected={} tempfailed={} cache_hits={} "
                        "callouts={} store_errors={} limited={}",

@@ -152,3 +152,20 @@ TEST_CASE("config: a filter's own option errors name their line", "[config]") {
     CHECK(e.line == 6);
   }
 }
+
+TEST_CASE("config: quarantine_fallback_after", "[config]") {
+  // A day by default, or half queue_lifetime when that is shorter: the fallback must come
+  // before the queue gives up on the message.
+  CHECK(parse_config("", "t.toml")->delivery.quarantine_fallback_after ==
+        std::chrono::seconds(86400));
+  CHECK(parse_config("[delivery]\nqueue_lifetime = 3600\n", "t.toml")
+            ->delivery.quarantine_fallback_after == std::chrono::seconds(1800));
+  CHECK(parse_config("[delivery]\nqueue_lifetime = 1\n", "t.toml")
+            ->delivery.quarantine_fallback_after == std::chrono::seconds(1));
+  CHECK(parse_config("[delivery]\nquarantine_fallback_after = 7200\n", "t.toml")
+            ->delivery.quarantine_fallback_after == std::chrono::seconds(7200));
+  check_refused("[delivery]\nquarantine_fallback_after = 0\n", "delivery.quarantine_fallback_after",
+                2);
+  check_refused("[delivery]\nqueue_lifetime = 3600\n\nquarantine_fallback_after = 7200\n",
+                "delivery.quarantine_fallback_after", 4);
+}

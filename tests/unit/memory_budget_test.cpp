@@ -1,11 +1,29 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "digue/memory_budget.hpp"
+#include "digue/smtp_protocol.hpp"
 
 using digue::MemoryBudget;
+using digue::smtp::DataDecoder;
+using digue::smtp::feed_counted;
+
+namespace {
+
+// `lines` lines of 78 bytes, every other one ending in a bare LF (stored as CRLF: the message
+// grows faster than the bytes read), then the end of data.
+std::string data_lines(size_t lines) {
+  std::string out;
+  for (size_t i = 0; i < lines; ++i)
+    out += std::string(76, static_cast<char>('a' + i % 26)) + (i % 2 ? "\n" : "\r\n");
+  return out + "\r\n.\r\n";
+}
+
+}  // namespace
 
 TEST_CASE("memory budget: holds never pass the limit and are given back", "[budget]") {
   MemoryBudget b(100);
@@ -57,4 +75,69 @@ TEST_CASE("memory budget: concurrent holders stay within the limit", "[budget]")
   for (auto& th : threads) th.join();
   CHECK(peak.load() <= 1000);
   CHECK(b.in_use() == 0);
+}
+
+TEST_CASE("memory budget: DATA is counted by the capacity that holds it", "[budget]") {
+  MemoryBudget b(size_t{64} << 20);
+  DataDecoder dec(size_t{8} << 20, 1000);
+  std::string wire = data_lines(40000);  // about 3 MB
+  size_t reallocations = 0;
+  {
+    MemoryBudget::Hold hold(b);
+    const char* buffer = nullptr;
+    size_t pos = 0, chunk = 1000;
+    while (!dec.done()) {
+      REQUIRE(pos < wire.size());
+      size_t n = std::min(chunk, wire.size() - pos);
+      pos += feed_counted(dec, hold, std::string_view(wire).substr(pos, n));
+      // What is counted is what the string holds, not its size (up to half of it).
+      CHECK(hold.held() == dec.capacity());
+      CHECK(b.in_use() == dec.capacity());
+      CHECK(dec.message().size() <= dec.capacity());
+      if (dec.message().data() != buffer) {
+        buffer = dec.message().data();
+        reallocations++;
+      }
+      chunk = chunk * 3 % 65536 + 1;  // reads of every size up to 64 KiB
+    }
+    CHECK_FALSE(dec.discarded());
+    CHECK(dec.message().size() > 3000000);
+  }
+  CHECK(b.in_use() == 0);
+  // Geometric growth: a few reallocations for megabytes, not one per read.
+  CHECK(reallocations <= 12);
+}
+
+TEST_CASE("memory budget: a message of max_message_size fits the smallest budget allowed",
+          "[budget]") {
+  // [server] max_data_memory may be as small as max_message_size + 256 KiB (config.cpp): the
+  // buffer's growth stops at max_message_size, so the largest message is never refused.
+  std::string wire = data_lines(13000);
+  size_t max_size = 13000 * 78 + 2;  // the message's size (bare LFs stored as CRLF)
+  MemoryBudget b(max_size + (256 << 10));
+  DataDecoder dec(max_size, 1000);
+  MemoryBudget::Hold hold(b);
+  for (size_t pos = 0; !dec.done(); pos += 65536)
+    feed_counted(dec, hold, std::string_view(wire).substr(pos, 65536));
+  CHECK_FALSE(dec.discarded());
+  CHECK_FALSE(dec.too_big());
+  CHECK(dec.message().size() == max_size);
+  CHECK(dec.capacity() <= max_size);
+  CHECK(hold.held() == dec.capacity());
+}
+
+TEST_CASE("memory budget: a read the budget cannot hold discards the message", "[budget]") {
+  MemoryBudget b(100000);
+  MemoryBudget::Hold other(b);
+  REQUIRE(other.resize(40000));
+  DataDecoder dec(size_t{1} << 20, 1000);
+  MemoryBudget::Hold hold(b);
+  std::string wire = data_lines(3000);  // 234 kB
+  for (size_t pos = 0; !dec.done(); pos += 8192)
+    feed_counted(dec, hold, std::string_view(wire).substr(pos, 8192));
+  CHECK(dec.discarded());  // read to its end all the same
+  CHECK(dec.message().empty());
+  CHECK(hold.held() == dec.capacity());  // the freed buffer: (almost) nothing
+  CHECK(hold.held() < 64);
+  CHECK(b.in_use() == 40000 + hold.held());
 }

@@ -387,3 +387,74 @@ TEST_CASE("deliveries in flight are bounded by their message bytes too", "[queue
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a quarantine that keeps failing is delivered tagged, never dropped", "[queue]") {
+  digue::test::CountingStore store;
+  store.fail_puts = true;  // every quarantine index write fails (a full or broken store)
+  std::string dir = temp_dir();
+  auto config = queue_config(dir, "retry_min = 1\nretry_max = 1\nquarantine_fallback_after = 2",
+                             "[domains.\"example.test\"]\ndownstream = [\"maildir\"]\n"
+                             "tag_prefix = \"[spam] \"");
+  Spool spool(config->spool);
+  {
+    Queue queue(config, spool, &store);
+    queue.start();
+    auto msg = std::make_shared<const std::string>("Subject: offer\r\n\r\nhi\r\n");
+    auto rec = spool_record(spool, {{"u@example.test", "quarantine"}}, msg);
+    rec.headers["example.test"] =
+        "X-Spam-Status: Yes, score=9.0 required=7.5 tests=X\r\n"
+        "X-Spam-Flag: YES\r\n";
+    queue.submit(rec, msg);
+    // Before quarantine_fallback_after the quarantine is retried, nothing is delivered.
+    REQUIRE(wait_until([&] { return queue.stats().deferred.load() >= 1; }, 10s));
+    CHECK(queue.stats().quarantine_fallbacks.load() == 0);
+    CHECK(!std::filesystem::exists(dir + "/mail/example.test/u"));
+    // Past it, the recipient gets the domain's "tag" outcome.
+    REQUIRE(wait_until([&] { return queue.stats().delivered.load() == 1; }, 10s));
+    CHECK(queue.stats().quarantine_fallbacks.load() == 1);
+    CHECK(queue.stats().quarantined.load() == 0);
+    CHECK(files_under(dir + "/spool/quarantine") == 0);
+    auto mails = digue::test::files_in(dir + "/mail/example.test/u/new");
+    REQUIRE(mails.size() == 1);
+    std::string got = digue::test::slurp(mails.front());
+    INFO(got);  // a Maildir file has LF line ends
+    CHECK(got.find("\nSubject: [spam] offer\n") != std::string::npos);
+    CHECK(got.find("\nX-Spam-Flag: YES\n") != std::string::npos);
+    CHECK(got.find("X-Spam-Status: Yes") != std::string::npos);
+    CHECK(
+        wait_until([&] { return !std::filesystem::exists(dir + "/spool/queue/" + rec.id); }, 10s));
+    queue.stop();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a quarantine fallback is kept in the spool record: its retries stay tagged", "[queue]") {
+  digue::test::CountingStore store;
+  store.fail_puts = true;
+  std::string dir = temp_dir();
+  auto config = queue_config(
+      dir, "retry_min = 60\nretry_max = 60\nquarantine_fallback_after = 5",
+      fmt::format("[domains.\"dead.test\"]\ndownstream = [\"127.0.0.1:{}\"]", closed_port()));
+  Spool spool(config->spool);
+  {
+    Queue queue(config, spool, &store);
+    queue.start();
+    auto msg = std::make_shared<const std::string>("Subject: offer\r\n\r\nhi\r\n");
+    auto rec = spool_record(spool, {{"u@dead.test", "quarantine"}}, msg);
+    rec.created -= 10;  // accepted 10 s ago: past quarantine_fallback_after
+    queue.submit(rec, msg);
+    REQUIRE(wait_until([&] { return queue.stats().deferred.load() == 1; }, 10s));
+    CHECK(queue.stats().quarantine_fallbacks.load() == 1);
+    queue.stop();
+  }
+  // The tagged delivery was deferred (the downstream refuses connections): the next attempt
+  // delivers it tagged again, it does not try the quarantine a second time.
+  auto records = spool.recover();
+  REQUIRE(records.size() == 1);
+  REQUIRE(records.front().rcpts.size() == 1);
+  CHECK(records.front().rcpts.front().action == "tag");
+  CHECK(records.front().rcpts.front().status == RcptState::Status::Pending);
+  CHECK(records.front().tags["dead.test"] == "SPAM: ");
+  CHECK(files_under(dir + "/spool/quarantine") == 0);
+  std::filesystem::remove_all(dir);
+}
