@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "digue/config.hpp"
+#include "digue/pipeline.hpp"
 
 using namespace digue;
 
@@ -51,6 +52,22 @@ TEST_CASE("config: bounce_relay uses the delivery parser's grammar", "[config]")
                              "t.toml"));
   CHECK_THROWS_AS(parse_config("[delivery]\nbounce_relay = \"[relay.example.test]\"\n", "t.toml"),
                   ConfigError);
+}
+
+TEST_CASE("config: a filter's option error names its key and line", "[config]") {
+  // The filters read their options when the pipeline is built, from the config's copy of
+  // their table: the line must survive it (and the domains' CIDR lists keep theirs).
+  std::string text = "[pipeline]\norder = [\"honeypot\"]\n[filters.honeypot]\naction = \"reject\"\n"
+                     "traps = [\"t@a.test\"]\n\nbulk_threshold = 0\n[domains.\"a.test\"]\n";
+  try {
+    Pipeline::build(parse_config(text, "t.toml"));
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    CHECK(e.key == "filters.honeypot.bulk_threshold");
+    CHECK(e.line == 7);
+  }
+  check_refused("[domains.\"a.test\"]\n\nnever_spam_ips = [\"192.0.2.0/24\", \"x\"]\n",
+                "domains.\"a.test\".never_spam_ips", 3);
 }
 
 TEST_CASE("config: durations are at least a second", "[config]") {
