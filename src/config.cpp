@@ -31,16 +31,6 @@ std::vector<Endpoint> endpoints(OptionReader& r, const std::string& key, uint16_
   return out;
 }
 
-std::vector<net::Cidr> cidrs(OptionReader& r, const std::string& key) {
-  std::vector<net::Cidr> out;
-  for (const auto& text : r.strings(key)) {
-    auto c = net::Cidr::parse(text);
-    if (!c) r.fail(key, "bad IP or CIDR '" + text + "'");
-    out.push_back(*c);
-  }
-  return out;
-}
-
 // Durations are at least a second: a zero timeout fails every session or delivery at once,
 // a zero retry interval retries every second.
 std::chrono::seconds seconds(OptionReader& r, const std::string& key, std::chrono::seconds def,
@@ -163,9 +153,9 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
     d.disabled_filters.insert(f);
   }
   d.filtering = r.boolean("filtering", true);
-  d.relay_ips = cidrs(r, "relay_ips");
-  d.never_spam_ips = cidrs(r, "never_spam_ips");
-  d.always_spam_ips = cidrs(r, "always_spam_ips");
+  d.relay_ips = r.cidrs("relay_ips");
+  d.never_spam_ips = r.cidrs("never_spam_ips");
+  d.always_spam_ips = r.cidrs("always_spam_ips");
   d.greylisting = r.boolean("greylisting", false);
   d.whitelist_from_header = r.boolean("whitelist_from_header", true);
   d.tls = tls_policy(r, "tls", "");
@@ -185,7 +175,10 @@ void read_domain(Config& c, const std::string& name, const toml::node& node) {
   c.domains.emplace(d.name, std::move(d));
 }
 
-void read_pipeline(Config& c, const toml::table& pipeline, const toml::table& filters) {
+// filters: the [filters] table of c.root; each filter's table is moved (not copied) into
+// c.filter_options, as a copied toml node loses its source lines, which the filters' option
+// errors name.
+void read_pipeline(Config& c, const toml::table& pipeline, toml::table& filters) {
   OptionReader pr(pipeline, "pipeline");
   const toml::node* order_node = pipeline.get("order");
   auto order = pr.strings("order");
@@ -211,8 +204,7 @@ void read_pipeline(Config& c, const toml::table& pipeline, const toml::table& fi
     // Moved, not copied, out of the parsed document: toml++ does not copy a node's source
     // position, and the filter's own option errors (at pipeline build) would say line 0.
     toml::table options;
-    if (auto* all = c.root["filters"].as_table())
-      if (auto* t = all->get_as<toml::table>(name)) options = std::move(*t);
+    if (toml::table* t = filters.get_as<toml::table>(name)) options = std::move(*t);
     OptionReader r(options, "filters." + name);
     std::string action = r.str("action", "spam");
     if (action == "spam") slot.action = SlotAction::Spam;
@@ -399,7 +391,10 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
       r.fail("level", "must be trace, debug, info, warn, error, critical or off");
     r.finish();
   }
-  read_pipeline(*c, sub(top, "pipeline"), sub(top, "filters"));
+  sub(top, "filters");  // checked to be a table
+  toml::table no_filters;
+  toml::table* filters = c->root.get_as<toml::table>("filters");
+  read_pipeline(*c, sub(top, "pipeline"), filters ? *filters : no_filters);
   if (const toml::table* domains = top.table("domains")) {
     for (const auto& [k, v] : *domains) read_domain(*c, std::string(k.str()), v);
   }

@@ -75,6 +75,16 @@ std::vector<std::string> OptionReader::strings(const std::string& key,
   return out;
 }
 
+std::vector<net::Cidr> OptionReader::cidrs(const std::string& key) {
+  std::vector<net::Cidr> out;
+  for (const auto& text : strings(key)) {
+    auto c = net::Cidr::parse(text);
+    if (!c) fail(key, "bad IP or CIDR '" + text + "'");
+    out.push_back(*c);
+  }
+  return out;
+}
+
 const toml::table* OptionReader::table(const std::string& key) {
   seen_.insert(key);
   const toml::node* n = table_.get(key);

@@ -132,12 +132,12 @@ class Filter {
   virtual boost::asio::awaitable<FilterResult> check(FilterContext& ctx) const = 0;
   // Called once per recipient domain after the final verdict of an accepted message (also
   // for slots that did not run because the chain stopped earlier), for filters that learn
-  // from outcomes (IP blacklist cache, autolearn). Must be quick and must not throw.
+  // from one domain's outcome. Must be quick and must not throw.
   virtual void after_verdict(const FilterContext& ctx, const Verdict& verdict) const {}
   // Called once per accepted message, after every domain's after_verdict, with each recipient
   // domain's final verdict (ctx names the first domain): for filters that learn from the
-  // message as a whole (Bayes autolearn must not learn as ham what one domain found spam).
-  // Must be quick and must not throw.
+  // message as a whole (Bayes autolearn must not learn as ham what one domain found spam;
+  // the IP blacklist cache counts a message once). Must be quick and must not throw.
   virtual void after_message(const FilterContext& ctx,
                              const std::vector<const Verdict*>& verdicts) const {}
 };

@@ -21,6 +21,8 @@ class OptionReader {
   int64_t integer(const std::string& key, int64_t def, int64_t min, int64_t max);
   double number(const std::string& key, double def, double min, double max);
   std::vector<std::string> strings(const std::string& key, std::vector<std::string> def = {});
+  // A list of IPs and CIDR ranges ("192.0.2.0/24", "2001:db8::1"); absent: empty.
+  std::vector<net::Cidr> cidrs(const std::string& key);
   const toml::table* table(const std::string& key);  // nullptr when absent
   // An array of mixed elements (strings or tables) that the caller checks itself with
   // config_fail on the element; nullptr when absent.

@@ -1,6 +1,6 @@
 // The network and IP-list filters (helo, invalid_mx, rbl, never/always_spam_ips,
-// ip_blacklist_cache, ip_complaints, honeypot, greylist) over an in-memory resolver and
-// store: symbols, verdicts, evidence, options and their errors.
+// ip_complaints, honeypot, greylist) over an in-memory resolver and store: symbols, verdicts,
+// evidence, options and their errors (ip_blacklist_cache: ip_blacklist_cache_test.cpp).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <thread>
 
 #include "digue/config.hpp"
 #include "digue/filter_registry.hpp"
@@ -22,7 +21,6 @@
 #include "digue/store.hpp"
 #include "filters/greylist.hpp"
 #include "filters/helo.hpp"
-#include "filters/ip_blacklist_cache.hpp"
 #include "tests/filters/fake_resolver.hpp"
 #include "tests/filters/net_harness.hpp"
 
@@ -476,56 +474,6 @@ TEST_CASE("never_spam_ips and always_spam_ips", "[filters][ip_lists]") {
   h.env.client_ip = "garbage";
   CHECK(h.run(never).verdict == V::None);
   CHECK(h.run(always).verdict == V::None);
-}
-
-TEST_CASE("ip_blacklist_cache: record_spammer bans for the TTL", "[filters][ip_blacklist_cache]") {
-  Net h;
-  auto f = h.build("ip_blacklist_cache");
-  h.env.client_ip = "2001:db8:0::9";
-  CHECK(h.run(f).verdict == V::None);
-  filters::record_spammer(*h.store, *net::Ip::parse("2001:db8::9"), std::chrono::seconds(1),
-                          "spam: queue Q1\r\nX-Evil: 1");
-  auto r = h.run(f);
-  REQUIRE(r.verdict == V::Hit);
-  CHECK(r.symbols[0].name == "IP_BLACKLIST_CACHE");
-  CHECK(r.symbols[0].evidence.rfind("2001:db8::9 recorded 20", 0) == 0);
-  CHECK(r.symbols[0].evidence.find("spam: queue Q1  X-Evil: 1") != std::string::npos);
-  h.env.client_ip = "2001:db8::10";
-  CHECK(h.run(f).verdict == V::None);
-  h.env.client_ip = "2001:db8::9";
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the ban expires
-  CHECK(h.run(f).verdict == V::None);
-
-  Net nostore;
-  nostore.store.reset();
-  CHECK(nostore.run(nostore.build("ip_blacklist_cache")).status == FilterResult::Status::Error);
-}
-
-TEST_CASE("ip_blacklist_cache: a spam verdict bans the client", "[filters][ip_blacklist_cache]") {
-  Net h;
-  h.options.insert("ban_seconds", 60);
-  auto f = h.build("ip_blacklist_cache");
-  h.services.store = h.store.get();
-  asio::io_context io;
-  FilterContext ctx{h.env, nullptr, h.domain, h.policy, h.services, io.get_executor()};
-  Verdict v;
-  v.decision = Decision::Accept;
-  f->after_verdict(ctx, v);
-  CHECK(h.run(f).verdict == V::None);  // not spam: no ban
-  v.decision = Decision::Spam;
-  v.whitelisted = true;
-  f->after_verdict(ctx, v);
-  CHECK(h.run(f).verdict == V::None);  // whitelisted: no ban
-  v.whitelisted = false;
-  v.deciding_filter = "rbl";
-  f->after_verdict(ctx, v);
-  auto r = h.run(f);
-  REQUIRE(r.verdict == V::Hit);
-  CHECK(r.symbols[0].evidence.find("rbl") != std::string::npos);
-  h.env.client_ip = "127.0.0.1";  // loopback (local injection) is never banned
-  FilterContext local{h.env, nullptr, h.domain, h.policy, h.services, io.get_executor()};
-  f->after_verdict(local, v);
-  CHECK(h.run(f).verdict == V::None);
 }
 
 TEST_CASE("ip_complaints: file of CIDRs with comments", "[filters][ip_complaints]") {

@@ -1,74 +1,17 @@
 // PipelineRun and rcpt-phase filters: each recipient is checked once, on its RCPT, and a
 // domain's result merges its recipients' results. Drives a real Pipeline (greylist, honeypot,
 // same_sender_rcpt from the registry) over an in-memory store the way the SMTP session does.
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
 
-#include "digue/config.hpp"
-#include "digue/pipeline.hpp"
-#include "digue/store.hpp"
-#include "tests/filters/counting_store.hpp"
+#include "tests/filters/pipeline_session.hpp"
 
 using namespace digue;
 
 namespace {
 
-struct Session {
-  std::shared_ptr<const Config> config;
-  std::shared_ptr<const Pipeline> pipeline;
-  test::CountingStore store;  // greylist records one triplet per check (an update)
-  Services services;
-  boost::asio::io_context io;
-  std::unique_ptr<PipelineRun> run;
-  Envelope env;
-
-  explicit Session(const std::string& toml) {
-    config = parse_config(toml, "pipeline-rcpt-test.toml");
-    pipeline = Pipeline::build(config);
-    services.store = &store;
-    run = std::make_unique<PipelineRun>(pipeline, services, io.get_executor());
-    env.session_id = "s1";
-    env.client_ip = "192.0.2.9";
-    env.mail_from = {"bob", "sender.example"};
-  }
-  Verdict evaluate(const std::string& domain, Phase upto) {
-    const DomainPolicy* policy = config->domain(domain);
-    REQUIRE(policy);
-    auto fut = boost::asio::co_spawn(io, run->evaluate(*policy, upto), boost::asio::use_future);
-    io.restart();
-    io.run();
-    return fut.get();
-  }
-  // What Server::Session::on_rcpt does: the recipient joins the envelope, the rcpt-phase
-  // chain runs, and a refused recipient leaves it again.
-  Verdict rcpt(const Address& a) {
-    auto e = std::make_shared<Envelope>(env);
-    e->rcpts.push_back(a);
-    run->set_envelope(e);
-    Verdict v = evaluate(a.domain, Phase::Rcpt);
-    if (v.decision == Decision::Reject || v.decision == Decision::Tempfail) {
-      run->set_envelope(std::make_shared<Envelope>(env));
-      run->forget_rcpt(a);
-    } else {
-      env.rcpts.push_back(a);
-    }
-    return v;
-  }
-  uint64_t runs(const std::string& filter) const {
-    for (const Slot& s : pipeline->slots())
-      if (s.config.filter == filter) return s.stats->total.load();
-    return 0;
-  }
-  const RanSymbol* symbol(const Verdict& v, const std::string& name) const {
-    for (const auto& s : v.symbols)
-      if (s.symbol.name == name) return &s;
-    return nullptr;
-  }
-};
+using test::Session;
 
 const char* kConfig = R"(
 [pipeline]
