@@ -123,3 +123,46 @@ TEST_CASE("surbl: no resolver is an error; malformed options are config errors",
   CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl, "zones = [\"bad zone!\"]\n"),
                   digue::ConfigError);
 }
+
+TEST_CASE("surbl: DBL is not asked about IP hosts and its error codes are no listing",
+          "[filters][surbl]") {
+  // Default zones, multi.uribl.com down: DBL's "IP queries prohibited" (127.0.1.255) must
+  // not make an IP URL a listing by itself.
+  FakeResolver res;
+  res.a["4.3.2.192.dbl.spamhaus.org"] = "127.0.1.255";
+  res.dead = {"multi.uribl.com"};
+  FilterHarness h(&digue::filters::make_surbl, "");
+  h.services.resolver = &res;
+  auto r = h.run(msg("http://192.2.3.4/"));
+  CHECK_FALSE(is_hit(r));
+  for (const auto& q : res.asked) CHECK_FALSE(q.ends_with(".dbl.spamhaus.org"));
+
+  // Asked anyway (ip_hosts = true): the error code is a refusal, not a listing.
+  FakeResolver res2;
+  res2.a["4.3.2.192.dbl.spamhaus.org"] = "127.0.1.255";
+  res2.a["bad.example.dbl.spamhaus.org"] = "127.0.1.254";
+  FilterHarness forced(&digue::filters::make_surbl,
+                       "zones = [{zone = \"dbl.spamhaus.org\", ip_hosts = true}]\n");
+  forced.services.resolver = &res2;
+  CHECK_FALSE(is_hit(forced.run(msg("http://192.2.3.4/ http://bad.example/"))));
+  CHECK(res2.asked.size() == 2);
+}
+
+TEST_CASE("surbl: per-zone accepted codes", "[filters][surbl]") {
+  FakeResolver res;
+  res.a["bad.example.one.test"] = "127.0.0.3";  // not one of one.test's codes
+  res.a["bad.example.two.test"] = "127.0.0.3";
+  FilterHarness h(&digue::filters::make_surbl,
+                  "zones = [{zone = \"one.test\", codes = [\"127.0.0.2\"]}, \"two.test\"]\n"
+                  "quorum = 1.0\n");
+  h.services.resolver = &res;
+  CHECK_FALSE(is_hit(h.run(msg("http://bad.example/"))));
+  res.a["bad.example.one.test"] = "127.0.0.2";
+  CHECK(is_hit(h.run(msg("http://bad.example/"))));
+  CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl,
+                                "zones = [{zone = \"a.test\", codes = [\"x\"]}]\n"),
+                  digue::ConfigError);
+  CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl,
+                                "zones = [{zone = \"a.test\", ip_host = true}]\n"),
+                  digue::ConfigError);
+}
