@@ -97,6 +97,13 @@ void Unanswered::add(Outcome outcome, const Zone& z, const dns::Answer& a) {
   }
 }
 
+std::string Unanswered::summary() const {
+  std::string out;
+  if (!failed_.empty()) out = "timed out or failed: " + failed_;
+  if (!refused_.empty()) out += (out.empty() ? "" : "; ") + std::string("refused: ") + refused_;
+  return out;
+}
+
 void Unanswered::annotate(FilterResult& r, std::string_view prefix) const {
   if (!refused_.empty())
     r.symbols.push_back({std::string(prefix) + "_REFUSED", 0.0, "refused: " + refused_});

@@ -48,6 +48,8 @@ class Unanswered {
   void add(Outcome outcome, const Zone& z, const dns::Answer& a);
   const std::string& refused() const { return refused_; }  // "a.test b.test"
   const std::string& failed() const { return failed_; }    // "a.test(temperror) ..."
+  // "timed out or failed: ...; refused: ..." (either part only when not empty), or "".
+  std::string summary() const;
   // Appends the notes <PREFIX>_REFUSED and <PREFIX>_FAIL (score 0, evidence: the zones).
   void annotate(FilterResult& r, std::string_view prefix) const;
 

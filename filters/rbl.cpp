@@ -56,39 +56,36 @@ class Rbl final : public Filter {
 
  private:
   FilterResult tally(const std::vector<Lookup>& lookups) const {
-    std::string listed, failed, refused;
+    std::string listed;
+    dnsbl::Unanswered unanswered;
     size_t n_listed = 0, answered = 0;
     for (const Lookup& l : lookups) {
       std::string code;
-      switch (dnsbl::judge(*l.zone, l.answer, &code)) {
-        case Outcome::Listed:
-          ++n_listed;
-          ++answered;
-          listed += (listed.empty() ? "" : ", ") + l.zone->zone + " (" + code + ")";
-          break;
-        case Outcome::NotListed: ++answered; break;
-        case Outcome::Refused:
-          ++answered;
-          refused += (refused.empty() ? "" : " ") + l.zone->zone;
-          break;
-        case Outcome::Failed:
-          failed += (failed.empty() ? "" : " ") + l.zone->zone + "(" +
-                    dns::to_string(l.answer.status) + ")";
-          break;
-      }
+      Outcome outcome = dnsbl::judge(*l.zone, l.answer, &code);
+      unanswered.add(outcome, *l.zone, l.answer);
+      if (outcome == Outcome::Listed)
+        listed += (listed.empty() ? "" : ", ") + l.zone->zone + " (" + code + ")";
+      n_listed += outcome == Outcome::Listed;
+      // A refusal says nothing about the IP: out of the quorum, like a timeout.
+      answered += outcome == Outcome::Listed || outcome == Outcome::NotListed;
     }
-    if (answered == 0) return FilterResult::error("rbl: no zone answered: " + failed);
-    std::string evidence = (n_listed ? "listed in " + listed : std::string("not listed")) +
-                           "; " + std::to_string(n_listed) + "/" + std::to_string(answered) +
-                           " answered";
-    if (!failed.empty()) evidence += "; timed out or failed: " + failed;
-    if (!refused.empty()) evidence += "; refused: " + refused;
-    if (n_listed == 0) return FilterResult::none();
-    // The epsilon keeps 1 of 3 at a quorum of 0.333 a listing despite rounding.
-    if (static_cast<double>(n_listed) >= quorum_ * static_cast<double>(answered) - 1e-9)
-      return FilterResult::hit("RBL_LISTED", score_, std::move(evidence),
-                               "listed in DNS blocklists: " + listed);
-    return FilterResult::note("RBL_BELOW_QUORUM", 0.0, std::move(evidence));
+    FilterResult out;
+    if (answered == 0) {
+      out = FilterResult::error("rbl: no zone answered; " + unanswered.summary());
+    } else if (n_listed > 0) {
+      std::string evidence = "listed in " + listed + "; " + std::to_string(n_listed) + "/" +
+                             std::to_string(answered) + " answered";
+      if (!unanswered.summary().empty()) evidence += "; " + unanswered.summary();
+      // The epsilon keeps 1 of 3 at a quorum of 0.333 a listing despite rounding.
+      if (static_cast<double>(n_listed) >= quorum_ * static_cast<double>(answered) - 1e-9)
+        out = FilterResult::hit("RBL_LISTED", score_, std::move(evidence),
+                                "listed in DNS blocklists: " + listed);
+      else
+        out = FilterResult::note("RBL_BELOW_QUORUM", 0.0, std::move(evidence));
+    }
+    // Never silent: the zones that refused or failed are named even when nothing is listed.
+    unanswered.annotate(out, "RBL");
+    return out;
   }
 
   std::vector<Zone> zones_;

@@ -74,24 +74,22 @@ class Surbl final : public Filter {
     std::vector<dns::Answer> answers = co_await std::move(lookups);
 
     std::string evidence;
-    size_t failed = 0;
+    dnsbl::Unanswered unanswered;
+    size_t answered_any = 0;
     std::vector<size_t> answered(labels.size(), 0);
     std::vector<std::vector<std::string>> hits(labels.size());
     for (size_t q = 0; q < asked.size(); ++q) {
       size_t d = asked[q].first;
       const Zone* zone = asked[q].second;
       std::string code;
-      switch (dnsbl::judge(*zone, answers[q], &code)) {
-        case Outcome::Failed: ++failed; break;  // no answer from this zone: out of the quorum
-        case Outcome::Listed:
-          hits[d].push_back(zone->zone);
-          ++answered[d];
-          break;
-        case Outcome::NotListed:
-        case Outcome::Refused: ++answered[d]; break;
-      }
+      Outcome outcome = dnsbl::judge(*zone, answers[q], &code);
+      // A zone that refused or gave no answer is out of the quorum, and named.
+      unanswered.add(outcome, *zone, answers[q]);
+      if (outcome == Outcome::Listed) hits[d].push_back(zone->zone);
+      if (outcome == Outcome::Listed || outcome == Outcome::NotListed) ++answered[d];
     }
     for (size_t d = 0; d < labels.size(); ++d) {
+      answered_any += answered[d];
       if (answered[d] == 0 || hits[d].empty()) continue;
       if (static_cast<double>(hits[d].size()) <
           quorum_ * static_cast<double>(answered[d]) - 1e-9)
@@ -102,14 +100,12 @@ class Surbl final : public Filter {
       evidence += ")";
     }
     FilterResult result;
-    if (failed == asked.size())
-      co_return FilterResult::error("surbl: no zone answered (" + std::to_string(failed) +
-                                    " queries failed)");
-    if (!evidence.empty()) {
+    if (answered_any == 0) {
+      result = FilterResult::error("surbl: no zone answered; " + unanswered.summary());
+    } else if (!evidence.empty()) {
       result = FilterResult::hit("SURBL", score_, evidence, "URL domain blocklisted");
     }
-    if (failed)
-      result.symbols.push_back({"SURBL_TIMEOUT", 0.0, std::to_string(failed) + " queries unanswered"});
+    unanswered.annotate(result, "SURBL");
     co_return result;
   }
 

@@ -76,8 +76,8 @@ TEST_CASE("surbl: zones that time out are excluded from the quorum and counted",
   auto r = h.run(msg("http://bad.example/"));
   REQUIRE(is_hit(r));  // 1 of the 2 zones that answered
   REQUIRE(r.symbols.size() == 2);
-  CHECK(r.symbols[1].name == "SURBL_TIMEOUT");
-  CHECK(r.symbols[1].evidence == "2 queries unanswered");
+  CHECK(r.symbols[1].name == "SURBL_FAIL");
+  CHECK(r.symbols[1].evidence == "timed out or failed: two.test(temperror) three.test(temperror)");
   res.dead = {"one.test", "two.test", "three.test", "four.test"};
   CHECK(h.run(msg("http://bad.example/")).status == digue::FilterResult::Status::Error);
 }
@@ -165,4 +165,39 @@ TEST_CASE("surbl: per-zone accepted codes", "[filters][surbl]") {
   CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl,
                                 "zones = [{zone = \"a.test\", ip_host = true}]\n"),
                   digue::ConfigError);
+}
+
+TEST_CASE("surbl: refusals leave the quorum, are named, and all refused is an error",
+          "[filters][surbl]") {
+  FakeResolver res;
+  res.a["bad.example.one.test"] = "127.0.0.2";
+  res.a["bad.example.two.test"] = "127.255.255.254";  // public resolver
+  res.a["bad.example.three.test"] = "127.0.0.1";      // query refused
+  FilterHarness h(&digue::filters::make_surbl, kOpts);
+  h.services.resolver = &res;
+  auto r = h.run(msg("http://bad.example/"));
+  REQUIRE(is_hit(r));  // 1 of the 2 zones that answered (one.test, four.test)
+  REQUIRE(r.symbols.size() == 2);
+  CHECK(r.symbols[1].name == "SURBL_REFUSED");
+  CHECK(r.symbols[1].evidence == "refused: two.test three.test");
+
+  // Nothing listed: still named.
+  auto clean = h.run(msg("http://good.example/"));
+  CHECK(clean.symbols.empty());
+  res.a["good.example.one.test"] = "127.255.255.255";
+  clean = h.run(msg("http://good.example/"));
+  CHECK_FALSE(is_hit(clean));
+  CHECK(clean.status == digue::FilterResult::Status::Ok);
+  REQUIRE(clean.symbols.size() == 1);
+  CHECK(clean.symbols[0].name == "SURBL_REFUSED");
+
+  // Every zone refused or timed out: the check could not be made.
+  res.a["bad.example.four.test"] = "127.255.255.254";
+  res.dead = {"one.test"};
+  auto err = h.run(msg("http://bad.example/"));
+  CHECK(err.status == digue::FilterResult::Status::Error);
+  REQUIRE(err.symbols.size() == 2);
+  CHECK(err.symbols[0].name == "SURBL_REFUSED");
+  CHECK(err.symbols[0].evidence == "refused: two.test three.test four.test");
+  CHECK(err.symbols[1].name == "SURBL_FAIL");
 }
