@@ -370,6 +370,9 @@ asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase
     const std::string& fname = slot.config.filter;
     v.timings.emplace_back(fname, c.elapsed);
 
+    // Recorded for errors too: an SPF temperror is a result the message should carry.
+    if (!r.trace.empty() && !slot.config.dry_run)
+      v.traces.push_back({fname, r.trace, r.trace_field});
     if (r.status != FilterResult::Status::Ok) {
       bool timeout = r.status == FilterResult::Status::Timeout;
       std::string sym = upper(fname) + (timeout ? "_TIMEOUT" : "_FAIL");
@@ -398,7 +401,6 @@ asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase
           top = v.symbols.size() - 1;
       }
     }
-    if (!r.trace.empty() && !slot.config.dry_run) v.traces.emplace_back(fname, r.trace);
     if (r.verdict == FilterResult::Verdict::None) continue;
     if (slot.config.dry_run) {
       v.dry_run.push_back(fmt::format(

@@ -37,6 +37,41 @@ TEST_CASE("spf filter: fail is a hit with the Received-SPF header as evidence", 
   CHECK(pass.symbols.at(0).score == 0.0);
 }
 
+TEST_CASE("spf filter: a DNS outage is an error that keeps its symbol and header",
+          "[filters][spf]") {
+  Harness h;
+  h.resolver.fail("example.org", dns::Type::TXT, dns::Status::TempError);
+  h.env.client_ip = "198.51.100.7";
+  h.env.helo = "client.example.org";
+  h.env.mail_from = {"bob", "example.org"};
+  auto r = h.run(h.build("spf"));
+  CHECK(r.status == FilterResult::Status::Error);
+  REQUIRE(r.symbols.size() == 1);
+  CHECK(r.symbols[0].name == "SPF_TEMPERROR");
+  CHECK(r.symbols[0].score == 0.0);
+  CHECK(r.symbols[0].evidence.rfind("Received-SPF: temperror (", 0) == 0);
+  CHECK(r.trace_field == "Received-SPF");
+  CHECK(r.trace.rfind("temperror (mx.digue.test: ", 0) == 0);
+  CHECK(r.reason.find("example.org") != std::string::npos);
+
+  // The operator made temperror a hit: a result, not an error.
+  Harness hit;
+  hit.options.insert("hits", toml::array{"fail", "temperror"});
+  hit.resolver.fail("example.org", dns::Type::TXT, dns::Status::TempError);
+  hit.env = h.env;
+  auto rh = hit.run(hit.build("spf"));
+  CHECK(rh.status == FilterResult::Status::Ok);
+  CHECK(rh.verdict == FilterResult::Verdict::Hit);
+
+  // A broken published policy is a result (RFC 7208 8.7), as before.
+  Harness perm;
+  perm.resolver.add("example.org", dns::Type::TXT, {"v=spf1 ip4:300.1.1.1 -all"});
+  perm.env = h.env;
+  auto rp = perm.run(perm.build("spf"));
+  CHECK(rp.status == FilterResult::Status::Ok);
+  CHECK(perm.first_symbol(rp) == "SPF_PERMERROR");
+}
+
 TEST_CASE("spf filter: hits and score are options; null sender checks HELO", "[filters][spf]") {
   Harness h;
   h.options.insert("hits", toml::array{"fail", "softfail"});

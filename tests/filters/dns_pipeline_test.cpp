@@ -9,6 +9,7 @@
 #include <string>
 
 #include "digue/config.hpp"
+#include "digue/headers.hpp"
 #include "digue/pipeline.hpp"
 #include "tests/filters/fake_resolver.hpp"
 
@@ -76,4 +77,56 @@ zones = ["a.test", "b.test"]
   CHECK(Chain::symbol(v, "RBL_REFUSED")->symbol.evidence == "refused: a.test b.test");
   CHECK(Chain::symbol(v, "RBL_REFUSED")->symbol.score == 0.0);
   CHECK_FALSE(Chain::symbol(v, "RBL_FAIL"));
+}
+
+namespace {
+const char* kSpfChain = R"([pipeline]
+order = ["spf"]
+[filters.spf]
+action = "spam"
+on_error = "tempfail"
+)";
+}  // namespace
+
+TEST_CASE("pipeline: an SPF DNS outage tempfails with on_error = tempfail, and is counted",
+          "[pipeline][spf]") {
+  Chain c(kSpfChain);
+  c.resolver.fail("example.org", dns::Type::TXT, dns::Status::TempError);
+  Verdict v = c.evaluate(Phase::Mail);
+  CHECK(v.decision == Decision::Tempfail);
+  CHECK(c.errors("spf") == 1);
+  REQUIRE(Chain::symbol(v, "SPF_TEMPERROR"));
+  CHECK_FALSE(Chain::symbol(v, "SPF_FAIL"));  // not the SPF result "fail"
+
+  auto config = std::string(kSpfChain);
+  config.replace(config.find("tempfail"), 8, "continue");
+  Chain goes_on(config);
+  goes_on.resolver.fail("example.org", dns::Type::TXT, dns::Status::TempError);
+  Verdict g = goes_on.evaluate(Phase::Mail);
+  CHECK(g.decision == Decision::Accept);
+  CHECK(goes_on.errors("spf") == 1);
+  REQUIRE(g.traces.size() == 1);  // the temperror is still written into the message
+  CHECK(g.traces[0].field == "Received-SPF");
+}
+
+TEST_CASE("pipeline: the SPF result reaches the message as its Received-SPF header",
+          "[pipeline][spf]") {
+  Chain c(kSpfChain);
+  c.resolver.add("example.org", dns::Type::TXT, {"v=spf1 ip4:192.0.2.0/24 -all"});
+  Verdict v = c.evaluate(Phase::Mail);
+  CHECK(v.decision == Decision::Accept);
+  c.env.queue_id = "QID1";
+  std::string block = headers::trace_block(c.env, "mx.digue.test", c.env.rcpts, v, false);
+  INFO(block);
+  for (size_t at; (at = block.find("\r\n\t")) != std::string::npos;)
+    block.replace(at, 3, " ");  // unfolded
+  // RFC 7208 9.1: above our Received: line, result first, then the key=value pairs.
+  CHECK(block.rfind("Received-SPF: pass (mx.digue.test: domain of bob@example.org designates "
+                    "192.0.2.1 as permitted sender)", 0) == 0);
+  size_t received = block.find("\r\nReceived: from ");
+  REQUIRE(received != std::string::npos);
+  std::string spf = block.substr(0, received);
+  CHECK(spf.find("client-ip=192.0.2.1;") != std::string::npos);
+  CHECK(spf.find("identity=mailfrom;") != std::string::npos);
+  CHECK(block.find("X-Digue-Spf") == std::string::npos);
 }
