@@ -120,3 +120,30 @@ TEST_CASE("rdns filter: none, unconfirmed, confirmed, DNS error", "[filters][rdn
   auto err = h.run(f);
   CHECK(err.status == FilterResult::Status::Error);
 }
+
+TEST_CASE("rdns filter: a failed lookup is an error, not a missing or unconfirmed PTR",
+          "[filters][rdns]") {
+  Harness h;
+  auto f = h.build("rdns");
+  h.env.client_ip = "192.0.2.1";
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"host.example"});
+  h.resolver.fail("host.example", dns::Type::A, dns::Status::TempError);
+  auto r = h.run(f);
+  CHECK(r.status == FilterResult::Status::Error);
+  CHECK(r.reason.find("host.example") != std::string::npos);
+
+  // One name unverified, another refuted: still unknown.
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"liar.example", "host.example"});
+  h.resolver.add("liar.example", dns::Type::A, {"203.0.113.1"});
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+  // One confirmed: the failure of the other does not matter.
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"host.example", "ok.example"});
+  h.resolver.add("ok.example", dns::Type::A, {"192.0.2.1"});
+  auto ok = h.run(f);
+  CHECK(ok.status == FilterResult::Status::Ok);
+  CHECK(h.first_symbol(ok) == "RDNS_OK");
+
+  // A malformed PTR answer (FORMERR) is not "no PTR".
+  h.resolver.fail("1.2.0.192.in-addr.arpa", dns::Type::PTR, dns::Status::PermError);
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+}

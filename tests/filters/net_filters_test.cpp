@@ -146,6 +146,15 @@ TEST_CASE("helo: strict mode resolves the name", "[filters][helo]") {
   h.env.helo = "slow.example.org";
   CHECK(h.run(f).status == FilterResult::Status::Error);
 
+  // The PTR name's forward lookup failed: the client is not known to be unverified.
+  h.resolver.fail("out1.example.com", dns::Type::A, dns::Status::TempError);
+  h.env.helo = "other.example.org";
+  r = h.run(f);
+  CHECK(r.status == FilterResult::Status::Error);
+  CHECK(r.reason.find("out1.example.com") != std::string::npos);
+  h.resolver.fail("1.2.0.192.in-addr.arpa", dns::Type::PTR, dns::Status::PermError);
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+
   Net bad;
   bad.options.insert("strict", "yes");
   CHECK_THROWS_AS(bad.build("helo"), ConfigError);

@@ -81,6 +81,9 @@ downstream = ["127.0.0.1:10026"]
         s = diguectl_scan(cfg, msg, "192.0.2.30", "client.example.org", "bob@slow.example.org")
         check("SPF DNS timeout: SPF_TEMPERROR, scoring 0, not SPF_FAIL",
               s.get("SPF_TEMPERROR", {}).get("score") == 0 and "SPF_FAIL" not in s)
+        check("forward lookup timed out: an rdns error, not RDNS_UNCONFIRMED",
+              "RDNS_UNCONFIRMED" not in s and "RDNS_NONE" not in s
+              and "slowhost.example.org" in s.get("RDNS_FAIL", {}).get("evidence", ""))
 
         # The real daemon: the delivered message carries the SPF result.
         with Sink() as sink, Digued(
