@@ -73,13 +73,14 @@ void read_zones(OptionReader& r, const std::string& key, bool domain, bool ip_ho
       zr.finish();
     } else {
       config_fail(where, &e,
-                  ip_hosts_key ? "expected a zone name or {zone = ..., codes = [...], ip_hosts = ...}"
-                               : "expected a zone name or {zone = ..., codes = [...]}");
+                  ip_hosts_key
+                      ? "expected a zone name or {zone = ..., codes = [...], ip_hosts = ...}"
+                      : "expected a zone name or {zone = ..., codes = [...]}");
     }
     z.zone = dns::normalize_name(z.zone);
-    bool ok = !z.zone.empty() &&
-              z.zone.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-._") ==
-                  std::string::npos;
+    bool ok =
+        !z.zone.empty() &&
+        z.zone.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-._") == std::string::npos;
     if (!ok) config_fail(where, &e, "not a DNS zone name");
     if (!ip_hosts_set) z.ip_hosts = default_ip_hosts(z.zone);
     out->push_back(std::move(z));

@@ -156,9 +156,8 @@ class Helo final : public Filter {
                                       dns::to_string(confirmed.ptr.status));
       // A PTR name whose forward lookup failed might have been the verified one.
       if (confirmed.names.empty() && !confirmed.unverified.empty())
-        co_return FilterResult::error("helo: forward lookup of " +
-                                      confirmed.unverified.front() + " (PTR of " +
-                                      client.str() + ") failed");
+        co_return FilterResult::error("helo: forward lookup of " + confirmed.unverified.front() +
+                                      " (PTR of " + client.str() + ") failed");
       verified = std::move(confirmed.names);
     }
     std::string helo_domain = mime::registered_domain(name);

@@ -40,6 +40,7 @@ class SpfFilter final : public Filter {
     std::string header =
         spf::received_spf_header(r, *ip, mail_from, ctx.envelope.helo, receiver, identity);
     bool hit = hits_.count(r.result) > 0;
+    std::string sender = mail_from.empty() ? "postmaster@" + ctx.envelope.helo : mail_from;
     FilterResult out;
     out.verdict = hit ? FilterResult::Verdict::Hit : FilterResult::Verdict::None;
     out.symbols.push_back({symbol_of(r.result), hit ? score_ : 0.0, header});
@@ -52,18 +53,14 @@ class SpfFilter final : public Filter {
     // temperror a hit.
     if (r.result == spf::Result::TempError && !hit) {
       out.status = FilterResult::Status::Error;
-      out.reason = "spf: " + spf::describe(r, *ip, mail_from.empty()
-                                                      ? "postmaster@" + ctx.envelope.helo
-                                                      : mail_from);
+      out.reason = "spf: " + spf::describe(r, *ip, sender);
       co_return out;
     }
     if (hit) {
       // The SMTP reply text on a reject: the publisher's explanation when it gave one.
       out.reason = r.explanation.empty()
                        ? "SPF " + std::string(spf::to_string(r.result)) + ": " +
-                             spf::describe(r, *ip, mail_from.empty()
-                                                       ? "postmaster@" + ctx.envelope.helo
-                                                       : mail_from)
+                             spf::describe(r, *ip, sender)
                        : r.explanation;
     }
     co_return out;

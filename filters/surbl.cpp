@@ -18,8 +18,8 @@ using dnsbl::Zone;
 
 class Surbl final : public Filter {
  public:
-  Surbl(std::vector<Zone> zones, double quorum, size_t max_domains,
-        std::set<std::string> skip, double score)
+  Surbl(std::vector<Zone> zones, double quorum, size_t max_domains, std::set<std::string> skip,
+        double score)
       : zones_(std::move(zones)),
         quorum_(quorum),
         max_domains_(max_domains),
@@ -91,8 +91,7 @@ class Surbl final : public Filter {
     for (size_t d = 0; d < labels.size(); ++d) {
       answered_any += answered[d];
       if (answered[d] == 0 || hits[d].empty()) continue;
-      if (static_cast<double>(hits[d].size()) <
-          quorum_ * static_cast<double>(answered[d]) - 1e-9)
+      if (static_cast<double>(hits[d].size()) < quorum_ * static_cast<double>(answered[d]) - 1e-9)
         continue;
       if (!evidence.empty()) evidence += ", ";
       evidence += shown[d] + " (";

@@ -381,7 +381,8 @@ asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase
                    slot.config.on_error == OnError::Continue ? "continue" : "tempfail");
       // The filter's own symbols say what failed (RBL_REFUSED: the zones); they score nothing.
       if (r.symbols.empty()) v.symbols.push_back({{sym, 0.0, r.reason}, fname, true});
-      for (const Symbol& s : r.symbols) v.symbols.push_back({{s.name, 0.0, s.evidence}, fname, true});
+      for (const Symbol& s : r.symbols)
+        v.symbols.push_back({{s.name, 0.0, s.evidence}, fname, true});
       if (slot.config.on_error == OnError::Tempfail && !slot.config.dry_run) {
         v.decision = Decision::Tempfail;
         v.deciding_filter = fname;

@@ -122,7 +122,8 @@ TEST_CASE("pipeline: the SPF result reaches the message as its Received-SPF head
     block.replace(at, 3, " ");  // unfolded
   // RFC 7208 9.1: above our Received: line, result first, then the key=value pairs.
   CHECK(block.rfind("Received-SPF: pass (mx.digue.test: domain of bob@example.org designates "
-                    "192.0.2.1 as permitted sender)", 0) == 0);
+                    "192.0.2.1 as permitted sender)",
+                    0) == 0);
   size_t received = block.find("\r\nReceived: from ");
   REQUIRE(received != std::string::npos);
   std::string spf = block.substr(0, received);
