@@ -151,8 +151,13 @@ class Helo final : public Filter {
       verified.push_back(lower(ctx.envelope.client_ptr));
     } else {
       dns::ConfirmedNames confirmed = co_await dns::forward_confirmed(res, client);
-      if (confirmed.ptr.status == dns::Status::TempError)
-        co_return FilterResult::error("helo: PTR lookup for " + client.str() + " failed");
+      if (confirmed.ptr.failed())
+        co_return FilterResult::error("helo: PTR lookup for " + client.str() + ": " +
+                                      dns::to_string(confirmed.ptr.status));
+      // A PTR name whose forward lookup failed might have been the verified one.
+      if (confirmed.names.empty() && !confirmed.unverified.empty())
+        co_return FilterResult::error("helo: forward lookup of " + confirmed.unverified.front() +
+                                      " (PTR of " + client.str() + ") failed");
       verified = std::move(confirmed.names);
     }
     std::string helo_domain = mime::registered_domain(name);

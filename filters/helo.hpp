@@ -19,8 +19,9 @@
 //   score_mismatch_ptr (1).
 // Dependencies: the resolver (strict mode only; the PTR is taken from the envelope when the
 // session verified it, else looked up here: the resolver's cache shares it with rdns).
-// Failure: strict mode only: a DNS timeout/SERVFAIL on the HELO or PTR lookups is an error
-// result (a lookup that failed is not "does not resolve").
+// Failure: strict mode only: a DNS timeout/SERVFAIL/malformed answer on the HELO or PTR
+// lookups, or on the forward lookup of a PTR name when none was confirmed, is an error
+// result (a lookup that failed is not "does not resolve" nor "not verified").
 // Untrusted input: the HELO text (any bytes; validated before it is used as a query name,
 // and evidence is the validated name or a printable-escaped copy, at most 100 bytes).
 #pragma once

@@ -2,64 +2,21 @@
 
 #include "digue/options.hpp"
 #include "digue/resolver.hpp"
+#include "filters/dnsbl_zone.hpp"
 
 namespace asio = boost::asio;
 
 namespace digue::filters {
 namespace {
 
-struct Zone {
-  std::string zone;
-  std::vector<net::Cidr> codes;  // empty: any 127.0.0.0/8 address
-  bool domain = false;           // queried with the sender domain instead of the IP
-};
-
-enum class Outcome { Listed, NotListed, Refused, Failed };
+using dnsbl::Outcome;
+using dnsbl::Zone;
 
 struct Lookup {
   const Zone* zone;
   std::string qname;
   dns::Answer answer;
 };
-
-const net::Cidr& loopback8() {
-  static const net::Cidr c = *net::Cidr::parse("127.0.0.0/8");
-  return c;
-}
-
-// Spamhaus' "query refused" answers: 127.0.0.1 was never a listing code, 127.255.255.x tell
-// a public or over-quota resolver that it gets no data.
-bool refused_code(const net::Ip& ip) {
-  static const net::Cidr kRefused = *net::Cidr::parse("127.255.255.0/24");
-  static const net::Ip kOne = *net::Ip::parse("127.0.0.1");
-  return ip == kOne || kRefused.contains(ip);
-}
-
-// Outcome of one zone, and the code that listed (for the evidence).
-Outcome judge(const Zone& z, const dns::Answer& a, std::string* code) {
-  if (a.failed()) return Outcome::Failed;
-  if (!a.ok()) return Outcome::NotListed;
-  bool refused = false;
-  for (const auto& r : a.records) {
-    auto ip = net::Ip::parse(r);
-    if (!ip || ip->v6) continue;
-    if (refused_code(*ip)) {
-      refused = true;
-      continue;
-    }
-    bool accepted = false;
-    if (z.codes.empty()) {
-      accepted = loopback8().contains(*ip);
-    } else {
-      for (const auto& c : z.codes) accepted = accepted || c.contains(*ip);
-    }
-    if (accepted) {
-      *code = ip->str();
-      return Outcome::Listed;
-    }
-  }
-  return refused ? Outcome::Refused : Outcome::NotListed;
-}
 
 class Rbl final : public Filter {
  public:
@@ -99,39 +56,36 @@ class Rbl final : public Filter {
 
  private:
   FilterResult tally(const std::vector<Lookup>& lookups) const {
-    std::string listed, failed, refused;
+    std::string listed;
+    dnsbl::Unanswered unanswered;
     size_t n_listed = 0, answered = 0;
     for (const Lookup& l : lookups) {
       std::string code;
-      switch (judge(*l.zone, l.answer, &code)) {
-        case Outcome::Listed:
-          ++n_listed;
-          ++answered;
-          listed += (listed.empty() ? "" : ", ") + l.zone->zone + " (" + code + ")";
-          break;
-        case Outcome::NotListed: ++answered; break;
-        case Outcome::Refused:
-          ++answered;
-          refused += (refused.empty() ? "" : " ") + l.zone->zone;
-          break;
-        case Outcome::Failed:
-          failed += (failed.empty() ? "" : " ") + l.zone->zone + "(" +
-                    dns::to_string(l.answer.status) + ")";
-          break;
-      }
+      Outcome outcome = dnsbl::judge(*l.zone, l.answer, &code);
+      unanswered.add(outcome, *l.zone, l.answer);
+      if (outcome == Outcome::Listed)
+        listed += (listed.empty() ? "" : ", ") + l.zone->zone + " (" + code + ")";
+      n_listed += outcome == Outcome::Listed;
+      // A refusal says nothing about the IP: out of the quorum, like a timeout.
+      answered += outcome == Outcome::Listed || outcome == Outcome::NotListed;
     }
-    if (answered == 0) return FilterResult::error("rbl: no zone answered: " + failed);
-    std::string evidence = (n_listed ? "listed in " + listed : std::string("not listed")) +
-                           "; " + std::to_string(n_listed) + "/" + std::to_string(answered) +
-                           " answered";
-    if (!failed.empty()) evidence += "; timed out or failed: " + failed;
-    if (!refused.empty()) evidence += "; refused: " + refused;
-    if (n_listed == 0) return FilterResult::none();
-    // The epsilon keeps 1 of 3 at a quorum of 0.333 a listing despite rounding.
-    if (static_cast<double>(n_listed) >= quorum_ * static_cast<double>(answered) - 1e-9)
-      return FilterResult::hit("RBL_LISTED", score_, std::move(evidence),
-                               "listed in DNS blocklists: " + listed);
-    return FilterResult::note("RBL_BELOW_QUORUM", 0.0, std::move(evidence));
+    FilterResult out;
+    if (answered == 0) {
+      out = FilterResult::error("rbl: no zone answered; " + unanswered.summary());
+    } else if (n_listed > 0) {
+      std::string evidence = "listed in " + listed + "; " + std::to_string(n_listed) + "/" +
+                             std::to_string(answered) + " answered";
+      if (!unanswered.summary().empty()) evidence += "; " + unanswered.summary();
+      // The epsilon keeps 1 of 3 at a quorum of 0.333 a listing despite rounding.
+      if (static_cast<double>(n_listed) >= quorum_ * static_cast<double>(answered) - 1e-9)
+        out = FilterResult::hit("RBL_LISTED", score_, std::move(evidence),
+                                "listed in DNS blocklists: " + listed);
+      else
+        out = FilterResult::note("RBL_BELOW_QUORUM", 0.0, std::move(evidence));
+    }
+    // Never silent: the zones that refused or failed are named even when nothing is listed.
+    unanswered.annotate(out, "RBL");
+    return out;
   }
 
   std::vector<Zone> zones_;
@@ -139,40 +93,13 @@ class Rbl final : public Filter {
   bool has_domain_zones_ = false;
 };
 
-void read_zones(OptionReader& r, const std::string& key, bool domain, std::vector<Zone>* out) {
-  const toml::array* arr = r.array(key);
-  if (!arr) return;
-  std::string where = r.path(key);
-  for (const toml::node& e : *arr) {
-    Zone z;
-    z.domain = domain;
-    if (auto s = e.value<std::string>(); s && e.is_string()) {
-      z.zone = *s;
-    } else if (const toml::table* t = e.as_table()) {
-      OptionReader zr(*t, where);
-      z.zone = zr.str("zone", "");
-      for (const auto& code : zr.strings("codes")) {
-        auto c = net::Cidr::parse(code);
-        if (!c || c->base.v6) zr.fail("codes", "not an IPv4 address or range: " + code);
-        z.codes.push_back(*c);
-      }
-      zr.finish();
-    } else {
-      config_fail(where, &e, "expected a zone name or {zone = ..., codes = [...]}");
-    }
-    z.zone = dns::normalize_name(z.zone);
-    if (z.zone.empty()) config_fail(where, &e, "not a DNS zone name");
-    out->push_back(std::move(z));
-  }
-}
-
 }  // namespace
 
 FilterPtr make_rbl(const FilterBuildContext& b) {
   OptionReader r(b.options, "filters.rbl");
   std::vector<Zone> zones;
-  read_zones(r, "zones", false, &zones);
-  read_zones(r, "domain_zones", true, &zones);
+  dnsbl::read_zones(r, "zones", false, false, &zones);
+  dnsbl::read_zones(r, "domain_zones", true, false, &zones);
   double quorum = r.number("quorum", 0.5, 0.0, 1.0);
   if (quorum <= 0.0) r.fail("quorum", "must be greater than 0");
   double score = r.number("score", 5.0, -100, 100);

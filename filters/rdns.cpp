@@ -7,6 +7,12 @@
 namespace digue::filters {
 namespace {
 
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : " ") + n;
+  return out;
+}
+
 class Rdns final : public Filter {
  public:
   Rdns(double score_none, double score_unconfirmed, bool unconfirmed_is_hit)
@@ -26,17 +32,22 @@ class Rdns final : public Filter {
     dns::ConfirmedNames confirmed =
         co_await dns::forward_confirmed(resolver, client, dns::kMaxPtrNames, 1);
     const dns::Answer& ptr = confirmed.ptr;
-    if (ptr.status == dns::Status::TempError)
-      co_return FilterResult::error("rdns: PTR lookup for " + ip->str() + " failed");
+    // A lookup that failed (timeout, SERVFAIL, malformed answer) is neither "no PTR" nor
+    // "not forward-confirmed".
+    if (ptr.failed())
+      co_return FilterResult::error("rdns: PTR lookup for " + ip->str() + ": " +
+                                    dns::to_string(ptr.status));
     if (!ptr.ok())
       co_return FilterResult::hit("RDNS_NONE", score_none_, ip->str() + " has no PTR",
                                   "no reverse DNS for " + ip->str());
     if (!confirmed.names.empty())
       co_return FilterResult::note("RDNS_OK", 0.0, confirmed.names.front());
-    std::string names;
+    if (!confirmed.unverified.empty())
+      co_return FilterResult::error("rdns: forward lookup failed for " +
+                                    join(confirmed.unverified) + " (PTR of " + ip->str() + ")");
     size_t n = std::min(ptr.records.size(), dns::kMaxPtrNames);
-    for (size_t i = 0; i < n; ++i) names += (i ? " " : "") + ptr.records[i];
-    std::string evidence = ip->str() + " PTR " + names + ": none resolves back";
+    std::vector<std::string> shown(ptr.records.begin(), ptr.records.begin() + n);
+    std::string evidence = ip->str() + " PTR " + join(shown) + ": none resolves back";
     if (!unconfirmed_is_hit_) co_return FilterResult::note("RDNS_UNCONFIRMED", 0.0, evidence);
     co_return FilterResult::hit("RDNS_UNCONFIRMED", score_unconfirmed_, evidence,
                                 "reverse DNS of " + ip->str() + " is not forward-confirmed");

@@ -5,8 +5,10 @@
 // confirmed name).
 // Options ([filters.rdns]): score_none (3.0), score_unconfirmed (1.5),
 // unconfirmed_is_hit (true). Looks at the first 10 PTR names only.
-// Dependencies: the DNS resolver. Failure: a DNS timeout/SERVFAIL on the PTR query is an
-// error result (the slot's on_error applies): a lookup that failed is not "no PTR".
+// Dependencies: the DNS resolver. Failure: a DNS timeout/SERVFAIL/malformed answer on the PTR
+// query, or on the forward lookup of a PTR name when no name was confirmed, is an error
+// result (the slot's on_error applies): a lookup that failed is not "no PTR" nor "not
+// forward-confirmed".
 // Untrusted input: the PTR names (lower-cased, used only as query names and evidence).
 #pragma once
 

@@ -40,16 +40,27 @@ class SpfFilter final : public Filter {
     std::string header =
         spf::received_spf_header(r, *ip, mail_from, ctx.envelope.helo, receiver, identity);
     bool hit = hits_.count(r.result) > 0;
+    std::string sender = mail_from.empty() ? "postmaster@" + ctx.envelope.helo : mail_from;
     FilterResult out;
     out.verdict = hit ? FilterResult::Verdict::Hit : FilterResult::Verdict::None;
     out.symbols.push_back({symbol_of(r.result), hit ? score_ : 0.0, header});
+    // The message carries the result as its Received-SPF trace header (RFC 7208 9.1).
+    constexpr std::string_view kField = "Received-SPF: ";
+    out.trace_field = "Received-SPF";
+    out.trace = header.starts_with(kField) ? header.substr(kField.size()) : header;
+    // A DNS outage is no verdict on the sender: the check could not be made, so the slot's
+    // on_error applies (and the error counter counts it), unless the operator made
+    // temperror a hit.
+    if (r.result == spf::Result::TempError && !hit) {
+      out.status = FilterResult::Status::Error;
+      out.reason = "spf: " + spf::describe(r, *ip, sender);
+      co_return out;
+    }
     if (hit) {
       // The SMTP reply text on a reject: the publisher's explanation when it gave one.
       out.reason = r.explanation.empty()
                        ? "SPF " + std::string(spf::to_string(r.result)) + ": " +
-                             spf::describe(r, *ip, mail_from.empty()
-                                                       ? "postmaster@" + ctx.envelope.helo
-                                                       : mail_from)
+                             spf::describe(r, *ip, sender)
                        : r.explanation;
     }
     co_return out;

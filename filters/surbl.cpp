@@ -6,26 +6,20 @@
 #include "digue/net.hpp"
 #include "digue/options.hpp"
 #include "digue/resolver.hpp"
+#include "filters/dnsbl_zone.hpp"
 
 namespace digue::filters {
 namespace {
 
 namespace asio = boost::asio;
 
-bool listed(const dns::Answer& a) {
-  if (!a.ok()) return false;
-  for (const auto& r : a.records) {
-    if (!r.starts_with("127.")) continue;
-    if (r == "127.0.0.1" || r.starts_with("127.255.255.")) continue;
-    return true;
-  }
-  return false;
-}
+using dnsbl::Outcome;
+using dnsbl::Zone;
 
 class Surbl final : public Filter {
  public:
-  Surbl(std::vector<std::string> zones, double quorum, size_t max_domains,
-        std::set<std::string> skip, double score)
+  Surbl(std::vector<Zone> zones, double quorum, size_t max_domains, std::set<std::string> skip,
+        double score)
       : zones_(std::move(zones)),
         quorum_(quorum),
         max_domains_(max_domains),
@@ -40,6 +34,7 @@ class Surbl final : public Filter {
     if (!ctx.services.resolver) co_return FilterResult::error("surbl: no resolver configured");
     // Distinct query labels, in message order, capped.
     std::vector<std::string> labels, shown;
+    std::vector<bool> is_ip;
     std::set<std::string> seen;
     for (const auto& u : ctx.message->facts().urls) {
       if (labels.size() >= max_domains_) break;
@@ -60,52 +55,61 @@ class Surbl final : public Filter {
       if (!seen.insert(label).second) continue;
       labels.push_back(std::move(label));
       shown.push_back(u.registered_domain);
+      is_ip.push_back(u.is_ip);
     }
     if (labels.empty() || zones_.empty()) co_return FilterResult::none();
 
+    // One query per (domain, zone); IP hosts only in the zones that take them.
     std::vector<dns::Query> queries;
-    for (const auto& l : labels)
-      for (const auto& z : zones_) queries.push_back({l + "." + z, dns::Type::A});
+    std::vector<std::pair<size_t, const Zone*>> asked;
+    for (size_t d = 0; d < labels.size(); ++d)
+      for (const Zone& z : zones_) {
+        if (is_ip[d] && !z.ip_hosts) continue;
+        queries.push_back({labels[d] + "." + z.zone, dns::Type::A});
+        asked.emplace_back(d, &z);
+      }
+    if (queries.empty()) co_return FilterResult::none();
     // The awaitable is made first: no temporaries inside co_await (GCC 12 coroutine bug).
     auto lookups = dns::query_all(*ctx.services.resolver, std::move(queries));
     std::vector<dns::Answer> answers = co_await std::move(lookups);
 
     std::string evidence;
-    size_t failed = 0;
+    dnsbl::Unanswered unanswered;
+    size_t answered_any = 0;
+    std::vector<size_t> answered(labels.size(), 0);
+    std::vector<std::vector<std::string>> hits(labels.size());
+    for (size_t q = 0; q < asked.size(); ++q) {
+      size_t d = asked[q].first;
+      const Zone* zone = asked[q].second;
+      std::string code;
+      Outcome outcome = dnsbl::judge(*zone, answers[q], &code);
+      // A zone that refused or gave no answer is out of the quorum, and named.
+      unanswered.add(outcome, *zone, answers[q]);
+      if (outcome == Outcome::Listed) hits[d].push_back(zone->zone);
+      if (outcome == Outcome::Listed || outcome == Outcome::NotListed) ++answered[d];
+    }
     for (size_t d = 0; d < labels.size(); ++d) {
-      size_t answered = 0;
-      std::vector<std::string> hits;
-      for (size_t z = 0; z < zones_.size(); ++z) {
-        const dns::Answer& a = answers[d * zones_.size() + z];
-        if (a.failed()) {
-          ++failed;  // no answer from this zone: out of the quorum, counted
-          continue;
-        }
-        ++answered;
-        if (listed(a)) hits.push_back(zones_[z]);
-      }
-      if (answered == 0 || hits.empty()) continue;
-      if (static_cast<double>(hits.size()) < quorum_ * static_cast<double>(answered) - 1e-9)
+      answered_any += answered[d];
+      if (answered[d] == 0 || hits[d].empty()) continue;
+      if (static_cast<double>(hits[d].size()) < quorum_ * static_cast<double>(answered[d]) - 1e-9)
         continue;
       if (!evidence.empty()) evidence += ", ";
       evidence += shown[d] + " (";
-      for (size_t k = 0; k < hits.size(); ++k) evidence += (k ? ", " : "") + hits[k];
+      for (size_t k = 0; k < hits[d].size(); ++k) evidence += (k ? ", " : "") + hits[d][k];
       evidence += ")";
     }
     FilterResult result;
-    if (failed == labels.size() * zones_.size())
-      co_return FilterResult::error("surbl: no zone answered (" + std::to_string(failed) +
-                                    " queries failed)");
-    if (!evidence.empty()) {
+    if (answered_any == 0) {
+      result = FilterResult::error("surbl: no zone answered; " + unanswered.summary());
+    } else if (!evidence.empty()) {
       result = FilterResult::hit("SURBL", score_, evidence, "URL domain blocklisted");
     }
-    if (failed)
-      result.symbols.push_back({"SURBL_TIMEOUT", 0.0, std::to_string(failed) + " queries unanswered"});
+    unanswered.annotate(result, "SURBL");
     co_return result;
   }
 
  private:
-  std::vector<std::string> zones_;
+  std::vector<Zone> zones_;
   double quorum_;
   size_t max_domains_;
   std::set<std::string> skip_;
@@ -116,13 +120,15 @@ class Surbl final : public Filter {
 
 FilterPtr make_surbl(const FilterBuildContext& b) {
   OptionReader r(b.options, "filters.surbl");
-  auto zones = r.strings("zones", {"multi.surbl.org", "multi.uribl.com", "dbl.spamhaus.org"});
-  for (auto& z : zones) {
-    std::string n = dns::normalize_name(z);
-    bool ok = !n.empty() && n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-._") ==
-                                std::string::npos;
-    if (!ok) r.fail("zones", "'" + z + "' is not a DNS zone name");
-    z = n;
+  std::vector<Zone> zones;
+  dnsbl::read_zones(r, "zones", false, true, &zones);
+  if (!r.array("zones")) {
+    for (const char* name : {"multi.surbl.org", "multi.uribl.com", "dbl.spamhaus.org"}) {
+      Zone z;
+      z.zone = name;
+      z.ip_hosts = dnsbl::default_ip_hosts(z.zone);
+      zones.push_back(std::move(z));
+    }
   }
   double quorum = r.number("quorum", 0.5, 0.01, 1.0);
   auto max_domains = static_cast<size_t>(r.integer("max_domains", 20, 1, 200));

@@ -167,7 +167,11 @@ std::string received(const Envelope& env, const std::string& hostname,
 
 std::string trace_block(const Envelope& env, const std::string& hostname,
                         const std::vector<Address>& rcpts, const Verdict& verdict, bool spam) {
-  std::string out = received(env, hostname, rcpts);
+  // Standard trace fields (Received-SPF) go above our Received: line (RFC 7208 9.1).
+  std::string out;
+  for (const auto& t : verdict.traces)
+    if (!t.field.empty()) out += fold(t.field + ": " + clean(t.line));
+  out += received(env, hostname, rcpts);
   out += fold("X-Digue-Envelope-From: " + clean(angle(env.mail_from)));
   out += fold("X-Digue-HELO: " + clean(env.helo));
   out += fold("X-Digue-Client-IP: " + clean(env.client_ip));
@@ -182,8 +186,9 @@ std::string trace_block(const Envelope& env, const std::string& hostname,
     out += fold("X-Digue-Filter: " + clean(verdict.deciding_filter));
   if (verdict.whitelisted)
     out += fold("X-Digue-Whitelist: " + clean(verdict.whitelist_reason));
-  for (const auto& [filter, line] : verdict.traces)
-    out += fold("X-Digue-" + header_case(filter) + ": " + encode_words(clean(line)));
+  for (const auto& t : verdict.traces)
+    if (t.field.empty())
+      out += fold("X-Digue-" + header_case(t.filter) + ": " + encode_words(clean(t.line)));
   if (spam) out += "X-Spam-Flag: YES\r\n";
   return out;
 }

@@ -370,13 +370,19 @@ asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase
     const std::string& fname = slot.config.filter;
     v.timings.emplace_back(fname, c.elapsed);
 
+    // Recorded for errors too: an SPF temperror is a result the message should carry.
+    if (!r.trace.empty() && !slot.config.dry_run)
+      v.traces.push_back({fname, r.trace, r.trace_field});
     if (r.status != FilterResult::Status::Ok) {
       bool timeout = r.status == FilterResult::Status::Timeout;
       std::string sym = upper(fname) + (timeout ? "_TIMEOUT" : "_FAIL");
       spdlog::warn("filter={} status={} reason=\"{}\" on_error={}", fname,
                    timeout ? "timeout" : "error", r.reason,
                    slot.config.on_error == OnError::Continue ? "continue" : "tempfail");
-      v.symbols.push_back({{sym, 0.0, r.reason}, fname, true});
+      // The filter's own symbols say what failed (RBL_REFUSED: the zones); they score nothing.
+      if (r.symbols.empty()) v.symbols.push_back({{sym, 0.0, r.reason}, fname, true});
+      for (const Symbol& s : r.symbols)
+        v.symbols.push_back({{s.name, 0.0, s.evidence}, fname, true});
       if (slot.config.on_error == OnError::Tempfail && !slot.config.dry_run) {
         v.decision = Decision::Tempfail;
         v.deciding_filter = fname;
@@ -396,7 +402,6 @@ asio::awaitable<Verdict> PipelineRun::evaluate(const DomainPolicy& policy, Phase
           top = v.symbols.size() - 1;
       }
     }
-    if (!r.trace.empty() && !slot.config.dry_run) v.traces.emplace_back(fname, r.trace);
     if (r.verdict == FilterResult::Verdict::None) continue;
     if (slot.config.dry_run) {
       v.dry_run.push_back(fmt::format(

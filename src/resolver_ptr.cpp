@@ -22,6 +22,7 @@ boost::asio::awaitable<ConfirmedNames> forward_confirmed(Resolver& resolver, net
   for (size_t i = 0; i < n && out.names.size() < max_confirmed; ++i) {
     std::string name = out.ptr.records[i];
     Answer fwd = co_await resolver.query(name, type);
+    if (fwd.failed()) out.unverified.push_back(name);
     if (!fwd.ok()) continue;
     for (const auto& addr : fwd.records) {
       auto x = net::Ip::parse(addr);

@@ -56,6 +56,9 @@ struct FilterResult {
   // tokens); empty: no header. Any text: the header writer keeps it on one line, printable,
   // and RFC 2047-encodes words that are not ASCII.
   std::string trace;
+  // The trace header's field name when it is a standard one ("Received-SPF", RFC 7208 9.1:
+  // written above our Received: line); empty: "X-Digue-<Filter>".
+  std::string trace_field;
 
   static FilterResult none() { return {}; }
   static FilterResult hit(std::string symbol, double score, std::string evidence,
@@ -78,6 +81,8 @@ struct FilterResult {
     r.symbols.push_back({std::move(symbol), 0.0, std::move(evidence)});
     return r;
   }
+  // An error may carry symbols (what failed: the zones that refused, SPF_TEMPERROR): the
+  // pipeline records them, scoring 0, instead of its generic NAME_FAIL.
   static FilterResult error(std::string why) {
     FilterResult r;
     r.status = Status::Error;

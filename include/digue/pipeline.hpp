@@ -16,7 +16,8 @@
 //     reject (5xx, stops), tempfail (4xx, stops), score (adds to the score), log;
 //   - a dry-run slot only logs what it would have done;
 //   - a filter error or timeout applies the slot's on_error: continue with a NAME_FAIL
-//     symbol (logged and counted, never silent) or tempfail.
+//     symbol, or the error result's own symbols (RBL_REFUSED, SPF_TEMPERROR), scoring 0
+//     (logged and counted, never silent), or tempfail. An error's trace header is kept.
 // At the end the score is compared with the domain's `required`.
 #pragma once
 
@@ -84,9 +85,13 @@ struct Verdict {
   std::vector<std::pair<std::string, std::chrono::microseconds>> timings;
   std::vector<std::string> dry_run;  // "rbl would have classed as spam: ..."
   bool complete = false;             // the whole chain ran (data phase reached)
-  // (filter name, FilterResult::trace) of the slots that ran and gave one, in run order: the
-  // X-Digue-<Filter> trace headers.
-  std::vector<std::pair<std::string, std::string>> traces;
+  // The trace headers of the slots that ran and gave one (errors included), in run order.
+  struct Trace {
+    std::string filter;
+    std::string line;   // FilterResult::trace
+    std::string field;  // FilterResult::trace_field; empty: X-Digue-<Filter>
+  };
+  std::vector<Trace> traces;
 
   // "SYM1,SYM2" of the counted symbols, for X-Spam-Status.
   std::string tests() const;

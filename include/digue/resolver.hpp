@@ -92,6 +92,10 @@ inline constexpr size_t kMaxPtrNames = 10;
 struct ConfirmedNames {
   Answer ptr;                      // the PTR answer itself: callers judge its status
   std::vector<std::string> names;  // forward-confirmed names, in PTR order
+  // PTR names whose forward lookup failed (timeout, SERVFAIL, malformed answer): neither
+  // confirmed nor refuted. SPF "ptr" skips them (RFC 7208 5.5); a check that reports "not
+  // forward-confirmed" must not when nothing was confirmed and one of these is not empty.
+  std::vector<std::string> unverified;
 };
 
 struct Query {
@@ -106,7 +110,8 @@ boost::asio::awaitable<std::vector<Answer>> query_all(Resolver& resolver,
 
 // Forward-confirmed reverse DNS (RFC 7208 5.5): queries ip's PTR, then, for each of its first
 // max_names names, A (IPv4) or AAAA (IPv6); a name is confirmed when that lookup gives ip
-// back. A failed forward lookup skips its name. Stops after max_confirmed names.
+// back. A failed forward lookup skips its name (listed in `unverified`). Stops after
+// max_confirmed names.
 boost::asio::awaitable<ConfirmedNames> forward_confirmed(Resolver& resolver, net::Ip ip,
                                                          size_t max_names = kMaxPtrNames,
                                                          size_t max_confirmed = SIZE_MAX);

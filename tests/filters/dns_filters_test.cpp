@@ -37,6 +37,41 @@ TEST_CASE("spf filter: fail is a hit with the Received-SPF header as evidence", 
   CHECK(pass.symbols.at(0).score == 0.0);
 }
 
+TEST_CASE("spf filter: a DNS outage is an error that keeps its symbol and header",
+          "[filters][spf]") {
+  Harness h;
+  h.resolver.fail("example.org", dns::Type::TXT, dns::Status::TempError);
+  h.env.client_ip = "198.51.100.7";
+  h.env.helo = "client.example.org";
+  h.env.mail_from = {"bob", "example.org"};
+  auto r = h.run(h.build("spf"));
+  CHECK(r.status == FilterResult::Status::Error);
+  REQUIRE(r.symbols.size() == 1);
+  CHECK(r.symbols[0].name == "SPF_TEMPERROR");
+  CHECK(r.symbols[0].score == 0.0);
+  CHECK(r.symbols[0].evidence.rfind("Received-SPF: temperror (", 0) == 0);
+  CHECK(r.trace_field == "Received-SPF");
+  CHECK(r.trace.rfind("temperror (mx.digue.test: ", 0) == 0);
+  CHECK(r.reason.find("example.org") != std::string::npos);
+
+  // The operator made temperror a hit: a result, not an error.
+  Harness hit;
+  hit.options.insert("hits", toml::array{"fail", "temperror"});
+  hit.resolver.fail("example.org", dns::Type::TXT, dns::Status::TempError);
+  hit.env = h.env;
+  auto rh = hit.run(hit.build("spf"));
+  CHECK(rh.status == FilterResult::Status::Ok);
+  CHECK(rh.verdict == FilterResult::Verdict::Hit);
+
+  // A broken published policy is a result (RFC 7208 8.7), as before.
+  Harness perm;
+  perm.resolver.add("example.org", dns::Type::TXT, {"v=spf1 ip4:300.1.1.1 -all"});
+  perm.env = h.env;
+  auto rp = perm.run(perm.build("spf"));
+  CHECK(rp.status == FilterResult::Status::Ok);
+  CHECK(perm.first_symbol(rp) == "SPF_PERMERROR");
+}
+
 TEST_CASE("spf filter: hits and score are options; null sender checks HELO", "[filters][spf]") {
   Harness h;
   h.options.insert("hits", toml::array{"fail", "softfail"});
@@ -84,4 +119,31 @@ TEST_CASE("rdns filter: none, unconfirmed, confirmed, DNS error", "[filters][rdn
       dns::Type::PTR, dns::Status::TempError);
   auto err = h.run(f);
   CHECK(err.status == FilterResult::Status::Error);
+}
+
+TEST_CASE("rdns filter: a failed lookup is an error, not a missing or unconfirmed PTR",
+          "[filters][rdns]") {
+  Harness h;
+  auto f = h.build("rdns");
+  h.env.client_ip = "192.0.2.1";
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"host.example"});
+  h.resolver.fail("host.example", dns::Type::A, dns::Status::TempError);
+  auto r = h.run(f);
+  CHECK(r.status == FilterResult::Status::Error);
+  CHECK(r.reason.find("host.example") != std::string::npos);
+
+  // One name unverified, another refuted: still unknown.
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"liar.example", "host.example"});
+  h.resolver.add("liar.example", dns::Type::A, {"203.0.113.1"});
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+  // One confirmed: the failure of the other does not matter.
+  h.resolver.add("1.2.0.192.in-addr.arpa", dns::Type::PTR, {"host.example", "ok.example"});
+  h.resolver.add("ok.example", dns::Type::A, {"192.0.2.1"});
+  auto ok = h.run(f);
+  CHECK(ok.status == FilterResult::Status::Ok);
+  CHECK(h.first_symbol(ok) == "RDNS_OK");
+
+  // A malformed PTR answer (FORMERR) is not "no PTR".
+  h.resolver.fail("1.2.0.192.in-addr.arpa", dns::Type::PTR, dns::Status::PermError);
+  CHECK(h.run(f).status == FilterResult::Status::Error);
 }

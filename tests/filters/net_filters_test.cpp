@@ -144,6 +144,15 @@ TEST_CASE("helo: strict mode resolves the name", "[filters][helo]") {
   h.env.helo = "slow.example.org";
   CHECK(h.run(f).status == FilterResult::Status::Error);
 
+  // The PTR name's forward lookup failed: the client is not known to be unverified.
+  h.resolver.fail("out1.example.com", dns::Type::A, dns::Status::TempError);
+  h.env.helo = "other.example.org";
+  r = h.run(f);
+  CHECK(r.status == FilterResult::Status::Error);
+  CHECK(r.reason.find("out1.example.com") != std::string::npos);
+  h.resolver.fail("1.2.0.192.in-addr.arpa", dns::Type::PTR, dns::Status::PermError);
+  CHECK(h.run(f).status == FilterResult::Status::Error);
+
   Net bad;
   bad.options.insert("strict", "yes");
   CHECK_THROWS_AS(bad.build("helo"), ConfigError);
@@ -328,6 +337,17 @@ class SlowResolver : public dns::Resolver {
   test::FakeResolver& inner_;
 };
 
+// r is no listing, with status `status` and one score-0 note: `name` with `evidence`.
+void check_only_note(const FilterResult& r, FilterResult::Status status, const char* name,
+                     const char* evidence) {
+  CHECK(r.verdict == V::None);
+  CHECK(r.status == status);
+  REQUIRE(r.symbols.size() == 1);
+  CHECK(r.symbols[0].name == name);
+  CHECK(r.symbols[0].evidence == evidence);
+  CHECK(r.symbols[0].score == 0.0);
+}
+
 toml::array zone_list(std::initializer_list<const char*> zones) {
   toml::array a;
   for (const char* z : zones) a.push_back(z);
@@ -390,15 +410,18 @@ TEST_CASE("rbl: return codes, refusals, IPv6, domain zones", "[filters][rbl]") {
   h.resolver.add("1.2.0.192.zen.test", dns::Type::A, {"127.0.0.10", "127.0.0.4"});
   CHECK(h.run(f).verdict == V::Hit);
 
-  // "Query refused" answers are not listings, and say so.
+  // "Query refused" answers are not listings, and say so: when every zone refused, the
+  // filter could not check (an error: the slot's on_error applies), naming the zones.
   h.resolver.add("1.2.0.192.zen.test", dns::Type::A, {"127.255.255.254"});
   h.resolver.add("1.2.0.192.any.test", dns::Type::A, {"127.0.0.1"});
-  r = h.run(f);
-  CHECK(r.verdict == V::None);
-  CHECK(r.symbols.empty());
+  check_only_note(h.run(f), FilterResult::Status::Error, "RBL_REFUSED",
+                  "refused: zen.test any.test");
   // A hijacking resolver's public address is not a listing either.
   h.resolver.add("1.2.0.192.any.test", dns::Type::A, {"198.51.100.1"});
-  CHECK(h.run(f).verdict == V::None);
+  r = h.run(f);
+  CHECK(r.verdict == V::None);
+  CHECK(r.status == FilterResult::Status::Ok);
+  CHECK(h.first_symbol(r) == "RBL_REFUSED");
 
   h.env.client_ip = "2001:db8::1";
   h.resolver.add(
@@ -421,6 +444,41 @@ TEST_CASE("rbl: return codes, refusals, IPv6, domain zones", "[filters][rbl]") {
   CHECK(dr.symbols.at(0).evidence.find("dbl.test (127.0.1.2)") != std::string::npos);
   d.env.mail_from = {};
   CHECK(d.run(fd).verdict == V::None);  // null sender: the IP zone only
+}
+
+TEST_CASE("rbl: refusals leave the quorum and are never silent", "[filters][rbl]") {
+  Net h;
+  h.options.insert("zones", zone_list({"a.test", "b.test", "c.test"}));
+  h.options.insert("quorum", 1.0);
+  auto f = h.build("rbl");
+  h.resolver.add("1.2.0.192.a.test", dns::Type::A, {"127.0.0.2"});
+  h.resolver.add("1.2.0.192.b.test", dns::Type::A, {"127.255.255.255"});  // over quota
+  h.resolver.fail("1.2.0.192.c.test", dns::Type::A, dns::Status::TempError);
+  auto r = h.run(f);
+  REQUIRE(r.verdict == V::Hit);  // 1 of the 1 zone that answered
+  REQUIRE(r.symbols.size() == 3);
+  CHECK(r.symbols[0].evidence ==
+        "listed in a.test (127.0.0.2); 1/1 answered; timed out or failed: c.test(temperror); "
+        "refused: b.test");
+  CHECK(r.symbols[1].name == "RBL_REFUSED");
+  CHECK(r.symbols[1].evidence == "refused: b.test");
+  CHECK(r.symbols[2].name == "RBL_FAIL");
+  CHECK(r.symbols[2].evidence == "timed out or failed: c.test(temperror)");
+
+  // Nothing listed: the notes are still there.
+  h.resolver.add("1.2.0.192.a.test", dns::Type::A, {"127.0.0.1"});
+  h.resolver.add("1.2.0.192.c.test", dns::Type::A, {"10.0.0.1"});
+  check_only_note(h.run(f), FilterResult::Status::Ok, "RBL_REFUSED", "refused: a.test b.test");
+
+  // Refused or failed everywhere: an error that names them.
+  h.resolver.fail("1.2.0.192.c.test", dns::Type::A, dns::Status::TempError);
+  r = h.run(f);
+  CHECK(r.status == FilterResult::Status::Error);
+  CHECK(r.reason == "rbl: no zone answered; timed out or failed: c.test(temperror); refused: "
+                    "a.test b.test");
+  REQUIRE(r.symbols.size() == 2);
+  CHECK(r.symbols[0].name == "RBL_REFUSED");
+  CHECK(r.symbols[1].name == "RBL_FAIL");
 }
 
 TEST_CASE("rbl: queries run in parallel; bad options", "[filters][rbl]") {

@@ -76,8 +76,8 @@ TEST_CASE("surbl: zones that time out are excluded from the quorum and counted",
   auto r = h.run(msg("http://bad.example/"));
   REQUIRE(is_hit(r));  // 1 of the 2 zones that answered
   REQUIRE(r.symbols.size() == 2);
-  CHECK(r.symbols[1].name == "SURBL_TIMEOUT");
-  CHECK(r.symbols[1].evidence == "2 queries unanswered");
+  CHECK(r.symbols[1].name == "SURBL_FAIL");
+  CHECK(r.symbols[1].evidence == "timed out or failed: two.test(temperror) three.test(temperror)");
   res.dead = {"one.test", "two.test", "three.test", "four.test"};
   CHECK(h.run(msg("http://bad.example/")).status == digue::FilterResult::Status::Error);
 }
@@ -122,4 +122,82 @@ TEST_CASE("surbl: no resolver is an error; malformed options are config errors",
                   digue::ConfigError);
   CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl, "zones = [\"bad zone!\"]\n"),
                   digue::ConfigError);
+}
+
+TEST_CASE("surbl: DBL is not asked about IP hosts and its error codes are no listing",
+          "[filters][surbl]") {
+  // Default zones, multi.uribl.com down: DBL's "IP queries prohibited" (127.0.1.255) must
+  // not make an IP URL a listing by itself.
+  FakeResolver res;
+  res.a["4.3.2.192.dbl.spamhaus.org"] = "127.0.1.255";
+  res.dead = {"multi.uribl.com"};
+  FilterHarness h(&digue::filters::make_surbl, "");
+  h.services.resolver = &res;
+  auto r = h.run(msg("http://192.2.3.4/"));
+  CHECK_FALSE(is_hit(r));
+  for (const auto& q : res.asked) CHECK_FALSE(q.ends_with(".dbl.spamhaus.org"));
+
+  // Asked anyway (ip_hosts = true): the error code is a refusal, not a listing.
+  FakeResolver res2;
+  res2.a["4.3.2.192.dbl.spamhaus.org"] = "127.0.1.255";
+  res2.a["bad.example.dbl.spamhaus.org"] = "127.0.1.254";
+  FilterHarness forced(&digue::filters::make_surbl,
+                       "zones = [{zone = \"dbl.spamhaus.org\", ip_hosts = true}]\n");
+  forced.services.resolver = &res2;
+  CHECK_FALSE(is_hit(forced.run(msg("http://192.2.3.4/ http://bad.example/"))));
+  CHECK(res2.asked.size() == 2);
+}
+
+TEST_CASE("surbl: per-zone accepted codes", "[filters][surbl]") {
+  FakeResolver res;
+  res.a["bad.example.one.test"] = "127.0.0.3";  // not one of one.test's codes
+  res.a["bad.example.two.test"] = "127.0.0.3";
+  FilterHarness h(&digue::filters::make_surbl,
+                  "zones = [{zone = \"one.test\", codes = [\"127.0.0.2\"]}, \"two.test\"]\n"
+                  "quorum = 1.0\n");
+  h.services.resolver = &res;
+  CHECK_FALSE(is_hit(h.run(msg("http://bad.example/"))));
+  res.a["bad.example.one.test"] = "127.0.0.2";
+  CHECK(is_hit(h.run(msg("http://bad.example/"))));
+  CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl,
+                                "zones = [{zone = \"a.test\", codes = [\"x\"]}]\n"),
+                  digue::ConfigError);
+  CHECK_THROWS_AS(FilterHarness(&digue::filters::make_surbl,
+                                "zones = [{zone = \"a.test\", ip_host = true}]\n"),
+                  digue::ConfigError);
+}
+
+TEST_CASE("surbl: refusals leave the quorum, are named, and all refused is an error",
+          "[filters][surbl]") {
+  FakeResolver res;
+  res.a["bad.example.one.test"] = "127.0.0.2";
+  res.a["bad.example.two.test"] = "127.255.255.254";  // public resolver
+  res.a["bad.example.three.test"] = "127.0.0.1";      // query refused
+  FilterHarness h(&digue::filters::make_surbl, kOpts);
+  h.services.resolver = &res;
+  auto r = h.run(msg("http://bad.example/"));
+  REQUIRE(is_hit(r));  // 1 of the 2 zones that answered (one.test, four.test)
+  REQUIRE(r.symbols.size() == 2);
+  CHECK(r.symbols[1].name == "SURBL_REFUSED");
+  CHECK(r.symbols[1].evidence == "refused: two.test three.test");
+
+  // Nothing listed: still named.
+  auto clean = h.run(msg("http://good.example/"));
+  CHECK(clean.symbols.empty());
+  res.a["good.example.one.test"] = "127.255.255.255";
+  clean = h.run(msg("http://good.example/"));
+  CHECK_FALSE(is_hit(clean));
+  CHECK(clean.status == digue::FilterResult::Status::Ok);
+  REQUIRE(clean.symbols.size() == 1);
+  CHECK(clean.symbols[0].name == "SURBL_REFUSED");
+
+  // Every zone refused or timed out: the check could not be made.
+  res.a["bad.example.four.test"] = "127.255.255.254";
+  res.dead = {"one.test"};
+  auto err = h.run(msg("http://bad.example/"));
+  CHECK(err.status == digue::FilterResult::Status::Error);
+  REQUIRE(err.symbols.size() == 2);
+  CHECK(err.symbols[0].name == "SURBL_REFUSED");
+  CHECK(err.symbols[0].evidence == "refused: two.test three.test four.test");
+  CHECK(err.symbols[1].name == "SURBL_FAIL");
 }

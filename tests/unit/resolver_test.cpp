@@ -324,6 +324,12 @@ TEST_CASE("reverse DNS: the PTR name and forward-confirmed names", "[dns]") {
   CHECK(none.ptr.status == dns::Status::NxDomain);
   CHECK(none.names.empty());
   CHECK(res.queries == 1);
+  // A forward lookup that failed is reported (a refuted name is not).
+  res.fail("a.example", dns::Type::A, dns::Status::TempError);
+  auto failed = run("192.0.2.5", dns::kMaxPtrNames, SIZE_MAX);
+  CHECK(failed.names == std::vector<std::string>{"b.example", "c.example"});
+  CHECK(failed.unverified == std::vector<std::string>{"a.example"});
+  CHECK(all.unverified.empty());
 }
 
 TEST_CASE("parse_response: the resolver's parser, raw TTLs, nothing kept on error", "[dns]") {
