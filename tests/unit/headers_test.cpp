@@ -60,8 +60,8 @@ TEST_CASE("trace block: a filter's trace line as X-Digue-<Filter>, 7-bit", "[hea
   std::string tokens = "score=12.80 required=7.5 tokens: caf\xc3\xa9:0.990, \xe6\x97\xa5\xe6\x9c\xac:0.999, ";
   for (int i = 0; i < 30; ++i) tokens += "\xd0\xb6";  // ж x 30
   tokens += ",x:0.5\r\nX-Injected: 1";
-  v.traces.push_back({"bayes", tokens});
-  v.traces.push_back({"invalid_mx", "plain ascii"});
+  v.traces.push_back({"bayes", tokens, ""});
+  v.traces.push_back({"invalid_mx", "plain ascii", ""});
   std::string block = headers::trace_block(env, "mx.test", {{"u", "example.test"}}, v, true);
   INFO(block);
   CHECK(block.find("\r\nX-Digue-Invalid-Mx: plain ascii\r\n") != std::string::npos);
