@@ -66,6 +66,7 @@ int list(Store& store, const Config& config, const std::string& domain) {
 }
 
 int flush(Store& store, const Config& config, const std::string& what) {
+  if (what == "@") return usage();  // "@DOMAIN" without its domain: never "flush them all"
   size_t at = what.rfind('@');
   if (!what.empty() && at != 0) {
     if (at == std::string::npos || at + 1 == what.size()) return usage();

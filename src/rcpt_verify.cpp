@@ -251,12 +251,14 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
   } else {
     const std::string key = verify_cache_key(policy.name, rcpt.local);
     // Postfix's order: the address as given, then without its extension ("user" answers for
-    // "user+tag"). The callout probes the address as given (the downstream knows its own
-    // delimiter) and its answer is cached under that.
+    // "user+tag"). Only a known "user" answers for it: a refused "user" says nothing of a
+    // mailbox "user-eu" (with "-" or "." as delimiter, a real one). The callout probes the
+    // address as given (the downstream knows its own delimiter) and is cached under that.
     auto hit = cached(key);
     if (!hit)
       if (auto base = strip_extension(rcpt.local, v.delimiter))
-        hit = cached(verify_cache_key(policy.name, *base));
+        if (auto b = cached(verify_cache_key(policy.name, *base)); b && b->status == Status::Accepted)
+          hit = std::move(b);
     if (hit) {
       stats_.cache_hits++;
       r = std::move(*hit);

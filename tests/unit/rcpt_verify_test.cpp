@@ -418,6 +418,15 @@ TEST_CASE_METHOD(Verifying, "rcpt verify: recipient_delimiter in the static list
     CHECK(verify(io, v, *c, "other+tag@example.test").source == Source::Cache);
     CHECK(v.stats().callouts == 1);
   }
+  SECTION("a refused user does not refuse user-eu: that address is asked itself") {
+    Sink sink;  // the downstream has the mailbox sales-eu
+    auto c = domain_config(sink_config(sink, "recipient_delimiter = \"-\"\n"));
+    store->put(verify_cache_key("example.test", "sales"), "0 5.1.1 no");
+    auto r = verify(io, v, *c, "sales-eu@example.test");
+    CHECK(r.status == Status::Accepted);
+    CHECK(r.source == Source::Callout);
+    CHECK(v.stats().callouts == 1);
+  }
   SECTION("without a delimiter user+tag is its own address") {
     Sink sink({"-f", "RCPT"});
     auto c = domain_config(sink_config(sink));
