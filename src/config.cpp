@@ -375,11 +375,14 @@ std::shared_ptr<const Config> parse_config(std::string_view text, const std::str
     auto fallback_default = std::max<std::chrono::seconds>(
         std::chrono::seconds(1), std::min(d.quarantine_fallback_after, d.queue_lifetime / 2));
     d.quarantine_fallback_after = seconds(r, "quarantine_fallback_after", fallback_default);
-    if (d.quarantine_fallback_after > d.queue_lifetime)
-      r.fail("quarantine_fallback_after", "must not exceed queue_lifetime (" +
-                                              std::to_string(d.quarantine_fallback_after.count()) +
-                                              " s > " + std::to_string(d.queue_lifetime.count()) +
-                                              " s)");
+    // At most half the lifetime: the tagged delivery it falls back to needs retries of its
+    // own before the queue gives up (a tagged copy expires without a DSN, as spam).
+    auto fallback_max = std::max<std::chrono::seconds>(std::chrono::seconds(1), d.queue_lifetime / 2);
+    if (d.quarantine_fallback_after > fallback_max)
+      r.fail("quarantine_fallback_after",
+             "must not exceed half of queue_lifetime (" +
+                 std::to_string(d.quarantine_fallback_after.count()) + " s > " +
+                 std::to_string(fallback_max.count()) + " s)");
     r.finish();
   }
   {

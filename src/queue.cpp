@@ -391,7 +391,7 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
           rs.action == action)
         members.push_back(&rs);
     auto data = group_data(rec, domain, action, raw);
-    if (action == "quarantine") {
+    if (action == "quarantine" || action == "quarantine-refused") {
       // File write, fsyncs and the index sync: on the blocking pool, not the queue's thread.
       const std::string& to = domain;  // a structured binding: not captured directly
       auto write = [&]() -> asio::awaitable<bool> { co_return quarantine(rec, to, *data); };
@@ -406,8 +406,11 @@ asio::awaitable<void> Queue::Impl::attempt(SpoolRecord& rec, const std::string& 
         }
       }
       if (ok) queue.stats_.quarantined++;
-      bool fall_back =
-          !ok && now_s() - rec.created >= c->delivery.quarantine_fallback_after.count();
+      // Spam the domain would have quarantined falls back to tagged delivery; a copy it
+      // refused (malware, a reject rule) is not delivered: it stays deferred until it
+      // expires, as spam, without a DSN.
+      bool fall_back = !ok && action == "quarantine" &&
+                       now_s() - rec.created >= c->delivery.quarantine_fallback_after.count();
       spdlog::info("queue={} to={} domain={} status={} filter={}", rec.id, members.size(), domain,
                    ok          ? "quarantined"
                    : fall_back ? "tag-fallback"

@@ -632,9 +632,10 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
       case Decision::Reject:
       case Decision::Tempfail:
         // Other domains accepted this message, so it cannot be refused as a whole: it is
-        // kept in quarantine for this domain (never dropped silently).
+        // kept in quarantine for this domain (never dropped silently). Marked apart: a copy
+        // the domain refused is never delivered as the quarantine's fallback.
         spam = true;
-        action = "quarantine";
+        action = "quarantine-refused";
         break;
     }
     std::vector<Address> group;

@@ -164,4 +164,9 @@ TEST_CASE("config: quarantine_fallback_after", "[config]") {
                 2);
   check_refused("[delivery]\nqueue_lifetime = 3600\n\nquarantine_fallback_after = 7200\n",
                 "delivery.quarantine_fallback_after", 4);
+  // Equal to the lifetime (or just under) left the tagged copy one attempt before expiry.
+  check_refused("[delivery]\nqueue_lifetime = 100\nquarantine_fallback_after = 100\n",
+                "delivery.quarantine_fallback_after", 3);
+  CHECK(parse_config("[delivery]\nqueue_lifetime = 100\nquarantine_fallback_after = 50\n", "t.toml")
+            ->delivery.quarantine_fallback_after == std::chrono::seconds(50));
 }

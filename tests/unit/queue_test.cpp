@@ -394,7 +394,9 @@ TEST_CASE("a quarantine that keeps failing is delivered tagged, never dropped", 
   digue::test::CountingStore store;
   store.fail_puts = true;  // every quarantine index write fails (a full or broken store)
   std::string dir = temp_dir();
-  auto config = queue_config(dir, "retry_min = 1\nretry_max = 1\nquarantine_fallback_after = 2",
+  // Ages set on the records, not waited for: the outcome does not depend on how fast a
+  // loaded machine gets to each attempt (no retry comes within the test).
+  auto config = queue_config(dir, "retry_min = 60\nretry_max = 60\nquarantine_fallback_after = 3600",
                              "[domains.\"example.test\"]\ndownstream = [\"maildir\"]\n"
                              "tag_prefix = \"[spam] \"");
   Spool spool(config->spool);
@@ -402,21 +404,29 @@ TEST_CASE("a quarantine that keeps failing is delivered tagged, never dropped", 
     Queue queue(config, spool, &store);
     queue.start();
     auto msg = std::make_shared<const std::string>("Subject: offer\r\n\r\nhi\r\n");
-    auto rec = spool_record(spool, {{"u@example.test", "quarantine"}}, msg);
-    rec.headers["example.test"] =
-        "X-Spam-Status: Yes, score=9.0 required=7.5 tests=X\r\n"
-        "X-Spam-Flag: YES\r\n";
-    queue.submit(rec, msg);
+    auto submit = [&](const char* rcpt, const char* action, int64_t age) {
+      auto rec = spool_record(spool, {{rcpt, action}}, msg);
+      rec.created -= age;
+      rec.headers["example.test"] =
+          "X-Spam-Status: Yes, score=9.0 required=7.5 tests=X\r\n"
+          "X-Spam-Flag: YES\r\n";
+      queue.submit(rec, msg);
+      return rec;
+    };
     // Before quarantine_fallback_after the quarantine is retried, nothing is delivered.
-    REQUIRE(wait_until([&] { return queue.stats().deferred.load() >= 1; }, 10s));
-    CHECK(queue.stats().quarantine_fallbacks.load() == 0);
-    CHECK(!std::filesystem::exists(dir + "/mail/example.test/u"));
+    submit("fresh@example.test", "quarantine", 0);
     // Past it, the recipient gets the domain's "tag" outcome.
+    auto old = submit("old@example.test", "quarantine", 7200);
+    // A copy the domain refused (other domains took the message) is never delivered.
+    submit("refused@example.test", "quarantine-refused", 7200);
     REQUIRE(wait_until([&] { return queue.stats().delivered.load() == 1; }, 10s));
+    REQUIRE(wait_until([&] { return queue.stats().deferred.load() == 2; }, 10s));
     CHECK(queue.stats().quarantine_fallbacks.load() == 1);
     CHECK(queue.stats().quarantined.load() == 0);
     CHECK(files_under(dir + "/spool/quarantine") == 0);
-    auto mails = digue::test::files_in(dir + "/mail/example.test/u/new");
+    CHECK(!std::filesystem::exists(dir + "/mail/example.test/fresh"));
+    CHECK(!std::filesystem::exists(dir + "/mail/example.test/refused"));
+    auto mails = digue::test::files_in(dir + "/mail/example.test/old/new");
     REQUIRE(mails.size() == 1);
     std::string got = digue::test::slurp(mails.front());
     INFO(got);  // a Maildir file has LF line ends
@@ -424,9 +434,10 @@ TEST_CASE("a quarantine that keeps failing is delivered tagged, never dropped", 
     CHECK(got.find("\nX-Spam-Flag: YES\n") != std::string::npos);
     CHECK(got.find("X-Spam-Status: Yes") != std::string::npos);
     CHECK(
-        wait_until([&] { return !std::filesystem::exists(dir + "/spool/queue/" + rec.id); }, 10s));
+        wait_until([&] { return !std::filesystem::exists(dir + "/spool/queue/" + old.id); }, 10s));
     queue.stop();
   }
+  CHECK(spool.recover().size() == 2);  // fresh and refused wait for their next try
   std::filesystem::remove_all(dir);
 }
 
