@@ -363,7 +363,8 @@ std::string received_spf_header(const SpfResult& r, const net::Ip& ip,
   std::replace(comment.begin(), comment.end(), '(', '[');
   std::replace(comment.begin(), comment.end(), ')', ']');
   h += " (" + comment + ")";
-  h += " client-ip=" + ip.str() + ";";
+  // An IPv6 address (its ':') is not a dot-atom: quoted (RFC 7208 §9.1's key-value-pair).
+  h += " client-ip=" + (ip.v6 ? quoted(ip.str()) : ip.str()) + ";";
   h += " envelope-from=" + quoted(mail_from) + ";";
   h += " helo=" + quoted(helo) + ";";
   h += " receiver=" + quoted(receiver) + ";";

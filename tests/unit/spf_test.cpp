@@ -244,4 +244,8 @@ TEST_CASE("Received-SPF header is built and sanitised", "[spf]") {
   CHECK(h.find('\n') == std::string::npos);
   CHECK(h.find("helo=\"evil??X-Injected: 1\";") != std::string::npos);
   CHECK(h.find("identity=mailfrom; mechanism=\"-all\";") != std::string::npos);
+  // An IPv6 client is quoted: its ':' is not allowed in a dot-atom (RFC 7208 §9.1).
+  std::string h6 = spf::received_spf_header(res, *net::Ip::parse("2001:db8::1"), "bob@example.org",
+                                            "mx.example.org", "mx.digue.test", "mailfrom");
+  CHECK(h6.find(" client-ip=\"2001:db8::1\";") != std::string::npos);
 }
