@@ -124,6 +124,9 @@ int main(int argc, char** argv) {
                  loaded.pipeline->slots().size());
     sd_notify(0, "READY=1");
 
+    // The running pipeline, for its per-filter counters (replaced by a reload; only this
+    // signal thread reads or replaces it).
+    std::shared_ptr<const Pipeline> pipeline = loaded.pipeline;
     std::thread signals([&] {
       for (;;) {
         int sig = 0;
@@ -133,6 +136,7 @@ int main(int argc, char** argv) {
           try {
             Loaded fresh = load(config_path);
             server.reload(fresh.config, fresh.pipeline);
+            pipeline = fresh.pipeline;
             queue.reload(fresh.config);
             spdlog::info("config reloaded: {} filter slot(s), {} domain(s)",
                          fresh.pipeline->slots().size(), fresh.config->domains.size());
@@ -162,6 +166,12 @@ int main(int argc, char** argv) {
                        v.verified.load(), v.rejected.load(), v.tempfailed.load(),
                        v.cache_hits.load(), v.callouts.load(), v.store_errors.load(),
                        v.limited.load());
+          // Since the pipeline was built (start or the last reload).
+          for (const auto& slot : pipeline->slots())
+            spdlog::info("stats filter={} total={} hit={} pass={} error={} timeout={}",
+                         slot.config.filter, slot.stats->total.load(), slot.stats->hit.load(),
+                         slot.stats->pass.load(), slot.stats->error.load(),
+                         slot.stats->timeout.load());
         } else {
           sd_notify(0, "STOPPING=1");
           spdlog::info("signal {}: stopping", strsignal(sig));

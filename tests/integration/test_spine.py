@@ -2,6 +2,7 @@
 real downstream (Postfix smtp-sink), all on loopback."""
 
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -252,6 +253,11 @@ def test_relay_ips_and_spam_tag():
         assert "Subject: SPAM: bounce?" in m, m
         assert "X-Spam-Status: Yes" in m and "tests=EMPTY_SENDER" in m
         assert "X-Digue-Filter: empty_sender" in m
+        # SIGUSR1 logs each filter's counters: empty_sender ran for both transactions, hit once.
+        d.signal(signal.SIGUSR1)
+        assert wait_until(lambda: "stats filter=same_sender_rcpt" in d.log(), 10), d.log()
+        line = re.findall(r"stats filter=empty_sender .*", d.log())[-1]
+        assert "total=2 hit=1 pass=0 error=0 timeout=0" in line, line
 
 
 def test_downstream_down_then_up_and_restart_resumes():
