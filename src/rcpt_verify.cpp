@@ -156,6 +156,19 @@ asio::awaitable<VerifyResult> RecipientVerifier::callout(const Config& config,
       targets.push_back(*t);
     }
   }
+  // Held per downstream list: domains that share a dead downstream share its hold, and a
+  // reload that changes the list asks the new one at once.
+  std::string dest;
+  for (const auto& ds : policy.downstream) dest += ds + " ";
+  {
+    std::lock_guard lock(mu_);
+    auto it = dead_until_.find(dest);
+    if (it != dead_until_.end() && std::chrono::steady_clock::now() < it->second) {
+      stats_.held++;
+      co_return result(Status::TempFail, Source::Callout,
+                       "downstream unreachable (held after a failed callout)");
+    }
+  }
   delivery::Options o;
   o.hostname = config.server.hostname;
   o.tls_context = tls_context(tls == delivery::TlsPolicy::Verify);
@@ -166,6 +179,20 @@ asio::awaitable<VerifyResult> RecipientVerifier::callout(const Config& config,
   asio::steady_timer timer(ex, v.timeout);
   auto probe = delivery::probe_recipient(std::move(targets), rcpt, std::move(o));
   auto done = co_await (std::move(probe) || timer.async_wait(kTuple));
+  // No downstream reached (every target refused or timed out, "4.4.1") or no answer in time:
+  // held like the queue's dead destination, min(retry_min, 60 s). Any answer lifts the hold.
+  bool unreachable = done.index() == 1 || (std::get<0>(done).status ==
+                                               delivery::RcptResult::Status::TempFail &&
+                                           std::get<0>(done).enhanced == "4.4.1");
+  {
+    std::lock_guard lock(mu_);
+    if (unreachable)
+      dead_until_[dest] =
+          std::chrono::steady_clock::now() + std::min<std::chrono::steady_clock::duration>(config.delivery.retry_min,
+                                                              std::chrono::seconds(60));
+    else
+      dead_until_.erase(dest);
+  }
   if (done.index() == 1)
     co_return result(Status::TempFail, Source::Callout,
                      "no answer within " + std::to_string(v.timeout.count()) + "s");

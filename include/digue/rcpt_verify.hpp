@@ -27,6 +27,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -77,6 +78,7 @@ struct VerifyStats {
   std::atomic<uint64_t> callouts{0};    // probes sent to a downstream
   std::atomic<uint64_t> store_errors{0};
   std::atomic<uint64_t> limited{0};     // 450 without a callout: the session's callouts used up
+  std::atomic<uint64_t> held{0};        // no callout: the domain's downstream is held unreachable
 };
 
 // Callouts one client session may cause (new addresses it asks for; cache hits are free):
@@ -115,6 +117,10 @@ class RecipientVerifier {
   VerifyStats stats_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<InFlight>> in_flight_;  // key -> the probe running
+  // Downstream list -> until when it is held unreachable: after a callout that reached no
+  // downstream (refused, timed out) it is not asked again before then, so that a dead
+  // downstream does not make every RCPT wait out verify_timeout (under mu_).
+  std::map<std::string, std::chrono::steady_clock::time_point> dead_until_;
   std::shared_ptr<boost::asio::ssl::context> plain_tls_, verify_tls_;  // under mu_
 };
 

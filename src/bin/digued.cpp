@@ -162,10 +162,10 @@ int main(int argc, char** argv) {
               spool.commits(), spool.batches());
           const auto& v = server.verify_stats();
           spdlog::info("stats rcpt_verify verified={} rejected={} tempfailed={} cache_hits={} "
-                       "callouts={} store_errors={} limited={}",
+                       "callouts={} store_errors={} limited={} held={}",
                        v.verified.load(), v.rejected.load(), v.tempfailed.load(),
                        v.cache_hits.load(), v.callouts.load(), v.store_errors.load(),
-                       v.limited.load());
+                       v.limited.load(), v.held.load());
           // Since the pipeline was built (start or the last reload).
           for (const auto& slot : pipeline->slots())
             spdlog::info("stats filter={} total={} hit={} pass={} error={} timeout={}",

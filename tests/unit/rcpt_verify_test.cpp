@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 
 #include "digue/config.hpp"
@@ -221,6 +222,26 @@ TEST_CASE("rcpt verify callout: accepted, cached, refused and cached negatively"
     CHECK(verify(io, v, *c, "user@example.test").status == Status::TempFail);
     CHECK(v.stats().callouts == 2);
     CHECK(v.stats().tempfailed == 2);
+  }
+  SECTION("a downstream that refuses connections is held: no callout per RCPT") {
+    unsigned short port;
+    {
+      asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+      port = a.local_endpoint().port();
+    }  // closed: connections to it are refused at once
+    auto c = domain_config("downstream = [\"127.0.0.1:" + std::to_string(port) +
+                           "\"]\nverify_recipients = \"callout\"\nverify_timeout = 5\n");
+    CHECK(verify(io, v, *c, "a@example.test").status == Status::TempFail);
+    auto held = verify(io, v, *c, "b@example.test");
+    CHECK(held.status == Status::TempFail);
+    CHECK(held.text.find("held") != std::string::npos);
+    CHECK(v.stats().callouts == 1);
+    CHECK(v.stats().held == 1);
+    CHECK(v.stats().tempfailed == 2);
+    // Another domain's downstream is not held with it.
+    Sink sink;
+    auto other = domain_config(sink_config(sink));
+    CHECK(verify(io, v, *other, "a@example.test").status == Status::Accepted);
   }
   SECTION("5xx to MAIL FROM:<>: tempfail (says nothing about the recipient)") {
     Sink sink({"-f", "MAIL"});
