@@ -267,7 +267,9 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
                                                        std::string session,
                                                        int* callouts_left) {
   const RecipientVerification& v = policy.verify;
-  if (text::lower(rcpt.local) == "postmaster")
+  // postmaster (RFC 5321 §4.5.1), also as postmaster+tag when the domain has a delimiter.
+  auto base = strip_extension(rcpt.local, v.delimiter);
+  if (text::lower(rcpt.local) == "postmaster" || (base && text::lower(*base) == "postmaster"))
     co_return result(Status::Accepted, Source::Postmaster);
   VerifyResult r;
   if (v.list && !v.list->contains(rcpt, v.delimiter)) {
@@ -283,7 +285,7 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
     // address as given (the downstream knows its own delimiter) and is cached under that.
     auto hit = cached(key);
     if (!hit)
-      if (auto base = strip_extension(rcpt.local, v.delimiter))
+      if (base)
         if (auto b = cached(verify_cache_key(policy.name, *base)); b && b->status == Status::Accepted)
           hit = std::move(b);
     if (hit) {

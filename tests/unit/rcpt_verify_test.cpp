@@ -439,6 +439,14 @@ TEST_CASE_METHOD(Verifying, "rcpt verify: recipient_delimiter in the static list
     CHECK(verify(io, v, *c, "other+tag@example.test").source == Source::Cache);
     CHECK(v.stats().callouts == 1);
   }
+  SECTION("postmaster+tag is postmaster, with a delimiter only") {
+    Sink sink({"-f", "RCPT"});  // a callout would refuse
+    auto c = domain_config(sink_config(sink, "recipient_delimiter = \"+\"\n"));
+    CHECK(verify(io, v, *c, "Postmaster+abuse@example.test").source == Source::Postmaster);
+    auto plain = domain_config(sink_config(sink));
+    CHECK(verify(io, v, *plain, "postmaster+abuse@example.test").status == Status::Rejected);
+    CHECK(v.stats().callouts == 1);
+  }
   SECTION("a refused user does not refuse user-eu: that address is asked itself") {
     Sink sink;  // the downstream has the mailbox sales-eu
     auto c = domain_config(sink_config(sink, "recipient_delimiter = \"-\"\n"));
