@@ -150,6 +150,13 @@ FilterPtr make_ip_blacklist_cache(const FilterBuildContext& b) {
     const DomainPolicy& policy = entry.second;
     o.trusted.insert(o.trusted.end(), policy.never_spam_ips.begin(), policy.never_spam_ips.end());
     o.trusted.insert(o.trusted.end(), policy.relay_ips.begin(), policy.relay_ips.end());
+    // One domain's trust is every domain's exemption from bans: a very wide range turns the
+    // ban off for a large part of the internet (shorter than /8 for IPv4, /16 for IPv6).
+    for (const auto* list : {&policy.never_spam_ips, &policy.relay_ips})
+      for (const auto& c : *list)
+        if (c.prefix < (c.base.v6 ? 16 : 8))
+          spdlog::warn("ip_blacklist_cache: domain {} trusts {}: never banned, for every domain",
+                       entry.first, c.str());
   }
   return std::make_shared<IpBlacklistCache>(std::move(o));
 }
