@@ -261,11 +261,24 @@ asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const Config& co
   co_return VerifyResult(r);  // a copy: `co_return r` would move r out before finish reads it
 }
 
+bool RecipientVerifier::take_client_callout(const std::string& client) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  if (per_client_.size() > 10000)
+    std::erase_if(per_client_, [&](const auto& e) { return now - e.second.began >= kCalloutWindow; });
+  auto& w = per_client_[client];
+  if (w.callouts == 0 || now - w.began >= kCalloutWindow) w = {0, now};
+  if (w.callouts >= kMaxCalloutsPerClient) return false;
+  ++w.callouts;
+  return true;
+}
+
 asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
                                                        const DomainPolicy& policy,
                                                        const Address& rcpt,
                                                        std::string session,
-                                                       int* callouts_left) {
+                                                       int* callouts_left,
+                                                       std::string client) {
   const RecipientVerification& v = policy.verify;
   // postmaster (RFC 5321 §4.5.1), also as postmaster+tag when the domain has a delimiter.
   auto base = strip_extension(rcpt.local, v.delimiter);
@@ -294,6 +307,9 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
     } else if (callouts_left && *callouts_left <= 0) {
       stats_.limited++;
       r = result(Status::TempFail, Source::Limit, "callouts for this session used up");
+    } else if (!client.empty() && !take_client_callout(client)) {
+      stats_.limited++;
+      r = result(Status::TempFail, Source::Limit, "callouts for this client used up");
     } else {
       if (callouts_left) --*callouts_left;
       r = co_await shared_callout(config, policy, rcpt, key);

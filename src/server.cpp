@@ -473,7 +473,7 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
   std::optional<smtp::Reply> unverified;
   if (v.decision != Decision::Reject && v.decision != Decision::Tempfail) {
     VerifyResult checked =
-        co_await impl_.verifier->check(*config_, *policy, rcpt, sid_, &callouts_left_);
+        co_await impl_.verifier->check(*config_, *policy, rcpt, sid_, &callouts_left_, client_key_);
     unverified = verify_reply(policy->verify, rcpt, checked);
   }
   if (unverified || v.decision == Decision::Reject || v.decision == Decision::Tempfail) {

@@ -85,6 +85,10 @@ struct VerifyStats {
 // past it, unverified recipients get 450 and the client retries them later. Bounds what a
 // dictionary attack costs the downstream (one probe connection per new address).
 inline constexpr int kMaxCalloutsPerSession = 20;
+// And per client (its IPv4 address or IPv6 /64) over kCalloutWindow, so that reconnecting
+// does not renew the allowance: 100 callouts per 10 minutes.
+inline constexpr int kMaxCalloutsPerClient = 100;
+inline constexpr std::chrono::seconds kCalloutWindow{600};
 
 class RecipientVerifier {
  public:
@@ -95,9 +99,11 @@ class RecipientVerifier {
   // policy is rcpt's domain's in config; both must outlive the call. session: the client
   // session's id, for the log. callouts_left (optional): the session's remaining callouts,
   // decremented by each one; at 0 a recipient the cache cannot answer is a Limit TempFail.
+  // client (optional, net::client_key): counted against kMaxCalloutsPerClient the same way.
   boost::asio::awaitable<VerifyResult> check(const Config& config, const DomainPolicy& policy,
                                              const Address& rcpt, std::string session,
-                                             int* callouts_left = nullptr);
+                                             int* callouts_left = nullptr,
+                                             std::string client = {});
   const VerifyStats& stats() const { return stats_; }
 
  private:
@@ -121,6 +127,14 @@ class RecipientVerifier {
   // downstream (refused, timed out) it is not asked again before then, so that a dead
   // downstream does not make every RCPT wait out verify_timeout (under mu_).
   std::map<std::string, std::chrono::steady_clock::time_point> dead_until_;
+  // Client key -> callouts in its current window and when that window began (under mu_;
+  // expired windows are swept when the map grows past 10,000 clients).
+  struct ClientWindow {
+    int callouts = 0;
+    std::chrono::steady_clock::time_point began;
+  };
+  std::map<std::string, ClientWindow> per_client_;
+  bool take_client_callout(const std::string& client);
   std::shared_ptr<boost::asio::ssl::context> plain_tls_, verify_tls_;  // under mu_
 };
 

@@ -439,6 +439,24 @@ TEST_CASE_METHOD(Verifying, "rcpt verify: recipient_delimiter in the static list
     CHECK(verify(io, v, *c, "other+tag@example.test").source == Source::Cache);
     CHECK(v.stats().callouts == 1);
   }
+  SECTION("one client's callouts are bounded across its sessions") {
+    Sink sink;
+    auto c = domain_config(sink_config(sink));
+    const DomainPolicy& p = *c->domain("example.test");
+    auto from = [&](const std::string& local, const std::string& client) {
+      int fresh_session = kMaxCalloutsPerSession;  // a new connection each time
+      return run(io, v.check(*c, p, addr(local + "@example.test"), "t", &fresh_session, client));
+    };
+    for (int i = 0; i < kMaxCalloutsPerClient; ++i)
+      REQUIRE(from("u" + std::to_string(i), "192.0.2.1").status == Status::Accepted);
+    auto over = from("one-more", "192.0.2.1");
+    CHECK(over.status == Status::TempFail);
+    CHECK(over.source == Source::Limit);
+    CHECK(from("u0", "192.0.2.1").source == Source::Cache);  // the cache stays free
+    CHECK(from("one-more", "192.0.2.2").status == Status::Accepted);  // another client
+    CHECK(v.stats().callouts == kMaxCalloutsPerClient + 1);
+    CHECK(v.stats().limited == 1);
+  }
   SECTION("postmaster+tag is postmaster, with a delimiter only") {
     Sink sink({"-f", "RCPT"});  // a callout would refuse
     auto c = domain_config(sink_config(sink, "recipient_delimiter = \"+\"\n"));
