@@ -700,6 +700,10 @@ Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const Pipel
 }
 
 Server::~Server() {
+  // The spool's writer thread posts each commit's completion to its session's worker
+  // io_context: a commit still being written (a slow fsync at shutdown) would post to an
+  // io_context destroyed with the workers below.
+  impl_->spool.wait_idle();
   impl_->cpu_pool.join();
 }
 
