@@ -559,12 +559,17 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::finish_message(std::string&&
   auto msg = std::make_shared<Message>(raw);
   run_->set_envelope(env);
   run_->set_message(msg);
-  // Big messages are parsed on the CPU pool, never on an I/O thread.
-  if (raw->size() > 256 * 1024)
-    co_await asio::co_spawn(impl_.cpu_pool, [msg]() -> asio::awaitable<void> {
+  // Big messages are parsed on the CPU pool, never on an I/O thread. A named lambda: GCC 12
+  // destroys a capturing lambda temporary of a co_await expression twice, which released msg
+  // once too often (the Message freed here while run_ still held it: a use-after-free at
+  // run_->reset(), seen by ThreadSanitizer).
+  if (raw->size() > 256 * 1024) {
+    auto parse = [msg]() -> asio::awaitable<void> {
       msg->facts();
       co_return;
-    }, asio::use_awaitable);
+    };
+    co_await asio::co_spawn(impl_.cpu_pool, std::move(parse), asio::use_awaitable);
+  }
 
   // One verdict per recipient domain, in first-seen order.
   std::vector<std::string> domains;
@@ -695,6 +700,10 @@ Server::Server(std::shared_ptr<const Config> config, std::shared_ptr<const Pipel
 }
 
 Server::~Server() {
+  // The spool's writer thread posts each commit's completion to its session's worker
+  // io_context: a commit still being written (a slow fsync at shutdown) would post to an
+  // io_context destroyed with the workers below.
+  impl_->spool.wait_idle();
   impl_->cpu_pool.join();
 }
 

@@ -301,6 +301,7 @@ void Spool::writer_loop() {
         batch.push_back(std::move(pending_.front()));
         pending_.pop_front();
       }
+      writing_ = true;
     }
     boost::system::error_code ec = write_batch(batch);
     batches_++;
@@ -308,7 +309,18 @@ void Spool::writer_loop() {
       if (!ec) commits_++;
       j.done(ec);
     }
+    batch.clear();  // the handlers' last references go before a waiter is told
+    {
+      std::lock_guard lk(mu_);
+      writing_ = false;
+    }
+    idle_.notify_all();
   }
+}
+
+void Spool::wait_idle() {
+  std::unique_lock lk(mu_);
+  idle_.wait(lk, [&] { return pending_.empty() && !writing_; });
 }
 
 std::string Spool::file_header(size_t record_len, size_t message_len) {

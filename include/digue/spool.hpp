@@ -132,6 +132,12 @@ class Spool {
   // Moves a message's files to another spool sub-directory (e.g. "quarantine").
   bool move_to(const std::string& id, const std::string& subdir);
 
+  // Returns once every commit asked for so far is written and its handler posted. The
+  // handlers post to the committers' executors: a server waits for this before its
+  // io_contexts go (at shutdown a session may still await a commit its io_context will
+  // never run).
+  void wait_idle();
+
   uint64_t commits() const { return commits_; }
   uint64_t batches() const { return batches_; }
 
@@ -154,6 +160,8 @@ class Spool {
   std::condition_variable cv_;
   std::deque<Job> pending_;
   bool stop_ = false;
+  bool writing_ = false;          // a batch taken from pending_ is being written (under mu_)
+  std::condition_variable idle_;  // writing_ went false
   boost::asio::thread_pool sync_pool_{8};  // concurrent fdatasync of one batch
   std::thread writer_;
   std::atomic<uint64_t> commits_{0}, batches_{0};
