@@ -167,10 +167,7 @@ TEST_CASE("rcpt verify replies: 550 5.1.1, 450 4.1.1 or accept", "[rcpt_verify]"
   CHECK(sanitize_reply_text("a\r\nb\x01\xc3\xa9", 5) == "a??b?");
 }
 
-TEST_CASE("rcpt verify: static list before the callout, postmaster always", "[rcpt_verify]") {
-  asio::io_context io;
-  auto store = make_memory_store();
-  RecipientVerifier v(store.get());
+TEST_CASE_METHOD(Verifying, "rcpt verify: static list before the callout, postmaster always", "[rcpt_verify]") {
   TempDir dir;
   auto path = (dir.path / "rcpts").string();
   std::ofstream(path) << "alice\n";
@@ -186,11 +183,8 @@ TEST_CASE("rcpt verify: static list before the callout, postmaster always", "[rc
   CHECK(v.stats().rejected == 1);
 }
 
-TEST_CASE("rcpt verify callout: accepted, cached, refused and cached negatively",
+TEST_CASE_METHOD(Verifying, "rcpt verify callout: accepted, cached, refused and cached negatively",
           "[rcpt_verify]") {
-  asio::io_context io;
-  auto store = make_memory_store();
-  RecipientVerifier v(store.get());
   SECTION("accepted, then from the cache without a second callout") {
     Sink sink;
     auto c = domain_config(sink_config(sink));
@@ -250,10 +244,7 @@ TEST_CASE("rcpt verify callout: accepted, cached, refused and cached negatively"
   }
 }
 
-TEST_CASE("rcpt verify callout over LMTP: Dovecot knows alice, not mallory", "[rcpt_verify]") {
-  asio::io_context io;
-  auto store = make_memory_store();
-  RecipientVerifier v(store.get());
+TEST_CASE_METHOD(Verifying, "rcpt verify callout over LMTP: Dovecot knows alice, not mallory", "[rcpt_verify]") {
   Dovecot dovecot(false);
   auto c = domain_config("downstream = [\"lmtp:127.0.0.1:" + std::to_string(dovecot.port) +
                          "\"]\nverify_recipients = \"callout\"\nverify_timeout = 5\n");
@@ -269,10 +260,7 @@ TEST_CASE("rcpt verify callout over LMTP: Dovecot knows alice, not mallory", "[r
   CHECK(dovecot.mails("alice").empty());  // never DATA (Dovecot writes on delivery only)
 }
 
-TEST_CASE("rcpt verify callout: the domain's downstream TLS policy applies", "[rcpt_verify]") {
-  asio::io_context io;
-  auto store = make_memory_store();
-  RecipientVerifier v(store.get());
+TEST_CASE_METHOD(Verifying, "rcpt verify callout: the domain's downstream TLS policy applies", "[rcpt_verify]") {
   SECTION("encrypt: STARTTLS with Dovecot") {
     Dovecot dovecot(true);
     auto c = domain_config("downstream = [\"lmtp:127.0.0.1:" + std::to_string(dovecot.port) +
@@ -290,11 +278,8 @@ TEST_CASE("rcpt verify callout: the domain's downstream TLS policy applies", "[r
   }
 }
 
-TEST_CASE("rcpt verify callout: the first reachable downstream; none: tempfail",
+TEST_CASE_METHOD(Verifying, "rcpt verify callout: the first reachable downstream; none: tempfail",
           "[rcpt_verify]") {
-  asio::io_context io;
-  auto store = make_memory_store();
-  RecipientVerifier v(store.get());
   auto dead = std::to_string(free_port());
   SECTION("refused, then a sink") {
     Sink sink({"-f", "RCPT"});
@@ -326,11 +311,8 @@ TEST_CASE("rcpt verify callout: the first reachable downstream; none: tempfail",
   }
 }
 
-TEST_CASE("rcpt verify callout: concurrent checks of one address share one probe",
+TEST_CASE_METHOD(Verifying, "rcpt verify callout: concurrent checks of one address share one probe",
           "[rcpt_verify]") {
-  asio::io_context io;
-  auto store = make_memory_store();
-  RecipientVerifier v(store.get());
   Sink sink({"-W", "RCPT:1"});  // a slow RCPT reply keeps the first probe in flight
   auto c = domain_config(sink_config(sink));
   const DomainPolicy& p = *c->domain("example.test");
@@ -351,11 +333,8 @@ TEST_CASE("rcpt verify callout: concurrent checks of one address share one probe
   CHECK(v.stats().callouts == 1);
 }
 
-TEST_CASE("rcpt verify callout: a session's callouts are bounded, cache hits are free",
+TEST_CASE_METHOD(Verifying, "rcpt verify callout: a session's callouts are bounded, cache hits are free",
           "[rcpt_verify]") {
-  asio::io_context io;
-  auto store = make_memory_store();
-  RecipientVerifier v(store.get());
   Sink sink({"-f", "RCPT"});  // every address unknown: a dictionary attack's view
   auto c = domain_config(sink_config(sink));
   const DomainPolicy& p = *c->domain("example.test");
