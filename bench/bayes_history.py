@@ -7,13 +7,14 @@ lines "label evidence name ...". bayes_bench puts message i (ham then spam, each
 file name) in fold i % 5; this script rebuilds the same folds, counts for each scored message
 how often its From address (or From domain) was learnt as spam (s) and as ham (h) in the
 other four folds, and prints the figures of evidence + k * (ln(1 + s) - ln(1 + h))."""
-import bisect
 import collections
 import email
 import email.utils
 import math
 import os
 import sys
+
+import roc  # bench/roc.py: the same figures as bayes_accuracy.sh
 
 base, score_files = sys.argv[1], sys.argv[2:]
 names = [(lab, f) for lab in ("ham", "spam") for f in sorted(os.listdir(os.path.join(base, lab)))]
@@ -33,13 +34,9 @@ keys = [sender(os.path.join(base, lab, f)) for lab, f in names]
 
 
 def figures(scored, pivot=1.5):
-    ham = sorted(e for spam, e in scored if not spam)
-    spam = [e for is_spam, e in scored if is_spam]
-    wins = sum(bisect.bisect_left(ham, e) + 0.5 * (bisect.bisect_right(ham, e) -
-                                                   bisect.bisect_left(ham, e)) for e in spam)
-    return (f"FP {sum(e > pivot for e in ham):2d}  FN {sum(e <= pivot for e in spam):3d} at 7.5  "
-            f"FN@FP=0 {sum(e <= ham[-1] for e in spam):3d}  FN@FP=3 {sum(e <= ham[-4] for e in spam):3d}"
-            f"  1-ROCA {100 * (1 - wins / (len(ham) * len(spam))):.4f}%")
+    r = roc.figures([e for spam, e in scored if not spam], [e for spam, e in scored if spam], pivot)
+    return (f"FP {r['fp']:2d}  FN {r['fn']:3d} at 7.5  FN@FP=0 {r['fn0']:3d}  FN@FP=3 {r['fn3']:3d}"
+            f"  1-ROCA {r['roca']:.4f}%")
 
 
 for fn in score_files:
