@@ -132,7 +132,7 @@ class Keywords final : public Filter {
         if (!dh.empty()) add_hit(result, "KEYWORDS_DOMAIN", domain_score_, dh);
       }
     }
-    if (!run.limited.empty()) result.symbols.push_back({"KEYWORDS_LIMIT", 0.0, join(run.limited)});
+    if (!run.limited.empty()) result.symbols.push_back({"KEYWORDS_LIMIT", 0.0, text::join(run.limited, ", ")});
     co_return result;
   }
 
@@ -146,16 +146,10 @@ class Keywords final : public Filter {
     std::vector<std::string> limited;
   };
 
-  static std::string join(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-    return s;
-  }
-
   static void add_hit(FilterResult& r, const char* symbol, double score,
                       const std::vector<std::string>& hits) {
     r.verdict = FilterResult::Verdict::Hit;
-    r.symbols.push_back({symbol, score, join(hits)});
+    r.symbols.push_back({symbol, score, text::join(hits, ", ")});
     if (r.reason.empty()) r.reason = "keyword rule " + hits.front();
   }
 

@@ -3,15 +3,10 @@
 #include "digue/net.hpp"
 #include "digue/options.hpp"
 #include "digue/resolver.hpp"
+#include "digue/text.hpp"
 
 namespace digue::filters {
 namespace {
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : " ") + n;
-  return out;
-}
 
 class Rdns final : public Filter {
  public:
@@ -44,10 +39,10 @@ class Rdns final : public Filter {
       co_return FilterResult::note("RDNS_OK", 0.0, confirmed.names.front());
     if (!confirmed.unverified.empty())
       co_return FilterResult::error("rdns: forward lookup failed for " +
-                                    join(confirmed.unverified) + " (PTR of " + ip->str() + ")");
+                                    text::join(confirmed.unverified, " ") + " (PTR of " + ip->str() + ")");
     size_t n = std::min(ptr.records.size(), dns::kMaxPtrNames);
     std::vector<std::string> shown(ptr.records.begin(), ptr.records.begin() + n);
-    std::string evidence = ip->str() + " PTR " + join(shown) + ": none resolves back";
+    std::string evidence = ip->str() + " PTR " + text::join(shown, " ") + ": none resolves back";
     if (!unconfirmed_is_hit_) co_return FilterResult::note("RDNS_UNCONFIRMED", 0.0, evidence);
     co_return FilterResult::hit("RDNS_UNCONFIRMED", score_unconfirmed_, evidence,
                                 "reverse DNS of " + ip->str() + " is not forward-confirmed");
