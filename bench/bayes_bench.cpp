@@ -675,10 +675,18 @@ int main(int argc, char** argv) {
                 double lo = std::log10(cl.prob / (1 - cl.prob));
                 if (hdr) { eh += lo; ++nh; } else { eb += lo; ++nb; }
               }
-              char fl[256];
-              std::snprintf(fl, sizeof fl, "%s %f %f %f %f %d %f %d %zu %s",
+              // Nearest-neighbour similarities (exhaustive; LSH exact; LSH signature), 0 when
+              // not asked for.
+              double k[7] = {0, 0, 0, 0, 0, 0, 0};
+              if (!zcs.empty() && zcs.size() == scored.size()) k[6] = zcs.back();
+              if (!nn.empty() && nn.size() == scored.size()) { k[0] = nn.back().first; k[1] = nn.back().second; }
+              if (!nl.empty() && nl.size() == scored.size()) { k[2] = nl.back().first; k[3] = nl.back().second; }
+              if (!ns.empty() && ns.size() == scored.size()) { k[4] = ns.back().first; k[5] = ns.back().second; }
+              char fl[512];
+              std::snprintf(fl, sizeof fl, "%s %f %f %f %f %d %f %d %zu %s %f %f %f %f %f %f %f",
                             train[i].spam ? "spam" : "ham", r.evidence_decades, r.bayes_evidence,
-                            r.weight_logit, eh, nh, eb, nb, toks[i].size(), train[i].name.c_str());
+                            r.weight_logit, eh, nh, eb, nb, toks[i].size(), train[i].name.c_str(),
+                            k[0], k[1], k[2], k[3], k[4], k[5], k[6]);
               feats.push_back(fl);
             }
             if (!scores_file.empty())

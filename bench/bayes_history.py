@@ -16,10 +16,6 @@ import sys
 
 import roc  # bench/roc.py: the same figures as bayes_accuracy.sh
 
-base, score_files = sys.argv[1], sys.argv[2:]
-names = [(lab, f) for lab in ("ham", "spam") for f in sorted(os.listdir(os.path.join(base, lab)))]
-index = {f: i for i, (_, f) in enumerate(names)}
-
 
 def sender(path):
     raw = open(path, "rb").read()
@@ -30,7 +26,11 @@ def sender(path):
     return addr, addr.rsplit("@", 1)[1] if "@" in addr else ""
 
 
-keys = [sender(os.path.join(base, lab, f)) for lab, f in names]
+def sender_keys(base):
+    """The train split's (label, file name) in bayes_bench's order, and each one's From
+    (address, domain). Also used by bayes_stack.py."""
+    names = [(lab, f) for lab in ("ham", "spam") for f in sorted(os.listdir(os.path.join(base, lab)))]
+    return names, [sender(os.path.join(base, lab, f)) for lab, f in names]
 
 
 def figures(scored, pivot=1.5):
@@ -39,22 +39,30 @@ def figures(scored, pivot=1.5):
             f"  1-ROCA {r['roca']:.4f}%")
 
 
-for fn in score_files:
-    rows = [(l.split()[0] == "spam", float(l.split()[1]), l.split()[2]) for l in open(fn)]
-    print(f"{fn} digue's evidence            {figures([(s, e) for s, e, _ in rows])}")
-    for which, what in ((0, "address"), (1, "domain")):
-        counts = collections.Counter()  # (fold, key, label) -> messages
-        for i, (lab, _) in enumerate(names):
-            if keys[i][which]:
-                counts[(i % 5, keys[i][which], lab)] += 1
-        for k in (0.5, 1.0, 2.0):
-            shifted = []
-            for spam, e, name in rows:
-                i = index[name]
-                key = keys[i][which]
-                if key:
-                    s = sum(counts[(f, key, "spam")] for f in range(5) if f != i % 5)
-                    h = sum(counts[(f, key, "ham")] for f in range(5) if f != i % 5)
-                    e += k * (math.log1p(s) - math.log1p(h))
-                shifted.append((spam, e))
-            print(f"{fn} + {k:.1f} x From {what:<8} {figures(shifted)}")
+def main():
+    base, score_files = sys.argv[1], sys.argv[2:]
+    names, keys = sender_keys(base)
+    index = {f: i for i, (_, f) in enumerate(names)}
+    for fn in score_files:
+        rows = [(l.split()[0] == "spam", float(l.split()[1]), l.split()[2]) for l in open(fn)]
+        print(f"{fn} digue's evidence            {figures([(s, e) for s, e, _ in rows])}")
+        for which, what in ((0, "address"), (1, "domain")):
+            counts = collections.Counter()  # (fold, key, label) -> messages
+            for i, (lab, _) in enumerate(names):
+                if keys[i][which]:
+                    counts[(i % 5, keys[i][which], lab)] += 1
+            for k in (0.5, 1.0, 2.0):
+                shifted = []
+                for spam, e, name in rows:
+                    i = index[name]
+                    key = keys[i][which]
+                    if key:
+                        s = sum(counts[(f, key, "spam")] for f in range(5) if f != i % 5)
+                        h = sum(counts[(f, key, "ham")] for f in range(5) if f != i % 5)
+                        e += k * (math.log1p(s) - math.log1p(h))
+                    shifted.append((spam, e))
+                print(f"{fn} + {k:.1f} x From {what:<8} {figures(shifted)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Stacking: does a second-level model over digue's per-message figures rank better than
+E + 0.5·z?  CV on the train split only.
+
+usage: bayes_stack.py TRAIN_DIR FEAT...
+FEAT: the F.0.feat file of `bayes_bench --train TRAIN_DIR --cv 5 --scores F [--lsh ...]
+[--cgram ...]`: "label evidence E z Eh nh Eb nb ntokens name knn_s knn_h lsh_s lsh_h sig_s
+sig_h cgram". Each message's figures come from the fold that did not learn it (message i is in
+fold i % 5). The second-level model is trained on four folds' figures and scores the fifth,
+so every figure printed is out of fold twice over. Meta-learners: L2 logistic regression
+(Newton; "lr" free, "off" on top of E + 0.5·z kept as it is) and, with GBT=1, small
+gradient-boosted trees (depth 2), all in numpy (Debian's python3-numpy: run it with
+/usr/bin/python3). bench/README.md, "Eighth session", has the figures."""
+import collections
+import math
+import os
+import sys
+
+import numpy as np
+
+import roc
+from bayes_history import sender_keys  # From address per train message, in fold order
+
+base, feat_files = sys.argv[1], sys.argv[2:]
+names, keys = sender_keys(base)
+index = {f: i for i, (_, f) in enumerate(names)}
+FOLDS = 5
+
+
+def history(rows):
+    """ln(1+s) - ln(1+h) of the From address in the other folds."""
+    counts = collections.Counter()
+    for i, (lab, _) in enumerate(names):
+        if keys[i][0]:
+            counts[(i % FOLDS, keys[i][0], lab)] += 1
+    out = []
+    for r in rows:
+        i = index[r["name"]]
+        key = keys[i][0]
+        s = h = 0
+        if key:
+            s = sum(counts[(f, key, "spam")] for f in range(FOLDS) if f != i % FOLDS)
+            h = sum(counts[(f, key, "ham")] for f in range(FOLDS) if f != i % FOLDS)
+        out.append(math.log1p(s) - math.log1p(h))
+    return out
+
+
+def load(fn):
+    rows = []
+    for line in open(fn):
+        f = line.split()
+        rows.append({"spam": f[0] == "spam", "ev": float(f[1]), "E": float(f[2]), "z": float(f[3]),
+                     "Eh": float(f[4]) / max(1, int(f[5])), "Eb": float(f[6]) / max(1, int(f[7])),
+                     "nb": math.log1p(int(f[7])), "ntok": math.log1p(int(f[8])), "name": f[9],
+                     "ks": float(f[10]), "kh": float(f[11]), "ls": float(f[12]), "lh": float(f[13]),
+                     "ss": float(f[14]), "sh": float(f[15]), "cg": float(f[16])})
+    for r, h in zip(rows, history(rows)):
+        r["hist"] = h
+    return rows
+
+
+def logistic(X, y, lam=1.0, iters=30, offset=None):
+    """L2 logistic regression by Newton steps; `offset` (per-row, fixed coefficient 1) keeps
+    a given score and learns only what the columns add to it."""
+    off = np.zeros(len(X)) if offset is None else offset
+    Xb = np.hstack([X, np.ones((len(X), 1))])
+    w = np.zeros(Xb.shape[1])
+    reg = lam * np.eye(Xb.shape[1])
+    reg[-1, -1] = 0
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(Xb @ w + off)))
+        g = Xb.T @ (p - y) + reg @ w
+        H = (Xb * (p * (1 - p))[:, None]).T @ Xb + reg
+        w -= np.linalg.solve(H, g)
+    return lambda Z, o=None: np.hstack([Z, np.ones((len(Z), 1))]) @ w + (0 if o is None else o)
+
+
+def stumps(X, y, rounds=150, rate=0.1, depth=2, min_leaf=20, init=None):
+    """Gradient-boosted trees for the log loss (Newton leaf values), thresholds on quantiles."""
+    n, d = X.shape
+    cuts = [np.unique(np.quantile(X[:, j], np.linspace(0.02, 0.98, 33))) for j in range(d)]
+    F = np.zeros(n) if init is None else init.copy()
+    trees = []
+
+    def grow(idx, g, h, level):
+        leaf = -g[idx].sum() / (h[idx].sum() + 1.0)
+        if level == depth or len(idx) < 2 * min_leaf:
+            return ("leaf", leaf)
+        best = None
+        G, Hs = g[idx].sum(), h[idx].sum()
+        for j in range(d):
+            xj = X[idx, j]
+            for c in cuts[j]:
+                m = xj <= c
+                nl = m.sum()
+                if nl < min_leaf or len(idx) - nl < min_leaf:
+                    continue
+                gl, hl = g[idx][m].sum(), h[idx][m].sum()
+                gain = gl * gl / (hl + 1) + (G - gl) ** 2 / (Hs - hl + 1) - G * G / (Hs + 1)
+                if best is None or gain > best[0]:
+                    best = (gain, j, c, m)
+        if best is None:
+            return ("leaf", leaf)
+        _, j, c, m = best
+        return ("split", j, c, grow(idx[m], g, h, level + 1), grow(idx[~m], g, h, level + 1))
+
+    def apply(t, Z):
+        if t[0] == "leaf":
+            return np.full(len(Z), t[1])
+        _, j, c, a, b = t
+        out = np.empty(len(Z))
+        m = Z[:, j] <= c
+        out[m] = apply(a, Z[m])
+        out[~m] = apply(b, Z[~m])
+        return out
+
+    for _ in range(rounds):
+        p = 1 / (1 + np.exp(-F))
+        g, h = p - y, p * (1 - p)
+        t = grow(np.arange(n), g, h, 0)
+        trees.append(t)
+        F += rate * apply(t, X)
+    return lambda Z, base=None: (np.zeros(len(Z)) if base is None else base) + rate * sum(
+        apply(t, Z) for t in trees)
+
+
+def figures(spam, score):
+    """FN at FP <= 0, 1, 2, 3 (spam at or below the 1st..4th highest ham) and 1 - ROCA."""
+    ham = sorted((s for s, l in zip(score, spam) if not l), reverse=True)
+    sp = [s for s, l in zip(score, spam) if l]
+    r = roc.figures(ham, sp, float("inf"))
+    fn = " ".join(f"{sum(1 for x in sp if x <= ham[k]):3d}" for k in range(4))
+    return f"FN at FP<=0,1,2,3: {fn}  1-ROCA {r['roca']:.4f}%"
+
+
+ALL = ["E", "z", "Eh", "Eb", "nb", "ntok", "ks", "kh", "ss", "sh", "hist", "cg"]
+BASE = ["E", "z", "Eh", "Eb", "nb", "ntok"]
+SETS = {"E, z": ["E", "z"], "all": ALL,
+        "base": BASE,
+        "base, knn": BASE + ["ks", "kh"],
+        "base, sig": BASE + ["ss", "sh"],
+        "base, lsh": BASE + ["ls", "lh"],
+        "base, knn, hist": BASE + ["ks", "kh", "hist"],
+        "base, sig, hist": BASE + ["ss", "sh", "hist"],
+        "base, lsh, hist": BASE + ["ls", "lh", "hist"],
+        "base, lsh, hist, cg": BASE + ["ls", "lh", "hist", "cg"],
+        "base, sig, hist, cg": BASE + ["ss", "sh", "hist", "cg"],
+        "Eh, Eb, nb, ntok": ["Eh", "Eb", "nb", "ntok"],
+        "Eh, Eb, nb, ntok, lsh": ["Eh", "Eb", "nb", "ntok", "ls", "lh"],
+        "Eh, Eb, nb, ntok, lsh, hist": ["Eh", "Eb", "nb", "ntok", "ls", "lh", "hist"],
+        "lsh, hist": ["ls", "lh", "hist"],
+        "Eh, lsh, hist": ["Eh", "ls", "lh", "hist"],
+        }
+
+for fn in feat_files:
+    rows = load(fn)
+    spam = np.array([r["spam"] for r in rows], dtype=float)
+    fold = np.array([index[r["name"]] % FOLDS for r in rows])
+    print(f"{fn}: digue's evidence      {figures(spam, [r['ev'] for r in rows])}")
+    for name, cols in SETS.items():
+        X = np.array([[r[c] for c in cols] for r in rows])
+        kinds = ["lr", "off"] + (["gbt"] if os.environ.get("GBT") else [])
+        ev = np.array([r["E"] + 0.5 * r["z"] for r in rows]) * math.log(10)
+        for kind in kinds:
+            out = np.zeros(len(rows))
+            for f in range(FOLDS):
+                tr, te = fold != f, fold == f
+                mu, sd = X[tr].mean(0), X[tr].std(0) + 1e-9
+                if kind == "lr":
+                    model = logistic((X[tr] - mu) / sd, spam[tr])
+                    out[te] = model((X[te] - mu) / sd)
+                elif kind == "off":  # E + 0.5 z kept as it is, the rest learnt on top
+                    model = logistic((X[tr] - mu) / sd, spam[tr], offset=ev[tr])
+                    out[te] = model((X[te] - mu) / sd, ev[te])
+                else:
+                    model = stumps(X[tr], spam[tr])
+                    out[te] = model(X[te])
+            print(f"{fn}: {kind:3s} {name:<24} {figures(spam, out)}")
+        sys.stdout.flush()
