@@ -1,6 +1,7 @@
 // Bayes accuracy and speed benchmark on the SpamAssassin corpus split.
 //   bayes_bench --train DIR --test DIR [--cv K] [--variants] [--scores FILE] [--dir TMP]
-//   (CV experiments: --set, --lr, --cgram, --knn, --lsh B,R,CAP, --toe, --curve)
+//   (CV experiments: --set, --lr, --cgram, --knn, --lsh B,R,CAP, --toe, --curve, and
+//   --holdout DIR: with --cv, also score DIR once with the whole train split's model)
 // Trains on DIR/{ham,spam} of --train only. With --cv K it reports K-fold cross-validation
 // on the train split for each parameter variant (how parameters were chosen); otherwise it
 // learns the whole train split into an LMDB store and classifies the test split once.
@@ -39,6 +40,7 @@ struct Msg {
   bool spam = false;
   mime::Parsed parsed;
   std::string id;  // bayes::message_identity(parsed): what learning counts once
+  bool held = false;  // --holdout: scored by the model of the whole train split, never learnt
 };
 
 std::vector<Msg> load(const fs::path& dir) {
@@ -52,7 +54,7 @@ std::vector<Msg> load(const fs::path& dir) {
       // give the same messages, identities and figures.
       auto msgs = mbox::split(text::read_file(f.string()).value_or(""));
       out.push_back({f.filename().string(), msgs.empty() ? std::string() : std::move(msgs[0]),
-                     label[0] == 's', {}, {}});
+                     label[0] == 's', {}, {}, false});
     }
   }
   return out;
@@ -307,7 +309,7 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string train_dir, test_dir, scores_file, tmp_dir;
+  std::string train_dir, test_dir, scores_file, tmp_dir, holdout_dir;
   int cv = 0, variant = -1;
   bool all_variants = false;
   std::vector<std::string> sets;
@@ -350,6 +352,8 @@ int main(int argc, char** argv) {
       knn = true;
       std::sscanf(next().c_str(), "%d,%d,%d,%d", &lsh_b, &lsh_r, &lsh_cap, &lsh_sig);
     }
+    else if (a == "--holdout")  // with --cv: also score DIR once with the whole train split
+      holdout_dir = next();
     else if (a == "--toe-margin")
       toe_margin = std::stod(next());
     else {
@@ -487,6 +491,20 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // --holdout: the held-out messages go after the train split, in a fold of their own (cv)
+  // that no model learns; the model of the whole train split (fold cv) scores them, with
+  // the same figures as the CV folds (so a second-level model fitted on the CV figures can
+  // be tried on them once).
+  if (cv > 0 && !holdout_dir.empty())
+    for (auto& m : load(holdout_dir)) {
+      m.parsed = mime::parse(m.raw);
+      m.id = bayes::message_identity(m.parsed);
+      m.held = true;
+      train.push_back(std::move(m));
+    }
+  const bool have_holdout = cv > 0 && !holdout_dir.empty();
+  auto fold_of = [&](size_t i) { return train[i].held ? cv : static_cast<int>(i % cv); };
+  auto in_train = [&](size_t i, int fold) { return !train[i].held && fold_of(i) != fold; };
   CgramSpec cgs = parse_cgram(cgram_spec);
   std::vector<std::vector<uint32_t>> cgf;
   if (!cgram_spec.empty())
@@ -569,11 +587,12 @@ int main(int argc, char** argv) {
         return uni ? double(inter) / double(uni) : 0.0;
       };
       std::vector<std::string> lines, feats;
-      for (int fold = 0; fold < cv; ++fold) {
+      std::vector<bool> held_scored;  // per scored message: from --holdout
+      for (int fold = 0; fold < cv + (have_holdout ? 1 : 0); ++fold) {
         std::unordered_map<uint64_t, std::vector<size_t>> index;  // band key -> newest ids
         if (lsh_b > 0)
           for (size_t j = 0; j < train.size(); ++j) {
-            if (static_cast<int>(j % cv) == fold) continue;
+            if (!in_train(j, fold)) continue;
             for (uint64_t key : bands[j]) {
               auto& ids = index[key];
               ids.push_back(j);
@@ -585,7 +604,7 @@ int main(int argc, char** argv) {
           cg.w.assign(size_t{1} << cgs.bits, 0.0f);
           std::vector<size_t> idx;
           for (size_t i = 0; i < train.size(); ++i)
-            if (static_cast<int>(i % cv) != fold) idx.push_back(i);
+            if (in_train(i, fold)) idx.push_back(i);
           std::mt19937 rng(cgs.seed);
           for (int pass = 0; pass < cgs.passes; ++pass) {
             std::shuffle(idx.begin(), idx.end(), rng);
@@ -603,7 +622,7 @@ int main(int argc, char** argv) {
         bayes::Classifier c(*store, p);
         std::vector<bayes::Classifier::Item> items;
         for (size_t i = 0; i < train.size(); ++i)
-          if (static_cast<int>(i % cv) != fold)
+          if (in_train(i, fold))
             items.push_back({toks[i], train[i].spam ? bayes::Class::Spam : bayes::Class::Ham,
                              train[i].id});
         c.learn(items);
@@ -626,14 +645,15 @@ int main(int argc, char** argv) {
         }
         if (p.weights) c.train_weights();
         for (size_t i = 0; i < train.size(); ++i)
-          if (static_cast<int>(i % cv) == fold) {
+          if (fold_of(i) == fold) {
             auto r = c.classify_tokens(toks[i]);
+            held_scored.push_back(train[i].held);
             scored.push_back({train[i].spam, r.score, r.evidence_decades});
             if (!cgf.empty()) zcs.push_back(cg.logit(cgf[i], cgs.norm));
             if (knn) {
               double bs = 0, bh = 0;
               for (size_t j = 0; j < train.size(); ++j) {
-                if (static_cast<int>(j % cv) == fold) continue;
+                if (!in_train(j, fold)) continue;
                 double x = jaccard(sets[i], sets[j]);
                 (train[j].spam ? bs : bh) = std::max(train[j].spam ? bs : bh, x);
               }
@@ -695,6 +715,30 @@ int main(int argc, char** argv) {
                               std::to_string(r.bayes_evidence) + " z=" +
                               std::to_string(r.weight_logit) + " " + r.evidence(10));
           }
+      }
+      if (have_holdout) {
+        // The CV figures, then the held-out ones apart; the mixes below are CV-only.
+        std::vector<Scored> cvs, held;
+        std::vector<std::string> cv_lines, held_lines, cv_feats, held_feats;
+        for (size_t q = 0; q < scored.size(); ++q) {
+          (held_scored[q] ? held : cvs).push_back(scored[q]);
+          if (!scores_file.empty()) {
+            (held_scored[q] ? held_lines : cv_lines).push_back(lines[q]);
+            (held_scored[q] ? held_feats : cv_feats).push_back(feats[q]);
+          }
+        }
+        print(("cv " + vname).c_str(), metrics(cvs, bayes::kDefaultThreshold),
+              bayes::kDefaultThreshold);
+        print(("holdout " + vname).c_str(), metrics(held, bayes::kDefaultThreshold),
+              bayes::kDefaultThreshold);
+        if (!scores_file.empty()) {
+          const std::string base = scores_file + "." + std::to_string(vi);
+          std::ofstream(base) << text::join(cv_lines, "\n") << '\n';
+          std::ofstream(base + ".feat") << text::join(cv_feats, "\n") << '\n';
+          std::ofstream(base + ".holdout") << text::join(held_lines, "\n") << '\n';
+          std::ofstream(base + ".holdout.feat") << text::join(held_feats, "\n") << '\n';
+        }
+        continue;
       }
       print(("cv " + vname).c_str(), metrics(scored, bayes::kDefaultThreshold),
             bayes::kDefaultThreshold);

@@ -3,6 +3,7 @@
 E + 0.5·z?  CV on the train split only.
 
 usage: bayes_stack.py TRAIN_DIR FEAT...
+       bayes_stack.py --holdout TEST_DIR HOLDOUT_FEAT TRAIN_DIR FEAT  (bayes_bench --holdout)
 FEAT: the F.0.feat file of `bayes_bench --train TRAIN_DIR --cv 5 --scores F [--lsh ...]
 [--cgram ...]`: "label evidence E z Eh nh Eb nb ntokens name knn_s knn_h lsh_s lsh_h sig_s
 sig_h cgram". Each message's figures come from the fold that did not learn it (message i is in
@@ -21,6 +22,10 @@ import numpy as np
 import roc
 from bayes_history import sender_keys  # From address per train message, in fold order
 
+HOLDOUT = None  # --holdout TEST_DIR HOLDOUT_FEAT CV_FEAT: fit on CV_FEAT, score HOLDOUT_FEAT once
+if len(sys.argv) > 1 and sys.argv[1] == "--holdout":
+    HOLDOUT = (sys.argv[2], sys.argv[3])
+    sys.argv = [sys.argv[0]] + sys.argv[4:]
 base, feat_files = sys.argv[1], sys.argv[2:]
 names, keys = sender_keys(base)
 index = {f: i for i, (_, f) in enumerate(names)}
@@ -45,7 +50,23 @@ def history(rows):
     return out
 
 
-def load(fn):
+def holdout_history(rows, test_dir):
+    """For held-out messages: the From address's learnt spam / ham over the whole train split."""
+    counts = collections.Counter()
+    for i, (lab, _) in enumerate(names):
+        if keys[i][0]:
+            counts[(keys[i][0], lab)] += 1
+    tnames, tkeys = sender_keys(test_dir)
+    tindex = {f: k[0] for (_, f), k in zip(tnames, tkeys)}
+    out = []
+    for r in rows:
+        key = tindex[r["name"]]
+        s, h = (counts[(key, "spam")], counts[(key, "ham")]) if key else (0, 0)
+        out.append(math.log1p(s) - math.log1p(h))
+    return out
+
+
+def load(fn, test_dir=None):
     rows = []
     for line in open(fn):
         f = line.split()
@@ -54,7 +75,7 @@ def load(fn):
                      "nb": math.log1p(int(f[7])), "ntok": math.log1p(int(f[8])), "name": f[9],
                      "ks": float(f[10]), "kh": float(f[11]), "ls": float(f[12]), "lh": float(f[13]),
                      "ss": float(f[14]), "sh": float(f[15]), "cg": float(f[16])})
-    for r, h in zip(rows, history(rows)):
+    for r, h in zip(rows, history(rows) if test_dir is None else holdout_history(rows, test_dir)):
         r["hist"] = h
     return rows
 
@@ -151,6 +172,46 @@ SETS = {"E, z": ["E", "z"], "all": ALL,
         "lsh, hist": ["ls", "lh", "hist"],
         "Eh, lsh, hist": ["Eh", "ls", "lh", "hist"],
         }
+
+def holdout(test_dir, held_fn, cv_fn):
+    """Fits each pre-registered set on every CV figure and scores the held-out messages once.
+    Thresholds come from the CV scores only: just above the highest CV ham (CV FP = 0) and
+    just above the third-highest (CV FP <= 2)."""
+    rows, held = load(cv_fn), load(held_fn, test_dir)
+    spam = np.array([r["spam"] for r in rows], dtype=float)
+    hspam = [r["spam"] for r in held]
+    fold = np.array([index[r["name"]] % FOLDS for r in rows])
+
+    def report(name, cv_out, h_out):
+        hams = sorted((o for o, l in zip(cv_out, spam) if not l), reverse=True)
+        at = []
+        for k in (0, 2):
+            t = hams[k] + 1e-9
+            fp = sum(1 for o, l in zip(h_out, hspam) if not l and o >= t)
+            fn = sum(1 for o, l in zip(h_out, hspam) if l and o < t)
+            at.append(f"FP {fp} FN {fn:3d}")
+        print(f"{name:<28} held out: at CV FP=0: {at[0]}; at CV FP<=2: {at[1]};  "
+              f"{figures(hspam, h_out)}")
+
+    ev = np.array([r["ev"] for r in rows])
+    report("digue's evidence", ev, [r["ev"] for r in held])
+    for name in ("all", "base, lsh, hist, cg", "base, lsh, hist"):
+        cols = SETS[name]
+        X = np.array([[r[c] for c in cols] for r in rows])
+        H = np.array([[r[c] for c in cols] for r in held])
+        cv_out = np.zeros(len(rows))  # the CV scores, as in the table, for the thresholds
+        for f in range(FOLDS):
+            tr, te = fold != f, fold == f
+            mu, sd = X[tr].mean(0), X[tr].std(0) + 1e-9
+            cv_out[te] = logistic((X[tr] - mu) / sd, spam[tr])((X[te] - mu) / sd)
+        mu, sd = X.mean(0), X.std(0) + 1e-9
+        h_out = logistic((X - mu) / sd, spam)((H - mu) / sd)
+        report("lr " + name, cv_out, h_out)
+
+
+if HOLDOUT:
+    holdout(HOLDOUT[0], HOLDOUT[1], feat_files[0])
+    sys.exit(0)
 
 for fn in feat_files:
     rows = load(fn)
