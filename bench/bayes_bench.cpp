@@ -318,6 +318,7 @@ int main(int argc, char** argv) {
   std::string lr_spec, cgram_spec;
   bool knn = false;
   int lsh_b = 0, lsh_r = 0, lsh_cap = 0, lsh_sig = 64;
+  unsigned lsh_shuffle = 0;
   bool curve = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -352,6 +353,8 @@ int main(int argc, char** argv) {
       knn = true;
       std::sscanf(next().c_str(), "%d,%d,%d,%d", &lsh_b, &lsh_r, &lsh_cap, &lsh_sig);
     }
+    else if (a == "--lsh-shuffle")  // SEED: enter messages in the LSH index in a random order
+      lsh_shuffle = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--holdout")  // with --cv: also score DIR once with the whole train split
       holdout_dir = next();
     else if (a == "--toe-margin")
@@ -590,8 +593,15 @@ int main(int argc, char** argv) {
       std::vector<bool> held_scored;  // per scored message: from --holdout
       for (int fold = 0; fold < cv + (have_holdout ? 1 : 0); ++fold) {
         std::unordered_map<uint64_t, std::vector<size_t>> index;  // band key -> newest ids
+        // The order messages enter the index ("newest" = entered last): the file order (ham,
+        // then spam, each by name) by default; --lsh-shuffle enters them in a seeded random
+        // order, as a live model's learning order would be (the file order leaves only spam
+        // in crowded bands).
+        std::vector<size_t> order(train.size());
+        for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+        if (lsh_shuffle) std::shuffle(order.begin(), order.end(), std::mt19937(lsh_shuffle));
         if (lsh_b > 0)
-          for (size_t j = 0; j < train.size(); ++j) {
+          for (size_t j : order) {
             if (!in_train(j, fold)) continue;
             for (uint64_t key : bands[j]) {
               auto& ids = index[key];
