@@ -705,8 +705,9 @@ int main(int argc, char** argv) {
                 double lo = std::log10(cl.prob / (1 - cl.prob));
                 if (hdr) { eh += lo; ++nh; } else { eb += lo; ++nb; }
               }
-              // Nearest-neighbour similarities (exhaustive; LSH exact; LSH signature), 0 when
-              // not asked for.
+              // Nearest-neighbour similarities to the best spam / ham (exhaustive, --knn; LSH
+              // exact and LSH signature, --lsh) and the byte n-gram logit (--cgram); 0 when not
+              // asked for. bayes_stack.py reads these columns.
               double k[7] = {0, 0, 0, 0, 0, 0, 0};
               if (!zcs.empty() && zcs.size() == scored.size()) k[6] = zcs.back();
               if (!nn.empty() && nn.size() == scored.size()) { k[0] = nn.back().first; k[1] = nn.back().second; }
