@@ -108,6 +108,11 @@ void read_verification(OptionReader& r, RecipientVerification& v) {
   v.timeout = seconds(r, "verify_timeout", v.timeout, 1, 300);
   v.positive_ttl = seconds(r, "verify_positive_ttl", v.positive_ttl);
   v.negative_ttl = seconds(r, "verify_negative_ttl", v.negative_ttl);
+  v.max_callouts_per_session = static_cast<int>(
+      r.integer("max_callouts_per_session", v.max_callouts_per_session, 1, 100000));
+  v.max_callouts_per_client = static_cast<int>(
+      r.integer("max_callouts_per_client", v.max_callouts_per_client, 1, 10000000));
+  v.callout_window = seconds(r, "callout_window", v.callout_window, 1, 86400);
   v.delimiter = r.str("recipient_delimiter", "");
   if (v.delimiter.size() > 8) r.fail("recipient_delimiter", "at most 8 characters");
   for (char ch : v.delimiter)

@@ -239,6 +239,23 @@ struct Queue::Impl {
     });
   }
 
+  // Takes the record id into the queue; false when it holds that id already.
+  bool hold(const std::string& id) {
+    std::lock_guard lk(held_mu);
+    return held.insert(id).second;
+  }
+  // A second copy of a record the queue holds: taking it would deliver and bounce the
+  // message twice.
+  void refuse_duplicate(const std::string& id, const char* from) {
+    queue.stats_.duplicates++;
+    spdlog::warn("queue={} {} refused: the queue already holds this record", id, from);
+  }
+  // The record left the spool (delivered, bounced, quarantined, or its file gone).
+  void release(const std::string& id) {
+    std::lock_guard lk(held_mu);
+    held.erase(id);
+  }
+
   // The message's size: from the bytes at hand, else the spool file's (0 when unknown).
   uint64_t message_size(const SpoolRecord& rec, const std::string* raw) const {
     if (raw) return raw->size();
@@ -277,6 +294,10 @@ struct Queue::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> sweeping{false}, sweep_again{false};
   std::mutex mu;
+  // The ids of the records the queue holds, from their submit(), recovery or pickup until
+  // they leave the spool (hold(), release()); cleared at stop().
+  std::mutex held_mu;
+  std::set<std::string> held;
   std::shared_ptr<const Config> config;
   Spool& spool;
   Store* store;
@@ -531,6 +552,7 @@ asio::awaitable<bool> Queue::Impl::bounce(SpoolRecord& rec, const std::string& r
     co_return false;
   }
   mark(report);
+  hold(d.id);  // a new id
   queue.stats_.dsn_sent++;
   spdlog::info("queue={} dsn={} to=<{}>", rec.id, d.id, rec.envelope.mail_from.str());
   admit(std::move(d), dsn);
@@ -557,6 +579,7 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
     std::error_code ec;
     if (!std::filesystem::exists(spool.dir() + "/queue/" + rec.id, ec) && !ec) {
       spdlog::error("queue={} message file gone; nothing left to deliver", rec.id);
+      release(rec.id);
       co_return;
     }
     // EMFILE, EIO...: the message is still there, try again later.
@@ -577,6 +600,7 @@ asio::awaitable<void> Queue::Impl::process(SpoolRecord rec, std::shared_ptr<cons
   bool reported = co_await bounce(rec, *raw);
   if (!pending(rec) && reported) {
     spool.remove(rec.id);
+    release(rec.id);
     co_return;
   }
   reschedule(std::move(rec), raw.get());
@@ -646,10 +670,16 @@ void Queue::Impl::pickup(const std::string& dir) {
                       std::strerror(errno));
       continue;
     }
+    if (!hold(id)) {
+      // Moved in, it would replace the queued record's file: it waits until that one is done.
+      if (unreadable_pickups.insert(id).second) refuse_duplicate(id, "pickup file");
+      continue;
+    }
     unreadable_pickups.erase(id);
     std::string to = spool.dir() + "/queue/" + id;
     if (::rename(it->path().c_str(), to.c_str()) != 0) {
       spdlog::warn("queue: cannot move pickup file {}: {}", id, std::strerror(errno));
+      release(id);
       continue;
     }
     spdlog::info("queue={} picked up ({} recipient(s))", id, loaded->record.rcpts.size());
@@ -696,6 +726,10 @@ void Queue::start() {
   auto records = impl.spool.recover();
   if (!records.empty()) spdlog::info("queue: resuming {} spooled message(s)", records.size());
   for (auto& r : records) {
+    if (!impl.hold(r.id)) {
+      impl.refuse_duplicate(r.id, "recovery");
+      continue;
+    }
     asio::post(impl.io, [&impl, r = std::move(r)]() mutable { impl.admit(std::move(r), nullptr); });
   }
   asio::co_spawn(impl.io, impl.pickup_loop(), log_escaped("queue: pickup loop"));
@@ -738,6 +772,9 @@ void Queue::stop() {
   impl.thread.join();
   impl.deliverer.reset();
   impl.resolver.reset();
+  // What it held stays in the spool, resumed by the next start().
+  std::lock_guard lk(impl.held_mu);
+  impl.held.clear();
 }
 
 void Queue::reload(std::shared_ptr<const Config> config) {
@@ -750,8 +787,12 @@ void Queue::reload(std::shared_ptr<const Config> config) {
 }
 
 void Queue::submit(SpoolRecord record, std::shared_ptr<const std::string> raw) {
-  stats_.submitted++;
   Impl* impl = impl_.get();
+  if (!impl->hold(record.id)) {
+    impl->refuse_duplicate(record.id, "submit");
+    return;
+  }
+  stats_.submitted++;
   asio::post(impl->io, [impl, r = std::move(record), raw = std::move(raw)]() mutable {
     impl->admit(std::move(r), std::move(raw));
   });

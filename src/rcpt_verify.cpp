@@ -261,14 +261,17 @@ asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const Config& co
   co_return VerifyResult(r);  // a copy: `co_return r` would move r out before finish reads it
 }
 
-bool RecipientVerifier::take_client_callout(const std::string& client) {
+// One window per client over all domains; the recipient's domain sets its length and limit.
+bool RecipientVerifier::take_client_callout(const std::string& client,
+                                            const RecipientVerification& v) {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   if (per_client_.size() > 10000)
-    std::erase_if(per_client_, [&](const auto& e) { return now - e.second.began >= kCalloutWindow; });
+    std::erase_if(per_client_,
+                  [&](const auto& e) { return now - e.second.began >= v.callout_window; });
   auto& w = per_client_[client];
-  if (w.callouts == 0 || now - w.began >= kCalloutWindow) w = {0, now};
-  if (w.callouts >= kMaxCalloutsPerClient) return false;
+  if (w.callouts == 0 || now - w.began >= v.callout_window) w = {0, now};
+  if (w.callouts >= v.max_callouts_per_client) return false;
   ++w.callouts;
   return true;
 }
@@ -277,7 +280,7 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
                                                        const DomainPolicy& policy,
                                                        const Address& rcpt,
                                                        std::string session,
-                                                       int* callouts_left,
+                                                       int* session_callouts,
                                                        std::string client) {
   const RecipientVerification& v = policy.verify;
   // postmaster (RFC 5321 §4.5.1), also as postmaster+tag when the domain has a delimiter.
@@ -304,14 +307,14 @@ asio::awaitable<VerifyResult> RecipientVerifier::check(const Config& config,
     if (hit) {
       stats_.cache_hits++;
       r = std::move(*hit);
-    } else if (callouts_left && *callouts_left <= 0) {
+    } else if (session_callouts && *session_callouts >= v.max_callouts_per_session) {
       stats_.limited++;
       r = result(Status::TempFail, Source::Limit, "callouts for this session used up");
-    } else if (!client.empty() && !take_client_callout(client)) {
+    } else if (!client.empty() && !take_client_callout(client, v)) {
       stats_.limited++;
       r = result(Status::TempFail, Source::Limit, "callouts for this client used up");
     } else {
-      if (callouts_left) --*callouts_left;
+      if (session_callouts) ++*session_callouts;
       r = co_await shared_callout(config, policy, rcpt, key);
     }
   }

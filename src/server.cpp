@@ -198,7 +198,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
   std::string ip_;
   std::string client_key_;  // what max_connections_per_ip counts: the IPv4 address, IPv6 /64
   std::chrono::steady_clock::time_point started_;
-  int callouts_left_ = kMaxCalloutsPerSession;  // recipient verification's, this session
+  int callouts_ = 0;  // recipient verification's, this session (bounded per domain)
   uint16_t port_ = 0;
   std::string sid_;
   int messages_ = 0;
@@ -473,7 +473,7 @@ asio::awaitable<smtp::Reply> Server::Impl::Session::on_rcpt(const Address& rcpt)
   std::optional<smtp::Reply> unverified;
   if (v.decision != Decision::Reject && v.decision != Decision::Tempfail) {
     VerifyResult checked =
-        co_await impl_.verifier->check(*config_, *policy, rcpt, sid_, &callouts_left_, client_key_);
+        co_await impl_.verifier->check(*config_, *policy, rcpt, sid_, &callouts_, client_key_);
     unverified = verify_reply(policy->verify, rcpt, checked);
   }
   if (unverified || v.decision == Decision::Reject || v.decision == Decision::Tempfail) {

@@ -79,6 +79,13 @@ struct RecipientVerification {
   // Postfix's key of that name); "" = none. The list and the cache try the address as given
   // first, then its local part cut at the first of them.
   std::string delimiter;
+  // Callouts one client session may cause for this domain's recipients (cache hits are
+  // free); past it, unverified recipients get 450 and the client retries them later.
+  int max_callouts_per_session = 20;  // max_callouts_per_session
+  // And one client (its IPv4 address or IPv6 /64) over all its sessions per callout_window,
+  // so that reconnecting does not renew the allowance.
+  int max_callouts_per_client = 100;         // max_callouts_per_client
+  std::chrono::seconds callout_window{600};  // callout_window
 };
 
 struct DomainPolicy {

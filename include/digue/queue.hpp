@@ -11,6 +11,8 @@
 // message was accepted, the recipients are delivered as "tag" instead (counted, warned).
 // A record is removed from the spool only when every recipient is delivered, bounced or
 // quarantined; a crash before that re-delivers on start (at worst twice, never lost).
+// The queue holds each record id once, from submit(), recovery or pickup until the record
+// leaves the spool: a second submit() of an id it holds is a logged, counted no-op.
 #pragma once
 
 #include <atomic>
@@ -36,6 +38,8 @@ struct QueueStats {
       dsn_sent{0}, in_flight{0};
   // Recipient groups delivered tagged because quarantining them kept failing.
   std::atomic<uint64_t> quarantine_fallbacks{0};
+  // submit() or pickup of a record id the queue already holds, refused (not delivered twice).
+  std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> bytes_in_flight{0};       // the in-flight deliveries' message bytes, x3
   std::atomic<uint64_t> peak_bytes_in_flight{0};  // the highest bytes_in_flight seen
 };
@@ -52,7 +56,9 @@ class Queue {
   // Stops delivering; what is not delivered stays in the spool.
   void stop();
   void reload(std::shared_ptr<const Config> config);
-  // Thread-safe: hand over a durable record.
+  // Thread-safe: hand over a durable record. A record whose id the queue already holds
+  // (waiting, in flight or deferred, e.g. resumed by start()) is refused: logged, counted in
+  // duplicates, never delivered or bounced twice.
   void submit(SpoolRecord record, std::shared_ptr<const std::string> raw);
 
   const QueueStats& stats() const { return stats_; }

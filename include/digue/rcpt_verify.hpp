@@ -18,6 +18,10 @@
 //   downstream's text (printable ASCII, truncated), cached verify_negative_ttl; anything else
 //   (4xx, refused, timeout, MAIL FROM:<> refused) is never cached: 450 4.1.1, or, with
 //   verify_tempfail = "accept", accepted with a warning (counted in tempfailed).
+// - Callouts are bounded per session (max_callouts_per_session) and per client over all its
+//   sessions (max_callouts_per_client per callout_window), each by the recipient domain's
+//   keys: past them a recipient the cache cannot answer gets 450 (Source::Limit). Bounds what
+//   a dictionary attack costs the downstream (one probe connection per new address).
 // - Concurrent callouts for one address share one probe (the others wait for its answer).
 // - A Store error is logged, counted and read as a cache miss: it never refuses anyone.
 // - Thread-safe; one per daemon, shared by every worker. check() runs on the session's
@@ -81,15 +85,6 @@ struct VerifyStats {
   std::atomic<uint64_t> held{0};        // no callout: the domain's downstream is held unreachable
 };
 
-// Callouts one client session may cause (new addresses it asks for; cache hits are free):
-// past it, unverified recipients get 450 and the client retries them later. Bounds what a
-// dictionary attack costs the downstream (one probe connection per new address).
-inline constexpr int kMaxCalloutsPerSession = 20;
-// And per client (its IPv4 address or IPv6 /64) over kCalloutWindow, so that reconnecting
-// does not renew the allowance: 100 callouts per 10 minutes.
-inline constexpr int kMaxCalloutsPerClient = 100;
-inline constexpr std::chrono::seconds kCalloutWindow{600};
-
 class RecipientVerifier {
  public:
   explicit RecipientVerifier(Store* store) : store_(store) {}
@@ -97,12 +92,13 @@ class RecipientVerifier {
   RecipientVerifier& operator=(const RecipientVerifier&) = delete;
 
   // policy is rcpt's domain's in config; both must outlive the call. session: the client
-  // session's id, for the log. callouts_left (optional): the session's remaining callouts,
-  // decremented by each one; at 0 a recipient the cache cannot answer is a Limit TempFail.
-  // client (optional, net::client_key): counted against kMaxCalloutsPerClient the same way.
+  // session's id, for the log. session_callouts (optional): the session's callouts so far,
+  // incremented by each one; at the policy's max_callouts_per_session a recipient the cache
+  // cannot answer is a Limit TempFail. client (optional, net::client_key): counted against
+  // the policy's max_callouts_per_client per callout_window the same way.
   boost::asio::awaitable<VerifyResult> check(const Config& config, const DomainPolicy& policy,
                                              const Address& rcpt, std::string session,
-                                             int* callouts_left = nullptr,
+                                             int* session_callouts = nullptr,
                                              std::string client = {});
   const VerifyStats& stats() const { return stats_; }
 
@@ -134,7 +130,7 @@ class RecipientVerifier {
     std::chrono::steady_clock::time_point began;
   };
   std::map<std::string, ClientWindow> per_client_;
-  bool take_client_callout(const std::string& client);
+  bool take_client_callout(const std::string& client, const RecipientVerification& v);
   std::shared_ptr<boost::asio::ssl::context> plain_tls_, verify_tls_;  // under mu_
 };
 

@@ -154,12 +154,12 @@ int main(int argc, char** argv) {
               "stats connections={} active={} messages={} accepted={} rejected={} "
               "tempfailed={} spool_errors={} data_memory={} data_memory_refused={} "
               "delivered={} deferred={} quarantined={} quarantine_fallbacks={} dsn={} "
-              "spool_commits={} spool_batches={}",
+              "queue_duplicates={} spool_commits={} spool_batches={}",
               s.connections.load(), s.active.load(), s.messages.load(), s.accepted.load(),
               s.rejected.load(), s.tempfailed.load(), s.spool_errors.load(), server.data_memory(),
               s.data_memory_refused.load(), q.delivered.load(), q.deferred.load(),
               q.quarantined.load(), q.quarantine_fallbacks.load(), q.dsn_sent.load(),
-              spool.commits(), spool.batches());
+              q.duplicates.load(), spool.commits(), spool.batches());
           const auto& v = server.verify_stats();
           spdlog::info("stats rcpt_verify verified={} rejected={} tempfailed={} cache_hits={} "
                        "callouts={} store_errors={} limited={} held={}",

@@ -3,7 +3,8 @@ An unknown recipient (the downstream refuses RCPT with 5xx: smtp-sink -f RCPT) g
 at RCPT time and no DSN is ever made; a known one gets 250 and its message is delivered; the
 second check of an address comes from the cache (SIGUSR1 counters); with the downstream
 stopped an unverified address gets 450 4.1.1 (or 250 with verify_tempfail = "accept"). A static
-recipient list refuses the unlisted without a callout and is reloaded on SIGHUP. With
+recipient list refuses the unlisted without a callout and is reloaded on SIGHUP. Past the
+domain's max_callouts_per_session a session's unverified recipients get 450 4.7.1. With
 recipient_delimiter = "+", user's cached answer holds for user+tag. A callout for an IDN
 (U-label) domain sends MAIL FROM:<> SMTPUTF8, or asks in A-labels a downstream without
 SMTPUTF8 (a Recorder: a small SMTP listener on loopback that keeps the commands it gets;
@@ -163,6 +164,16 @@ def test_client_refused_by_a_filter_causes_no_callout():
             [(code, text)] = session(d.port, ["nobody@bad.test"])
             assert code == 550 and "5.7.1" in text, text
             assert stats(d, "callouts") == 0
+
+
+def test_session_callout_limit_from_the_config():
+    with Sink(extra=["-f", "RCPT"]) as bad, Sink() as good:
+        with Digued(domains(bad.port, good.port, "max_callouts_per_session = 2\n")) as d:
+            replies = session(d.port, ["a1@bad.test", "a2@bad.test", "a3@bad.test"])
+            assert [code for code, _ in replies] == [550, 550, 450], replies
+            assert "4.7.1" in replies[2][1], replies
+            assert stats(d, "callouts") == 2
+            assert stats(d, "limited") == 1
 
 
 def test_delimiter_user_answers_for_user_plus_tag():

@@ -258,8 +258,8 @@ TEST_CASE("a DSN that cannot be spooled is retried, the record kept", "[queue]")
   // file: a file size limit just above that makes the DSN's spool write fail (EFBIG).
   auto msg = std::make_shared<const std::string>("Subject: " + std::string(3000, 'x') +
                                                  "\r\n\r\nhi\r\n");
-  // Started first: a record already in the spool at start() is resumed by recovery, and
-  // submitting it too would deliver (and bounce) it twice.
+  // Started first: a record already in the spool at start() would be resumed by recovery
+  // before the file size limit below is set (and its submit() refused as a duplicate).
   rig.queue.start();
   auto rec = spool_record(rig.spool, {{"a@fail.test", "deliver"}}, msg);
   auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
@@ -278,6 +278,37 @@ TEST_CASE("a DSN that cannot be spooled is retried, the record kept", "[queue]")
   CHECK(wait_until([&] { return rig.dsns() == 1; }, 10s));
   CHECK(rig.queue.stats().dsn_sent.load() == 1);
   CHECK(rig.done(rec));
+}
+
+TEST_CASE("a record the queue already holds is not taken twice", "[queue]") {
+  auto msg = std::make_shared<const std::string>("Subject: twice\r\n\r\nhi\r\n");
+  SECTION("resumed at start, then handed over") {
+    digue::test::Sink sink({"-f", "RCPT"});
+    Rig rig(nullptr, sink.port);
+    // Spooled before start(): recovery resumes it. Handing it over as well must not deliver
+    // u@example.test twice, nor bounce a@fail.test twice.
+    auto rec =
+        spool_record(rig.spool, {{"u@example.test", "deliver"}, {"a@fail.test", "deliver"}}, msg);
+    rig.queue.start();
+    rig.queue.submit(rec, msg);
+    CHECK(rig.queue.stats().duplicates.load() == 1);
+    CHECK(rig.done(rec));
+    CHECK(wait_until([&] { return rig.dsns() == 1; }, 10s));
+    CHECK_FALSE(
+        wait_until([&] { return rig.queue.stats().delivered.load() > 2 || rig.dsns() > 1; }, 2s));
+    CHECK(files_under(rig.dir + "/mail/example.test/u/new") == 1);
+    CHECK(rig.queue.stats().dsn_sent.load() == 1);
+  }
+  SECTION("deferred, waiting for its retry") {
+    Rig rig(nullptr, closed_port());
+    rig.queue.start();
+    auto rec = spool_record(rig.spool, {{"a@fail.test", "deliver"}}, msg);
+    rig.queue.submit(rec, msg);
+    REQUIRE(wait_until([&] { return rig.queue.stats().deferred.load() >= 1; }, 10s));
+    rig.queue.submit(rec, msg);
+    CHECK(rig.queue.stats().duplicates.load() == 1);
+    CHECK(rig.queue.stats().submitted.load() == 1);
+  }
 }
 
 TEST_CASE("an unreadable message file is retried", "[queue]") {

@@ -6,6 +6,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 #include "digue/config.hpp"
 #include "digue/rcpt_verify.hpp"
@@ -83,6 +85,9 @@ TEST_CASE("rcpt verify config: defaults leave existing setups unchanged", "[rcpt
   CHECK(v.positive_ttl == std::chrono::seconds(7 * 86400));
   CHECK(v.negative_ttl == std::chrono::seconds(3 * 3600));
   CHECK(v.list == nullptr);
+  CHECK(v.max_callouts_per_session == 20);
+  CHECK(v.max_callouts_per_client == 100);
+  CHECK(v.callout_window == std::chrono::seconds(600));
 }
 
 TEST_CASE("rcpt verify config: keys and their errors", "[rcpt_verify]") {
@@ -101,6 +106,22 @@ TEST_CASE("rcpt verify config: keys and their errors", "[rcpt_verify]") {
   check_refused("verify_timeout = 0\n", "verify_timeout", 2);
   check_refused("verify_negative_ttl = \"3h\"\n", "verify_negative_ttl", 2);
   check_refused("recipients = \"/nonexistent/digue-recipients\"\n", "recipients", 2);
+}
+
+TEST_CASE("rcpt verify config: the callout limits and their errors", "[rcpt_verify]") {
+  auto c = domain_config(
+      "max_callouts_per_session = 5\nmax_callouts_per_client = 50\ncallout_window = 60\n");
+  const auto& v = c->domain("example.test")->verify;
+  CHECK(v.max_callouts_per_session == 5);
+  CHECK(v.max_callouts_per_client == 50);
+  CHECK(v.callout_window == std::chrono::seconds(60));
+  check_refused("downstream = [\"maildir\"]\nmax_callouts_per_session = 0\n",
+                "max_callouts_per_session", 3);
+  check_refused("max_callouts_per_session = \"20\"\n", "max_callouts_per_session", 2);
+  check_refused("max_callouts_per_client = -1\n", "max_callouts_per_client", 2);
+  check_refused("callout_window = 0\n", "callout_window", 2);
+  check_refused("callout_window = 86401\n", "callout_window", 2);
+  check_refused("callout_window = \"10m\"\n", "callout_window", 2);
 }
 
 TEST_CASE("rcpt verify config: the recipient list file is loaded with the config",
@@ -336,10 +357,10 @@ TEST_CASE_METHOD(Verifying, "rcpt verify callout: concurrent checks of one addre
 TEST_CASE_METHOD(Verifying, "rcpt verify callout: a session's callouts are bounded, cache hits are free",
           "[rcpt_verify]") {
   Sink sink({"-f", "RCPT"});  // every address unknown: a dictionary attack's view
-  auto c = domain_config(sink_config(sink));
+  auto c = domain_config(sink_config(sink, "max_callouts_per_session = 2\n"));
   const DomainPolicy& p = *c->domain("example.test");
-  int left = 2;
-  auto check = [&](const std::string& a) { return run(io, v.check(*c, p, addr(a), "t", &left)); };
+  int made = 0;
+  auto check = [&](const std::string& a) { return run(io, v.check(*c, p, addr(a), "t", &made)); };
   CHECK(check("a1@example.test").status == Status::Rejected);
   CHECK(check("a2@example.test").status == Status::Rejected);
   auto limited = check("a3@example.test");
@@ -348,6 +369,7 @@ TEST_CASE_METHOD(Verifying, "rcpt verify callout: a session's callouts are bound
   CHECK(check("a1@example.test").source == Source::Cache);  // known: answered, no callout
   CHECK(v.stats().callouts == 2);
   CHECK(v.stats().limited == 1);
+  CHECK(made == 2);
   // Never accepted unverified, even where a failed verification would be.
   RecipientVerification lenient;
   lenient.tempfail_accept = true;
@@ -418,23 +440,36 @@ TEST_CASE_METHOD(Verifying, "rcpt verify: recipient_delimiter in the static list
     CHECK(verify(io, v, *c, "other+tag@example.test").source == Source::Cache);
     CHECK(v.stats().callouts == 1);
   }
-  SECTION("one client's callouts are bounded across its sessions") {
+  SECTION("one client's callouts are bounded across its sessions, as configured") {
     Sink sink;
-    auto c = domain_config(sink_config(sink));
+    auto c = domain_config(sink_config(sink, "max_callouts_per_client = 3\n"));
     const DomainPolicy& p = *c->domain("example.test");
     auto from = [&](const std::string& local, const std::string& client) {
-      int fresh_session = kMaxCalloutsPerSession;  // a new connection each time
+      int fresh_session = 0;  // a new connection each time
       return run(io, v.check(*c, p, addr(local + "@example.test"), "t", &fresh_session, client));
     };
-    for (int i = 0; i < kMaxCalloutsPerClient; ++i)
+    for (int i = 0; i < 3; ++i)
       REQUIRE(from("u" + std::to_string(i), "192.0.2.1").status == Status::Accepted);
     auto over = from("one-more", "192.0.2.1");
     CHECK(over.status == Status::TempFail);
     CHECK(over.source == Source::Limit);
     CHECK(from("u0", "192.0.2.1").source == Source::Cache);  // the cache stays free
     CHECK(from("one-more", "192.0.2.2").status == Status::Accepted);  // another client
-    CHECK(v.stats().callouts == kMaxCalloutsPerClient + 1);
+    CHECK(v.stats().callouts == 4);
     CHECK(v.stats().limited == 1);
+  }
+  SECTION("a client's allowance is renewed after callout_window") {
+    Sink sink;
+    auto c = domain_config(sink_config(sink, "max_callouts_per_client = 1\ncallout_window = 2\n"));
+    const DomainPolicy& p = *c->domain("example.test");
+    auto from = [&](const std::string& local) {
+      return run(io, v.check(*c, p, addr(local + "@example.test"), "t", nullptr, "192.0.2.1"));
+    };
+    CHECK(from("w1").source == Source::Callout);
+    CHECK(from("w2").source == Source::Limit);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    CHECK(from("w2").source == Source::Callout);
+    CHECK(v.stats().callouts == 2);
   }
   SECTION("postmaster+tag is postmaster, with a delimiter only") {
     Sink sink({"-f", "RCPT"});  // a callout would refuse
