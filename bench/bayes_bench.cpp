@@ -1,7 +1,8 @@
 // Bayes accuracy and speed benchmark on the SpamAssassin corpus split.
 //   bayes_bench --train DIR --test DIR [--cv K] [--variants] [--scores FILE] [--dir TMP]
-//   (CV experiments: --set, --lr, --cgram, --knn, --lsh B,R,CAP, --toe, --curve, and
-//   --holdout DIR: with --cv, also score DIR once with the whole train split's model)
+//   (CV experiments: --set, --lr, --cgram, --knn, --knn-sample N, --lsh B,R,CAP,
+//   --lsh-shuffle SEED, --toe, --curve, and --holdout DIR: with --cv, also score DIR once
+//   with the whole train split's model)
 // Trains on DIR/{ham,spam} of --train only. With --cv K it reports K-fold cross-validation
 // on the train split for each parameter variant (how parameters were chosen); otherwise it
 // learns the whole train split into an LMDB store and classifies the test split once.
@@ -319,6 +320,7 @@ int main(int argc, char** argv) {
   bool knn = false;
   int lsh_b = 0, lsh_r = 0, lsh_cap = 0, lsh_sig = 64;
   unsigned lsh_shuffle = 0;
+  size_t knn_sample = 0;
   bool curve = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -355,7 +357,10 @@ int main(int argc, char** argv) {
     }
     else if (a == "--lsh-shuffle")  // SEED: enter messages in the LSH index in a random order
       lsh_shuffle = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--holdout")  // with --cv: also score DIR once with the whole train split
+    else if (a == "--knn-sample") {  // N: also the best similarity within N random spam + N ham
+      knn = true;
+      knn_sample = std::stoul(next());
+    } else if (a == "--holdout")  // with --cv: also score DIR once with the whole train split
       holdout_dir = next();
     else if (a == "--toe-margin")
       toe_margin = std::stod(next());
@@ -562,6 +567,7 @@ int main(int argc, char** argv) {
           sigs.push_back(std::move(sg));
         }
       std::vector<std::pair<double, double>> ns;  // LSH candidates, signature estimate
+      std::vector<std::pair<double, double>> ks_sample;  // --knn-sample
       if (lsh_b > 0)
         for (auto& h : sets) {
           std::vector<uint64_t> keys;
@@ -654,6 +660,19 @@ int main(int argc, char** argv) {
           c.learn(again);
         }
         if (p.weights) c.train_weights();
+        std::vector<size_t> sample;  // --knn-sample: N learnt spam and N learnt ham
+        if (knn_sample > 0) {
+          std::vector<size_t> sp, hm;
+          for (size_t j = 0; j < train.size(); ++j)
+            if (in_train(j, fold)) (train[j].spam ? sp : hm).push_back(j);
+          std::mt19937 rng(12345u + static_cast<unsigned>(fold));
+          std::shuffle(sp.begin(), sp.end(), rng);
+          std::shuffle(hm.begin(), hm.end(), rng);
+          sp.resize(std::min(sp.size(), knn_sample));
+          hm.resize(std::min(hm.size(), knn_sample));
+          sample = sp;
+          sample.insert(sample.end(), hm.begin(), hm.end());
+        }
         for (size_t i = 0; i < train.size(); ++i)
           if (fold_of(i) == fold) {
             auto r = c.classify_tokens(toks[i]);
@@ -668,6 +687,15 @@ int main(int argc, char** argv) {
                 (train[j].spam ? bs : bh) = std::max(train[j].spam ? bs : bh, x);
               }
               nn.push_back({bs, bh});
+              if (knn_sample > 0) {
+                // The best similarity within a fixed random sample of the fold's learnt spam
+                // and ham (what a product could afford: a few dozen kept lists per message).
+                double ss = 0, sh = 0;
+                for (size_t j : sample)
+                  (train[j].spam ? ss : sh) =
+                      std::max(train[j].spam ? ss : sh, jaccard(sets[i], sets[j]));
+                ks_sample.push_back({ss, sh});
+              }
               if (lsh_b > 0) {
                 std::vector<size_t> cand;
                 for (uint64_t key : bands[i]) {
@@ -713,6 +741,10 @@ int main(int argc, char** argv) {
               if (!nn.empty() && nn.size() == scored.size()) { k[0] = nn.back().first; k[1] = nn.back().second; }
               if (!nl.empty() && nl.size() == scored.size()) { k[2] = nl.back().first; k[3] = nl.back().second; }
               if (!ns.empty() && ns.size() == scored.size()) { k[4] = ns.back().first; k[5] = ns.back().second; }
+              if (!ks_sample.empty() && ks_sample.size() == scored.size()) {
+                k[4] = ks_sample.back().first;  // in the signature columns (no --lsh then)
+                k[5] = ks_sample.back().second;
+              }
               char fl[512];
               std::snprintf(fl, sizeof fl, "%s %f %f %f %f %d %f %d %zu %s %f %f %f %f %f %f %f",
                             train[i].spam ? "spam" : "ham", r.evidence_decades, r.bayes_evidence,
