@@ -1,7 +1,7 @@
 // Bayes accuracy and speed benchmark on the SpamAssassin corpus split.
 //   bayes_bench --train DIR --test DIR [--cv K] [--variants] [--scores FILE] [--dir TMP]
 //   (CV experiments: --set, --lr, --cgram, --knn, --knn-sample N, --lsh B,R,CAP,
-//   --lsh-shuffle SEED, --toe, --curve, and --holdout DIR: with --cv, also score DIR once
+//   --lsh-shuffle SEED, --lsh-rare F, --toe, --curve, and --holdout DIR: with --cv, also score DIR once
 //   with the whole train split's model)
 // Trains on DIR/{ham,spam} of --train only. With --cv K it reports K-fold cross-validation
 // on the train split for each parameter variant (how parameters were chosen); otherwise it
@@ -321,6 +321,7 @@ int main(int argc, char** argv) {
   int lsh_b = 0, lsh_r = 0, lsh_cap = 0, lsh_sig = 64;
   unsigned lsh_shuffle = 0;
   size_t knn_sample = 0;
+  double lsh_rare = 0;
   bool curve = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -357,6 +358,8 @@ int main(int argc, char** argv) {
     }
     else if (a == "--lsh-shuffle")  // SEED: enter messages in the LSH index in a random order
       lsh_shuffle = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--lsh-rare")  // F: band minima over tokens in at most a share F of messages
+      lsh_rare = std::stod(next());
     else if (a == "--knn-sample") {  // N: also the best similarity within N random spam + N ham
       knn = true;
       knn_sample = std::stoul(next());
@@ -568,8 +571,21 @@ int main(int argc, char** argv) {
         }
       std::vector<std::pair<double, double>> ns;  // LSH candidates, signature estimate
       std::vector<std::pair<double, double>> ks_sample;  // --knn-sample
+      // --lsh-rare F: the band minima over the tokens in at most a share F of the train
+      // split's messages only (common tokens make crowded bands that lose close messages).
+      std::unordered_map<uint64_t, uint32_t> df;
+      if (lsh_b > 0 && lsh_rare > 0)
+        for (size_t j = 0; j < sets.size(); ++j)
+          if (!train[j].held)
+            for (uint64_t x : sets[j]) ++df[x];
+      const double rare_max = lsh_rare * static_cast<double>(sets.size());
       if (lsh_b > 0)
-        for (auto& h : sets) {
+        for (auto& full : sets) {
+          std::vector<uint64_t> rare;
+          if (lsh_rare > 0)
+            for (uint64_t x : full)
+              if (df[x] <= rare_max) rare.push_back(x);
+          const auto& h = lsh_rare > 0 && !rare.empty() ? rare : full;
           std::vector<uint64_t> keys;
           for (int b = 0; b < lsh_b; ++b) {
             uint64_t key = uint64_t(b) * 0x100000001b3ULL;
