@@ -224,8 +224,12 @@ struct Queue::Impl {
     bytes += weight;
     if (bytes.load() > queue.stats_.peak_bytes_in_flight.load())
       queue.stats_.peak_bytes_in_flight = bytes.load();
-    asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this, weight](std::exception_ptr e) {
+    std::string id = rec.id;
+    asio::co_spawn(io, process(std::move(rec), std::move(raw)), [this, weight, id](std::exception_ptr e) {
       log_escaped("queue: delivery coroutine")(e);
+      // An attempt that threw leaves its record in the spool, resumed at the next start; the
+      // id must not stay held meanwhile (one entry per such failure, for ever).
+      if (e) release(id);
       queue.stats_.in_flight--;
       queue.stats_.bytes_in_flight -= weight;
       // As many waiting records as now fit, oldest first.

@@ -261,16 +261,20 @@ asio::awaitable<VerifyResult> RecipientVerifier::shared_callout(const Config& co
   co_return VerifyResult(r);  // a copy: `co_return r` would move r out before finish reads it
 }
 
-// One window per client over all domains; the recipient's domain sets its length and limit.
+// One window per client over all domains; the recipient's domain sets the limit, and the
+// window lasts the longest callout_window of the domains it counted for (a domain with a
+// short window must not renew what another domain's longer window still bounds).
 bool RecipientVerifier::take_client_callout(const std::string& client,
                                             const RecipientVerification& v) {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   if (per_client_.size() > 10000)
-    std::erase_if(per_client_,
-                  [&](const auto& e) { return now - e.second.began >= v.callout_window; });
+    std::erase_if(per_client_, [&](const auto& e) { return now - e.second.began >= e.second.span; });
   auto& w = per_client_[client];
-  if (w.callouts == 0 || now - w.began >= v.callout_window) w = {0, now};
+  if (w.callouts == 0 || now - w.began >= w.span)
+    w = {0, now, v.callout_window};
+  else
+    w.span = std::max(w.span, v.callout_window);
   if (w.callouts >= v.max_callouts_per_client) return false;
   ++w.callouts;
   return true;

@@ -123,11 +123,14 @@ class RecipientVerifier {
   // downstream (refused, timed out) it is not asked again before then, so that a dead
   // downstream does not make every RCPT wait out verify_timeout (under mu_).
   std::map<std::string, std::chrono::steady_clock::time_point> dead_until_;
-  // Client key -> callouts in its current window and when that window began (under mu_;
-  // expired windows are swept when the map grows past 10,000 clients).
+  // Client key -> callouts in its current window, when that window began and how long it
+  // lasts: the longest callout_window of the domains it was counted for, so that a domain
+  // with a short window cannot renew the allowance that a longer window still bounds (under
+  // mu_; expired windows are swept when the map grows past 10,000 clients).
   struct ClientWindow {
     int callouts = 0;
     std::chrono::steady_clock::time_point began;
+    std::chrono::seconds span{0};
   };
   std::map<std::string, ClientWindow> per_client_;
   bool take_client_callout(const std::string& client, const RecipientVerification& v);

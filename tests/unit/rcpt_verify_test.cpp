@@ -471,6 +471,24 @@ TEST_CASE_METHOD(Verifying, "rcpt verify: recipient_delimiter in the static list
     CHECK(from("w2").source == Source::Callout);
     CHECK(v.stats().callouts == 2);
   }
+  SECTION("a domain with a shorter callout_window does not renew a longer one's bound") {
+    Sink sink;
+    auto longer = domain_config(sink_config(sink, "max_callouts_per_client = 2\n"));
+    auto shorter = domain_config(
+        sink_config(sink, "max_callouts_per_client = 2\ncallout_window = 1\n"));
+    auto from = [&](const std::shared_ptr<const Config>& c, const std::string& local) {
+      return run(io, v.check(*c, *c->domain("example.test"), addr(local + "@example.test"), "t",
+                             nullptr, "192.0.2.1"));
+    };
+    CHECK(from(longer, "l1").source == Source::Callout);
+    CHECK(from(longer, "l2").source == Source::Callout);
+    CHECK(from(longer, "l3").source == Source::Limit);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    // The window that began under the 600 s domain still runs, for both domains.
+    CHECK(from(shorter, "s1").source == Source::Limit);
+    CHECK(from(longer, "l4").source == Source::Limit);
+    CHECK(v.stats().callouts == 2);
+  }
   SECTION("postmaster+tag is postmaster, with a delimiter only") {
     Sink sink({"-f", "RCPT"});  // a callout would refuse
     auto c = domain_config(sink_config(sink, "recipient_delimiter = \"+\"\n"));
