@@ -30,6 +30,8 @@ import tempfile
 import threading
 import time
 
+from harness import accept_loop
+
 NSD = shutil.which("nsd") or "/usr/sbin/nsd"
 TYPE_CODES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
               "AAAA": 28, "SPF": 99}
@@ -198,15 +200,9 @@ class _DropRelay:
                 pass
 
     def _tcp_loop(self):
-        self.tcp.settimeout(0.2)
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.tcp.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._tcp_one, args=(conn,), daemon=True).start()
+        accept_loop(self.tcp, self.stopping,
+                    lambda conn: threading.Thread(target=self._tcp_one, args=(conn,),
+                                                  daemon=True).start())
 
     def _tcp_one(self, conn):
         with conn:

@@ -52,6 +52,21 @@ def wait_port(port, timeout=10.0, host="127.0.0.1"):
     return False
 
 
+def accept_loop(sock, stopping, on_conn):
+    """Accepts connections on a listening socket until stopping (a threading.Event) is set or
+    the socket is closed, handing each to on_conn(conn); bounded by the socket's timeout
+    (set here to 0.2 s), so that it notices stopping. For the test servers' threads."""
+    sock.settimeout(0.2)
+    while not stopping.is_set():
+        try:
+            conn, _ = sock.accept()
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        on_conn(conn)
+
+
 def wait_until(pred, timeout=10.0, step=0.05):
     end = time.time() + timeout
     while time.time() < end:

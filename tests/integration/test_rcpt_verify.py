@@ -22,7 +22,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import DIGUECTL, Digued, Raw, Sink, message, run_tests, wait_until  # noqa: E402
+from harness import (DIGUECTL, Digued, Raw, Sink, accept_loop, message, run_tests,  # noqa: E402
+                     wait_until)
 
 
 def domains(bad_port, good_port, extra=""):
@@ -243,26 +244,21 @@ class Recorder:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
-        self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
     def _loop(self):
-        while not self.stopping.is_set():
+        accept_loop(self.sock, self.stopping, self._one)
+
+    def _one(self, conn):
+        with conn:
+            conn.settimeout(5)
             try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
+                self._serve(conn)
             except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    self._serve(conn)
-                except OSError:
-                    pass
+                pass
 
     def _serve(self, conn):
         conn.sendall(b"220 recorder.test ESMTP\r\n")
