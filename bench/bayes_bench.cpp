@@ -619,18 +619,20 @@ int main(int argc, char** argv) {
         // then spam, each by name) by default; --lsh-shuffle enters them in a seeded random
         // order, as a live model's learning order would be (the file order leaves only spam
         // in crowded bands).
-        std::vector<size_t> order(train.size());
-        for (size_t j = 0; j < order.size(); ++j) order[j] = j;
-        if (lsh_shuffle) std::shuffle(order.begin(), order.end(), std::mt19937(lsh_shuffle));
-        if (lsh_b > 0)
-          for (size_t j : order) {
-            if (!in_train(j, fold)) continue;
-            for (uint64_t key : bands[j]) {
-              auto& ids = index[key];
-              ids.push_back(j);
-              if (static_cast<int>(ids.size()) > lsh_cap) ids.erase(ids.begin());
-            }
+        std::vector<size_t> order;
+        if (lsh_b > 0) {
+          order.resize(train.size());
+          for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+          if (lsh_shuffle) std::shuffle(order.begin(), order.end(), std::mt19937(lsh_shuffle));
+        }
+        for (size_t j : order) {
+          if (!in_train(j, fold)) continue;
+          for (uint64_t key : bands[j]) {
+            auto& ids = index[key];
+            ids.push_back(j);
+            if (static_cast<int>(ids.size()) > lsh_cap) ids.erase(ids.begin());
           }
+        }
         CgramLr cg;
         if (!cgf.empty()) {
           cg.w.assign(size_t{1} << cgs.bits, 0.0f);

@@ -28,9 +28,28 @@ def sender(path):
 
 def sender_keys(base):
     """The train split's (label, file name) in bayes_bench's order, and each one's From
-    (address, domain). Also used by bayes_stack.py."""
+    (address, domain). Also used by bayes_stack.py (with History)."""
     names = [(lab, f) for lab in ("ham", "spam") for f in sorted(os.listdir(os.path.join(base, lab)))]
     return names, [sender(os.path.join(base, lab, f)) for lab, f in names]
+
+
+class History:
+    """How often each From address (which=0) or domain (which=1) of the train split was learnt
+    as spam and as ham, per CV fold (message i is in fold i % 5)."""
+
+    def __init__(self, names, keys, which=0):
+        self.counts = collections.Counter()  # (fold, key, label) -> messages
+        for i, (lab, _) in enumerate(names):
+            if keys[i][which]:
+                self.counts[(i % 5, keys[i][which], lab)] += 1
+
+    def shift(self, key, fold=None):
+        """ln(1 + s) - ln(1 + h) of key over the folds other than fold (None: all of them)."""
+        if not key:
+            return 0.0
+        s = sum(self.counts[(f, key, "spam")] for f in range(5) if f != fold)
+        h = sum(self.counts[(f, key, "ham")] for f in range(5) if f != fold)
+        return math.log1p(s) - math.log1p(h)
 
 
 def figures(scored, pivot=1.5):
@@ -47,20 +66,12 @@ def main():
         rows = [(l.split()[0] == "spam", float(l.split()[1]), l.split()[2]) for l in open(fn)]
         print(f"{fn} digue's evidence            {figures([(s, e) for s, e, _ in rows])}")
         for which, what in ((0, "address"), (1, "domain")):
-            counts = collections.Counter()  # (fold, key, label) -> messages
-            for i, (lab, _) in enumerate(names):
-                if keys[i][which]:
-                    counts[(i % 5, keys[i][which], lab)] += 1
+            hist = History(names, keys, which)
             for k in (0.5, 1.0, 2.0):
                 shifted = []
                 for spam, e, name in rows:
                     i = index[name]
-                    key = keys[i][which]
-                    if key:
-                        s = sum(counts[(f, key, "spam")] for f in range(5) if f != i % 5)
-                        h = sum(counts[(f, key, "ham")] for f in range(5) if f != i % 5)
-                        e += k * (math.log1p(s) - math.log1p(h))
-                    shifted.append((spam, e))
+                    shifted.append((spam, e + k * hist.shift(keys[i][which], i % 5)))
                 print(f"{fn} + {k:.1f} x From {what:<8} {figures(shifted)}")
 
 

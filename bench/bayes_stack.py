@@ -12,7 +12,6 @@ so every figure printed is out of fold twice over. Meta-learners: L2 logistic re
 (Newton; "lr" free, "off" on top of E + 0.5·z kept as it is) and, with GBT=1, small
 gradient-boosted trees (depth 2), all in numpy (Debian's python3-numpy: run it with
 /usr/bin/python3). bench/README.md, "Eighth session", has the figures."""
-import collections
 import math
 import os
 import sys
@@ -20,7 +19,7 @@ import sys
 import numpy as np
 
 import roc
-from bayes_history import sender_keys  # From address per train message, in fold order
+from bayes_history import History, sender_keys  # From addresses, their learnt counts
 
 HOLDOUT = None  # --holdout TEST_DIR HOLDOUT_FEAT CV_FEAT: fit on CV_FEAT, score HOLDOUT_FEAT once
 if len(sys.argv) > 1 and sys.argv[1] == "--holdout":
@@ -30,40 +29,7 @@ base, feat_files = sys.argv[1], sys.argv[2:]
 names, keys = sender_keys(base)
 index = {f: i for i, (_, f) in enumerate(names)}
 FOLDS = 5
-
-
-def history(rows):
-    """ln(1+s) - ln(1+h) of the From address in the other folds."""
-    counts = collections.Counter()
-    for i, (lab, _) in enumerate(names):
-        if keys[i][0]:
-            counts[(i % FOLDS, keys[i][0], lab)] += 1
-    out = []
-    for r in rows:
-        i = index[r["name"]]
-        key = keys[i][0]
-        s = h = 0
-        if key:
-            s = sum(counts[(f, key, "spam")] for f in range(FOLDS) if f != i % FOLDS)
-            h = sum(counts[(f, key, "ham")] for f in range(FOLDS) if f != i % FOLDS)
-        out.append(math.log1p(s) - math.log1p(h))
-    return out
-
-
-def holdout_history(rows, test_dir):
-    """For held-out messages: the From address's learnt spam / ham over the whole train split."""
-    counts = collections.Counter()
-    for i, (lab, _) in enumerate(names):
-        if keys[i][0]:
-            counts[(keys[i][0], lab)] += 1
-    tnames, tkeys = sender_keys(test_dir)
-    tindex = {f: k[0] for (_, f), k in zip(tnames, tkeys)}
-    out = []
-    for r in rows:
-        key = tindex[r["name"]]
-        s, h = (counts[(key, "spam")], counts[(key, "ham")]) if key else (0, 0)
-        out.append(math.log1p(s) - math.log1p(h))
-    return out
+HISTORY = History(names, keys)
 
 
 def load(fn, test_dir=None):
@@ -75,8 +41,18 @@ def load(fn, test_dir=None):
                      "nb": math.log1p(int(f[7])), "ntok": math.log1p(int(f[8])), "name": f[9],
                      "ks": float(f[10]), "kh": float(f[11]), "ls": float(f[12]), "lh": float(f[13]),
                      "ss": float(f[14]), "sh": float(f[15]), "cg": float(f[16])})
-    for r, h in zip(rows, history(rows) if test_dir is None else holdout_history(rows, test_dir)):
-        r["hist"] = h
+    # The From address's learnt spam / ham: in the other folds for a train message, in the
+    # whole train split for a held-out one.
+    test_from = {}
+    if test_dir is not None:
+        tnames, tkeys = sender_keys(test_dir)
+        test_from = {f: k[0] for (_, f), k in zip(tnames, tkeys)}
+    for r in rows:
+        if test_dir is None:
+            i = index[r["name"]]
+            r["hist"] = HISTORY.shift(keys[i][0], i % FOLDS)
+        else:
+            r["hist"] = HISTORY.shift(test_from[r["name"]])
     return rows
 
 
