@@ -248,6 +248,10 @@ struct Queue::Impl {
     std::lock_guard lk(held_mu);
     return held.insert(id).second;
   }
+  bool holds(const std::string& id) {
+    std::lock_guard lk(held_mu);
+    return held.count(id) != 0;
+  }
   // A second copy of a record the queue holds: taking it would deliver and bounce the
   // message twice.
   void refuse_duplicate(const std::string& id, const char* from) {
@@ -312,7 +316,9 @@ struct Queue::Impl {
   std::shared_ptr<delivery::Deliverer> deliverer;
   std::shared_ptr<dns::Resolver> resolver;
   std::deque<SpoolRecord> backlog;
-  std::set<std::string> unreadable_pickups;  // reported once each
+  // Pickup files already reported (unreadable, unmovable, or waiting for a record of the same
+  // id to finish): said once each, tried again every pass.
+  std::set<std::string> reported_pickups;
 };
 
 asio::awaitable<Queue::Impl::Targets> Queue::Impl::targets_for(const SpoolRecord& rec,
@@ -653,12 +659,18 @@ void Queue::Impl::pickup(const std::string& dir) {
     std::error_code fec;
     if (!it->is_regular_file(fec)) continue;
     std::string id = it->path().filename().string();
+    // A record of this id is still queued: moved in, the file would replace that record's;
+    // it waits (unread: it may be large) until that one is done.
+    if (holds(id)) {
+      if (reported_pickups.insert(id).second) refuse_duplicate(id, "pickup file");
+      continue;
+    }
     int io_error = 0;
     auto loaded = Spool::read_path(it->path().string(), true, &io_error);
     if (!loaded || loaded->record.id != id) {
       if (io_error) {
         // Not ours to read (another user's file), or EMFILE, EIO...: said once, tried again.
-        if (unreadable_pickups.insert(id).second)
+        if (reported_pickups.insert(id).second)
           spdlog::error("queue: cannot read pickup file {}: {} (retried)", id,
                         std::strerror(io_error));
         continue;
@@ -669,17 +681,16 @@ void Queue::Impl::pickup(const std::string& dir) {
       std::filesystem::create_directories(spool.dir() + "/corrupt", mec);
       if (::rename(it->path().c_str(), to.c_str()) == 0)
         spdlog::error("queue: malformed pickup file {}, moved to {}/corrupt", id, spool.dir());
-      else if (unreadable_pickups.insert(id).second)
+      else if (reported_pickups.insert(id).second)
         spdlog::error("queue: malformed pickup file {}, cannot move it: {}", id,
                       std::strerror(errno));
       continue;
     }
-    if (!hold(id)) {
-      // Moved in, it would replace the queued record's file: it waits until that one is done.
-      if (unreadable_pickups.insert(id).second) refuse_duplicate(id, "pickup file");
+    if (!hold(id)) {  // submitted meanwhile by another thread: the same wait
+      if (reported_pickups.insert(id).second) refuse_duplicate(id, "pickup file");
       continue;
     }
-    unreadable_pickups.erase(id);
+    reported_pickups.erase(id);
     std::string to = spool.dir() + "/queue/" + id;
     if (::rename(it->path().c_str(), to.c_str()) != 0) {
       spdlog::warn("queue: cannot move pickup file {}: {}", id, std::strerror(errno));

@@ -308,6 +308,13 @@ TEST_CASE("a record the queue already holds is not taken twice", "[queue]") {
     rig.queue.submit(rec, msg);
     CHECK(rig.queue.stats().duplicates.load() == 1);
     CHECK(rig.queue.stats().submitted.load() == 1);
+    // A pickup file of that id waits in pickup/ (moved in, it would replace the queued
+    // record's file), reported once however many passes see it.
+    REQUIRE(Spool::write_pickup(rig.dir + "/spool", rec, *msg));
+    CHECK(wait_until([&] { return rig.queue.stats().duplicates.load() == 2; }, 10s));
+    CHECK_FALSE(wait_until([&] { return rig.queue.stats().duplicates.load() > 2; }, 5s));
+    CHECK(std::filesystem::exists(rig.dir + "/spool/pickup/" + rec.id));
+    CHECK(rig.queue.stats().submitted.load() == 1);
   }
 }
 
