@@ -15,11 +15,14 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string input(reinterpret_cast<const char*>(data), size);
   // mbox: no message is longer than the input; in an mbox (its first line an envelope), no
-  // message starts with an envelope line (it would have been split there).
+  // message starts with an envelope line (it would have been split there) unless that line
+  // was quoted in the input (">From ...", unquoted by split: mboxrd).
   const bool mbox = digue::mbox::is_envelope(input.substr(0, input.find('\n') + 1));
   for (const auto& m : digue::mbox::split(input)) {
     if (m.size() > input.size()) __builtin_trap();
-    if (mbox && !m.empty() && digue::mbox::is_envelope(m.substr(0, m.find('\n') + 1)))
+    const std::string first = m.substr(0, m.find('\n') + 1);
+    if (mbox && !m.empty() && digue::mbox::is_envelope(first) &&
+        input.find(">" + first) == std::string::npos)
       __builtin_trap();
   }
   digue::mbox::looks_like_message(input);
