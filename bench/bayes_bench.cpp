@@ -298,6 +298,9 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "walpha") p.weight_alpha = v;
     else if (k == "wmix") p.weight_mix = v;
     else if (k == "wseed") p.weight_seed = static_cast<uint64_t>(v);
+    else if (k == "comb") p.combine = v != 0;
+    else if (k == "cpivot") p.combined_pivot = v;
+    else if (k == "cspu") p.combined_score_per_unit = v;
 
     else if (k == "conf") p.confidence_messages = static_cast<uint32_t>(v);
     else if (k == "wpivot") p.weighted_pivot = v;
@@ -737,20 +740,9 @@ int main(int argc, char** argv) {
               }
             }
             if (!scores_file.empty()) {
-              static const char* kBody[] = {"url:", "uh:", "up:", "ux:", "urls:", "att:", "an:",
-                                            "html:", "pt:", "cs:", "cte:", "mp:", "mime:",
-                                            "parts:", "defect:", "num:", "n:", "l:", "caps:",
-                                            "dollars:", "bangs:", "display:", "tag:", "attr:",
-                                            "body:", "capsratio:", "skip:", "ct:"};
-              double eh = 0, eb = 0;
-              int nh = 0, nb = 0;
-              for (const auto& cl : r.clues) {
-                bool hdr = cl.token.find(':') != std::string::npos;
-                for (const char* pre : kBody)
-                  if (cl.token.rfind(pre, 0) == 0) hdr = false;
-                double lo = std::log10(cl.prob / (1 - cl.prob));
-                if (hdr) { eh += lo; ++nh; } else { eb += lo; ++nb; }
-              }
+              const double eh = r.header_evidence * double(r.header_clues);
+              const double eb = r.body_evidence * double(r.body_clues);
+              const int nh = int(r.header_clues), nb = int(r.body_clues);
               // Nearest-neighbour similarities to the best spam / ham (exhaustive, --knn; LSH
               // exact and LSH signature, --lsh) and the byte n-gram logit (--cgram); 0 when not
               // asked for. bayes_stack.py reads these columns.
@@ -764,10 +756,13 @@ int main(int argc, char** argv) {
                 k[5] = ks_sample.back().second;
               }
               char fl[512];
-              std::snprintf(fl, sizeof fl, "%s %f %f %f %f %d %f %d %zu %s %f %f %f %f %f %f %f",
+              // Then the From address's learnt spam / ham (its "fa:" token).
+              std::snprintf(fl, sizeof fl,
+                            "%s %f %f %f %f %d %f %d %zu %s %f %f %f %f %f %f %f %u %u",
                             train[i].spam ? "spam" : "ham", r.evidence_decades, r.bayes_evidence,
                             r.weight_logit, eh, nh, eb, nb, toks[i].size(), train[i].name.c_str(),
-                            k[0], k[1], k[2], k[3], k[4], k[5], k[6]);
+                            k[0], k[1], k[2], k[3], k[4], k[5], k[6], r.sender_spam,
+                            r.sender_ham);
               feats.push_back(fl);
             }
             if (!scores_file.empty())

@@ -41,6 +41,8 @@ def load(fn, test_dir=None):
                      "nb": math.log1p(int(f[7])), "ntok": math.log1p(int(f[8])), "name": f[9],
                      "ks": float(f[10]), "kh": float(f[11]), "ls": float(f[12]), "lh": float(f[13]),
                      "ss": float(f[14]), "sh": float(f[15]), "cg": float(f[16])})
+        if len(f) > 18:  # the product's From history: its "fa:" token's learnt spam / ham
+            rows[-1]["fh"] = math.log1p(int(f[17])) - math.log1p(int(f[18]))
     # The From address's learnt spam / ham: in the other folds for a train message, in the
     # whole train split for a held-out one.
     test_from = {}
@@ -132,8 +134,16 @@ def figures(spam, score):
 
 ALL = ["E", "z", "Eh", "Eb", "nb", "ntok", "ks", "kh", "ss", "sh", "hist", "cg"]
 BASE = ["E", "z", "Eh", "Eb", "nb", "ntok"]
+# What the product combines (Params::Combiner, in its order): base and the From address's
+# history from its "fa:" token (the same figure as "hist", from the model).
+PRODUCT = BASE + ["fh"]
 SETS = {"E, z": ["E", "z"], "all": ALL,
         "base": BASE,
+        "E, z, hist": ["E", "z", "hist"],
+        "base, hist": BASE + ["hist"],
+        "product (base, fa)": PRODUCT,
+        "base, knn, fa": BASE + ["ks", "kh", "fh"],
+        "base, lsh, fa": BASE + ["ls", "lh", "fh"],
         "base, knn": BASE + ["ks", "kh"],
         "base, sig": BASE + ["ss", "sh"],
         "base, lsh": BASE + ["ls", "lh"],
@@ -184,6 +194,23 @@ def holdout(test_dir, held_fn, cv_fn):
         h_out = logistic((X - mu) / sd, spam)((H - mu) / sd)
         report("lr " + name, cv_out, h_out)
 
+
+def coefficients(files):
+    """The product set fitted on every CV figure of the given runs pooled, in raw units (what
+    Params::Combiner takes: bias, then PRODUCT's order; E and z in the .feat's units)."""
+    rows = [r for fn in files for r in load(fn)]
+    spam = np.array([r["spam"] for r in rows], dtype=float)
+    X = np.array([[r[c] for c in PRODUCT] for r in rows])
+    mu, sd = X.mean(0), X.std(0) + 1e-9
+    f = logistic((X - mu) / sd, spam)
+    bias = f((-mu / sd)[None, :])[0]  # the raw point 0
+    w = f((np.eye(len(PRODUCT)) - mu) / sd) - bias  # one raw unit of each column
+    print("bias %.4f" % bias, " ".join(f"{c} {x:.4f}" for c, x in zip(PRODUCT, w)))
+
+
+if os.environ.get("COEF"):
+    coefficients(feat_files)
+    sys.exit(0)
 
 if HOLDOUT:
     holdout(HOLDOUT[0], HOLDOUT[1], feat_files[0])

@@ -92,12 +92,17 @@ class BayesFilter final : public Filter {
       out.symbols.push_back({"BAYES_UNTRAINED", 0.0, "the model needs more spam and ham"});
       co_return out;
     }
-    char head[128];
+    char head[192];
     int n = std::snprintf(head, sizeof head, "score=%.2f required=%.1f", r.score,
                           ctx.policy.required);
     if (r.weighted && n > 0 && static_cast<size_t>(n) < sizeof head)
-      std::snprintf(head + n, sizeof head - static_cast<size_t>(n), " bayes=%+.2f weights=%+.2f",
-                    r.bayes_evidence, r.weight_logit);
+      n += std::snprintf(head + n, sizeof head - static_cast<size_t>(n),
+                         " bayes=%+.2f weights=%+.2f", r.bayes_evidence, r.weight_logit);
+    // The combiner's other figures: header / body clue means, the From address's history.
+    if (r.combined && n > 0 && static_cast<size_t>(n) < sizeof head)
+      std::snprintf(head + n, sizeof head - static_cast<size_t>(n),
+                    " header=%+.2f body=%+.2f sender=%u/%u", r.header_evidence, r.body_evidence,
+                    r.sender_spam, r.sender_ham);
     std::string evidence = head;
     if (!r.clues.empty()) evidence += " tokens: " + r.evidence(s_.evidence_tokens);
     // The score and strongest tokens also go in the message's X-Digue-Bayes trace header.
@@ -269,6 +274,7 @@ BayesSettings read_bayes_settings(const toml::table& options) {
       r.integer("confidence_messages", p.confidence_messages, 0, 100000000));
   p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
   p.weights = r.boolean("weights", p.weights);
+  p.combine = r.boolean("combine", p.combine);
   p.weight_max_messages = static_cast<size_t>(r.integer(
       "weight_max_messages", static_cast<int64_t>(p.weight_max_messages), 100, int64_t{1} << 32));
   p.tokenizer.max_tokens = static_cast<size_t>(r.integer(

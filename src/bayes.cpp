@@ -142,6 +142,26 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   for (const auto& c : cands) sum += std::log10(c.f / (1.0 - c.f));
   r.evidence_decades = sum / static_cast<double>(k);
   r.bayes_evidence = r.evidence_decades;
+  for (const auto& c : cands) {
+    const double lo = std::log10(c.f / (1.0 - c.f));
+    if (header_token(tokens[c.index])) {
+      r.header_evidence += lo;
+      ++r.header_clues;
+    } else {
+      r.body_evidence += lo;
+      ++r.body_clues;
+    }
+  }
+  if (r.header_clues > 0) r.header_evidence /= static_cast<double>(r.header_clues);
+  if (r.body_clues > 0) r.body_evidence /= static_cast<double>(r.body_clues);
+  for (size_t i = 0; i < n; ++i)
+    if (tokens[i].size() > kSenderPrefix.size() &&
+        std::string_view(tokens[i]).substr(0, kSenderPrefix.size()) == kSenderPrefix &&
+        tokens[i].find('@') != std::string::npos) {
+      r.sender_spam = counts[i].spam;
+      r.sender_ham = counts[i].ham;
+      break;
+    }
   WeightsMeta wm = decode_weights_meta(weights_value);
   double pivot = params_.pivot_decades, per_unit = params_.score_per_decade;
   if (params_.weights && wm.messages > 0) {
@@ -156,6 +176,18 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     r.evidence_decades += params_.weight_mix * z;
     pivot = params_.weighted_pivot;
     per_unit = params_.weighted_score_per_unit;
+    if (params_.combine) {
+      const Params::Combiner& w = params_.combiner;
+      r.combined = true;
+      r.evidence_decades =
+          w.bias + w.bayes * r.bayes_evidence + w.logit * z + w.header * r.header_evidence +
+          w.body * r.body_evidence + w.body_clues * std::log1p(static_cast<double>(r.body_clues)) +
+          w.tokens * std::log1p(static_cast<double>(n)) +
+          w.sender * (std::log1p(static_cast<double>(r.sender_spam)) -
+                      std::log1p(static_cast<double>(r.sender_ham)));
+      pivot = params_.combined_pivot;
+      per_unit = params_.combined_score_per_unit;
+    }
   }
   // A young model is sure of too much: its evidence is shrunk in proportion to its size until
   // it holds confidence_messages of each class (cold start, bench/README.md).

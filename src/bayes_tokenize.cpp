@@ -385,6 +385,8 @@ void address(Collector& c, std::string_view value, std::string_view pfx) {
   c.add(p + "d:", dom);
   c.add(p + "d2:", last_two_labels(dom));
   c.add(p + "l:", local.size() > 20 ? "long" : local);
+  if (pfx == "f" && !local.empty() && local.size() <= 64 && !dom.empty() && dom.size() <= 255)
+    c.add(kSenderPrefix, local + "@" + dom);  // the sender's history (Params::combiner)
   size_t digits =
       std::count_if(local.begin(), local.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
   if (digits >= 3) c.add(p, "l:digits");
@@ -547,6 +549,18 @@ std::string fold_case(std::string_view utf8) {
 }
 
 uint64_t token_hash(std::string_view token) { return finish_hash(fnv(kFnvOffset, token)); }
+
+bool header_token(std::string_view token) {
+  // Body words carry no namespace; the body's other namespaces are listed here.
+  static constexpr std::string_view kBody[] = {
+      "url:", "uh:", "up:", "ux:", "urls:", "att:", "an:", "html:", "pt:", "cs:",
+      "cte:", "mp:", "mime:", "parts:", "defect:", "num:", "n:", "l:", "caps:", "dollars:",
+      "bangs:", "display:", "tag:", "attr:", "body:", "capsratio:", "skip:", "ct:"};
+  if (token.find(':') == std::string_view::npos) return false;
+  for (std::string_view pre : kBody)
+    if (token.substr(0, pre.size()) == pre) return false;
+  return true;
+}
 
 std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOptions& opt) {
   std::vector<std::string> out;

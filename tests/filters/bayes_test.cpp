@@ -191,7 +191,15 @@ TEST_CASE("bayes filter scores against the domain threshold", "[bayes][filters]"
   CHECK(weighted.verdict == FilterResult::Verdict::Hit);
   CHECK(weighted.symbols[0].evidence.find(" bayes=+") != std::string::npos);
   CHECK(weighted.symbols[0].evidence.find(" weights=+") != std::string::npos);
+  CHECK(weighted.symbols[0].evidence.find(" header=") != std::string::npos);
+  CHECK(weighted.symbols[0].evidence.find(" sender=") != std::string::npos);
   CHECK(run(*f, services, ham_raw(100), 7.5).verdict == FilterResult::Verdict::None);
+  // combine = false: E + weight_mix * z, without the combiner's figures.
+  auto plain = build("[filters.bayes]\nconfidence_messages = 0\ncombine = false\n");
+  auto p = run(*plain, services, spam_raw(100), 7.5);
+  CHECK(p.verdict == FilterResult::Verdict::Hit);
+  CHECK(p.symbols[0].evidence.find(" weights=+") != std::string::npos);
+  CHECK(p.symbols[0].evidence.find(" header=") == std::string::npos);
 }
 
 TEST_CASE("bayes filter: untrained model, no store, store failure", "[bayes][filters]") {

@@ -673,6 +673,7 @@ TEST_CASE("bayes token weights: trained, used, deterministic, cleared when too f
   auto store = make_memory_store();
   Params p;
   p.confidence_messages = 0;  // the evidence as combined, not scaled for a young model
+  p.combine = false;          // E + weight_mix * z as it is (the combiner: its own test)
   Classifier c(*store, p);
   train(c, 60);
   auto st = c.stats();
@@ -816,4 +817,98 @@ TEST_CASE("bayes scales a young model's evidence down until confidence_messages"
   Params grown;
   grown.confidence_messages = 60;
   CHECK(Classifier(*store, grown).classify(spam).evidence_decades == Approx(a.evidence_decades));
+}
+
+TEST_CASE("bayes tokenizer: the From address is a token; header and body tokens are told apart",
+          "[bayes]") {
+  auto t = tokenize(make_msg("hi", "Ann Example <Ann.Lee@Work.Example>", "hello world"));
+  CHECK(has(t, "fa:ann.lee@work.example"));
+  CHECK(!has(tokenize(make_msg("hi", "undisclosed", "hello")), "fa:"));
+  CHECK(header_token("s:hello"));
+  CHECK(header_token("fa:ann.lee@work.example"));
+  CHECK(header_token("rip:192.0"));
+  CHECK(!header_token("hello"));
+  CHECK(!header_token("url:promo.example"));
+  CHECK(!header_token("att:zip"));
+  CHECK(!header_token("uh:www.promo.example"));
+}
+
+TEST_CASE("bayes combiner: the evidence is its formula over the message's figures", "[bayes]") {
+  auto store = make_memory_store();
+  Params p;
+  p.confidence_messages = 0;
+  Classifier c(*store, p);
+  train(c, 60);
+  c.train_weights();
+  auto spam = make_msg("cheap pills offer", "Deals <promo@spam.example>",
+                       "winner click free money casino loan today");
+  auto r = c.classify(spam);
+  REQUIRE(r.weighted);
+  REQUIRE(r.combined);
+  CHECK(r.header_clues + r.body_clues == r.clues.size());
+  CHECK(r.header_clues > 0);
+  CHECK(r.body_clues > 0);
+  CHECK(r.sender_spam == 60);  // promo@spam.example was learnt as spam 60 times
+  CHECK(r.sender_ham == 0);
+  // Header and body means recomputed from the clues.
+  double eh = 0, eb = 0;
+  for (const auto& cl : r.clues)
+    (header_token(cl.token) ? eh : eb) += std::log10(cl.prob / (1 - cl.prob));
+  CHECK(r.header_evidence == Approx(eh / double(r.header_clues)));
+  CHECK(r.body_evidence == Approx(eb / double(r.body_clues)));
+  const Params::Combiner& w = c.params().combiner;
+  double expect = w.bias + w.bayes * r.bayes_evidence + w.logit * r.weight_logit +
+                  w.header * r.header_evidence + w.body * r.body_evidence +
+                  w.body_clues * std::log1p(double(r.body_clues)) +
+                  w.tokens * std::log1p(double(r.tokens)) +
+                  w.sender * (std::log1p(60.0) - std::log1p(0.0));
+  CHECK(r.evidence_decades == Approx(expect));
+  CHECK(r.score == Approx(std::clamp(kDefaultThreshold + (expect - c.params().combined_pivot) *
+                                                             c.params().combined_score_per_unit,
+                                     0.0, kMaxScore)));
+  CHECK(r.score >= 12.0);
+  CHECK(c.classify(make_msg("kernel patch review", "Ann <ann@work.example>",
+                            "thanks for the merge, the build and release meeting is after lunch"))
+            .score <= 3.0);
+  // Without the combiner: E + weight_mix * z on the weighted scale.
+  Params off = p;
+  off.combine = false;
+  auto r2 = Classifier(*store, off).classify(spam);
+  CHECK(!r2.combined);
+  CHECK(r2.evidence_decades == Approx(r2.bayes_evidence + off.weight_mix * r2.weight_logit));
+  // Without weights (never trained) the combiner is not used either.
+  auto fresh = make_memory_store();
+  Classifier untrained(*fresh, p);
+  train(untrained, 60);
+  CHECK(!untrained.classify(spam).combined);
+}
+
+TEST_CASE("bayes combiner: a sender's history moves the score", "[bayes]") {
+  auto store = make_memory_store();
+  Params p;
+  p.confidence_messages = 0;
+  Classifier c(*store, p);
+  train(c, 60);
+  // A sender learnt as spam five times, with ordinary words.
+  std::vector<Classifier::Item> items;
+  for (int i = 0; i < 5; ++i) {
+    auto m = make_msg("note " + std::to_string(i), "Bob <bob@mixed.example>",
+                      "common words shared by both classes item" + std::to_string(i));
+    items.push_back({tokenize(m), Class::Spam, message_identity(m)});
+  }
+  c.learn(items);
+  c.train_weights();
+  auto known = c.classify(make_msg("status", "Bob <bob@mixed.example>", "common words today"));
+  auto other = c.classify(make_msg("status", "Bob <bob@elsewhere.example>", "common words today"));
+  CHECK(known.sender_spam == 5);
+  CHECK(other.sender_spam == 0);
+  CHECK(other.sender_ham == 0);
+  CHECK(known.evidence_decades > other.evidence_decades);
+  // The history's part: what the sender coefficient adds.
+  Params blind = p;
+  blind.combiner.sender = 0;
+  auto k0 = Classifier(*store, blind)
+                .classify(make_msg("status", "Bob <bob@mixed.example>", "common words today"));
+  CHECK(known.evidence_decades - k0.evidence_decades ==
+        Approx(p.combiner.sender * std::log1p(5.0)));
 }
