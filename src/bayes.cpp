@@ -176,7 +176,9 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     r.evidence_decades += params_.weight_mix * z;
     pivot = params_.weighted_pivot;
     per_unit = params_.weighted_score_per_unit;
-    if (params_.combine) {
+    // The combiner's coefficients were fitted on a grown model: a young one (fewer than
+    // confidence_messages of a class) keeps E + weight_mix * z, scaled down below.
+    if (params_.combine && std::min(nspam, nham) >= params_.confidence_messages) {
       const Params::Combiner& w = params_.combiner;
       r.combined = true;
       r.evidence_decades =

@@ -881,6 +881,14 @@ TEST_CASE("bayes combiner: the evidence is its formula over the message's figure
   Classifier untrained(*fresh, p);
   train(untrained, 60);
   CHECK(!untrained.classify(spam).combined);
+  // Nor by a young model (fewer than confidence_messages of a class): E + weight_mix * z.
+  Params young = p;
+  young.confidence_messages = 100;  // the default; the model holds 60 + 60
+  auto ry = Classifier(*store, young).classify(spam);
+  CHECK(ry.weighted);
+  CHECK(!ry.combined);
+  CHECK(ry.evidence_decades ==
+        Approx((ry.bayes_evidence + young.weight_mix * ry.weight_logit) * 60.0 / 100.0));
 }
 
 TEST_CASE("bayes combiner: a sender's history moves the score", "[bayes]") {
