@@ -43,6 +43,8 @@ def load(fn, test_dir=None):
                      "ss": float(f[14]), "sh": float(f[15]), "cg": float(f[16])})
         if len(f) > 18:  # the product's From history: its "fa:" token's learnt spam / ham
             rows[-1]["fh"] = math.log1p(int(f[17])) - math.log1p(int(f[18]))
+            rows[-1]["fs"] = math.log1p(int(f[17]))  # its two sides apart
+            rows[-1]["fhm"] = math.log1p(int(f[18]))
     # The From address's learnt spam / ham: in the other folds for a train message, in the
     # whole train split for a held-out one.
     test_from = {}
@@ -144,6 +146,9 @@ SETS = {"E, z": ["E", "z"], "all": ALL,
         "product (base, fa)": PRODUCT,
         "base, knn, fa": BASE + ["ks", "kh", "fh"],
         "base, lsh, fa": BASE + ["ls", "lh", "fh"],
+        "base, fa spam side": BASE + ["fs"],
+        "base, fa ham side": BASE + ["fhm"],
+        "base, fa both sides": BASE + ["fs", "fhm"],
         "product, cg": PRODUCT + ["cg"],
         "product, knn, cg": PRODUCT + ["ks", "kh", "cg"],
         "base, knn": BASE + ["ks", "kh"],

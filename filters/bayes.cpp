@@ -275,6 +275,7 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
   p.weights = r.boolean("weights", p.weights);
   p.combine = r.boolean("combine", p.combine);
+  if (!r.boolean("sender_history", true)) p.combiner.sender = 0;
   p.weight_max_messages = static_cast<size_t>(r.integer(
       "weight_max_messages", static_cast<int64_t>(p.weight_max_messages), 100, int64_t{1} << 32));
   p.tokenizer.max_tokens = static_cast<size_t>(r.integer(

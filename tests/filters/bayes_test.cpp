@@ -251,11 +251,23 @@ TEST_CASE("bayes options come without the slot keys", "[bayes][filters]") {
   auto cfg2 = parse_config("[store]\ndir = \"/x\"\n[filters.bayes]\naction = \"log\"\nosb = true\n",
                            "test.toml");
   CHECK(filters::read_bayes_settings(filters::bayes_options(*cfg2)).params.tokenizer.osb);
+  // The combiner and its sender history are on by default; each can be turned off.
+  auto defaults = filters::read_bayes_settings(filters::bayes_options(*cfg2)).params;
+  CHECK(defaults.combine);
+  CHECK(defaults.combiner.sender > 0);
+  auto cfg3 = parse_config(
+      "[store]\ndir = \"/x\"\n[filters.bayes]\ncombine = false\nsender_history = false\n",
+      "test.toml");
+  auto off = filters::read_bayes_settings(filters::bayes_options(*cfg3)).params;
+  CHECK(!off.combine);
+  CHECK(off.combiner.sender == 0);
+  CHECK(off.combiner.header == defaults.combiner.header);
 }
 
 TEST_CASE("bayes filter options are validated", "[bayes][filters]") {
   CHECK_THROWS_AS(build("[filters.bayes]\nmax_clues = 0\n"), ConfigError);
   CHECK_THROWS_AS(build("[filters.bayes]\nunknown_key = 1\n"), ConfigError);
+  CHECK_THROWS_AS(build("[filters.bayes]\nsender_history = 1\n"), ConfigError);  // a boolean
   CHECK_THROWS_AS(build("[filters.bayes]\nautolearn_spam_at = 1.0\nautolearn_ham_below = 2.0\n"),
                   ConfigError);
 }
