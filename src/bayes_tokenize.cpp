@@ -380,7 +380,7 @@ void address(Collector& c, std::string_view value, std::string_view pfx) {
     c.add(p, "a:noat");
     return;
   }
-  std::string dom = lower_ascii(addr.substr(at + 1));
+  std::string dom = lower_ascii(addr.substr(at + 1, 255));  // a domain is at most 255 bytes
   std::string local = lower_ascii(addr.substr(0, at));
   c.add(p + "d:", dom);
   c.add(p + "d2:", last_two_labels(dom));
@@ -551,12 +551,16 @@ std::string fold_case(std::string_view utf8) {
 uint64_t token_hash(std::string_view token) { return finish_hash(fnv(kFnvOffset, token)); }
 
 bool header_token(std::string_view token) {
-  // Body words carry no namespace; the body's other namespaces are listed here.
+  // Body words carry no namespace; the body's other namespaces are listed here: URLs, HTML,
+  // shape, attachments and the MIME structure, with the top-level Content-Type ("ct:"). The
+  // MIME boundary's shape ("bs:", a fingerprint of the sending software) counts as a header
+  // token. The combiner's coefficients were fitted with exactly this split.
   static constexpr std::string_view kBody[] = {
       "url:", "uh:", "up:", "ux:", "urls:", "att:", "an:", "html:", "pt:", "cs:",
-      "cte:", "mp:", "mime:", "parts:", "defect:", "num:", "n:", "l:", "caps:", "dollars:",
-      "bangs:", "display:", "tag:", "attr:", "body:", "capsratio:", "skip:", "ct:"};
+      "cte:", "mp:", "mime:", "parts:", "defect:", "num:", "caps:", "dollars:", "bangs:",
+      "tag:", "attr:", "body:", "capsratio:", "skip:", "ct:"};
   if (token.find(':') == std::string_view::npos) return false;
+  if (token.substr(0, 3) == "osb") return false;  // word bigrams ("osb1:a b"; osb = true)
   for (std::string_view pre : kBody)
     if (token.substr(0, pre.size()) == pre) return false;
   return true;

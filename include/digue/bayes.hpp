@@ -159,7 +159,8 @@ struct Params {
   // confidence_messages of each class on: a younger model keeps E + weight_mix * z (with the
   // combiner, 50 + 50 messages put 0.6 % of ham above 7.5 instead of 0.15 %). The coefficients
   // were fitted on out-of-fold figures of 5-fold CV on the train split (four weight seeds;
-  // they are stable) and are fixed here, as weight_mix and the pivots were.
+  // they are stable) and are fixed here, as weight_mix and the pivots were. A model learnt
+  // before the "fa:" token existed has no sender history until its senders are learnt again.
   struct Combiner {
     double bias = 0, bayes = 0, logit = 0, header = 0, body = 0, body_clues = 0, tokens = 0,
            sender = 0;
@@ -183,16 +184,19 @@ struct Clue {
 
 struct Result {
   bool ready = false;        // the model has min_learned messages of each class
-  // The combined evidence: E, the mean clue log-odds in decades, plus weight_mix * z when the
-  // model has trained weights, times the cold-start scale (confidence_messages); > 0 spammy.
-  // The score is a linear map of it (pivot_decades/score_per_decade, or the weighted_* pair).
+  // The evidence; > 0 spammy. With trained weights and at least confidence_messages of each
+  // class (and `combine` on): the combiner's log-odds (natural-log units; `combined` says so).
+  // Otherwise E, the mean clue log-odds in decades, plus weight_mix * z when the model has
+  // trained weights, times the cold-start scale (confidence_messages). The score is a linear
+  // map of it (combined_*, weighted_*, or pivot_decades / score_per_decade).
   double evidence_decades = 0.0;
   double bayes_evidence = 0.0;  // E alone
   bool weighted = false;        // token weights were used
   double weight_logit = 0.0;    // z, the weights' logit
   bool combined = false;        // the combiner gave the evidence (Params::combine)
-  // The clues' mean log-odds (decades) by where the token came from: headers (names with a
-  // namespace such as "s:" or "fd:") and body (words, URLs, MIME structure, attachments).
+  // The clues' mean log-odds (decades) by where the token came from (header_token): headers
+  // (namespaced tokens such as "s:" or "fd:", and the MIME boundary's shape "bs:") and body
+  // (words, URLs, HTML, attachments, MIME structure and the top-level Content-Type "ct:").
   double header_evidence = 0.0, body_evidence = 0.0;
   size_t header_clues = 0, body_clues = 0;
   // How often the From address was learnt as spam / ham (its "fa:" token).

@@ -823,7 +823,14 @@ TEST_CASE("bayes tokenizer: the From address is a token; header and body tokens 
           "[bayes]") {
   auto t = tokenize(make_msg("hi", "Ann Example <Ann.Lee@Work.Example>", "hello world"));
   CHECK(has(t, "fa:ann.lee@work.example"));
-  CHECK(!has(tokenize(make_msg("hi", "undisclosed", "hello")), "fa:"));
+  auto noat = tokenize(make_msg("hi", "undisclosed", "hello"));
+  CHECK(has(noat, "fa:noat"));  // (the address token's "no @" marker, not a history token)
+  CHECK(std::none_of(noat.begin(), noat.end(), [](const std::string& tok) {
+    return tok.rfind("fa:", 0) == 0 && tok.find('@') != std::string::npos;
+  }));
+  CHECK(!header_token("osb1:cheap pills"));
+  CHECK(!header_token("ct:text/plain"));
+  CHECK(header_token("bs:----=_NextPart_999_9999"));
   CHECK(header_token("s:hello"));
   CHECK(header_token("fa:ann.lee@work.example"));
   CHECK(header_token("rip:192.0"));
