@@ -2,6 +2,9 @@
 // by every filter (parsed MIME tree, decoded text, URLs, attachment hashes).
 // The lazily derived parts (facts, memo) are built once even across threads: a filter
 // abandoned at its deadline may still be computing on a worker thread while the run goes on.
+// Built under a mutex, not std::call_once: a call_once whose function throws (a Bayes
+// classification whose store is down) hangs every later caller on some targets (libstdc++
+// bug 66146: arm64, ppc64le) and under ThreadSanitizer, where a mutex is simply released.
 #pragma once
 
 #include <atomic>
@@ -31,10 +34,12 @@ class Message {
   const mime::Parsed& facts() const {
     // Parsed once; a caller that comes while another thread parses waits for it (a parse
     // is linear in the message size and bounded by the limits).
-    std::call_once(parse_once_, [&] {
+    if (parsed_done_.load(std::memory_order_acquire)) return *parsed_;
+    std::lock_guard lock(parse_mutex_);
+    if (!parsed_done_.load(std::memory_order_relaxed)) {
       parsed_ = std::make_unique<mime::Parsed>(mime::parse(*raw_, limits_));
-      parsed_done_.store(true);
-    });
+      parsed_done_.store(true, std::memory_order_release);
+    }
     return *parsed_;
   }
   bool parsed() const { return parsed_done_.load(); }
@@ -53,10 +58,13 @@ class Message {
       if (!slot) slot = std::make_shared<MemoEntry>();
       entry = slot;
     }
-    std::call_once(entry->once, [&] {
-      entry->value = std::make_shared<const T>(compute());
-      entry->ready.store(true, std::memory_order_release);
-    });
+    if (!entry->ready.load(std::memory_order_acquire)) {
+      std::lock_guard lock(entry->mutex);  // a second caller of this key waits here
+      if (!entry->ready.load(std::memory_order_relaxed)) {
+        entry->value = std::make_shared<const T>(compute());  // a throw keeps nothing
+        entry->ready.store(true, std::memory_order_release);
+      }
+    }
     return *static_cast<const T*>(entry->value.get());
   }
   // The value memo() computed for this type and key, or null when none is ready (never
@@ -80,11 +88,11 @@ class Message {
   std::shared_ptr<const std::string> raw_ = std::make_shared<const std::string>();
   mime::Limits limits_;
   struct MemoEntry {
-    std::once_flag once;
+    std::mutex mutex;  // held while the value is computed
     std::shared_ptr<const void> value;
     std::atomic<bool> ready{false};
   };
-  mutable std::once_flag parse_once_;
+  mutable std::mutex parse_mutex_;
   mutable std::atomic<bool> parsed_done_{false};
   mutable std::unique_ptr<mime::Parsed> parsed_;
   mutable std::mutex memo_mutex_;

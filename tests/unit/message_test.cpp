@@ -2,6 +2,7 @@
 // its deadline may still be computing on a worker while the run goes on).
 #include "digue/message.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
@@ -57,4 +58,36 @@ TEST_CASE("message: a memo computation that throws is retried by the next caller
   REQUIRE(msg.find_memo<int>("k") != nullptr);
   CHECK(*msg.find_memo<int>("k") == 3);
   CHECK(msg.find_memo<long>("k") == nullptr);  // another type, another value
+}
+
+TEST_CASE("message: a caller waiting for a memo computation that throws computes it itself",
+          "[message]") {
+  Message msg(std::string("Subject: x\r\n\r\n"));
+  std::atomic<bool> started{false}, release{false};
+  std::atomic<int> computed{0};
+  std::thread first([&] {
+    try {
+      msg.memo<int>("k", [&]() -> int {
+        started = true;
+        while (!release) std::this_thread::yield();
+        throw std::runtime_error("store down");
+      });
+    } catch (const std::runtime_error&) {
+    }
+  });
+  while (!started) std::this_thread::yield();
+  int got = 0;
+  std::thread second([&] {
+    got = msg.memo<int>("k", [&] {
+      ++computed;
+      return 7;
+    });
+  });
+  release = true;  // the first computation throws while (most likely) the second waits
+  first.join();
+  second.join();
+  CHECK(got == 7);
+  CHECK(computed == 1);
+  REQUIRE(msg.find_memo<int>("k") != nullptr);
+  CHECK(*msg.find_memo<int>("k") == 7);
 }
