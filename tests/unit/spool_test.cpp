@@ -117,6 +117,9 @@ TEST_CASE("spool commit, recover, orphans", "[spool]") {
     REQUIRE(done == 20);
     CHECK(spool.commits() == 20);
     CHECK(spool.batches() <= 20);
+    // The writer thread may still be inside the last post() to io (its handler already ran):
+    // io, declared after the spool, goes first. As Server's destructor does, wait for it.
+    spool.wait_idle();
   }
   std::set<std::string> unique(ids.begin(), ids.end());
   CHECK(unique.size() == ids.size());
