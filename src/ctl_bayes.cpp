@@ -401,10 +401,11 @@ int classify(const bayes::Classifier& c, const Args& args) {
       r.score = std::round(r.score * 1000.0) / 1000.0;
       if (json)
         std::printf(
-            "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, \"tokens\": "
-            "\"%s\"}\n",
+            "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, "
+            "\"evidence\": %.4f, \"combined\": %s, \"tokens\": \"%s\"}\n",
             text::json_escape(l.name).c_str(), r.score, r.score >= threshold ? "true" : "false",
-            r.ready ? "true" : "false", text::json_escape(r.evidence(8)).c_str());
+            r.ready ? "true" : "false", r.evidence_decades, r.combined ? "true" : "false",
+            text::json_escape(r.evidence(8)).c_str());
       else
         std::printf("%.3f\n", r.score);
     }

@@ -287,6 +287,12 @@ def main():
         check([l["file"] for l in lines] == tests, "JSON lines name the files in order")
         check(all(isinstance(l["spam"], bool) and l["spam"] == (l["score"] >= 7.5) for l in lines),
               "JSON spam flag follows the default threshold 7.5")
+        # A model of 290+ of each class with weights is scored by the combiner: its evidence
+        # maps to the score as documented (7.5 at 2.0, one point per unit, clamped to 0..15).
+        check(all(l["combined"] and
+                  abs(l["score"] - min(15.0, max(0.0, 7.5 + l["evidence"] - 2.0))) < 0.002
+                  for l in lines),
+              "JSON: combined evidence and its score scale")
         # `diguectl scan` with bayes in the pipeline shows its score and strongest tokens.
         scan_cfg = os.path.join(tmp, "scan.toml")
         with open(scan_cfg, "w") as f:
