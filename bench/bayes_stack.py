@@ -29,6 +29,7 @@ base, feat_files = sys.argv[1], sys.argv[2:]
 names, keys = sender_keys(base)
 index = {f: i for i, (_, f) in enumerate(names)}
 FOLDS = 5
+SENDER_CAP = 3  # Params::sender_cap
 HISTORY = History(names, keys)
 
 
@@ -42,7 +43,9 @@ def load(fn, test_dir=None):
                      "ks": float(f[10]), "kh": float(f[11]), "ls": float(f[12]), "lh": float(f[13]),
                      "ss": float(f[14]), "sh": float(f[15]), "cg": float(f[16])})
         if len(f) > 18:  # the product's From history: its "fa:" token's learnt spam / ham
-            rows[-1]["fh"] = math.log1p(int(f[17])) - math.log1p(int(f[18]))
+            # As the product: each count capped at Params::sender_cap (3).
+            rows[-1]["fh"] = (math.log1p(min(int(f[17]), SENDER_CAP))
+                              - math.log1p(min(int(f[18]), SENDER_CAP)))
             rows[-1]["fs"] = math.log1p(int(f[17]))  # its two sides apart
             rows[-1]["fhm"] = math.log1p(int(f[18]))
     # The From address's learnt spam / ham: in the other folds for a train message, in the

@@ -185,8 +185,8 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
           w.bias + w.bayes * r.bayes_evidence + w.logit * z + w.header * r.header_evidence +
           w.body * r.body_evidence + w.body_clues * std::log1p(static_cast<double>(r.body_clues)) +
           w.tokens * std::log1p(static_cast<double>(n)) +
-          w.sender * (std::log1p(static_cast<double>(r.sender_spam)) -
-                      std::log1p(static_cast<double>(r.sender_ham)));
+          w.sender * (std::log1p(static_cast<double>(std::min(r.sender_spam, params_.sender_cap))) -
+                      std::log1p(static_cast<double>(std::min(r.sender_ham, params_.sender_cap))));
       pivot = params_.combined_pivot;
       per_unit = params_.combined_score_per_unit;
     }

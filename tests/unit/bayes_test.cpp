@@ -868,7 +868,7 @@ TEST_CASE("bayes combiner: the evidence is its formula over the message's figure
                   w.header * r.header_evidence + w.body * r.body_evidence +
                   w.body_clues * std::log1p(double(r.body_clues)) +
                   w.tokens * std::log1p(double(r.tokens)) +
-                  w.sender * (std::log1p(60.0) - std::log1p(0.0));
+                  w.sender * std::log1p(3.0);  // 60 learnt as spam, counted up to sender_cap
   CHECK(r.evidence_decades == Approx(expect));
   CHECK(r.score == Approx(std::clamp(kDefaultThreshold + (expect - c.params().combined_pivot) *
                                                              c.params().combined_score_per_unit,
@@ -925,5 +925,11 @@ TEST_CASE("bayes combiner: a sender's history moves the score", "[bayes]") {
   auto k0 = Classifier(*store, blind)
                 .classify(make_msg("status", "Bob <bob@mixed.example>", "common words today"));
   CHECK(known.evidence_decades - k0.evidence_decades ==
-        Approx(p.combiner.sender * std::log1p(5.0)));
+        Approx(p.combiner.sender * std::log1p(3.0)));  // 5 learnt, counted up to sender_cap
+  // With a higher cap all 5 count.
+  Params cap10 = p;
+  cap10.sender_cap = 10;
+  auto k10 = Classifier(*store, cap10)
+                 .classify(make_msg("status", "Bob <bob@mixed.example>", "common words today"));
+  CHECK(k10.evidence_decades - k0.evidence_decades == Approx(p.combiner.sender * std::log1p(5.0)));
 }
