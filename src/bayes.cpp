@@ -137,13 +137,11 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   cands.resize(k);
   if (k == 0) return r;
 
-  // E: the mean clue log-odds, in decades.
+  // E: the mean clue log-odds, in decades; and its header and body clues' means apart.
   double sum = 0;
-  for (const auto& c : cands) sum += std::log10(c.f / (1.0 - c.f));
-  r.evidence_decades = sum / static_cast<double>(k);
-  r.bayes_evidence = r.evidence_decades;
   for (const auto& c : cands) {
     const double lo = std::log10(c.f / (1.0 - c.f));
+    sum += lo;
     if (header_token(tokens[c.index])) {
       r.header_evidence += lo;
       ++r.header_clues;
@@ -152,6 +150,8 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
       ++r.body_clues;
     }
   }
+  r.evidence_decades = sum / static_cast<double>(k);
+  r.bayes_evidence = r.evidence_decades;
   if (r.header_clues > 0) r.header_evidence /= static_cast<double>(r.header_clues);
   if (r.body_clues > 0) r.body_evidence /= static_cast<double>(r.body_clues);
   for (size_t i = 0; i < n; ++i)

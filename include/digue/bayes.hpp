@@ -156,9 +156,9 @@ struct Params {
   //   + tokens * ln(1 + tokens) + sender * hist
   // with Eh / Eb the mean log-odds of the header / body clues (decades), hist = ln(1 + spam)
   // - ln(1 + ham) of the From address's learnt counts (its "fa:" token), each capped at
-  // sender_cap. Used from
-  // confidence_messages of each class on: a younger model keeps E + weight_mix * z (with the
-  // combiner, 50 + 50 messages put 0.6 % of ham above 7.5 instead of 0.15 %). The coefficients
+  // sender_cap. Used from confidence_messages of each class on: a younger model keeps
+  // E + weight_mix * z (with the combiner, 50 + 50 messages put 0.6 % of ham above 7.5
+  // instead of 0.15 %). The coefficients
   // were fitted on out-of-fold figures of 5-fold CV on the train split (four weight seeds;
   // they are stable) and are fixed here, as weight_mix and the pivots were. A model learnt
   // before the "fa:" token existed has no sender history until its senders are learnt again.
