@@ -154,6 +154,7 @@ SETS = {"E, z": ["E", "z"], "all": ALL,
         "base, fa both sides": BASE + ["fs", "fhm"],
         "product, cg": PRODUCT + ["cg"],
         "product, knn, cg": PRODUCT + ["ks", "kh", "cg"],
+        "product, sample knn, cg": PRODUCT + ["ss", "sh", "cg"],  # --knn-sample N: ss, sh
         "base, knn": BASE + ["ks", "kh"],
         "base, sig": BASE + ["ss", "sh"],
         "base, lsh": BASE + ["ls", "lh"],
