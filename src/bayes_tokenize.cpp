@@ -355,8 +355,9 @@ std::string bucket(size_t n) {
   return "31+";
 }
 
-// Splits "Display Name <local@domain>" or "local@domain (Name)".
-void address(Collector& c, std::string_view value, std::string_view pfx) {
+// Splits "Display Name <local@domain>" or "local@domain (Name)" into tokens; returns the
+// lower-cased "local@domain" (empty without an @, or beyond 64 / 255 bytes).
+std::string address(Collector& c, std::string_view value, std::string_view pfx) {
   std::string_view addr = value, name;
   size_t lt = value.find('<');
   if (lt != std::string_view::npos) {
@@ -378,18 +379,18 @@ void address(Collector& c, std::string_view value, std::string_view pfx) {
   size_t at = addr.rfind('@');
   if (at == std::string_view::npos) {
     c.add(p, "a:noat");
-    return;
+    return {};
   }
   std::string dom = lower_ascii(addr.substr(at + 1, 255));  // a domain is at most 255 bytes
   std::string local = lower_ascii(addr.substr(0, at));
   c.add(p + "d:", dom);
   c.add(p + "d2:", last_two_labels(dom));
   c.add(p + "l:", local.size() > 20 ? "long" : local);
-  if (pfx == "f" && !local.empty() && local.size() <= 64 && !dom.empty() && dom.size() <= 255)
-    c.add(kSenderPrefix, local + "@" + dom);  // the sender's history (Params::combiner)
   size_t digits =
       std::count_if(local.begin(), local.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
   if (digits >= 3) c.add(p, "l:digits");
+  if (local.empty() || local.size() > 64 || dom.empty() || dom.size() > 255) return {};
+  return local + "@" + dom;
 }
 
 // A dotted quad with octets 0..255 ("8.12.5", sendmail's version, is not one).
@@ -598,7 +599,8 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
         if (up >= 4 && low == 0) c.add("s:", "ALLCAPS");
         if (v.empty()) c.add("s:", "empty");
       } else if (name == "from") {
-        address(c, v, "f");
+        // The whole address too: its learnt counts are the sender's history (the combiner).
+        if (std::string a = address(c, v, "f"); !a.empty()) c.add(kSenderPrefix, a);
         size_t at = v.rfind('@');
         if (at != std::string::npos)
           from_domain =
