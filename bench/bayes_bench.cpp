@@ -298,6 +298,9 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "walpha") p.weight_alpha = v;
     else if (k == "wmix") p.weight_mix = v;
     else if (k == "wseed") p.weight_seed = static_cast<uint64_t>(v);
+    else if (k == "gbytes") t.gram_bytes = static_cast<size_t>(v);
+    else if (k == "geta") p.gram_eta = v;
+    else if (k == "gpass") p.gram_passes = static_cast<int>(v);
     else if (k == "comb") p.combine = v != 0;
     else if (k == "cpivot") p.combined_pivot = v;
     else if (k == "cspu") p.combined_score_per_unit = v;
@@ -539,6 +542,10 @@ int main(int argc, char** argv) {
       if (!spec.empty() && !apply_set(p, spec)) throw std::runtime_error("bad --set " + spec);
       std::vector<std::vector<std::string>> toks;
       for (auto& m : train) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
+      std::vector<std::vector<uint32_t>> grams;  // the product's byte 4-grams
+      for (auto& m : train)
+        grams.push_back(p.tokenizer.gram_bytes ? bayes::byte_grams(m.raw, p.tokenizer.gram_bytes)
+                                               : std::vector<uint32_t>{});
       std::vector<Scored> scored;
       std::vector<double> zcs;  // byte n-gram logit per scored message (--cgram)
       std::vector<std::pair<double, double>> nn;  // (max Jaccard to train spam, to train ham)
@@ -659,9 +666,11 @@ int main(int argc, char** argv) {
         bayes::Classifier c(*store, p);
         std::vector<bayes::Classifier::Item> items;
         for (size_t i = 0; i < train.size(); ++i)
-          if (in_train(i, fold))
+          if (in_train(i, fold)) {
             items.push_back({toks[i], train[i].spam ? bayes::Class::Spam : bayes::Class::Ham,
                              train[i].id});
+            items.back().grams = grams[i];
+          }
         c.learn(items);
         // Train on errors: relearn the fold's training messages that score on the wrong side
         // of (or within toe_margin of) the default threshold; a nonce token makes the
@@ -696,7 +705,7 @@ int main(int argc, char** argv) {
         }
         for (size_t i = 0; i < train.size(); ++i)
           if (fold_of(i) == fold) {
-            auto r = c.classify_tokens(toks[i]);
+            auto r = c.classify_tokens(toks[i], grams[i]);
             held_scored.push_back(train[i].held);
             scored.push_back({train[i].spam, r.score, r.evidence_decades});
             if (!cgf.empty()) zcs.push_back(cg.logit(cgf[i], cgs.norm));
@@ -748,6 +757,7 @@ int main(int argc, char** argv) {
               // asked for. bayes_stack.py reads these columns.
               double k[7] = {0, 0, 0, 0, 0, 0, 0};
               if (!zcs.empty() && zcs.size() == scored.size()) k[6] = zcs.back();
+              else if (r.grams_used) k[6] = r.gram_logit;  // the product's gram model
               if (!nn.empty() && nn.size() == scored.size()) { k[0] = nn.back().first; k[1] = nn.back().second; }
               if (!nl.empty() && nl.size() == scored.size()) { k[2] = nl.back().first; k[3] = nl.back().second; }
               if (!ns.empty() && ns.size() == scored.size()) { k[4] = ns.back().first; k[5] = ns.back().second; }
@@ -875,9 +885,11 @@ int main(int argc, char** argv) {
     auto a = Clock::now();
     double ca = cpu_now();
     std::vector<bayes::Classifier::Item> items;
-    for (auto& m : train)
+    for (auto& m : train) {
       items.push_back({bayes::tokenize(m.parsed, p.tokenizer),
                        m.spam ? bayes::Class::Spam : bayes::Class::Ham, m.id});
+      if (p.tokenizer.gram_bytes) items.back().grams = bayes::byte_grams(m.raw, p.tokenizer.gram_bytes);
+    }
     auto b = Clock::now();
     for (size_t s = 0; s < items.size(); s += 500) {
       std::vector<bayes::Classifier::Item> batch(items.begin() + s,
@@ -916,20 +928,25 @@ int main(int argc, char** argv) {
   for (int pass = 0; pass < 3; ++pass) {
     results.clear();
     auto s = Clock::now();
-    for (auto& m : test) results.push_back(c.classify(m.parsed));
+    for (auto& m : test) results.push_back(c.classify(m.parsed, m.raw));
     best = std::min(best, secs(s, Clock::now()));
   }
   for (size_t i = 0; i < test.size(); ++i)
     scored.push_back({test[i].spam, results[i].score, results[i].evidence_decades});
   {
     // The two halves apart: tokenizing, and the model lookups + combining.
+    // (Tokenizing counts the byte 4-grams too.)
     std::vector<std::vector<std::string>> toks;
+    std::vector<std::vector<uint32_t>> grams;
     double c0 = cpu_now();
-    for (auto& m : test) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
+    for (auto& m : test) {
+      toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
+      grams.push_back(bayes::byte_grams(m.raw, p.tokenizer.gram_bytes));
+    }
     double c1 = cpu_now();
-    for (auto& t : toks) c.classify_tokens(t);
+    for (size_t i = 0; i < toks.size(); ++i) c.classify_tokens(toks[i], grams[i]);
     double c2 = cpu_now();
-    for (auto& m : test) c.classify(m.parsed);
+    for (auto& m : test) c.classify(m.parsed, m.raw);
     double c3 = cpu_now();
     size_t ntok = 0;
     for (auto& t : toks) ntok += t.size();

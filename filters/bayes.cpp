@@ -41,6 +41,7 @@ int64_t steady_seconds() {
 // for all recipient domains, and reused by autolearn after the verdict.
 struct Classified {
   std::vector<std::string> tokens;
+  std::vector<uint32_t> grams;  // byte 4-grams (bayes::byte_grams)
   bayes::Result result;
   std::string id;  // bayes::message_identity, for autolearn (empty when it is off)
 };
@@ -63,8 +64,9 @@ class BayesFilter final : public Filter {
     // message, whatever the number of recipient domains.
     auto work = [&] {
       r = msg.memo<Classified>(memo_key(), [&] {
-              Classified c{bayes::tokenize(msg.facts(), s_.params.tokenizer), {}, {}};
-              c.result = classifier.classify_tokens(c.tokens);
+              Classified c{bayes::tokenize(msg.facts(), s_.params.tokenizer),
+                           bayes::byte_grams(msg.raw(), s_.params.tokenizer.gram_bytes), {}, {}};
+              c.result = classifier.classify_tokens(c.tokens, c.grams);
               // Its identity only when autolearn would learn it (a confident score).
               if (s_.autolearn.decide(c.result)) c.id = bayes::message_identity(msg.facts());
               return c;
@@ -100,9 +102,13 @@ class BayesFilter final : public Filter {
                          " bayes=%+.2f weights=%+.2f", r.bayes_evidence, r.weight_logit);
     // The combiner's other figures: header / body clue means, the From address's history.
     if (r.combined && n > 0 && static_cast<size_t>(n) < sizeof head)
-      std::snprintf(head + n, sizeof head - static_cast<size_t>(n),
-                    " header=%+.2f body=%+.2f sender=%u/%u", r.header_evidence, r.body_evidence,
-                    r.sender_spam, r.sender_ham);
+      n += std::snprintf(head + n, sizeof head - static_cast<size_t>(n),
+                         " header=%+.2f body=%+.2f sender=%u/%u", r.header_evidence,
+                         r.body_evidence, r.sender_spam, r.sender_ham);
+    // The gram model's logit, when it took part.
+    if (r.grams_used && n > 0 && static_cast<size_t>(n) < sizeof head)
+      std::snprintf(head + n, sizeof head - static_cast<size_t>(n), " grams=%+.2f",
+                    r.gram_logit);
     std::string evidence = head;
     if (!r.clues.empty()) evidence += " tokens: " + r.evidence(s_.evidence_tokens);
     // The score and strongest tokens also go in the message's X-Digue-Bayes trace header.
@@ -157,21 +163,26 @@ class BayesFilter final : public Filter {
       try {
         bayes::Classifier c(*store, settings.params);
         std::vector<std::string> tokens;
+        std::vector<uint32_t> grams;
         std::string id;
         std::optional<bayes::Class> cls;
         if (done) {
           tokens = std::move(done->tokens);
+          grams = std::move(done->grams);
           id = std::move(done->id);
           cls = settings.autolearn.decide(done->result);
         } else {
           Message msg(raw);
           msg.set_limits(limits);
           tokens = bayes::tokenize(msg.facts(), settings.params.tokenizer);
+          grams = bayes::byte_grams(msg.raw(), settings.params.tokenizer.gram_bytes);
           id = bayes::message_identity(msg.facts());
-          cls = settings.autolearn.decide(c.classify_tokens(tokens));
+          cls = settings.autolearn.decide(c.classify_tokens(tokens, grams));
         }
         if (!cls || (*cls == bayes::Class::Spam ? !verdict_spam : !verdict_ham)) return;
-        auto outcome = c.learn({{std::move(tokens), *cls, std::move(id)}});
+        bayes::Classifier::Item item{std::move(tokens), *cls, std::move(id)};
+        item.grams = std::move(grams);
+        auto outcome = c.learn({std::move(item)});
         if (outcome.empty() || outcome[0] == bayes::LearnOutcome::AlreadyKnown) return;
         if (settings.params.weights && settings.retrain_after > 0 &&
             retrain->learnt.fetch_add(1) + 1 >= settings.retrain_after)
@@ -275,7 +286,10 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
   p.weights = r.boolean("weights", p.weights);
   p.combine = r.boolean("combine", p.combine);
-  if (!r.boolean("sender_history", true)) p.combiner.sender = 0;
+  if (!r.boolean("sender_history", true)) p.combiner.sender = p.combiner_grams.sender = 0;
+  if (!r.boolean("byte_grams", true)) p.tokenizer.gram_bytes = 0;
+  p.gram_max_messages = static_cast<size_t>(r.integer(
+      "gram_max_messages", static_cast<int64_t>(p.gram_max_messages), 100, int64_t{1} << 32));
   p.weight_max_messages = static_cast<size_t>(r.integer(
       "weight_max_messages", static_cast<int64_t>(p.weight_max_messages), 100, int64_t{1} << 32));
   p.tokenizer.max_tokens = static_cast<size_t>(r.integer(
@@ -296,6 +310,7 @@ BayesSettings read_bayes_settings(const toml::table& options) {
       "model_max_tokens", static_cast<int64_t>(e.max_tokens), 1000, int64_t{1} << 40));
   e.stale_days = static_cast<uint32_t>(r.integer("model_stale_days", e.stale_days, 1, 36500));
   e.max_lists = p.weight_max_messages;
+  e.max_gram_lists = p.gram_max_messages;
   e.max_seen = static_cast<size_t>(r.integer(
       "model_max_seen", static_cast<int64_t>(e.max_seen), 1000, int64_t{1} << 40));
   e.seen_days = static_cast<uint32_t>(r.integer("model_seen_days", e.seen_days, 1, 36500));

@@ -9,6 +9,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "src/bayes_grams.hpp"
 #include "src/bayes_records.hpp"
 
 namespace digue::bayes {
@@ -70,11 +71,15 @@ std::optional<Class> Autolearn::decide(const Result& r) const {
   return std::nullopt;
 }
 
-Result Classifier::classify(const mime::Parsed& msg) const {
-  return classify_tokens(tokenize(msg, params_.tokenizer));
+Result Classifier::classify(const mime::Parsed& msg, std::string_view raw) const {
+  std::vector<uint32_t> grams;
+  if (!raw.empty() && params_.tokenizer.gram_bytes > 0)
+    grams = byte_grams(raw, params_.tokenizer.gram_bytes);
+  return classify_tokens(tokenize(msg, params_.tokenizer), grams);
 }
 
-Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const {
+Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
+                                   const std::vector<uint32_t>& grams) const {
   Result r;
   r.tokens = tokens.size();
   // Keys in hash order (= key order), so consecutive B-tree lookups share pages, written
@@ -86,7 +91,8 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   const size_t klen = kTokenPrefix.size() + 16;
   std::string buf(n * klen, '\0');
   std::vector<std::string_view> keys;
-  keys.reserve(n + 2);
+  keys.reserve(n + 3);
+  keys.push_back(kGramMetaKey);
   keys.push_back(kMetaKey);
   for (size_t j = 0; j < n; ++j) {
     char* p = buf.data() + j * klen;
@@ -99,13 +105,16 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
   keys.push_back(kWeightsKey);
   std::vector<Counts> counts(n);
   std::optional<std::string> meta_value, weights_value;
+  std::optional<GramMeta> gram_meta;
   store_.visit_many(keys, [&](size_t i, std::string_view v) {
     if (i == 0)
+      gram_meta = decode_gram_meta(v);
+    else if (i == 1)
       meta_value.emplace(v);
-    else if (i == n + 1)
+    else if (i == n + 2)
       weights_value.emplace(v);
     else
-      counts[order[i - 1].second] = decode_counts(v);
+      counts[order[i - 2].second] = decode_counts(v);
   });
   Meta meta = decode_meta(meta_value);
   if (meta.spam < params_.min_learned || meta.ham < params_.min_learned) return r;
@@ -179,12 +188,20 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
     // The combiner's coefficients were fitted on a grown model: a young one (fewer than
     // confidence_messages of a class) keeps E + weight_mix * z, scaled down below.
     if (params_.combine && std::min(nspam, nham) >= params_.confidence_messages) {
-      const Params::Combiner& w = params_.combiner;
+      // The gram model's figure when the model has one grown as far and the grams are given.
+      r.grams = grams.size();
+      if (gram_meta && !grams.empty() &&
+          std::min(gram_meta->spam, gram_meta->ham) >= params_.confidence_messages)
+        if (auto table = grams::table(store_, *gram_meta)) {
+          r.grams_used = true;
+          r.gram_logit = grams::logit(*table, grams);
+        }
+      const Params::Combiner& w = r.grams_used ? params_.combiner_grams : params_.combiner;
       r.combined = true;
       r.evidence_decades =
           w.bias + w.bayes * r.bayes_evidence + w.logit * z + w.header * r.header_evidence +
           w.body * r.body_evidence + w.body_clues * std::log1p(static_cast<double>(r.body_clues)) +
-          w.tokens * std::log1p(static_cast<double>(n)) +
+          w.tokens * std::log1p(static_cast<double>(n)) + w.grams * r.gram_logit +
           w.sender * (std::log1p(static_cast<double>(std::min(r.sender_spam, params_.sender_cap))) -
                       std::log1p(static_cast<double>(std::min(r.sender_ham, params_.sender_cap))));
       pivot = params_.combined_pivot;
@@ -206,6 +223,11 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens) const
 
 namespace {
 
+// The gram list's key of a message, from its seen key.
+std::string gram_key(std::string_view seen_key) {
+  return std::string(kGramPrefix) + std::string(seen_key.substr(kSeenPrefix.size()));
+}
+
 // One learn/unlearn batch as a pure function of the values read, so Store::update may retry it.
 struct Batch {
   struct Msg {
@@ -213,6 +235,7 @@ struct Batch {
     std::string seen_key;
     std::string legacy_key;  // with an identity: where an earlier version kept its marker
     Class cls;
+    const std::vector<uint32_t>* grams;
   };
   std::vector<Msg> msgs;
   std::vector<std::string> keys;              // meta, seen keys, token keys
@@ -222,7 +245,7 @@ struct Batch {
   Batch(const std::vector<Classifier::Item>& items) {
     keys.emplace_back(kMetaKey);
     for (const auto& it : items) {
-      Msg m{unique_hashes(it.tokens), {}, {}, it.cls};
+      Msg m{unique_hashes(it.tokens), {}, {}, it.cls, &it.grams};
       std::string digest = std::string(kSeenPrefix) + digest_of(m.hashes);
       if (it.id.empty()) {
         m.seen_key = std::move(digest);
@@ -281,6 +304,7 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
     std::map<size_t, std::optional<char>> seen;
     std::map<size_t, std::optional<std::string>> seen_new;
     std::map<size_t, std::vector<uint64_t>> learnt;  // seen slot -> its kept token list
+    std::map<std::string, std::optional<std::string>> gram_ops;  // gram list key -> new value
     for (const auto& [key, idx] : b.seen_slot) {
       const auto& v = values[idx];
       seen[idx] = v && !v->empty() ? std::optional<char>((*v)[0]) : std::nullopt;
@@ -342,8 +366,12 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
         learnt.erase(sidx);
         seen_new[sidx] = std::nullopt;
         outcomes[i] = LearnOutcome::Unlearned;
+        gram_ops[gram_key(m.seen_key)] = std::nullopt;
       } else if (prev == want) {
         outcomes[i] = LearnOutcome::AlreadyKnown;
+        // (Its gram list is written again: a model learnt before gram lists were kept gets
+        // them when its mail is learnt again.)
+        if (!m.grams->empty()) gram_ops[gram_key(m.seen_key)] = encode_grams(*m.grams);
       } else {
         if (prev) add(learnt_of(sidx, m), *prev, -1);
         add(m.hashes, want, +1);
@@ -351,6 +379,7 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
         prev = want;
         learnt[sidx] = m.hashes;
         seen_new[sidx] = encode_seen(want, day, m.hashes);
+        if (!m.grams->empty()) gram_ops[gram_key(m.seen_key)] = encode_grams(*m.grams);
       }
     }
 
@@ -364,6 +393,9 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
       else if (values[idx])
         ops.push_back({K::Del, b.keys[idx], ""});
     }
+    // Gram lists are written, never read here: a delete of one that is not there is harmless.
+    for (auto& [k, v] : gram_ops)
+      ops.push_back(v ? Store::Op{K::Put, k, std::move(*v)} : Store::Op{K::Del, k, ""});
     for (size_t idx = 0; idx < values.size(); ++idx) {
       if (!touched[idx]) continue;
       const auto& c = counts[idx];
@@ -380,8 +412,11 @@ std::vector<LearnOutcome> Classifier::learn(const std::vector<Item>& items) cons
   return run_batch(store_, items, false, today());
 }
 
-LearnOutcome Classifier::learn(const mime::Parsed& msg, Class cls) const {
-  return learn({Item{tokenize(msg, params_.tokenizer), cls, message_identity(msg)}}).front();
+LearnOutcome Classifier::learn(const mime::Parsed& msg, Class cls, std::string_view raw) const {
+  Item item{tokenize(msg, params_.tokenizer), cls, message_identity(msg)};
+  if (!raw.empty() && params_.tokenizer.gram_bytes > 0)
+    item.grams = byte_grams(raw, params_.tokenizer.gram_bytes);
+  return learn({std::move(item)}).front();
 }
 
 std::vector<LearnOutcome> Classifier::unlearn(const std::vector<Item>& items) const {
@@ -398,6 +433,10 @@ Stats Classifier::stats() const {
       st.ham_messages = m.ham;
     } else if (k == kWeightsKey) {
       st.weight_messages = decode_weights_meta(std::string(v)).messages;
+    } else if (k == kGramMetaKey) {
+      if (auto gm = decode_gram_meta(v)) st.gram_messages = gm->messages;
+    } else if (k.rfind(kGramPrefix, 0) == 0) {
+      ++st.gram_lists;
     } else if (k.rfind(kTokenPrefix, 0) == 0) {
       ++st.tokens;
       if (decode_counts(v).weight != 0) ++st.weighted_tokens;

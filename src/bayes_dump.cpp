@@ -19,8 +19,9 @@ using namespace records;
 
 void Classifier::dump(std::ostream& out) const {
   // One scan of every "bayes:" key: one read transaction, so a learn running meanwhile is
-  // either wholly in the dump or not at all. Keys come in order: meta, seen, t, weights.
-  out << "digue-bayes 3\n";
+  // either wholly in the dump or not at all. Keys come in order: g, gram-*, meta, seen, t,
+  // weights. The gram model's table is not dumped: train_weights rebuilds it from the lists.
+  out << "digue-bayes 4\n";
   size_t records = 0;
   bool have_meta = false;
   char wbuf[32];
@@ -39,6 +40,12 @@ void Classifier::dump(std::ostream& out) const {
         std::snprintf(wbuf, sizeof wbuf, " %.9g", static_cast<double>(c.weight));
         out << wbuf;
       }
+      out << '\n';
+    } else if (k.rfind(kGramPrefix, 0) == 0) {
+      // "g <identity> <hex of the encoded list>": written only when it reads back.
+      if (!decode_grams(v)) return true;
+      out << "g " << k.substr(kGramPrefix.size()) << ' ';
+      for (unsigned char ch : v) out << hex_digit(ch >> 4) << hex_digit(ch);
       out << '\n';
     } else if (k.rfind(kSeenPrefix, 0) == 0) {
       SeenRecord rec = decode_seen(v);
@@ -68,10 +75,10 @@ namespace {
 
 // One line of a dump, parsed; throws std::runtime_error naming the line.
 struct DumpLine {
-  enum class Kind : uint8_t { Blank, Meta, Weights, Token, Seen, End } kind = Kind::Blank;
-  std::string key;    // Token, Seen
+  enum class Kind : uint8_t { Blank, Meta, Weights, Token, Seen, Grams, End } kind = Kind::Blank;
+  std::string key;    // Token, Seen, Grams
   Counts c;           // Token
-  std::string value;  // Seen: the record; Weights: the encoded weights meta
+  std::string value;  // Seen, Grams: the record; Weights: the encoded weights meta
   uint64_t a = 0, b = 0;  // Meta: spam, ham; End: records
 };
 
@@ -136,6 +143,22 @@ DumpLine parse_dump_line(const std::string& line, size_t lineno) {
     r.kind = DumpLine::Kind::Seen;
     r.key = std::string(kSeenPrefix) + id;
     r.value = encode_seen(cls, day, hashes);
+  } else if (line.rfind("g ", 0) == 0) {
+    if (std::sscanf(line.c_str(), "%7s %64s %n", kind, id, &pos) != 2 || pos == 0)
+      bad("bad gram list record");
+    std::string_view hex = std::string_view(line).substr(static_cast<size_t>(pos));
+    if (hex.size() % 2 != 0) bad("bad gram list record: odd hex length");
+    std::string bytes(hex.size() / 2, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      unsigned v = 0;
+      auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
+      if (ec != std::errc() || end != hex.data() + 2 * i + 2) bad("bad gram list record: hex");
+      bytes[i] = static_cast<char>(v);
+    }
+    if (!decode_grams(bytes)) bad("bad gram list record: not a gram list");
+    r.kind = DumpLine::Kind::Grams;
+    r.key = std::string(kGramPrefix) + id;
+    r.value = std::move(bytes);
   } else if (line.rfind("end ", 0) == 0) {
     if (std::sscanf(line.c_str(), "end %llu%n", &a, &pos) != 1 ||
         static_cast<size_t>(pos) != line.size())
@@ -159,7 +182,8 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
     if (!std::getline(in, line)) throw std::runtime_error("restore: line 1: empty input");
     if (line == "digue-bayes 1" || line == "digue-bayes 2") return 2;
     if (line == "digue-bayes 3") return 3;
-    throw std::runtime_error("restore: line 1: not a digue-bayes 1, 2 or 3 dump" +
+    if (line == "digue-bayes 4") return 4;
+    throw std::runtime_error("restore: line 1: not a digue-bayes 1, 2, 3 or 4 dump" +
                              std::string(!line.empty() && line.back() == '\r'
                                              ? " (CR line ends: a dump has LF line ends)"
                                              : ""));
@@ -197,7 +221,7 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
   Meta have = decode_meta(store_.get(kMetaKey));
   if (mode == RestoreMode::Empty) {
     bool any = have.spam + have.ham > 0;
-    for (std::string_view prefix : {kTokenPrefix, kSeenPrefix})
+    for (std::string_view prefix : {kTokenPrefix, kSeenPrefix, kGramPrefix})
       store_.scan(prefix, [&](std::string_view, std::string_view) {
         any = true;
         return false;
@@ -254,7 +278,7 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
       std::unordered_map<std::string, Counts> merged;
       for (size_t i = 0; i < batch.size(); ++i) {
         const auto& r = batch[i];
-        if (r.kind == DumpLine::Kind::Seen) {
+        if (r.kind == DumpLine::Kind::Seen || r.kind == DumpLine::Kind::Grams) {
           ops.push_back({K::Put, r.key, r.value});
           continue;
         }
@@ -283,6 +307,7 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
         break;
       case DumpLine::Kind::Token:
       case DumpLine::Kind::Seen:
+      case DumpLine::Kind::Grams:
         batch.push_back(std::move(r));
         if (batch.size() >= 20000) flush();
         break;

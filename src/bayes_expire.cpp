@@ -89,6 +89,37 @@ ExpireOutcome Classifier::expire(const ExpireLimits& lim, uint32_t now_day) cons
     out.markers += chunk.markers;
   }
 
+  // Gram lists: kept only for a seen record that keeps its token list, the newest
+  // max_gram_lists of them (by day, as the lists); the rest go, and so do lists whose record
+  // went (unlearnt, or its marker expired).
+  const uint32_t grams_from =
+      std::max(lists_from, keep_from_day(lists_per_day, lim.max_gram_lists));
+  std::vector<std::string> gram_keys;
+  store_.scan(kGramPrefix, [&](std::string_view k, std::string_view) {
+    gram_keys.emplace_back(k);
+    return true;
+  });
+  for (size_t start = 0; start < gram_keys.size(); start += 10000) {
+    std::vector<std::string> seen_keys;
+    const size_t end = std::min(gram_keys.size(), start + 10000);
+    for (size_t i = start; i < end; ++i)
+      seen_keys.push_back(std::string(kSeenPrefix) + gram_keys[i].substr(kGramPrefix.size()));
+    // Decided on the seen records as read in the deleting transaction (one learnt meanwhile
+    // keeps its new list).
+    size_t dropped = 0;
+    store_.update(seen_keys, [&](const std::vector<std::optional<std::string>>& seen) {
+      std::vector<Store::Op> ops;
+      for (size_t i = start; i < end; ++i) {
+        const auto& v = seen[i - start];
+        if (!v || v->size() <= 5 || get_u32(*v, 1) < grams_from)
+          ops.push_back({Store::Op::Kind::Del, gram_keys[i], ""});
+      }
+      dropped = ops.size();
+      return ops;
+    });
+    out.gram_lists += dropped;
+  }
+
   for (size_t start = 0; start < drop; start += 10000) {
     size_t end = std::min(drop, start + 10000);
     std::vector<std::string> keys;

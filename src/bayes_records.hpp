@@ -98,6 +98,98 @@ inline SeenRecord decode_seen(std::string_view v) {
   return r;
 }
 
+// A gram list ("bayes:g:<identity>"): the sorted byte 4-gram hashes as LEB128 varints of
+// their differences (the first from 0): ~2 bytes per gram.
+inline std::string encode_grams(const std::vector<uint32_t>& grams) {
+  std::string out;
+  out.reserve(grams.size() * 2);
+  uint32_t prev = 0;
+  for (uint32_t g : grams) {
+    uint32_t d = g - prev;
+    prev = g;
+    while (d >= 0x80) {
+      out += static_cast<char>((d & 0x7f) | 0x80);
+      d >>= 7;
+    }
+    out += static_cast<char>(d);
+  }
+  return out;
+}
+
+// nullopt when the bytes are not a list encode_grams wrote (cut, not increasing, too large).
+inline std::optional<std::vector<uint32_t>> decode_grams(std::string_view v) {
+  std::vector<uint32_t> out;
+  out.reserve(v.size() / 2);
+  uint64_t prev = 0;
+  size_t i = 0;
+  while (i < v.size()) {
+    uint64_t d = 0;
+    int shift = 0;
+    for (;;) {
+      if (i >= v.size() || shift > 28) return std::nullopt;
+      auto b = static_cast<unsigned char>(v[i++]);
+      d |= uint64_t{b & 0x7fu} << shift;
+      shift += 7;
+      if (!(b & 0x80)) break;
+    }
+    if (!out.empty() && d == 0) return std::nullopt;
+    prev += d;
+    if (prev >= (uint64_t{1} << kGramBits)) return std::nullopt;
+    out.push_back(static_cast<uint32_t>(prev));
+  }
+  return out;
+}
+
+// "bayes:gram-meta" -> "<generation hex> <bias> <messages> <spam> <ham>": read with every
+// classification; the table ("bayes:gram-model": "digue-grams 1 <generation hex>\n" then
+// 2^kGramBits IEEE floats LE) is loaded when the generation changes.
+struct GramMeta {
+  uint64_t generation = 0;
+  double bias = 0;
+  uint64_t messages = 0, spam = 0, ham = 0;
+};
+
+inline std::optional<GramMeta> decode_gram_meta(std::string_view v) {
+  GramMeta m;
+  unsigned long long g = 0, n = 0, s = 0, h = 0;
+  std::string str(v);
+  if (std::sscanf(str.c_str(), "%llx %lf %llu %llu %llu", &g, &m.bias, &n, &s, &h) != 5 ||
+      !std::isfinite(m.bias))
+    return std::nullopt;
+  m.generation = g;
+  m.messages = n;
+  m.spam = s;
+  m.ham = h;
+  return m;
+}
+
+inline std::string encode_gram_meta(const GramMeta& m) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%016llx %.9g %llu %llu %llu",
+                static_cast<unsigned long long>(m.generation), m.bias,
+                static_cast<unsigned long long>(m.messages),
+                static_cast<unsigned long long>(m.spam), static_cast<unsigned long long>(m.ham));
+  return buf;
+}
+
+// Training's message order: a Fisher-Yates shuffle driven by a xorshift state (never 0), the
+// same for the same seed on every machine (the models are deterministic).
+class Shuffle {
+ public:
+  explicit Shuffle(uint64_t seed) : rng_(seed ? seed : 1) {}
+  void operator()(std::vector<size_t>& order) {
+    for (size_t i = order.size(); i > 1; --i) {
+      rng_ ^= rng_ << 13;
+      rng_ ^= rng_ >> 7;
+      rng_ ^= rng_ << 17;
+      std::swap(order[i - 1], order[rng_ % i]);
+    }
+  }
+
+ private:
+  uint64_t rng_;
+};
+
 // The oldest day to keep so that the newest days hold at most cap records (per_day: records
 // per day). The newest day is always kept, whole.
 inline uint32_t keep_from_day(const std::map<uint32_t, size_t>& per_day, size_t cap) {

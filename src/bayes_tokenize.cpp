@@ -775,4 +775,55 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
   return out;
 }
 
+std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes) {
+  // The bytes the grams are taken from: CRs dropped (SMTP's CRLF and a Maildir's LF give
+  // the same grams), trace header fields left out (as in tokenize), at most max_bytes.
+  std::string s;
+  s.reserve(std::min(raw.size(), max_bytes));
+  size_t i = 0;
+  bool skipping = false;
+  while (i < raw.size() && s.size() < max_bytes) {
+    size_t eol = raw.find('\n', i);
+    size_t end = eol == std::string_view::npos ? raw.size() : eol + 1;
+    std::string_view line = raw.substr(i, end - i);
+    i = end;
+    std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
+    if (bare.empty()) {  // the blank line: the body follows
+      s += '\n';
+      break;
+    }
+    if (line[0] == ' ' || line[0] == '\t') {
+      if (skipping) continue;
+    } else {
+      size_t colon = bare.find(':');
+      std::string_view name = bare.substr(0, colon == std::string_view::npos ? 0 : colon);
+      while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+      skipping = !name.empty() && is_trace_header(lower_ascii(name));
+      if (skipping) continue;
+    }
+    for (char c : line)
+      if (c != '\r') s += c;
+  }
+  for (; i < raw.size() && s.size() < max_bytes; ++i)
+    if (raw[i] != '\r') s += raw[i];
+  if (s.size() > max_bytes) s.resize(max_bytes);
+  std::vector<uint32_t> out;
+  if (s.size() < kGramBytes) return out;
+  out.resize(s.size() - kGramBytes + 1);
+  for (size_t j = 0; j < out.size(); ++j) {
+    uint32_t x;
+    std::memcpy(&x, s.data() + j, 4);
+    // murmur3's finaliser: every input bit moves every output bit; the top kGramBits kept.
+    x ^= x >> 16;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13;
+    x *= 0xc2b2ae35u;
+    x ^= x >> 16;
+    out[j] = x >> (32 - kGramBits);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 }  // namespace digue::bayes

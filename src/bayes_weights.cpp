@@ -6,6 +6,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "src/bayes_grams.hpp"
 #include "src/bayes_records.hpp"
 
 namespace digue::bayes {
@@ -65,15 +66,10 @@ WeightTraining Classifier::train_weights() const {
     // Stochastic gradient descent on the log loss, a fixed shuffle per pass (deterministic).
     std::vector<size_t> order(msgs.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    uint64_t rng = params_.weight_seed ? params_.weight_seed : 1;  // xorshift: never 0
+    Shuffle shuffle(params_.weight_seed);
     const double eta = params_.weight_eta;
     for (int pass = 0; pass < params_.weight_passes; ++pass) {
-      for (size_t i = order.size(); i > 1; --i) {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        std::swap(order[i - 1], order[rng % i]);
-      }
+      shuffle(order);
       for (size_t i : order) {
         const auto& m = msgs[i];
         double z = bias;
@@ -112,6 +108,8 @@ WeightTraining Classifier::train_weights() const {
     store_.put(kWeightsKey, encode_weights_meta({bias, msgs.size()}));
   else
     store_.del(kWeightsKey);
+  // The gram model, on the same learnt messages' gram lists (the newest gram_max_messages).
+  out.gram_messages = grams::train(store_, params_);
   return out;
 }
 

@@ -201,11 +201,13 @@ class Loader {
   size_t errors_ = 0;
 };
 
-// The one place a parsed message becomes a learn item: its tokens (and what else learning
-// will want to know of it).
-bayes::Classifier::Item make_item(const mime::Parsed& msg, const bayes::TokenizerOptions& opt,
+// The one place a message becomes a learn item: its tokens, identity and byte 4-grams.
+bayes::Classifier::Item make_item(std::string_view raw, const bayes::TokenizerOptions& opt,
                                   bayes::Class cls) {
-  return {bayes::tokenize(msg, opt), cls, bayes::message_identity(msg)};
+  const mime::Parsed msg = mime::parse(raw);
+  bayes::Classifier::Item item{bayes::tokenize(msg, opt), cls, bayes::message_identity(msg)};
+  if (opt.gram_bytes > 0) item.grams = bayes::byte_grams(raw, opt.gram_bytes);
+  return item;
 }
 
 // Items for a batch's messages (empty ones for the rest), parsed and tokenized on a few
@@ -220,7 +222,7 @@ std::vector<bayes::Classifier::Item> make_items(const std::vector<Loaded>& batch
     threads.emplace_back([&, t] {
       for (size_t i = t; i < batch.size(); i += n)
         if (batch[i].kind == Loaded::Kind::Message)
-          out[i] = make_item(mime::parse(batch[i].raw), opt, cls);
+          out[i] = make_item(batch[i].raw, opt, cls);
     });
   for (auto& th : threads) th.join();
   return out;
@@ -315,6 +317,8 @@ void train(const bayes::Classifier& c) {
   else
     std::printf("weights: trained on %zu messages, %zu token weights, %.2f s\n", w.messages,
                 w.nonzero, secs);
+  if (w.gram_messages > 0)
+    std::printf("gram model: trained on %zu messages\n", w.gram_messages);
 }
 
 int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
@@ -395,7 +399,7 @@ int classify(const bayes::Classifier& c, const Args& args) {
           std::printf("error\n");
         continue;
       }
-      auto r = c.classify_tokens(items[i].tokens);
+      auto r = c.classify_tokens(items[i].tokens, items[i].grams);
       ++scored;
       // Decide on the printed value, so the score and the spam flag never disagree.
       r.score = std::round(r.score * 1000.0) / 1000.0;
@@ -539,11 +543,13 @@ int bayes(const Config& config, const Args& args) {
       auto st = c.stats();
       std::printf(
           "spam messages: %llu\nham messages: %llu\ntokens: %llu\nseen: %llu\n"
-          "kept token lists: %llu\nweights trained on: %llu messages\nweighted tokens: %llu\n",
+          "kept token lists: %llu\nweights trained on: %llu messages\nweighted tokens: %llu\n"
+          "kept gram lists: %llu\ngram model trained on: %llu messages\n",
           (unsigned long long)st.spam_messages, (unsigned long long)st.ham_messages,
           (unsigned long long)st.tokens, (unsigned long long)st.seen,
           (unsigned long long)st.kept_messages, (unsigned long long)st.weight_messages,
-          (unsigned long long)st.weighted_tokens);
+          (unsigned long long)st.weighted_tokens, (unsigned long long)st.gram_lists,
+          (unsigned long long)st.gram_messages);
       std::error_code ec;
       auto size = fs::file_size(fs::path(config.store.dir) / "data.mdb", ec);
       if (!ec) std::printf("store file bytes: %llu\n", (unsigned long long)size);
@@ -573,8 +579,8 @@ int bayes(const Config& config, const Args& args) {
           lim.seen_days = days(option, v);
       }
       auto out = c.expire(lim);
-      std::printf("expired %zu tokens, %zu token lists, %zu seen markers\n", out.tokens, out.lists,
-                  out.markers);
+      std::printf("expired %zu tokens, %zu token lists, %zu seen markers, %zu gram lists\n",
+                  out.tokens, out.lists, out.markers, out.gram_lists);
       return 0;
     }
   } catch (const std::exception& e) {

@@ -79,10 +79,21 @@ struct TokenizerOptions {
   size_t osb_window = 2;               // pair each word with the next osb_window words
   size_t max_tokens = 3000;            // distinct tokens kept per message
   size_t max_body_bytes = 256u << 10;  // body text tokenized (the start is what matters)
+  // Byte 4-grams (byte_grams) of the raw message's first gram_bytes bytes, for the gram model
+  // (0: none).
+  size_t gram_bytes = 30000;
 };
 
 // Distinct tokens of a message, in first-seen order.
 std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOptions& opt = {});
+
+// Byte 4-grams of a raw message: every run of kGramBytes bytes among its first max_bytes
+// bytes, CRs dropped and trace header fields left out (as in tokenize), hashed to kGramBits
+// bits; sorted, unique. What the gram model (Params: gram_*) learns and scores: it sees
+// what words do not (encodings, markup, spelling, header layout).
+inline constexpr size_t kGramBytes = 4;
+inline constexpr int kGramBits = 22;
+std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes = 30000);
 
 // Whether a token of tokenize() came from the headers (rather than the body text, its URLs,
 // the MIME structure or the attachments).
@@ -164,10 +175,22 @@ struct Params {
   // before the "fa:" token existed has no sender history until its senders are learnt again.
   struct Combiner {
     double bias = 0, bayes = 0, logit = 0, header = 0, body = 0, body_clues = 0, tokens = 0,
-           sender = 0;
+           sender = 0, grams = 0;
   };
   bool combine = true;
-  Combiner combiner{-1.19, 0.749, 0.241, 1.400, 0.750, -0.612, 0.692, 1.877};
+  Combiner combiner{-1.19, 0.749, 0.241, 1.400, 0.750, -0.612, 0.692, 1.877, 0.0};
+  // The combiner when the model also has a trained gram model (below) of at least
+  // confidence_messages of each class: the same figures plus grams * g, g the gram model's
+  // logit (fitted as `combiner`).
+  Combiner combiner_grams{-1.19, 0.749, 0.241, 1.400, 0.750, -0.612, 0.692, 1.877, 0.0};
+  // The gram model: a logistic model over a message's byte 4-grams (byte_grams), one weight
+  // per hashed 4-gram (a table of 2^kGramBits floats, 16 MB, one Store record), trained by
+  // train_weights with gram_passes of stochastic gradient descent (step gram_eta, the logit
+  // scaled by 1 / sqrt(grams)) on the gram lists of the newest gram_max_messages learnt
+  // messages. Chosen by 5-fold CV on the train split (bench/README.md, "Tenth session").
+  double gram_eta = 32.0;
+  int gram_passes = 10;
+  size_t gram_max_messages = 20000;
   // The From history counts each class up to this many messages: hist is at most ln(1 + cap)
   // either way, so a forged frequent correspondent gains at most sender * ln 4 = 2.6 (CV:
   // capped at 3, 1 - ROCA 0.0091-0.0106 % against 0.0096-0.0112 % uncapped, FN at FP <= 2
@@ -207,6 +230,11 @@ struct Result {
   size_t header_clues = 0, body_clues = 0;
   // How often the From address was learnt as spam / ham (its "fa:" token).
   uint32_t sender_spam = 0, sender_ham = 0;
+  // The gram model's logit (when the model has one and the message's grams were given), and
+  // how many distinct 4-grams the message had.
+  bool grams_used = false;
+  double gram_logit = 0.0;
+  size_t grams = 0;
   // clamp(7.5 + per_unit * (evidence_decades - pivot), 0, 15); when the model is not ready
   // or no token is a clue, 0 (no evidence is not spam).
   double score = 0.0;
@@ -222,11 +250,14 @@ struct Stats {
   uint64_t kept_messages = 0;     // seen messages whose token list is kept (weight training)
   uint64_t weight_messages = 0;   // messages the current weights were trained on (0: none)
   uint64_t weighted_tokens = 0;   // tokens with a non-zero weight
+  uint64_t gram_lists = 0;        // learnt messages whose byte 4-gram list is kept
+  uint64_t gram_messages = 0;     // messages the current gram model was trained on (0: none)
 };
 
 struct WeightTraining {
   size_t messages = 0;  // messages trained on
   size_t nonzero = 0;   // tokens with a non-zero weight
+  size_t gram_messages = 0;  // messages the gram model was trained on (0: none)
 };
 
 // How far `expire` bounds the model (diguectl bayes expire, and digued's upkeep when it
@@ -240,6 +271,9 @@ struct ExpireLimits {
   // Token lists kept for weight training, the newest (train_weights never reads more than
   // Params::weight_max_messages of them: keep the two equal).
   size_t max_lists = 200'000;
+  // Byte 4-gram lists kept for the gram model, the newest (~5 KB each; train_weights reads
+  // Params::gram_max_messages of them: keep the two equal).
+  size_t max_gram_lists = 20'000;
   // Seen markers (what makes learning idempotent) kept, the newest, and for at most
   // seen_days: learning a message again after its marker went counts it again, and it can no
   // longer be unlearnt.
@@ -250,6 +284,7 @@ struct ExpireLimits {
 struct ExpireOutcome {
   size_t tokens = 0;   // token records removed
   size_t lists = 0;    // token lists dropped (their seen markers stay)
+  size_t gram_lists = 0;  // byte 4-gram lists dropped
   size_t markers = 0;  // seen markers removed
 };
 
@@ -269,8 +304,11 @@ class Classifier {
  public:
   explicit Classifier(Store& store, Params params = {}) : store_(store), params_(params) {}
 
-  Result classify(const mime::Parsed& msg) const;
-  Result classify_tokens(const std::vector<std::string>& tokens) const;
+  // raw: the message as received, for the gram model (empty: no gram figure).
+  Result classify(const mime::Parsed& msg, std::string_view raw = {}) const;
+  // grams: byte_grams of the message (empty: no gram figure; the combiner without it).
+  Result classify_tokens(const std::vector<std::string>& tokens,
+                         const std::vector<uint32_t>& grams = {}) const;
 
   // One message to learn or unlearn; its tokens come from tokenize().
   struct Item {
@@ -283,10 +321,13 @@ class Classifier {
     // digest of the token set (callers that only have tokens; a copy of the message that
     // gained headers on the way, e.g. a delivered one, then counts as another message).
     std::string id;
+    // Its byte_grams, kept for the gram model (empty: none kept).
+    std::vector<uint32_t> grams;
   };
   // Learns every item in one Store transaction. Returns one outcome per item.
   std::vector<LearnOutcome> learn(const std::vector<Item>& items) const;
-  LearnOutcome learn(const mime::Parsed& msg, Class cls) const;
+  // raw: the message as received, for its byte 4-grams (empty: none kept).
+  LearnOutcome learn(const mime::Parsed& msg, Class cls, std::string_view raw = {}) const;
   // Forgets items learnt earlier (cls is ignored: the seen marker says which class).
   std::vector<LearnOutcome> unlearn(const std::vector<Item>& items) const;
 
@@ -345,5 +386,8 @@ inline constexpr std::string_view kTokenPrefix = "bayes:t:";
 inline constexpr std::string_view kMetaKey = "bayes:meta";
 inline constexpr std::string_view kSeenPrefix = "bayes:seen:";
 inline constexpr std::string_view kWeightsKey = "bayes:weights";
+inline constexpr std::string_view kGramPrefix = "bayes:g:";          // + identity: a gram list
+inline constexpr std::string_view kGramMetaKey = "bayes:gram-meta";  // the gram model's summary
+inline constexpr std::string_view kGramModelKey = "bayes:gram-model";  // its weight table
 
 }  // namespace digue::bayes

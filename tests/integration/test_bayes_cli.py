@@ -377,7 +377,7 @@ def main():
 
         # Bounding the model: nothing to do at the defaults; then caps on tokens, token lists
         # and seen markers, each reflected in stats; a bad value is refused by name.
-        check(run(cfg2, "expire").strip() == "expired 0 tokens, 0 token lists, 0 seen markers",
+        check(run(cfg2, "expire").strip() == "expired 0 tokens, 0 token lists, 0 seen markers, 0 gram lists",
               "expire at the defaults changes nothing")
         out = run(cfg2, "expire", "--max-tokens", "500", "--max-seen", "100000")
         check(out.startswith("expired ") and "\ntokens: 500\n" in run(cfg2, "stats"),

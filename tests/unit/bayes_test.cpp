@@ -735,7 +735,7 @@ TEST_CASE("bayes dump and restore carry weights and token lists; version 1 dumps
   ca.train_weights();
   std::stringstream dump;
   ca.dump(dump);
-  CHECK(dump.str().rfind("digue-bayes 3\n", 0) == 0);
+  CHECK(dump.str().rfind("digue-bayes 4\n", 0) == 0);
   CHECK(dump.str().find("\nweights ") != std::string::npos);
   auto b = make_memory_store();
   Classifier cb(*b);

@@ -1,0 +1,162 @@
+// The Bayes gram model: training, storage and the cached weight table; see src/bayes_grams.hpp.
+#include "src/bayes_grams.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace digue::bayes::grams {
+
+using namespace records;
+
+namespace {
+
+constexpr size_t kTableSize = size_t{1} << kGramBits;
+
+std::string table_header(uint64_t generation) {
+  return "digue-grams 1 " + hex64(generation) + "\n";
+}
+
+// A digest of the trained model (never 0): the generation that tells caches apart.
+uint64_t generation_of(const std::vector<float>& w, double bias) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint64_t x) {
+    h ^= x;
+    h *= 0x100000001b3ull;
+    h ^= h >> 29;
+  };
+  uint64_t b;
+  std::memcpy(&b, &bias, 8);
+  mix(b);
+  for (size_t i = 0; i < w.size(); i += 2) {
+    uint32_t lo, hi = 0;
+    std::memcpy(&lo, &w[i], 4);
+    if (i + 1 < w.size()) std::memcpy(&hi, &w[i + 1], 4);
+    mix(uint64_t{lo} | (uint64_t{hi} << 32));
+  }
+  return h ? h : 1;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::vector<std::pair<const Store*, std::shared_ptr<const Table>>> entries;  // newest last
+};
+
+Cache& cache() {
+  static Cache c;
+  return c;
+}
+
+}  // namespace
+
+std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
+  Cache& c = cache();
+  {
+    std::lock_guard lock(c.mu);
+    for (const auto& [s, t] : c.entries)
+      if (s == &store && t->meta.generation == meta.generation) return t;
+  }
+  // Loaded outside the lock (16 MB): two threads may both load a new generation once.
+  std::optional<std::string> v = store.get(kGramModelKey);
+  const std::string header = table_header(meta.generation);
+  if (!v || v->size() != header.size() + kTableSize * 4 || v->compare(0, header.size(), header) != 0)
+    return nullptr;
+  auto t = std::make_shared<Table>();
+  t->meta = meta;
+  t->w.resize(kTableSize);
+  for (size_t i = 0; i < kTableSize; ++i) {
+    uint32_t bits = get_u32(*v, header.size() + i * 4);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    t->w[i] = std::isfinite(f) ? f : 0.0f;
+  }
+  std::lock_guard lock(c.mu);
+  std::erase_if(c.entries, [&](const auto& e) { return e.first == &store; });
+  c.entries.emplace_back(&store, t);
+  if (c.entries.size() > 4) c.entries.erase(c.entries.begin());
+  return t;
+}
+
+double logit(const Table& t, const std::vector<uint32_t>& grams) {
+  if (grams.empty()) return t.meta.bias;
+  double z = 0;
+  for (uint32_t g : grams) z += t.w[g & (kTableSize - 1)];
+  return t.meta.bias + z / std::sqrt(static_cast<double>(grams.size()));
+}
+
+size_t train(Store& store, const Params& p) {
+  // The learnt messages with a kept list, newest first by day, at most gram_max_messages.
+  std::map<uint32_t, size_t> per_day;
+  store.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
+    if (v.size() > 5) ++per_day[get_u32(v, 1)];
+    return true;
+  });
+  const uint32_t from_day = keep_from_day(per_day, p.gram_max_messages);
+  std::unordered_map<std::string, bool> spam_of;  // identity -> spam
+  store.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
+    if (v.size() > 5 && get_u32(v, 1) >= from_day && (v[0] == 'S' || v[0] == 'H'))
+      spam_of.emplace(std::string(k.substr(kSeenPrefix.size())), v[0] == 'S');
+    return true;
+  });
+  struct Msg {
+    bool spam;
+    std::vector<uint32_t> g;
+  };
+  std::vector<Msg> msgs;
+  size_t nspam = 0, nham = 0;
+  store.scan(kGramPrefix, [&](std::string_view k, std::string_view v) {
+    if (msgs.size() >= p.gram_max_messages) return false;
+    auto it = spam_of.find(std::string(k.substr(kGramPrefix.size())));
+    if (it == spam_of.end()) return true;
+    auto g = decode_grams(v);
+    if (!g || g->empty()) return true;
+    (it->second ? nspam : nham)++;
+    msgs.push_back({it->second, std::move(*g)});
+    return true;
+  });
+  spam_of.clear();
+  if (nspam < p.min_learned || nham < p.min_learned) {
+    store.apply({{Store::Op::Kind::Del, std::string(kGramMetaKey), ""},
+                 {Store::Op::Kind::Del, std::string(kGramModelKey), ""}});
+    return 0;
+  }
+  // Stochastic gradient descent on the log loss, a fixed shuffle per pass (deterministic).
+  std::vector<float> w(kTableSize, 0.0f);
+  double bias = 0;
+  std::vector<size_t> order(msgs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  Shuffle shuffle(p.weight_seed);
+  for (int pass = 0; pass < p.gram_passes; ++pass) {
+    shuffle(order);
+    for (size_t i : order) {
+      const Msg& m = msgs[i];
+      const double scale = 1.0 / std::sqrt(static_cast<double>(m.g.size()));
+      double z = 0;
+      for (uint32_t g : m.g) z += w[g];
+      z = bias + z * scale;
+      const double err = (m.spam ? 1.0 : 0.0) - 1.0 / (1.0 + std::exp(-z));
+      const auto step = static_cast<float>(p.gram_eta * err * scale);
+      for (uint32_t g : m.g) w[g] += step;
+      bias += p.gram_eta * err * 0.1;
+    }
+  }
+  GramMeta meta{generation_of(w, bias), bias, msgs.size(), nspam, nham};
+  std::string blob = table_header(meta.generation);
+  blob.reserve(blob.size() + kTableSize * 4);
+  for (float f : w) {
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    put_u32(blob, bits);
+  }
+  // Table and summary in one transaction: a reader sees both old or both new.
+  store.apply({{Store::Op::Kind::Put, std::string(kGramModelKey), std::move(blob)},
+               {Store::Op::Kind::Put, std::string(kGramMetaKey), encode_gram_meta(meta)}});
+  return msgs.size();
+}
+
+}  // namespace digue::bayes::grams
