@@ -362,6 +362,14 @@ int learn(const bayes::Classifier& c, const Args& args, bool unlearn) {
   return ok ? 0 : 1;
 }
 
+// The gram model's logit as JSON: a number, or null when it took no part.
+std::string gram_figure(const bayes::Result& r) {
+  if (!r.grams_used) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", r.gram_logit);
+  return buf;
+}
+
 int classify(const bayes::Classifier& c, const Args& args) {
   bool json = false;
   double threshold = bayes::kDefaultThreshold;
@@ -406,10 +414,10 @@ int classify(const bayes::Classifier& c, const Args& args) {
       if (json)
         std::printf(
             "{\"file\": \"%s\", \"score\": %.3f, \"spam\": %s, \"ready\": %s, "
-            "\"evidence\": %.4f, \"combined\": %s, \"tokens\": \"%s\"}\n",
+            "\"evidence\": %.4f, \"combined\": %s, \"gram_logit\": %s, \"tokens\": \"%s\"}\n",
             text::json_escape(l.name).c_str(), r.score, r.score >= threshold ? "true" : "false",
             r.ready ? "true" : "false", r.evidence_decades, r.combined ? "true" : "false",
-            text::json_escape(r.evidence(8)).c_str());
+            gram_figure(r).c_str(), text::json_escape(r.evidence(8)).c_str());
       else
         std::printf("%.3f\n", r.score);
     }

@@ -191,6 +191,7 @@ struct Params {
   double gram_eta = 32.0;
   int gram_passes = 10;
   size_t gram_max_messages = 20000;
+  int gram_average_from = -1;  // averaged SGD from this pass on (-1: the last weights)
   // The From history counts each class up to this many messages: hist is at most ln(1 + cap)
   // either way, so a forged frequent correspondent gains at most sender * ln 4 = 2.6 (CV:
   // capped at 3, 1 - ROCA 0.0091-0.0106 % against 0.0096-0.0112 % uncapped, FN at FP <= 2

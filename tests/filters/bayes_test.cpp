@@ -46,7 +46,9 @@ void train(Store& store, int n) {
   std::vector<bayes::Classifier::Item> items;
   for (int i = 0; i < n; ++i) {
     items.push_back({bayes::tokenize(mime::parse(spam_raw(i))), bayes::Class::Spam});
+    items.back().grams = bayes::byte_grams(spam_raw(i));
     items.push_back({bayes::tokenize(mime::parse(ham_raw(i))), bayes::Class::Ham});
+    items.back().grams = bayes::byte_grams(ham_raw(i));
   }
   c.learn(items);
 }
@@ -193,6 +195,13 @@ TEST_CASE("bayes filter scores against the domain threshold", "[bayes][filters]"
   CHECK(weighted.symbols[0].evidence.find(" weights=+") != std::string::npos);
   CHECK(weighted.symbols[0].evidence.find(" header=") != std::string::npos);
   CHECK(weighted.symbols[0].evidence.find(" sender=") != std::string::npos);
+  // The gram model (trained with the weights) on the message's bytes.
+  CHECK(weighted.symbols[0].evidence.find(" grams=+") != std::string::npos);
+  auto nograms = build("[filters.bayes]\nconfidence_messages = 0\nbyte_grams = false\n");
+  auto ng = run(*nograms, services, spam_raw(100), 7.5);
+  CHECK(ng.verdict == FilterResult::Verdict::Hit);
+  CHECK(ng.symbols[0].evidence.find(" sender=") != std::string::npos);
+  CHECK(ng.symbols[0].evidence.find(" grams=") == std::string::npos);
   CHECK(run(*f, services, ham_raw(100), 7.5).verdict == FilterResult::Verdict::None);
   // combine = false: E + weight_mix * z, without the combiner's figures.
   auto plain = build("[filters.bayes]\nconfidence_messages = 0\ncombine = false\n");
@@ -303,6 +312,8 @@ TEST_CASE("bayes filter: autolearn learns only what the domain's verdict agrees 
   pool.join();
   CHECK(bayes::Classifier(*store).stats().spam_messages == 42);
   CHECK(bayes::Classifier(*store).stats().ham_messages == 42);
+  // What autolearn learnt keeps its byte 4-grams for the gram model, as the CLI's learning.
+  CHECK(bayes::Classifier(*store).stats().gram_lists == 84);
 }
 
 TEST_CASE("bayes filter: a message autolearnt at SMTP time is the one in the mailbox",

@@ -275,6 +275,10 @@ def main():
         st = run(cfg, "stats")
         check(f"weights trained on: {learnt} messages" in st and f"kept token lists: {learnt}" in st,
               "stats show the weights")
+        # ... and the gram model on every learnt message's byte 4-grams.
+        check(f"gram model: trained on {learnt} messages" in out3, "gram model trained: " + out3)
+        check(f"kept gram lists: {learnt}\n" in st and f"gram model trained on: {learnt} messages" in st,
+              "stats show the gram model: " + st)
         again = run(cfg, "learn", "--ham", md)
         check(counts(again) == (0, 300, 0), "relearning is idempotent: " + again.strip())
 
@@ -293,6 +297,8 @@ def main():
                   abs(l["score"] - min(15.0, max(0.0, 7.5 + l["evidence"] - 2.0))) < 0.002
                   for l in lines),
               "JSON: combined evidence and its score scale")
+        check(all(isinstance(l["gram_logit"], float) for l in lines),
+              "JSON: the gram model's figure of each file")
         # `diguectl scan` with bayes in the pipeline shows its score and strongest tokens.
         scan_cfg = os.path.join(tmp, "scan.toml")
         with open(scan_cfg, "w") as f:

@@ -96,7 +96,7 @@ def autolearn_then_move(d, sink):
     # The Bayes score and strongest tokens are in the trace header.
     head = ours[-1].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
     unfolded = re.sub(rb"\r?\n[ \t]+", b" ", head)  # the header is folded where it is long
-    assert re.search(rb"^X-Digue-Bayes: score=1[0-9]\.\d+ required=7\.5 .*sender=\d+/\d+ .*tokens:",
+    assert re.search(rb"^X-Digue-Bayes: score=1[0-9]\.\d+ required=7\.5 .*sender=\d+/\d+ grams=[-+]\d+\.\d+ .*tokens:",
                      unfolded, re.M), head
     copy = os.path.join(d.tmp, "delivered.eml")
     with open(copy, "wb") as f:
