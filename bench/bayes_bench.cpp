@@ -301,7 +301,6 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "gbytes") t.gram_bytes = static_cast<size_t>(v);
     else if (k == "geta") p.gram_eta = v;
     else if (k == "gpass") p.gram_passes = static_cast<int>(v);
-    else if (k == "gavg") p.gram_average_from = static_cast<int>(v);
     else if (k == "comb") p.combine = v != 0;
     else if (k == "cpivot") p.combined_pivot = v;
     else if (k == "cspu") p.combined_score_per_unit = v;

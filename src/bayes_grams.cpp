@@ -131,15 +131,8 @@ size_t train(Store& store, const Params& p) {
   std::vector<size_t> order(msgs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   Shuffle shuffle(p.weight_seed);
-  // Averaged SGD (gram_average_from >= 0): the weights kept are the mean of the weights after
-  // every step from that pass on (u accumulates each step times its step number t).
-  const bool average = p.gram_average_from >= 0;
-  std::vector<double> u(average ? kTableSize : 0, 0.0);
-  double ubias = 0, t = 0, t0 = 0;
   for (int pass = 0; pass < p.gram_passes; ++pass) {
     shuffle(order);
-    const bool averaging = average && pass >= p.gram_average_from;
-    if (averaging && t0 == 0) t0 = t;
     for (size_t i : order) {
       const Msg& m = msgs[i];
       const double scale = 1.0 / std::sqrt(static_cast<double>(m.g.size()));
@@ -150,20 +143,7 @@ size_t train(Store& store, const Params& p) {
       const auto step = static_cast<float>(p.gram_eta * err * scale);
       for (uint32_t g : m.g) w[g] += step;
       bias += p.gram_eta * err * 0.1;
-      if (averaging) {
-        for (uint32_t g : m.g) u[g] += (t - t0) * step;
-        ubias += (t - t0) * p.gram_eta * err * 0.1;
-      }
-      t += 1;
     }
-  }
-  if (average && t > t0) {
-    // Each weight's mean over the steps: the final weight less what the later steps added.
-    // (Weights before the averaging began count as the start of every averaged step.)
-    const double n = t - t0;
-    for (size_t g = 0; g < kTableSize; ++g)
-      if (u[g] != 0) w[g] = static_cast<float>(w[g] - u[g] / n);
-    bias -= ubias / n;
   }
   GramMeta meta{generation_of(w, bias), bias, msgs.size(), nspam, nham};
   std::string blob = table_header(meta.generation);

@@ -98,9 +98,11 @@ inline SeenRecord decode_seen(std::string_view v) {
   return r;
 }
 
-// A gram list ("bayes:g:<identity>"): the sorted byte 4-gram hashes as LEB128 varints of
+// A gram list ("bayes:g:<identity>"): the byte 4-gram hashes, sorted, as LEB128 varints of
 // their differences (the first from 0): ~2 bytes per gram.
-inline std::string encode_grams(const std::vector<uint32_t>& grams) {
+inline std::string encode_grams(std::vector<uint32_t> grams) {
+  std::sort(grams.begin(), grams.end());
+  grams.erase(std::unique(grams.begin(), grams.end()), grams.end());
   std::string out;
   out.reserve(grams.size() * 2);
   uint32_t prev = 0;

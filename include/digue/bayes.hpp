@@ -89,7 +89,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
 
 // Byte 4-grams of a raw message: every run of kGramBytes bytes among its first max_bytes
 // bytes, CRs dropped and trace header fields left out (as in tokenize), hashed to kGramBits
-// bits; sorted, unique. What the gram model (Params: gram_*) learns and scores: it sees
+// bits; each once, in the order first seen. What the gram model (Params: gram_*) learns and scores: it sees
 // what words do not (encodings, markup, spelling, header layout).
 inline constexpr size_t kGramBytes = 4;
 inline constexpr int kGramBits = 22;
@@ -191,7 +191,6 @@ struct Params {
   double gram_eta = 32.0;
   int gram_passes = 10;
   size_t gram_max_messages = 20000;
-  int gram_average_from = -1;  // averaged SGD from this pass on (-1: the last weights)
   // The From history counts each class up to this many messages: hist is at most ln(1 + cap)
   // either way, so a forged frequent correspondent gains at most sender * ln 4 = 2.6 (CV:
   // capped at 3, 1 - ROCA 0.0091-0.0106 % against 0.0096-0.0112 % uncapped, FN at FP <= 2
