@@ -301,6 +301,8 @@ bool apply_set(bayes::Params& p, const std::string& spec) {
     else if (k == "gbytes") t.gram_bytes = static_cast<size_t>(v);
     else if (k == "geta") p.gram_eta = v;
     else if (k == "gpass") p.gram_passes = static_cast<int>(v);
+    else if (k == "nearw") p.near_window = static_cast<size_t>(v);
+    else if (k == "nearx") p.near_exact = static_cast<size_t>(v);
     else if (k == "comb") p.combine = v != 0;
     else if (k == "cpivot") p.combined_pivot = v;
     else if (k == "cspu") p.combined_score_per_unit = v;
@@ -768,11 +770,11 @@ int main(int argc, char** argv) {
               char fl[512];
               // Then the From address's learnt spam / ham (its "fa:" token).
               std::snprintf(fl, sizeof fl,
-                            "%s %f %f %f %f %d %f %d %zu %s %f %f %f %f %f %f %f %u %u",
+                            "%s %f %f %f %f %d %f %d %zu %s %f %f %f %f %f %f %f %u %u %f %f",
                             train[i].spam ? "spam" : "ham", r.evidence_decades, r.bayes_evidence,
                             r.weight_logit, eh, nh, eb, nb, toks[i].size(), train[i].name.c_str(),
                             k[0], k[1], k[2], k[3], k[4], k[5], k[6], r.sender_spam,
-                            r.sender_ham);
+                            r.sender_ham, r.near_spam, r.near_ham);
               feats.push_back(fl);
             }
             if (!scores_file.empty())

@@ -46,6 +46,8 @@ def load(fn, test_dir=None):
             # As the product: each count capped at Params::sender_cap (3).
             rows[-1]["fh"] = (math.log1p(min(int(f[17]), SENDER_CAP))
                               - math.log1p(min(int(f[18]), SENDER_CAP)))
+            if len(f) > 20:  # the product's nearest learnt spam / ham (Params::near_window)
+                rows[-1].update({"ns": float(f[19]), "nh": float(f[20])})
             rows[-1]["fs"] = math.log1p(int(f[17]))  # its two sides apart
             rows[-1]["fhm"] = math.log1p(int(f[18]))
     # The From address's learnt spam / ham: in the other folds for a train message, in the
@@ -142,6 +144,9 @@ BASE = ["E", "z", "Eh", "Eb", "nb", "ntok"]
 # What the product combines (Params::Combiner, in its order): base and the From address's
 # history from its "fa:" token (the same figure as "hist", from the model).
 PRODUCT = BASE + ["fh"]
+# Params::combiner_full: the product's set, the gram model's logit (cg: the product's when the
+# bench runs without --cgram) and the nearest learnt spam / ham.
+FULL = PRODUCT + ["cg", "ns", "nh"]
 SETS = {"E, z": ["E", "z"], "all": ALL,
         "base": BASE,
         "E, z, hist": ["E", "z", "hist"],
@@ -153,6 +158,8 @@ SETS = {"E, z": ["E", "z"], "all": ALL,
         "base, fa ham side": BASE + ["fhm"],
         "base, fa both sides": BASE + ["fs", "fhm"],
         "product, cg": PRODUCT + ["cg"],
+        "product, near": PRODUCT + ["ns", "nh"],
+        "full (product, cg, near)": FULL,
         "product, knn, cg": PRODUCT + ["ks", "kh", "cg"],
         "product, sample knn, cg": PRODUCT + ["ss", "sh", "cg"],  # --knn-sample N: ss, sh
         "base, knn": BASE + ["ks", "kh"],
@@ -206,21 +213,21 @@ def holdout(test_dir, held_fn, cv_fn):
         report("lr " + name, cv_out, h_out)
 
 
-def coefficients(files):
-    """The product set fitted on every CV figure of the given runs pooled, in raw units (what
-    Params::Combiner takes: bias, then PRODUCT's order; E and z in the .feat's units)."""
+def coefficients(files, cols):
+    """A set fitted on every CV figure of the given runs pooled, in raw units (what
+    Params::Combiner takes: bias, then the set's order; E and z in the .feat's units)."""
     rows = [r for fn in files for r in load(fn)]
     spam = np.array([r["spam"] for r in rows], dtype=float)
-    X = np.array([[r[c] for c in PRODUCT] for r in rows])
+    X = np.array([[r[c] for c in cols] for r in rows])
     mu, sd = X.mean(0), X.std(0) + 1e-9
     f = logistic((X - mu) / sd, spam)
     bias = f((-mu / sd)[None, :])[0]  # the raw point 0
-    w = f((np.eye(len(PRODUCT)) - mu) / sd) - bias  # one raw unit of each column
-    print("bias %.4f" % bias, " ".join(f"{c} {x:.4f}" for c, x in zip(PRODUCT, w)))
+    w = f((np.eye(len(cols)) - mu) / sd) - bias  # one raw unit of each column
+    print("bias %.4f" % bias, " ".join(f"{c} {x:.4f}" for c, x in zip(cols, w)))
 
 
-if os.environ.get("COEF"):
-    coefficients(feat_files)
+if os.environ.get("COEF"):  # COEF=1: Params::combiner; COEF=full: Params::combiner_full
+    coefficients(feat_files, FULL if os.environ["COEF"] == "full" else PRODUCT)
     sys.exit(0)
 
 if HOLDOUT:

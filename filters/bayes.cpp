@@ -286,7 +286,7 @@ BayesSettings read_bayes_settings(const toml::table& options) {
   p.tokenizer.osb = r.boolean("osb", p.tokenizer.osb);
   p.weights = r.boolean("weights", p.weights);
   p.combine = r.boolean("combine", p.combine);
-  if (!r.boolean("sender_history", true)) p.combiner.sender = p.combiner_grams.sender = 0;
+  if (!r.boolean("sender_history", true)) p.combiner.sender = p.combiner_full.sender = 0;
   if (!r.boolean("byte_grams", true)) p.tokenizer.gram_bytes = 0;
   p.gram_max_messages = static_cast<size_t>(r.integer(
       "gram_max_messages", static_cast<int64_t>(p.gram_max_messages), 100, int64_t{1} << 32));

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "src/bayes_grams.hpp"
+#include "src/bayes_near.hpp"
 #include "src/bayes_records.hpp"
 
 namespace digue::bayes {
@@ -195,13 +196,23 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
         if (auto table = grams::table(store_, *gram_meta)) {
           r.grams_used = true;
           r.gram_logit = grams::logit(*table, grams);
+          if (params_.near_window > 0) {
+            std::vector<uint64_t> hashes(n);
+            for (size_t j = 0; j < n; ++j) hashes[j] = order[j].first;
+            hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
+            const near::Nearest nb = near::nearest(store_, table->near, hashes, params_.near_exact);
+            r.near_spam = nb.spam;
+            r.near_ham = nb.ham;
+            r.near_measured = nb.measured;
+          }
         }
-      const Params::Combiner& w = r.grams_used ? params_.combiner_grams : params_.combiner;
+      const Params::Combiner& w = r.grams_used ? params_.combiner_full : params_.combiner;
       r.combined = true;
       r.evidence_decades =
           w.bias + w.bayes * r.bayes_evidence + w.logit * z + w.header * r.header_evidence +
           w.body * r.body_evidence + w.body_clues * std::log1p(static_cast<double>(r.body_clues)) +
           w.tokens * std::log1p(static_cast<double>(n)) + w.grams * r.gram_logit +
+          w.near_spam * r.near_spam + w.near_ham * r.near_ham +
           w.sender * (std::log1p(static_cast<double>(std::min(r.sender_spam, params_.sender_cap))) -
                       std::log1p(static_cast<double>(std::min(r.sender_ham, params_.sender_cap))));
       pivot = params_.combined_pivot;

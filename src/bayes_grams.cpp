@@ -22,8 +22,12 @@ std::string table_header(uint64_t generation) {
   return "digue-grams 1 " + hex64(generation) + "\n";
 }
 
+std::string near_header(uint64_t generation) {
+  return "digue-near 1 " + hex64(generation) + "\n";
+}
+
 // A digest of the trained model (never 0): the generation that tells caches apart.
-uint64_t generation_of(const std::vector<float>& w, double bias) {
+uint64_t generation_of(const std::vector<float>& w, double bias, std::string_view near) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](uint64_t x) {
     h ^= x;
@@ -33,6 +37,11 @@ uint64_t generation_of(const std::vector<float>& w, double bias) {
   uint64_t b;
   std::memcpy(&b, &bias, 8);
   mix(b);
+  for (size_t i = 0; i < near.size(); i += 8) {
+    uint64_t x = 0;
+    std::memcpy(&x, near.data() + i, std::min<size_t>(8, near.size() - i));
+    mix(x);
+  }
   for (size_t i = 0; i < w.size(); i += 2) {
     uint32_t lo, hi = 0;
     std::memcpy(&lo, &w[i], 4);
@@ -62,19 +71,30 @@ std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
       if (s == &store && t->meta.generation == meta.generation) return t;
   }
   // Loaded outside the lock (16 MB): two threads may both load a new generation once.
-  std::optional<std::string> v = store.get(kGramModelKey);
-  const std::string header = table_header(meta.generation);
-  if (!v || v->size() != header.size() + kTableSize * 4 || v->compare(0, header.size(), header) != 0)
+  const auto v = store.get_many({std::string(kGramModelKey), std::string(kNearKey)});
+  const std::string header = table_header(meta.generation), nheader = near_header(meta.generation);
+  if (!v[0] || v[0]->size() != header.size() + kTableSize * 4 ||
+      v[0]->compare(0, header.size(), header) != 0 || !v[1] ||
+      v[1]->compare(0, nheader.size(), nheader) != 0)
     return nullptr;
   auto t = std::make_shared<Table>();
   t->meta = meta;
-  t->w.resize(kTableSize);
+  t->near = near::parse(std::string_view(*v[1]).substr(nheader.size()));
+  // Held as 16-bit steps of the largest weight: half the memory the lookups wander through
+  // (8 MB), for an error far below the weights' own noise.
+  std::vector<float> w(kTableSize);
+  float top = 0;
   for (size_t i = 0; i < kTableSize; ++i) {
-    uint32_t bits = get_u32(*v, header.size() + i * 4);
+    uint32_t bits = get_u32(*v[0], header.size() + i * 4);
     float f;
     std::memcpy(&f, &bits, 4);
-    t->w[i] = std::isfinite(f) ? f : 0.0f;
+    w[i] = std::isfinite(f) ? f : 0.0f;
+    top = std::max(top, std::fabs(w[i]));
   }
+  t->scale = top > 0 ? top / 32767.0 : 1.0;
+  t->w.resize(kTableSize);
+  for (size_t i = 0; i < kTableSize; ++i)
+    t->w[i] = static_cast<int16_t>(std::lround(w[i] / t->scale));
   std::lock_guard lock(c.mu);
   std::erase_if(c.entries, [&](const auto& e) { return e.first == &store; });
   c.entries.emplace_back(&store, t);
@@ -84,12 +104,12 @@ std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
 
 double logit(const Table& t, const std::vector<uint32_t>& grams) {
   if (grams.empty()) return t.meta.bias;
-  double z = 0;
+  int64_t z = 0;
   for (uint32_t g : grams) z += t.w[g & (kTableSize - 1)];
-  return t.meta.bias + z / std::sqrt(static_cast<double>(grams.size()));
+  return t.meta.bias + t.scale * static_cast<double>(z) / std::sqrt(static_cast<double>(grams.size()));
 }
 
-size_t train(Store& store, const Params& p) {
+size_t train(Store& store, const Params& p, const std::string& near_sketches) {
   // The learnt messages with a kept list, newest first by day, at most gram_max_messages.
   std::map<uint32_t, size_t> per_day;
   store.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
@@ -122,7 +142,8 @@ size_t train(Store& store, const Params& p) {
   spam_of.clear();
   if (nspam < p.min_learned || nham < p.min_learned) {
     store.apply({{Store::Op::Kind::Del, std::string(kGramMetaKey), ""},
-                 {Store::Op::Kind::Del, std::string(kGramModelKey), ""}});
+                 {Store::Op::Kind::Del, std::string(kGramModelKey), ""},
+                 {Store::Op::Kind::Del, std::string(kNearKey), ""}});
     return 0;
   }
   // Stochastic gradient descent on the log loss, a fixed shuffle per pass (deterministic).
@@ -145,7 +166,7 @@ size_t train(Store& store, const Params& p) {
       bias += p.gram_eta * err * 0.1;
     }
   }
-  GramMeta meta{generation_of(w, bias), bias, msgs.size(), nspam, nham};
+  GramMeta meta{generation_of(w, bias, near_sketches), bias, msgs.size(), nspam, nham};
   std::string blob = table_header(meta.generation);
   blob.reserve(blob.size() + kTableSize * 4);
   for (float f : w) {
@@ -153,8 +174,9 @@ size_t train(Store& store, const Params& p) {
     std::memcpy(&bits, &f, 4);
     put_u32(blob, bits);
   }
-  // Table and summary in one transaction: a reader sees both old or both new.
+  // Table, sketches and summary in one transaction: a reader sees all old or all new.
   store.apply({{Store::Op::Kind::Put, std::string(kGramModelKey), std::move(blob)},
+               {Store::Op::Kind::Put, std::string(kNearKey), near_header(meta.generation) + near_sketches},
                {Store::Op::Kind::Put, std::string(kGramMetaKey), encode_gram_meta(meta)}});
   return msgs.size();
 }

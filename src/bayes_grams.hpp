@@ -4,16 +4,20 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "digue/bayes.hpp"
+#include "src/bayes_near.hpp"
 #include "src/bayes_records.hpp"
 
 namespace digue::bayes::grams {
 
 struct Table {
   records::GramMeta meta;
-  std::vector<float> w;  // 2^kGramBits weights
+  std::vector<int16_t> w;  // 2^kGramBits weights, in steps of scale
+  double scale = 1.0;
+  near::Window near;     // the nearest-message sketches (near::build's entries)
 };
 
 // The weight table of this generation: the process keeps the last few it loaded (one per
@@ -25,8 +29,9 @@ std::shared_ptr<const Table> table(Store& store, const records::GramMeta& meta);
 double logit(const Table& t, const std::vector<uint32_t>& grams);
 
 // Trains the gram model on the gram lists of the newest p.gram_max_messages learnt messages
-// (those whose seen record keeps its token list) and stores it, or removes it when fewer than
-// p.min_learned of a class have a list. Returns the messages trained on.
-size_t train(Store& store, const Params& p);
+// (those whose seen record keeps its token list) and stores it with the nearest-message
+// sketches (near::build) in one update, or removes both when fewer than p.min_learned of a
+// class have a list. Returns the messages trained on.
+size_t train(Store& store, const Params& p, const std::string& near_sketches);
 
 }  // namespace digue::bayes::grams

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "src/bayes_grams.hpp"
+#include "src/bayes_near.hpp"
 #include "src/bayes_records.hpp"
 
 namespace digue::bayes {
@@ -109,7 +110,9 @@ WeightTraining Classifier::train_weights() const {
   else
     store_.del(kWeightsKey);
   // The gram model, on the same learnt messages' gram lists (the newest gram_max_messages).
-  out.gram_messages = grams::train(store_, params_);
+  // With the nearest-message sketches of the messages the weights were trained on.
+  out.gram_messages =
+      grams::train(store_, params_, near::build(store_, enough ? params_.near_window : 0, from_day));
   return out;
 }
 

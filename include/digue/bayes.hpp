@@ -16,15 +16,19 @@
 // message_identity; markers of earlier versions are keyed by the digest of the token set and
 // are found too), so learning a message twice counts once, relearning it as the other class
 // moves it (subtracting what was learnt), and the weights can be retrained;
-// "bayes:weights" -> "<bias> <messages>". Each learn batch is one Store::update.
+// "bayes:weights" -> "<bias> <messages>"; "bayes:g:<identity>" -> the message's byte 4-grams
+// (byte_grams, delta-coded), "bayes:gram-model" -> the gram model's weight table and
+// "bayes:gram-meta" -> its summary (see Params::gram_*). Each learn batch is one Store::update.
 // Scoring: Robinson's f(w) = (s*x + n*p(w)) / (s + n) with p(w) from class-normalised counts,
 // the max_clues tokens farthest from 0.5 (|f-0.5| >= min_dev), combined as the mean clue
 // log-odds E = mean(log10(f / (1 - f))) (bench/README.md says why not Fisher/Robinson
 // chi-square or Robinson's geometric means, which earlier rounds used). Token weights
 // (train_weights, on by default once trained): a logistic model whose features are the
-// tokens' log-count ratios, trained by SGD on the kept token lists; z is its logit. With
-// weights, the evidence is the combiner's log-odds (Params::Combiner: E, z, the header and
-// body clues' means, the body clue and token counts, the From address's learnt history);
+// tokens' log-count ratios, trained by SGD on the kept token lists; z is its logit. The gram
+// model (also trained by train_weights): a logistic model over the message's byte 4-grams, g
+// its logit. With weights, the evidence is the combiner's log-odds (Params::Combiner: E, z,
+// the header and body clues' means, the body clue and token counts, the From address's
+// learnt history, and g when the model has a gram model and the message's bytes are given);
 // with `combine` off, E + weight_mix * z. Score: a calibrated linear map of the evidence,
 // score = clamp(7.5 + (evidence - pivot) * per_unit, 0, 15): combined, pivot 2.0 and one
 // point per unit (the seven levels 3.0 .. 12.0 are evidence -2.5 .. +6.5); E + weight_mix * z,
@@ -175,22 +179,31 @@ struct Params {
   // before the "fa:" token existed has no sender history until its senders are learnt again.
   struct Combiner {
     double bias = 0, bayes = 0, logit = 0, header = 0, body = 0, body_clues = 0, tokens = 0,
-           sender = 0, grams = 0;
+           sender = 0, grams = 0, near_spam = 0, near_ham = 0;
   };
   bool combine = true;
-  Combiner combiner{-1.19, 0.749, 0.241, 1.400, 0.750, -0.612, 0.692, 1.877, 0.0};
+  Combiner combiner{-1.19, 0.749, 0.241, 1.400, 0.750, -0.612, 0.692, 1.877, 0.0, 0.0, 0.0};
   // The combiner when the model also has a trained gram model (below) of at least
-  // confidence_messages of each class: the same figures plus grams * g, g the gram model's
-  // logit (fitted as `combiner`).
-  Combiner combiner_grams{-1.19, 0.749, 0.241, 1.400, 0.750, -0.612, 0.692, 1.877, 0.0};
+  // confidence_messages of each class and the message's bytes are given: the same figures
+  // plus grams * g, g the gram model's logit, and near_spam * the similarity of the nearest
+  // learnt spam + near_ham * that of the nearest learnt ham (near_window; fitted as
+  // `combiner`).
+  Combiner combiner_full{-4.451, 0.400, 0.147, 1.321, 0.387, -0.614, 1.010, 1.612, 0.0744, 7.382, -1.892};
   // The gram model: a logistic model over a message's byte 4-grams (byte_grams), one weight
   // per hashed 4-gram (a table of 2^kGramBits floats, 16 MB, one Store record), trained by
   // train_weights with gram_passes of stochastic gradient descent (step gram_eta, the logit
   // scaled by 1 / sqrt(grams)) on the gram lists of the newest gram_max_messages learnt
   // messages. Chosen by 5-fold CV on the train split (bench/README.md, "Tenth session").
-  double gram_eta = 32.0;
+  double gram_eta = 64.0;
   int gram_passes = 10;
   size_t gram_max_messages = 20000;
+  // Nearest learnt messages (combiner_full's near_spam / near_ham): the token-set similarity
+  // (Jaccard) of the most similar learnt spam and ham among the newest near_window of each
+  // class, sketched by train_weights into one record (~106 bytes a message, cached with the
+  // gram table), the near_exact best sketch estimates of each class measured exactly on
+  // their kept token lists. A window does as well as every learnt message (bench/README.md).
+  size_t near_window = 1000;
+  size_t near_exact = 4;
   // The From history counts each class up to this many messages: hist is at most ln(1 + cap)
   // either way, so a forged frequent correspondent gains at most sender * ln 4 = 2.6 (CV:
   // capped at 3, 1 - ROCA 0.0091-0.0106 % against 0.0096-0.0112 % uncapped, FN at FP <= 2
@@ -235,6 +248,10 @@ struct Result {
   bool grams_used = false;
   double gram_logit = 0.0;
   size_t grams = 0;
+  // The most similar learnt spam / ham (Jaccard similarity of the token sets, 0..1), with
+  // the gram figure; how many learnt messages were measured exactly.
+  double near_spam = 0.0, near_ham = 0.0;
+  size_t near_measured = 0;
   // clamp(7.5 + per_unit * (evidence_decades - pivot), 0, 15); when the model is not ready
   // or no token is a clue, 0 (no evidence is not spam).
   double score = 0.0;
@@ -335,24 +352,29 @@ class Classifier {
   // with the current counts, and stores them beside the counts in Store updates of 20,000
   // tokens each (a classification running meanwhile may mix old and new weights for a moment;
   // the bias is written last). Memory while training: ~150 bytes per model token and ~1 KB
-  // per message trained on.
+  // per message trained on. Then the gram model (Params: gram_*) on the newest
+  // gram_max_messages gram lists, written in one update (its 16 MB table and summary); memory
+  // 16 MB and ~10 KB per message trained on; ~0.5 s for 5,000 messages.
   // Deterministic for a given model. learn/unlearn/restore do not call it: the CLI does, after
   // a batch (diguectl bayes learn|unlearn|restore|train). Below min_learned messages of either
   // class it clears the weights.
   WeightTraining train_weights() const;
 
   Stats stats() const;
-  // Text dump: "digue-bayes 3", "meta <spam> <ham>", "weights <bias> <messages>",
+  // Text dump: "digue-bayes 4", "meta <spam> <ham>", "weights <bias> <messages>",
   // "t <hash hex> <spam> <ham> <day> [<weight>]",
   // "seen <digest> <S|H> [<day> [<hash hex>,...]]" (the day learnt and the token list kept for
-  // weight training; a marker whose list was dropped has only its day), and last
+  // weight training; a marker whose list was dropped has only its day), "g <digest> <hex>"
+  // (a message's byte 4-gram list as stored: sorted, LEB128 deltas; the gram model itself is
+  // not dumped: train_weights rebuilds it from these), and last
   // "end <records>" (so a cut dump is refused); portable between machines and stores. Taken
   // in one read transaction: consistent while learning goes on. The caller checks the stream.
   void dump(std::ostream& out) const;
   // Reads a dump into the model (records returned). The whole dump is checked first — every
-  // line, and for version 3 the end record's count — and nothing is written when any of it is
-  // wrong (std::runtime_error naming the line); the stream must be seekable (a file). Versions
-  // 1 and 2 (no end record, no weights or token lists in version 1) are read too.
+  // line, and for versions 3 and 4 the end record's count — and nothing is written when any of
+  // it is wrong (std::runtime_error naming the line); the stream must be seekable (a file).
+  // Versions 1, 2 (no end record, no weights or token lists in version 1) and 3 (no gram
+  // lists) are read too.
   //   Empty (default): the model must hold nothing (restoring over a model, or twice, would
   //   count its messages twice).
   //   Merge: summed into the model; refused when a message of the dump is already in it.
@@ -389,5 +411,6 @@ inline constexpr std::string_view kWeightsKey = "bayes:weights";
 inline constexpr std::string_view kGramPrefix = "bayes:g:";          // + identity: a gram list
 inline constexpr std::string_view kGramMetaKey = "bayes:gram-meta";  // the gram model's summary
 inline constexpr std::string_view kGramModelKey = "bayes:gram-model";  // its weight table
+inline constexpr std::string_view kNearKey = "bayes:near";  // the nearest-message sketches
 
 }  // namespace digue::bayes

@@ -109,7 +109,9 @@ TEST_CASE("bayes gram lists follow learning, unlearning and relearning", "[bayes
 TEST_CASE("bayes gram model: trained, used by the combiner, deterministic, cleared", "[bayes][grams]") {
   auto store = make_memory_store();
   Params p = young_ok();
-  p.combiner_grams.grams = 0.5;  // a known coefficient to check the formula with
+  p.combiner_full.grams = 0.5;  // known coefficients to check the formula with
+  p.combiner_full.near_spam = 2.0;
+  p.combiner_full.near_ham = -3.0;
   Classifier c(*store, p);
   learn_corpus(c, 40);
   const std::string spam_raw = raw_message(true, 1000), ham_raw = raw_message(false, 1000);
@@ -128,7 +130,7 @@ TEST_CASE("bayes gram model: trained, used by the combiner, deterministic, clear
   CHECK(rs.gram_logit > 0);
   CHECK(rh.gram_logit < 0);
   // The evidence is the grams combiner's formula, with its gram term.
-  const Params::Combiner& k = p.combiner_grams;
+  const Params::Combiner& k = p.combiner_full;
   const double hist = std::log1p(std::min(rs.sender_spam, p.sender_cap)) -
                       std::log1p(std::min(rs.sender_ham, p.sender_cap));
   CHECK(rs.evidence_decades ==
@@ -136,7 +138,25 @@ TEST_CASE("bayes gram model: trained, used by the combiner, deterministic, clear
                k.header * rs.header_evidence + k.body * rs.body_evidence +
                k.body_clues * std::log1p(double(rs.body_clues)) +
                k.tokens * std::log1p(double(rs.tokens)) + k.sender * hist +
-               k.grams * rs.gram_logit));
+               k.grams * rs.gram_logit + k.near_spam * rs.near_spam + k.near_ham * rs.near_ham));
+  // The nearest learnt messages: this spam shares most of its tokens with learnt spam.
+  CHECK(rs.near_measured > 0);
+  CHECK(rs.near_spam > rs.near_ham);
+  CHECK(rh.near_ham > rh.near_spam);
+  // A learnt message is its own nearest: similarity 1 to its class.
+  const std::string learnt = raw_message(true, 5);
+  auto self = c.classify(mime::parse(learnt), learnt);
+  CHECK(self.near_spam == Approx(1.0));
+  CHECK(self.near_ham < 1.0);
+  // near_window = 0: no nearest figure (the rest as before).
+  Params nonear = p;
+  nonear.near_window = 0;
+  auto rn = Classifier(*store, nonear).classify(spam, spam_raw);
+  CHECK(rn.grams_used);
+  CHECK(rn.near_measured == 0);
+  CHECK(rn.near_spam == 0.0);
+  CHECK(rn.evidence_decades ==
+        Approx(rs.evidence_decades - k.near_spam * rs.near_spam - k.near_ham * rs.near_ham));
   // Without the message's bytes: the combiner without the gram term.
   auto nog = c.classify(spam);
   CHECK(nog.combined);
@@ -171,6 +191,7 @@ TEST_CASE("bayes gram model: trained, used by the combiner, deterministic, clear
   CHECK(c.train_weights().gram_messages == 0);
   CHECK(!store->get(kGramModelKey));
   CHECK(!store->get(kGramMetaKey));
+  CHECK(!store->get(kNearKey));
   CHECK(c.stats().gram_messages == 0);
 }
 

@@ -1,0 +1,219 @@
+// Bayes nearest-learnt-message figure; see src/bayes_near.hpp.
+#include "src/bayes_near.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <map>
+#include <string>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "src/bayes_records.hpp"
+
+namespace digue::bayes::near {
+
+using namespace records;
+
+namespace {
+
+constexpr uint8_t kStoredEmpty = 0x80;  // bins hold 7 bits; the two empties never match
+constexpr uint8_t kQueryEmpty = 0xff;   // each other nor a value
+constexpr size_t kEntryFixed = 2 + 8 + kBins;  // class, id length, filled mask, bins
+
+uint64_t mix(uint64_t x) {  // splitmix64's finaliser
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Set bits of x without the popcnt instruction (the x86-64 baseline Debian builds for lacks
+// it: std::popcount became a libgcc call, 7 % of classification in perf).
+int bits(uint64_t x) {
+  x -= (x >> 1) & 0x5555555555555555ULL;
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<int>((x * 0x0101010101010101ULL) >> 56);
+}
+
+#if !defined(__SSE2__)
+// Equal bytes of two 64-byte blocks.
+size_t equal_bytes(const uint8_t* a, const uint8_t* b) {
+  constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7fULL;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < kBins; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    const uint64_t d = x ^ y;
+    const uint64_t zero = ~(((d & kLow7) + kLow7) | d | kLow7);  // high bit of each 0 byte
+    sum += zero >> 7;  // 1 in each equal byte; at most 8 per byte over the 8 words
+  }
+  return static_cast<size_t>((sum * 0x0101010101010101ULL) >> 56);
+}
+#endif
+
+}  // namespace
+
+Sketch sketch(const std::vector<uint64_t>& hashes) {
+  Sketch s;
+  std::array<uint64_t, kBins> min;
+  min.fill(~uint64_t{0});
+  for (uint64_t h : hashes) {
+    const uint64_t v = mix(h);
+    const size_t bin = v >> 58;  // top 6 bits: kBins = 64
+    min[bin] = std::min(min[bin], v & ((uint64_t{1} << 58) - 1));
+    s.filled |= uint64_t{1} << bin;
+  }
+  for (size_t i = 0; i < kBins; ++i)
+    s.bins[i] = (s.filled >> i & 1) ? static_cast<uint8_t>(min[i] & 0x7f) : kStoredEmpty;
+  return s;
+}
+
+double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
+  size_t i = 0, j = 0, inter = 0;
+  while (i < a.size() && j < b.size()) {
+    if (a[i] < b[j]) {
+      ++i;
+    } else if (b[j] < a[i]) {
+      ++j;
+    } else {
+      ++inter;
+      ++i;
+      ++j;
+    }
+  }
+  const size_t uni = a.size() + b.size() - inter;
+  return uni ? static_cast<double>(inter) / static_cast<double>(uni) : 0.0;
+}
+
+Window parse(std::string_view v) {
+  Window w;
+  size_t at = 0;
+  while (at + kEntryFixed <= v.size()) {
+    const char cls = v[at];
+    const size_t idlen = static_cast<unsigned char>(v[at + 1]);
+    if (at + kEntryFixed + idlen > v.size()) break;
+    const char* p = v.data() + at + 2 + idlen;
+    if (cls == 'S' || cls == 'H') {
+      uint64_t filled;
+      std::memcpy(&filled, p, 8);
+      w.filled.push_back(filled);
+      w.bins.insert(w.bins.end(), p + 8, p + 8 + kBins);
+      w.cls.push_back(cls);
+      w.keys.push_back(std::string(kSeenPrefix) + std::string(v.substr(at + 2, idlen)));
+    }
+    at += kEntryFixed + idlen;
+  }
+  return w;
+}
+
+Nearest nearest(Store& store, const Window& window, const std::vector<uint64_t>& hashes,
+                size_t exact_per_class) {
+  Nearest out;
+  if (hashes.empty() || exact_per_class == 0) return out;
+  Sketch me = sketch(hashes);
+  for (auto& b : me.bins)
+    if (b == kStoredEmpty) b = kQueryEmpty;
+  // Per class, the exact_per_class best estimates: the share of equal bins among the bins
+  // both filled (compared as fractions eq / both, without dividing).
+  struct Cand {
+    int eq, both;
+    size_t entry;
+    bool above(int e, int b) const { return e * both > eq * b; }  // e / b > eq / both
+  };
+  std::vector<Cand> best[2];
+#if defined(__SSE2__)
+  const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(me.bins.data()));
+  const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(me.bins.data() + 16));
+  const __m128i q2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(me.bins.data() + 32));
+  const __m128i q3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(me.bins.data() + 48));
+  auto equal = [&](const uint8_t* b) {
+    auto mask = [](__m128i x, __m128i y) {
+      return static_cast<uint64_t>(static_cast<uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, y))));
+    };
+    const auto* v = reinterpret_cast<const __m128i*>(b);
+    return bits(mask(_mm_loadu_si128(v), q0) | mask(_mm_loadu_si128(v + 1), q1) << 16 |
+                mask(_mm_loadu_si128(v + 2), q2) << 32 | mask(_mm_loadu_si128(v + 3), q3) << 48);
+  };
+#else
+  auto equal = [&](const uint8_t* b) { return static_cast<int>(equal_bytes(b, me.bins.data())); };
+#endif
+  for (size_t i = 0; i < window.size(); ++i) {
+    const int both = bits(window.filled[i] & me.filled);
+    if (both == 0) continue;
+    const int eq = equal(window.bins.data() + i * kBins);
+    auto& b = best[window.cls[i] == 'S' ? 0 : 1];
+    if (b.size() < exact_per_class || b.back().above(eq, both)) {
+      auto pos = std::find_if(b.begin(), b.end(), [&](const Cand& c) { return c.above(eq, both); });
+      b.insert(pos, {eq, both, i});
+      if (b.size() > exact_per_class) b.pop_back();
+    }
+  }
+  std::vector<std::string> keys;
+  for (auto& b : best)
+    for (auto& c : b) keys.push_back(window.keys[c.entry]);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  const std::vector<std::string_view> views(keys.begin(), keys.end());
+  // The seen record says the class now: a message moved since the record was built counts
+  // as what it is; one unlearnt or expired since is gone.
+  store.visit_many(views, [&](size_t, std::string_view v) {
+    if (v.size() <= 5 || (v[0] != 'S' && v[0] != 'H')) return;
+    std::vector<uint64_t> theirs = decode_seen(v).hashes;
+    if (!std::is_sorted(theirs.begin(), theirs.end())) std::sort(theirs.begin(), theirs.end());
+    double& m = v[0] == 'S' ? out.spam : out.ham;
+    m = std::max(m, jaccard(hashes, theirs));
+    ++out.measured;
+  });
+  return out;
+}
+
+std::string build(Store& store, size_t per_class, uint32_t from_day) {
+  // The newest per_class of each class: by day, then seen key (arbitrary but the same on
+  // every node).
+  struct Msg {
+    uint32_t day;
+    std::string id;
+  };
+  std::vector<Msg> msgs[2];
+  if (per_class > 0)
+    store.scan(kSeenPrefix, [&](std::string_view key, std::string_view v) {
+      std::string_view id = key.substr(kSeenPrefix.size());
+      if (v.size() > 5 && (v[0] == 'S' || v[0] == 'H') && get_u32(v, 1) >= from_day &&
+          id.size() <= 255)
+        msgs[v[0] == 'S' ? 0 : 1].push_back({get_u32(v, 1), std::string(id)});
+      return true;
+    });
+  std::string value;
+  for (int c = 0; c < 2; ++c) {
+    auto& m = msgs[c];
+    std::stable_sort(m.begin(), m.end(), [](const Msg& a, const Msg& b) { return a.day > b.day; });
+    if (m.size() > per_class) m.resize(per_class);
+    std::vector<std::string> keys;
+    for (const auto& x : m) keys.push_back(std::string(kSeenPrefix) + x.id);
+    std::sort(keys.begin(), keys.end());
+    const std::vector<std::string_view> views(keys.begin(), keys.end());
+    store.visit_many(views, [&](size_t i, std::string_view v) {
+      if (v.size() <= 5) return;
+      std::vector<uint64_t> h = decode_seen(v).hashes;
+      std::sort(h.begin(), h.end());
+      h.erase(std::unique(h.begin(), h.end()), h.end());
+      const Sketch s = sketch(h);
+      std::string_view id = views[i].substr(kSeenPrefix.size());
+      value += c == 0 ? 'S' : 'H';
+      value += static_cast<char>(id.size());
+      value.append(id);
+      char filled[8];
+      std::memcpy(filled, &s.filled, 8);
+      value.append(filled, 8);
+      value.append(reinterpret_cast<const char*>(s.bins.data()), kBins);
+    });
+  }
+  return value;
+}
+
+}  // namespace digue::bayes::near

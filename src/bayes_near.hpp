@@ -1,0 +1,59 @@
+// Internal to the Bayes model's sources: the nearest-learnt-message figure (Params::near_*).
+// One record ("bayes:near", written with the gram model, cached with its table) holds a
+// one-permutation MinHash sketch of the newest near_window learnt messages of each class
+// (built by train_weights from the kept token lists); a message's sketch is compared with
+// every one of them, and the near_exact best estimates of each class are measured exactly
+// (Jaccard similarity of the token sets) on their kept lists, read from the store.
+// bench/README.md ("Ninth session") says why a window of this size.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "digue/bayes.hpp"
+#include "digue/store.hpp"
+
+namespace digue::bayes::near {
+
+inline constexpr size_t kBins = 64;
+
+// One-permutation MinHash: each hash (mixed) falls in one of kBins bins by its top bits; a
+// bin keeps the low 8 bits of its smallest remaining value; `filled` marks the non-empty
+// bins. Two sets' share of equal bins (among bins filled in both) estimates their Jaccard
+// similarity (plus 1/256 of chance matches).
+struct Sketch {
+  uint64_t filled = 0;
+  std::array<uint8_t, kBins> bins{};
+};
+Sketch sketch(const std::vector<uint64_t>& hashes);
+
+// |a ∩ b| / |a ∪ b| of two sorted, duplicate-free hash sets.
+double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
+
+struct Nearest {
+  double spam = 0, ham = 0;  // the highest similarity to a learnt spam / ham (0..1)
+  size_t measured = 0;       // learnt messages measured exactly
+};
+// The record's entries (build), laid out for the scan: parsed once per gram model generation
+// and kept with its table.
+struct Window {
+  std::vector<uint64_t> filled;   // per entry: its filled bins
+  std::vector<uint8_t> bins;      // kBins bytes per entry
+  std::vector<char> cls;          // 'S' or 'H'
+  std::vector<std::string> keys;  // its seen key
+  size_t size() const { return cls.size(); }
+};
+Window parse(std::string_view record);
+
+// hashes: the message's token hashes, sorted and unique.
+Nearest nearest(Store& store, const Window& window, const std::vector<uint64_t>& hashes,
+                size_t exact_per_class);
+
+// The record's entries from the kept token lists: the newest per_class messages of each class
+// with a seen day of at least from_day ("" for 0 per_class).
+std::string build(Store& store, size_t per_class, uint32_t from_day);
+
+}  // namespace digue::bayes::near
