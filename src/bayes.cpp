@@ -200,7 +200,7 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
             std::vector<uint64_t> hashes(n);
             for (size_t j = 0; j < n; ++j) hashes[j] = order[j].first;
             hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
-            const near::Nearest nb = near::nearest(store_, table->near, hashes, params_.near_exact);
+            const near::Nearest nb = near::nearest(table->near, hashes, params_.near_exact);
             r.near_spam = nb.spam;
             r.near_ham = nb.ham;
             r.near_measured = nb.measured;

@@ -79,7 +79,7 @@ std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
     return nullptr;
   auto t = std::make_shared<Table>();
   t->meta = meta;
-  t->near = near::parse(std::string_view(*v[1]).substr(nheader.size()));
+  t->near = near::load(store, std::string_view(*v[1]).substr(nheader.size()));
   // Held as 16-bit steps of the largest weight: half the memory the lookups wander through
   // (8 MB), for an error far below the weights' own noise.
   std::vector<float> w(kTableSize);

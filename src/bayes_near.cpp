@@ -73,46 +73,62 @@ Sketch sketch(const std::vector<uint64_t>& hashes) {
   return s;
 }
 
-double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
+double jaccard(const uint64_t* a, size_t na, const uint64_t* b, size_t nb) {
+  // Without branches on the data: which side moves is as good as random.
   size_t i = 0, j = 0, inter = 0;
-  while (i < a.size() && j < b.size()) {
-    if (a[i] < b[j]) {
-      ++i;
-    } else if (b[j] < a[i]) {
-      ++j;
-    } else {
-      ++inter;
-      ++i;
-      ++j;
-    }
+  while (i < na && j < nb) {
+    const uint64_t x = a[i], y = b[j];
+    inter += x == y;
+    i += x <= y;
+    j += y <= x;
   }
-  const size_t uni = a.size() + b.size() - inter;
+  const size_t uni = na + nb - inter;
   return uni ? static_cast<double>(inter) / static_cast<double>(uni) : 0.0;
 }
 
-Window parse(std::string_view v) {
-  Window w;
+Window load(Store& store, std::string_view v) {
+  struct Entry {
+    std::string key;
+    size_t at;  // the entry's filled mask and bins in v
+  };
+  std::vector<Entry> entries;
   size_t at = 0;
   while (at + kEntryFixed <= v.size()) {
     const char cls = v[at];
     const size_t idlen = static_cast<unsigned char>(v[at + 1]);
     if (at + kEntryFixed + idlen > v.size()) break;
-    const char* p = v.data() + at + 2 + idlen;
-    if (cls == 'S' || cls == 'H') {
-      uint64_t filled;
-      std::memcpy(&filled, p, 8);
-      w.filled.push_back(filled);
-      w.bins.insert(w.bins.end(), p + 8, p + 8 + kBins);
-      w.cls.push_back(cls);
-      w.keys.push_back(std::string(kSeenPrefix) + std::string(v.substr(at + 2, idlen)));
-    }
+    if (cls == 'S' || cls == 'H')
+      entries.push_back({std::string(kSeenPrefix) + std::string(v.substr(at + 2, idlen)),
+                         at + 2 + idlen});
     at += kEntryFixed + idlen;
   }
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.key < b.key; });
+  entries.erase(std::unique(entries.begin(), entries.end(),
+                            [](const Entry& a, const Entry& b) { return a.key == b.key; }),
+                entries.end());
+  std::vector<std::string_view> keys;
+  for (const auto& e : entries) keys.push_back(e.key);
+  Window w;
+  w.offsets.push_back(0);
+  store.visit_many(keys, [&](size_t i, std::string_view seen) {
+    if (seen.size() <= 5 || (seen[0] != 'S' && seen[0] != 'H')) return;
+    std::vector<uint64_t> h = decode_seen(seen).hashes;
+    std::sort(h.begin(), h.end());
+    h.erase(std::unique(h.begin(), h.end()), h.end());
+    const char* p = v.data() + entries[i].at;
+    uint64_t filled;
+    std::memcpy(&filled, p, 8);
+    w.filled.push_back(filled);
+    w.bins.insert(w.bins.end(), p + 8, p + 8 + kBins);
+    w.cls.push_back(seen[0]);
+    w.hashes.insert(w.hashes.end(), h.begin(), h.end());
+    w.offsets.push_back(w.hashes.size());
+  });
   return w;
 }
 
-Nearest nearest(Store& store, const Window& window, const std::vector<uint64_t>& hashes,
-                size_t exact_per_class) {
+Nearest nearest(const Window& window, const std::vector<uint64_t>& hashes, size_t exact_per_class) {
   Nearest out;
   if (hashes.empty() || exact_per_class == 0) return out;
   Sketch me = sketch(hashes);
@@ -153,22 +169,13 @@ Nearest nearest(Store& store, const Window& window, const std::vector<uint64_t>&
       if (b.size() > exact_per_class) b.pop_back();
     }
   }
-  std::vector<std::string> keys;
-  for (auto& b : best)
-    for (auto& c : b) keys.push_back(window.keys[c.entry]);
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  const std::vector<std::string_view> views(keys.begin(), keys.end());
-  // The seen record says the class now: a message moved since the record was built counts
-  // as what it is; one unlearnt or expired since is gone.
-  store.visit_many(views, [&](size_t, std::string_view v) {
-    if (v.size() <= 5 || (v[0] != 'S' && v[0] != 'H')) return;
-    std::vector<uint64_t> theirs = decode_seen(v).hashes;
-    if (!std::is_sorted(theirs.begin(), theirs.end())) std::sort(theirs.begin(), theirs.end());
-    double& m = v[0] == 'S' ? out.spam : out.ham;
-    m = std::max(m, jaccard(hashes, theirs));
-    ++out.measured;
-  });
+  for (int c = 0; c < 2; ++c)
+    for (const Cand& cand : best[c]) {
+      const size_t from = window.offsets[cand.entry], to = window.offsets[cand.entry + 1];
+      double& m = c == 0 ? out.spam : out.ham;
+      m = std::max(m, jaccard(hashes.data(), hashes.size(), window.hashes.data() + from, to - from));
+      ++out.measured;
+    }
   return out;
 }
 

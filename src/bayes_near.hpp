@@ -3,7 +3,9 @@
 // one-permutation MinHash sketch of the newest near_window learnt messages of each class
 // (built by train_weights from the kept token lists); a message's sketch is compared with
 // every one of them, and the near_exact best estimates of each class are measured exactly
-// (Jaccard similarity of the token sets) on their kept lists, read from the store.
+// (Jaccard similarity of the token sets) on their kept lists, read from the store with the
+// record (once per generation: a message moved or unlearnt since counts as it was then,
+// until the next training).
 // bench/README.md ("Ninth session") says why a window of this size.
 #pragma once
 
@@ -31,26 +33,27 @@ struct Sketch {
 Sketch sketch(const std::vector<uint64_t>& hashes);
 
 // |a ∩ b| / |a ∪ b| of two sorted, duplicate-free hash sets.
-double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
+double jaccard(const uint64_t* a, size_t na, const uint64_t* b, size_t nb);
 
 struct Nearest {
   double spam = 0, ham = 0;  // the highest similarity to a learnt spam / ham (0..1)
   size_t measured = 0;       // learnt messages measured exactly
 };
-// The record's entries (build), laid out for the scan: parsed once per gram model generation
-// and kept with its table.
+// The record's entries (build), laid out for the scan, with their token lists: read once per
+// gram model generation and kept with its table (~2 KB a message).
 struct Window {
   std::vector<uint64_t> filled;   // per entry: its filled bins
   std::vector<uint8_t> bins;      // kBins bytes per entry
-  std::vector<char> cls;          // 'S' or 'H'
-  std::vector<std::string> keys;  // its seen key
+  std::vector<char> cls;          // 'S' or 'H', as its seen record says when read
+  std::vector<uint64_t> hashes;   // the entries' sorted token lists, one after the other
+  std::vector<size_t> offsets;    // entry i's list: hashes[offsets[i] .. offsets[i + 1])
   size_t size() const { return cls.size(); }
 };
-Window parse(std::string_view record);
+// The record's entries whose seen record still keeps a list (the others are left out).
+Window load(Store& store, std::string_view record);
 
 // hashes: the message's token hashes, sorted and unique.
-Nearest nearest(Store& store, const Window& window, const std::vector<uint64_t>& hashes,
-                size_t exact_per_class);
+Nearest nearest(const Window& window, const std::vector<uint64_t>& hashes, size_t exact_per_class);
 
 // The record's entries from the kept token lists: the newest per_class messages of each class
 // with a seen day of at least from_day ("" for 0 per_class).

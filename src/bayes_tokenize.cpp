@@ -815,15 +815,11 @@ std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes) {
   std::vector<uint32_t> out;
   if (s.size() < kGramBytes) return out;
   const size_t positions = s.size() - kGramBytes + 1;
-  out.reserve(positions);
-  // Distinct through an open-addressing set at most half full, sized to the message (a 2^22-
-  // bit map of every gram value missed the cache on most grams; a sort cost more still).
-  int set_bits = 4;
-  while ((size_t{1} << set_bits) < 2 * positions) ++set_bits;
-  constexpr uint32_t kFree = ~uint32_t{0};
-  thread_local std::vector<uint32_t> set;
-  set.assign(size_t{1} << set_bits, kFree);
-  const size_t mask = set.size() - 1;
+  out.resize(positions);
+  // Distinct through a bitmap of every gram value, without a branch on whether a gram is new
+  // (half are, at random: a branch mispredicted on every other gram), cleared after use.
+  thread_local std::vector<uint64_t> seen(size_t{1} << (kGramBits - 6));
+  size_t n = 0;
   for (size_t j = 0; j < positions; ++j) {
     uint32_t x;
     std::memcpy(&x, s.data() + j, 4);
@@ -834,15 +830,14 @@ std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes) {
     x *= 0xc2b2ae35u;
     x ^= x >> 16;
     const uint32_t g = x >> (32 - kGramBits);
-    for (size_t at = (x >> (32 - set_bits)) & mask;; at = (at + 1) & mask) {
-      if (set[at] == g) break;
-      if (set[at] == kFree) {
-        set[at] = g;
-        out.push_back(g);
-        break;
-      }
-    }
+    uint64_t& word = seen[g >> 6];
+    const uint64_t bit = uint64_t{1} << (g & 63);
+    out[n] = g;
+    n += (word & bit) == 0;
+    word |= bit;
   }
+  out.resize(n);
+  for (uint32_t g : out) seen[g >> 6] = 0;
   return out;
 }
 
