@@ -9,6 +9,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "src/bayes_cache.hpp"
 #include "src/bayes_grams.hpp"
 #include "src/bayes_near.hpp"
 #include "src/bayes_records.hpp"
@@ -83,40 +84,59 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
                                    const std::vector<uint32_t>& grams) const {
   Result r;
   r.tokens = tokens.size();
-  // Keys in hash order (= key order), so consecutive B-tree lookups share pages, written
-  // into one buffer: no allocation per key, no copy per value (visit_many).
   const size_t n = tokens.size();
   std::vector<std::pair<uint64_t, uint32_t>> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = {token_hash(tokens[i]), static_cast<uint32_t>(i)};
   std::sort(order.begin(), order.end());
-  const size_t klen = kTokenPrefix.size() + 16;
-  std::string buf(n * klen, '\0');
-  std::vector<std::string_view> keys;
-  keys.reserve(n + 3);
-  keys.push_back(kGramMetaKey);
-  keys.push_back(kMetaKey);
-  for (size_t j = 0; j < n; ++j) {
-    char* p = buf.data() + j * klen;
-    std::memcpy(p, kTokenPrefix.data(), kTokenPrefix.size());
-    uint64_t h = order[j].first;
-    for (int d = 15; d >= 0; --d, h >>= 4)
-      p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
-    keys.emplace_back(p, klen);
-  }
-  keys.push_back(kWeightsKey);
-  std::vector<Counts> counts(n);
-  std::optional<std::string> meta_value, weights_value;
+  std::vector<uint64_t> hashes(n);
+  for (size_t j = 0; j < n; ++j) hashes[j] = order[j].first;
+  // The model's summary records and its version, then the tokens: from the process's cache
+  // when it holds them under this version, from the store otherwise (in hash order = key
+  // order, written into one buffer: no allocation per key, no copy per value).
+  std::optional<std::string> meta_value, weights_value, version;
   std::optional<GramMeta> gram_meta;
-  store_.visit_many(keys, [&](size_t i, std::string_view v) {
+  const std::vector<std::string_view> summary{kGramMetaKey, kMetaKey, cache::kVersionKey,
+                                              kWeightsKey};
+  store_.visit_many(summary, [&](size_t i, std::string_view v) {
     if (i == 0)
       gram_meta = decode_gram_meta(v);
     else if (i == 1)
       meta_value.emplace(v);
-    else if (i == n + 2)
-      weights_value.emplace(v);
+    else if (i == 2)
+      version.emplace(v);
     else
-      counts[order[i - 2].second] = decode_counts(v);
+      weights_value.emplace(v);
   });
+  std::vector<Counts> sorted(n);  // in `order`
+  const auto tc = cache::tokens(store_);
+  const std::string_view ver = version ? std::string_view(*version) : std::string_view();
+  const std::vector<size_t> misses = tc->find(ver, hashes, sorted);
+  if (!misses.empty()) {
+    const size_t klen = kTokenPrefix.size() + 16;
+    std::string buf(misses.size() * klen, '\0');
+    std::vector<std::string_view> keys;
+    keys.reserve(misses.size() + 1);
+    keys.push_back(cache::kVersionKey);
+    for (size_t m = 0; m < misses.size(); ++m) {
+      char* p = buf.data() + m * klen;
+      std::memcpy(p, kTokenPrefix.data(), kTokenPrefix.size());
+      uint64_t h = hashes[misses[m]];
+      for (int d = 15; d >= 0; --d, h >>= 4)
+        p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
+      keys.emplace_back(p, klen);
+    }
+    std::optional<std::string> again;
+    store_.visit_many(keys, [&](size_t i, std::string_view v) {
+      if (i == 0)
+        again.emplace(v);
+      else
+        sorted[misses[i - 1]] = decode_counts(v);
+    });
+    // Kept only when nothing was written in between (the values belong to this version).
+    if (again == version) tc->keep(ver, hashes, misses, sorted);
+  }
+  std::vector<Counts> counts(n);
+  for (size_t j = 0; j < n; ++j) counts[order[j].second] = sorted[j];
   Meta meta = decode_meta(meta_value);
   if (meta.spam < params_.min_learned || meta.ham < params_.min_learned) return r;
   r.ready = true;
@@ -197,10 +217,9 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
           r.grams_used = true;
           r.gram_logit = grams::logit(*table, grams);
           if (params_.near_window > 0) {
-            std::vector<uint64_t> hashes(n);
-            for (size_t j = 0; j < n; ++j) hashes[j] = order[j].first;
-            hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
-            const near::Nearest nb = near::nearest(table->near, hashes, params_.near_exact);
+            std::vector<uint64_t> distinct = hashes;
+            distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+            const near::Nearest nb = near::nearest(table->near, distinct, params_.near_exact);
             r.near_spam = nb.spam;
             r.near_ham = nb.ham;
             r.near_measured = nb.measured;
@@ -249,12 +268,13 @@ struct Batch {
     const std::vector<uint32_t>* grams;
   };
   std::vector<Msg> msgs;
-  std::vector<std::string> keys;              // meta, seen keys, token keys
+  std::vector<std::string> keys;              // meta, version, seen keys, token keys
   std::unordered_map<uint64_t, size_t> slot;  // token hash -> index in keys
   std::map<std::string, size_t> seen_slot;
 
   Batch(const std::vector<Classifier::Item>& items) {
     keys.emplace_back(kMetaKey);
+    keys.emplace_back(cache::kVersionKey);
     for (const auto& it : items) {
       Msg m{unique_hashes(it.tokens), {}, {}, it.cls, &it.grams};
       std::string digest = std::string(kSeenPrefix) + digest_of(m.hashes);
@@ -398,6 +418,12 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
     ops.reserve(b.keys.size());
     using K = Store::Op::Kind;
     ops.push_back({K::Put, std::string(kMetaKey), encode_meta(meta)});
+    // Token records change with any outcome but AlreadyKnown and NotFound: a new version.
+    if (std::any_of(outcomes.begin(), outcomes.end(), [](LearnOutcome o) {
+          return o == LearnOutcome::Learned || o == LearnOutcome::Moved ||
+                 o == LearnOutcome::Unlearned;
+        }))
+      ops.push_back(cache::bump_op(values[1]));
     for (const auto& [idx, v] : seen_new) {
       if (v)
         ops.push_back({K::Put, b.keys[idx], *v});

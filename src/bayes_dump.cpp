@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "src/bayes_cache.hpp"
 #include "src/bayes_records.hpp"
 
 namespace digue::bayes {
@@ -272,9 +273,10 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
     if (batch.empty()) return;
     std::vector<std::string> keys;
     for (const auto& r : batch) keys.push_back(r.key);
+    keys.emplace_back(cache::kVersionKey);  // last: token records change, a new version
     store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
       using K = Store::Op::Kind;
-      std::vector<Store::Op> ops;
+      std::vector<Store::Op> ops{cache::bump_op(values.back())};
       std::unordered_map<std::string, Counts> merged;
       for (size_t i = 0; i < batch.size(); ++i) {
         const auto& r = batch[i];

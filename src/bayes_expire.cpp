@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 
+#include "src/bayes_cache.hpp"
 #include "src/bayes_records.hpp"
 
 namespace digue::bayes {
@@ -124,10 +125,11 @@ ExpireOutcome Classifier::expire(const ExpireLimits& lim, uint32_t now_day) cons
     size_t end = std::min(drop, start + 10000);
     std::vector<std::string> keys;
     for (size_t i = start; i < end; ++i) keys.push_back(all[i].key);
+    keys.emplace_back(cache::kVersionKey);  // last: read, bumped when a token goes
     size_t chunk_removed = 0;
     store_.update(keys, [&](const std::vector<std::optional<std::string>>& values) {
       std::vector<Store::Op> ops;
-      for (size_t i = 0; i < keys.size(); ++i) {
+      for (size_t i = 0; i + 1 < keys.size(); ++i) {
         // A token learnt again since the scan (even the same day) is not stale: keep it.
         if (!values[i]) continue;
         Counts now = decode_counts(*values[i]);
@@ -136,6 +138,7 @@ ExpireOutcome Classifier::expire(const ExpireLimits& lim, uint32_t now_day) cons
         ops.push_back({Store::Op::Kind::Del, keys[i], ""});
       }
       chunk_removed = ops.size();
+      if (!ops.empty()) ops.push_back(cache::bump_op(values.back()));
       return ops;
     });
     out.tokens += chunk_removed;

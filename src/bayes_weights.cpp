@@ -6,6 +6,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "src/bayes_cache.hpp"
 #include "src/bayes_grams.hpp"
 #include "src/bayes_near.hpp"
 #include "src/bayes_records.hpp"
@@ -88,11 +89,12 @@ WeightTraining Classifier::train_weights() const {
     size_t end = std::min(keys.size(), start + 20000);
     std::vector<std::string> chunk(keys.begin() + static_cast<ptrdiff_t>(start),
                                    keys.begin() + static_cast<ptrdiff_t>(end));
+    chunk.emplace_back(cache::kVersionKey);  // last: read, bumped when a weight changes
     size_t written = 0;
     store_.update(chunk, [&](const std::vector<std::optional<std::string>>& values) {
       std::vector<Store::Op> ops;
       written = 0;
-      for (size_t i = 0; i < chunk.size(); ++i) {
+      for (size_t i = 0; i + 1 < chunk.size(); ++i) {
         if (!values[i]) continue;
         Counts c = decode_counts(*values[i]);
         float nw = static_cast<float>(w[start + i]);
@@ -101,6 +103,7 @@ WeightTraining Classifier::train_weights() const {
         c.weight = nw;
         ops.push_back({Store::Op::Kind::Put, chunk[i], encode_counts(c)});
       }
+      if (!ops.empty()) ops.push_back(cache::bump_op(values.back()));
       return ops;
     });
     out.nonzero += written;

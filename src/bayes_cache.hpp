@@ -1,0 +1,58 @@
+// Internal to the Bayes model's sources: the process's cache of token records, and the model
+// version that keeps it right.
+// Every write of token records (learn, unlearn, weight training, restore, expire) also writes
+// "bayes:version" in the same transaction: "<16 hex nonce>-<counter>", the counter bumped, a
+// new random nonce when the key is absent (so two models, or one rebuilt from nothing, never
+// share a version). A classification reads the version with the model's summary records;
+// tokens found in the cache under that version are not read from the store, the others are
+// read and cached when the version did not change meanwhile. Other processes (diguectl
+// learning beside digued) bump the same key, so the cache follows them too. A model without
+// the key (written by a version before this cache) is never cached until its next write.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "digue/store.hpp"
+#include "src/bayes_records.hpp"
+
+namespace digue::bayes::cache {
+
+inline constexpr std::string_view kVersionKey = "bayes:version";
+
+// The next version after v (absent or unreadable: a fresh nonce).
+std::string bump(const std::optional<std::string>& v);
+// A Put op writing the version after v.
+inline Store::Op bump_op(const std::optional<std::string>& v) {
+  return {Store::Op::Kind::Put, std::string(kVersionKey), bump(v), 0, {}};
+}
+
+class Tokens {
+ public:
+  // Bounded: at this many entries the cache starts over (~64 bytes an entry).
+  static constexpr size_t kMaxEntries = 500'000;
+
+  // Looks the hashes up under version; fills counts[i] for each hit and returns the indexes
+  // of the misses. Everything misses when version is empty (no version key).
+  std::vector<size_t> find(std::string_view version, const std::vector<uint64_t>& hashes,
+                           std::vector<records::Counts>& counts) const;
+  // Keeps what was read from the store under version (the misses' indexes into hashes).
+  void keep(std::string_view version, const std::vector<uint64_t>& hashes,
+            const std::vector<size_t>& which, const std::vector<records::Counts>& counts);
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::string version_;
+  std::unordered_map<uint64_t, records::Counts> map_;
+};
+
+// The cache of this store (one per store object and process).
+std::shared_ptr<Tokens> tokens(const Store& store);
+
+}  // namespace digue::bayes::cache

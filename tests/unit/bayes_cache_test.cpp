@@ -1,0 +1,168 @@
+// The Bayes token cache: classifications read a token from the store once per model version,
+// and every write of token records makes a new version.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "digue/bayes.hpp"
+#include "digue/mime.hpp"
+#include "src/bayes_cache.hpp"
+#include "tests/filters/counting_store.hpp"
+
+using namespace digue;
+using namespace digue::bayes;
+
+namespace {
+
+std::vector<std::string> words(const char* const* w, int i) {
+  std::vector<std::string> t;
+  for (int k = 0; k < 6; ++k) t.push_back(w[(i * 5 + k) % 8]);
+  t.push_back("ref" + std::to_string(i));
+  return t;
+}
+
+const char* const kSpam[] = {"cheap", "pills", "casino", "loan", "winner", "free", "offer", "click"};
+const char* const kHam[] = {"kernel", "patch", "review", "merge", "lunch", "build", "agenda", "bug"};
+
+void learn(const Classifier& c, int n, int from = 0) {
+  std::vector<Classifier::Item> items;
+  for (int i = from; i < from + n; ++i) {
+    items.push_back({words(kSpam, i), Class::Spam});
+    items.push_back({words(kHam, i), Class::Ham});
+  }
+  c.learn(items);
+}
+
+const std::vector<std::string> kProbe{"cheap", "pills", "kernel", "unknown-token"};
+
+Params grown() {
+  Params p;
+  p.confidence_messages = 0;  // a small test model counts as grown
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("bayes cache: the version", "[bayes][cache]") {
+  const std::string a = cache::bump(std::nullopt);
+  REQUIRE(a.size() == 18);
+  CHECK(a.substr(16) == "-1");
+  CHECK(cache::bump(a) == a.substr(0, 16) + "-2");
+  CHECK(cache::bump(cache::bump(a)) == a.substr(0, 16) + "-3");
+  CHECK(cache::bump(std::nullopt).substr(0, 16) != a.substr(0, 16));  // a fresh nonce
+  CHECK(cache::bump(std::string("garbage")).substr(16) == "-1");
+}
+
+TEST_CASE("bayes cache: tokens are read once per version", "[bayes][cache]") {
+  test::CountingStore store;
+  Classifier c(store, grown());
+  learn(c, 30);
+  store.visits = 0;
+  const Result first = c.classify_tokens(kProbe);
+  CHECK(store.visits == 2);  // the summary records, then the tokens
+  const Result second = c.classify_tokens(kProbe);
+  CHECK(store.visits == 3);  // the summary only: the tokens (the unknown one too) are cached
+  CHECK(second.score == first.score);
+  REQUIRE(second.clues.size() == first.clues.size());
+  for (size_t i = 0; i < first.clues.size(); ++i) {
+    CHECK(second.clues[i].token == first.clues[i].token);
+    CHECK(second.clues[i].spam == first.clues[i].spam);
+  }
+  // A token not seen before is read alone.
+  auto more = kProbe;
+  more.push_back("casino");
+  c.classify_tokens(more);
+  CHECK(store.visits == 5);
+
+  // Learning makes a new version: the counts are read again and the new ones are used.
+  const auto cheap = [&](const Result& r) {
+    for (const auto& cl : r.clues)
+      if (cl.token == "cheap") return cl.spam;
+    return uint32_t{0};
+  };
+  const uint32_t before = cheap(second);
+  learn(c, 5, 100);
+  store.visits = 0;
+  const Result after = c.classify_tokens(kProbe);
+  CHECK(store.visits == 2);
+  CHECK(cheap(after) > before);
+  // Learning what is known already writes no token: the version stays, the cache serves.
+  learn(c, 5, 100);
+  store.visits = 0;
+  c.classify_tokens(kProbe);
+  CHECK(store.visits == 1);
+
+  // Unlearning, training the weights, expiring and restoring each make a new version.
+  auto changes = [&](const std::function<void()>& write) {
+    c.classify_tokens(kProbe);
+    write();
+    store.visits = 0;
+    c.classify_tokens(kProbe);
+    return store.visits == 2;
+  };
+  CHECK(changes([&] { c.unlearn({{words(kSpam, 100), Class::Spam}}); }));
+  CHECK(changes([&] { c.train_weights(); }));
+  CHECK(c.classify_tokens(kProbe).weighted);  // the weights written are the ones read
+  CHECK(changes([&] {
+    ExpireLimits lim;
+    lim.max_tokens = 5;
+    CHECK(c.expire(lim).tokens > 0);
+  }));
+  std::stringstream dump;
+  c.dump(dump);
+  CHECK(changes([&] {
+    std::stringstream in(dump.str());
+    c.restore(in, RestoreMode::Replace);
+  }));
+}
+
+TEST_CASE("bayes cache: another writer of the same store is seen", "[bayes][cache]") {
+  auto store = make_memory_store();
+  Classifier reader(*store, grown()), writer(*store, grown());
+  learn(writer, 30);
+  const Result r1 = reader.classify_tokens(kProbe);
+  // The writer (another thread or process in the product) learns spam "kernel" mail.
+  std::vector<Classifier::Item> items;
+  for (int i = 0; i < 200; ++i) items.push_back({{"kernel", "x" + std::to_string(i)}, Class::Spam});
+  writer.learn(items);
+  const Result r2 = reader.classify_tokens(kProbe);
+  CHECK(r2.score > r1.score);
+}
+
+TEST_CASE("bayes cache: a model without a version is read every time, correctly", "[bayes][cache]") {
+  test::CountingStore store;
+  Classifier c(store, grown());
+  learn(c, 30);
+  const Result cached = c.classify_tokens(kProbe);
+  store.del(cache::kVersionKey);  // as a model written before the cache
+  store.visits = 0;
+  const Result a = c.classify_tokens(kProbe);
+  const Result b = c.classify_tokens(kProbe);
+  CHECK(store.visits == 4);
+  CHECK(a.score == cached.score);
+  CHECK(b.score == cached.score);
+}
+
+TEST_CASE("bayes cache: classifications on many threads while learning", "[bayes][cache]") {
+  auto store = make_memory_store();
+  Classifier c(*store, grown());
+  learn(c, 30);
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i)
+        if (c.classify_tokens(kProbe).ready) ++ready;
+    });
+  for (int i = 0; i < 20; ++i) learn(c, 2, 1000 + 2 * i);
+  for (auto& th : threads) th.join();
+  CHECK(ready == 900);
+  // Afterwards the cache agrees with a fresh read of the store.
+  const Result cached = c.classify_tokens(kProbe);
+  store->del(cache::kVersionKey);
+  CHECK(c.classify_tokens(kProbe).score == cached.score);
+}
