@@ -42,9 +42,11 @@ long peak_rss_mb() {
 double mb(uintmax_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 
 // Writes n token records, lists token lists and markers seen markers (lists of them carry a
-// list), days spread over the 180 days before today (model_stale_days).
+// list), days spread over the 180 days before today (model_stale_days); the messages with a
+// list learnt in the newest gram_days days also get a byte 4-gram list (2,350 grams, the
+// corpus' mean).
 void fill(Store& store, size_t tokens, size_t lists, size_t markers, uint32_t today,
-          uint64_t seed) {
+          uint64_t seed, uint32_t gram_days) {
   using namespace bayes::records;
   std::mt19937_64 rng(seed);
   std::vector<Store::Op> ops;
@@ -70,9 +72,15 @@ void fill(Store& store, size_t tokens, size_t lists, size_t markers, uint32_t to
       std::sort(hashes.begin(), hashes.end());
       list = hashes;
     }
-    ops.push_back({Store::Op::Kind::Put, std::string(bayes::kSeenPrefix) + hex64(rng()) +
-                                             hex64(rng()),
+    const std::string id = hex64(rng()) + hex64(rng());
+    ops.push_back({Store::Op::Kind::Put, std::string(bayes::kSeenPrefix) + id,
                    encode_seen(rng() % 3 ? 'S' : 'H', day, list)});
+    if (!list.empty() && today - day < gram_days) {
+      std::vector<uint32_t> grams(2350);
+      for (auto& g : grams) g = static_cast<uint32_t>(rng() >> (64 - bayes::kGramBits));
+      ops.push_back({Store::Op::Kind::Put, std::string(bayes::kGramPrefix) + id,
+                     encode_grams(std::move(grams))});
+    }
     if (ops.size() == 5000) flush();
   }
   flush();
@@ -104,6 +112,10 @@ int main(int argc, char** argv) {
   lim.max_tokens = n(lim.max_tokens);
   lim.max_lists = n(lim.max_lists);
   lim.max_seen = n(lim.max_seen);
+  lim.max_gram_lists = n(lim.max_gram_lists);
+  // Gram lists for the newest days that hold max_gram_lists of the lists (days are uniform).
+  const auto gram_days = static_cast<uint32_t>(180.0 * static_cast<double>(lim.max_gram_lists) /
+                                               static_cast<double>(lim.max_lists));
   const uint32_t today = bayes::Classifier::today();
   LmdbOptions opt;
   opt.map_size = size_t{16} << 30;
@@ -111,9 +123,11 @@ int main(int argc, char** argv) {
   auto store = make_lmdb_store(dir, opt);
   bayes::Classifier c(*store);
   auto t0 = Clock::now();
-  fill(*store, lim.max_tokens, lim.max_lists, lim.max_seen, today, 1);
-  std::printf("filled at the bounds: %zu tokens, %zu token lists, %zu seen markers in %.1f s\n",
+  fill(*store, lim.max_tokens, lim.max_lists, lim.max_seen, today, 1, gram_days);
+  std::printf("filled at the bounds: %zu tokens, %zu token lists, %zu seen markers, %llu gram "
+              "lists in %.1f s\n",
               lim.max_tokens, lim.max_lists, lim.max_seen,
+              static_cast<unsigned long long>(c.stats().gram_lists),
               std::chrono::duration<double>(Clock::now() - t0).count());
   store->sync();
   std::printf("data.mdb at the bounds: %.0f MB\n", mb(fs::file_size(fs::path(dir) / "data.mdb")));
@@ -125,21 +139,22 @@ int main(int argc, char** argv) {
     auto out = c.expire(lim, today);
     double wall = std::chrono::duration<double>(Clock::now() - a).count();
     std::printf("expire (%s): %.2f s wall, %.2f s CPU; removed %zu tokens, %zu lists, %zu "
-                "markers; peak RSS %ld MB (before: %ld MB)\n",
-                what, wall, cpu_seconds() - cpu, out.tokens, out.lists, out.markers, peak_rss_mb(),
-                rss_before);
+                "markers, %zu gram lists; peak RSS %ld MB (before: %ld MB)\n",
+                what, wall, cpu_seconds() - cpu, out.tokens, out.lists, out.markers,
+                out.gram_lists, peak_rss_mb(), rss_before);
   };
   run_expire("at the bounds, nothing to do");
   // A tenth more of everything, newer than the rest: expire brings it back to the bounds.
-  fill(*store, lim.max_tokens / 10, lim.max_lists / 10, lim.max_seen / 10, today, 2);
+  fill(*store, lim.max_tokens / 10, lim.max_lists / 10, lim.max_seen / 10, today, 2, gram_days);
   store->sync();
   run_expire("a tenth over the bounds");
   auto st = c.stats();
-  std::printf("after: %llu tokens, %llu token lists, %llu seen markers; data.mdb %.0f MB (LMDB "
-              "keeps freed pages for reuse)\n",
+  std::printf("after: %llu tokens, %llu token lists, %llu seen markers, %llu gram lists; "
+              "data.mdb %.0f MB (LMDB keeps freed pages for reuse)\n",
               static_cast<unsigned long long>(st.tokens),
               static_cast<unsigned long long>(st.kept_messages),
               static_cast<unsigned long long>(st.seen),
+              static_cast<unsigned long long>(st.gram_lists),
               mb(fs::file_size(fs::path(dir) / "data.mdb")));
   std::printf("store left in %s (remove it when done)\n", dir.c_str());
   return 0;

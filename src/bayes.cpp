@@ -84,6 +84,7 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
                                    const std::vector<uint32_t>& grams) const {
   Result r;
   r.tokens = tokens.size();
+  r.grams = grams.size();
   const size_t n = tokens.size();
   std::vector<std::pair<uint64_t, uint32_t>> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = {token_hash(tokens[i]), static_cast<uint32_t>(i)};
@@ -210,7 +211,6 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
     // confidence_messages of a class) keeps E + weight_mix * z, scaled down below.
     if (params_.combine && std::min(nspam, nham) >= params_.confidence_messages) {
       // The gram model's figure when the model has one grown as far and the grams are given.
-      r.grams = grams.size();
       if (gram_meta && !grams.empty() &&
           std::min(gram_meta->spam, gram_meta->ham) >= params_.confidence_messages)
         if (auto table = grams::table(store_, *gram_meta)) {

@@ -251,8 +251,8 @@ struct Result {
   size_t header_clues = 0, body_clues = 0;
   // How often the From address was learnt as spam / ham (its "fa:" token).
   uint32_t sender_spam = 0, sender_ham = 0;
-  // The gram model's logit (when the model has one and the message's grams were given), and
-  // how many distinct 4-grams the message had.
+  // The gram model's logit (when the model has one and the message's grams were given; the
+  // combiner then is combiner_full), and how many distinct 4-grams the message had.
   bool grams_used = false;
   double gram_logit = 0.0;
   size_t grams = 0;
@@ -286,10 +286,11 @@ struct WeightTraining {
 };
 
 // How far `expire` bounds the model (diguectl bayes expire, and digued's upkeep when it
-// autolearns). At the defaults the model holds ~1.2 GB of LMDB store (bench/
-// bayes_bound_bench.cpp: 1,146 MB; the map is 4 GB by default, shared with lists, quarantine
-// and greylisting); expiring it takes ~1 s with nothing to drop and ~4 s a tenth over the
-// bounds, with ~100 bytes of memory per token.
+// autolearns). At the defaults the model holds ~1.3 GB of LMDB store (bench/
+// bayes_bound_bench.cpp: 1,303 MB with the 20,000 gram lists, plus the 16 MB gram table; the
+// map is 4 GB by default, shared with lists, quarantine and greylisting); expiring it takes
+// ~1.5 s with nothing to drop and ~5 s a tenth over the bounds, with ~100 bytes of memory per
+// token.
 struct ExpireLimits {
   size_t max_tokens = 2'000'000;  // tokens kept, the most recently learnt
   uint32_t stale_days = 180;      // tokens and token lists not learnt for this long go
