@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::runtime_error&) {
     // Refused: nothing may have been written.
     auto st = c.stats();
-    if (st.tokens + st.seen + st.spam_messages + st.ham_messages) __builtin_trap();
+    if (st.tokens + st.seen + st.spam_messages + st.ham_messages + st.gram_lists) __builtin_trap();
     return 0;
   }
   std::ostringstream first;

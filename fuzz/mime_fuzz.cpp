@@ -1,5 +1,6 @@
 // libFuzzer target for the MIME parser (and the Bayes tokenizer on its result): any byte
 // string must parse without a crash, a leak or undefined behaviour, within the limits. Small limits make deep and wide inputs reachable.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -43,5 +44,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   topt.all_headers = true;
   for (const auto& tok : digue::bayes::tokenize(p, topt))
     if (!valid_utf8(tok)) __builtin_trap();
+  // Byte 4-grams of the raw bytes: each within the table, each once, never more than the
+  // bytes allow (whole and cut short).
+  for (size_t max : {size_t{30000}, size_t{7}}) {
+    auto g = digue::bayes::byte_grams(raw, max);
+    if (g.size() > (max < 4 ? 0 : max - 3)) __builtin_trap();
+    std::sort(g.begin(), g.end());
+    for (size_t i = 0; i < g.size(); ++i)
+      if (g[i] >= (uint32_t{1} << digue::bayes::kGramBits) || (i > 0 && g[i] == g[i - 1]))
+        __builtin_trap();
+  }
   return 0;
 }
