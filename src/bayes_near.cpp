@@ -30,15 +30,15 @@ uint64_t mix(uint64_t x) {  // splitmix64's finaliser
   return x ^ (x >> 31);
 }
 
-// Set bits of x: the popcnt instruction in the clone of nearest() built for CPUs that have
-// it (all x86-64 of the last fifteen years; Debian's baseline lacks it, where std::popcount
-// is a libgcc call: 7 % of classification in perf), a library call in the other.
+// Set bits of x: the popcnt instruction in the copy of nearest() built for CPUs that have it
+// (all x86-64 of the last fifteen years; Debian's baseline lacks it, where std::popcount is a
+// libgcc call: 7 % of classification in perf), a library call in the other. The copy is
+// chosen at run time (__builtin_cpu_supports), not by an ifunc: a resolver runs before the
+// sanitizers' runtimes are up and crashed every TSan build at start.
 inline int bits(uint64_t x) { return std::popcount(x); }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define DIGUE_POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
-#else
-#define DIGUE_POPCNT_CLONES
+#if defined(__GNUC__) && defined(__x86_64__)
+#define DIGUE_POPCNT_COPY 1
 #endif
 
 #if !defined(__SSE2__)
@@ -130,8 +130,11 @@ Window load(Store& store, std::string_view v) {
   return w;
 }
 
-DIGUE_POPCNT_CLONES
-Nearest nearest(const Window& window, const std::vector<uint64_t>& hashes, size_t exact_per_class) {
+namespace {
+
+[[gnu::always_inline]] inline Nearest nearest_in(const Window& window,
+                                                 const std::vector<uint64_t>& hashes,
+                                                 size_t exact_per_class) {
   Nearest out;
   if (hashes.empty() || exact_per_class == 0) return out;
   Sketch me = sketch(hashes);
@@ -180,6 +183,24 @@ Nearest nearest(const Window& window, const std::vector<uint64_t>& hashes, size_
       ++out.measured;
     }
   return out;
+}
+
+#ifdef DIGUE_POPCNT_COPY
+[[gnu::target("popcnt")]] Nearest nearest_popcnt(const Window& window,
+                                                 const std::vector<uint64_t>& hashes,
+                                                 size_t exact_per_class) {
+  return nearest_in(window, hashes, exact_per_class);
+}
+#endif
+
+}  // namespace
+
+Nearest nearest(const Window& window, const std::vector<uint64_t>& hashes, size_t exact_per_class) {
+#ifdef DIGUE_POPCNT_COPY
+  static const bool popcnt = __builtin_cpu_supports("popcnt");
+  if (popcnt) return nearest_popcnt(window, hashes, exact_per_class);
+#endif
+  return nearest_in(window, hashes, exact_per_class);
 }
 
 std::string build(Store& store, size_t per_class, uint32_t from_day) {
