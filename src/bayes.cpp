@@ -96,45 +96,60 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
   // order, written into one buffer: no allocation per key, no copy per value).
   std::optional<std::string> meta_value, weights_value, version;
   std::optional<GramMeta> gram_meta;
-  const std::vector<std::string_view> summary{kGramMetaKey, kMetaKey, cache::kVersionKey,
-                                              kWeightsKey};
-  store_.visit_many(summary, [&](size_t i, std::string_view v) {
-    if (i == 0)
-      gram_meta = decode_gram_meta(v);
-    else if (i == 1)
-      meta_value.emplace(v);
-    else if (i == 2)
-      version.emplace(v);
-    else
-      weights_value.emplace(v);
-  });
   std::vector<Counts> sorted(n);  // in `order`
-  const auto tc = cache::tokens(store_);
-  const std::string_view ver = version ? std::string_view(*version) : std::string_view();
-  const std::vector<size_t> misses = tc->find(ver, hashes, sorted);
-  if (!misses.empty()) {
-    const size_t klen = kTokenPrefix.size() + 16;
-    std::string buf(misses.size() * klen, '\0');
+  // Reads the summary records (when asked) and the tokens at `which` in one transaction.
+  auto read = [&](bool summary, const std::vector<size_t>& which) {
+    const size_t klen = kTokenPrefix.size() + 16, first = summary ? 4 : 1;
+    std::string buf(which.size() * klen, '\0');
     std::vector<std::string_view> keys;
-    keys.reserve(misses.size() + 1);
-    keys.push_back(cache::kVersionKey);
-    for (size_t m = 0; m < misses.size(); ++m) {
+    keys.reserve(which.size() + first);
+    if (summary) {
+      keys.insert(keys.end(), {kGramMetaKey, kMetaKey, cache::kVersionKey, kWeightsKey});
+      gram_meta.reset();
+      meta_value.reset();
+      version.reset();
+      weights_value.reset();
+    } else {
+      keys.push_back(cache::kVersionKey);
+    }
+    for (size_t m = 0; m < which.size(); ++m) {
       char* p = buf.data() + m * klen;
       std::memcpy(p, kTokenPrefix.data(), kTokenPrefix.size());
-      uint64_t h = hashes[misses[m]];
+      uint64_t h = hashes[which[m]];
       for (int d = 15; d >= 0; --d, h >>= 4)
         p[kTokenPrefix.size() + d] = hex_digit(static_cast<unsigned>(h));
       keys.emplace_back(p, klen);
+      sorted[which[m]] = Counts{};
     }
-    std::optional<std::string> again;
+    std::optional<std::string> seen_version;
     store_.visit_many(keys, [&](size_t i, std::string_view v) {
-      if (i == 0)
-        again.emplace(v);
+      if (i >= first)
+        sorted[which[i - first]] = decode_counts(v);
+      else if (!summary || i == 2)
+        seen_version.emplace(v);
+      else if (i == 0)
+        gram_meta = decode_gram_meta(v);
+      else if (i == 1)
+        meta_value.emplace(v);
       else
-        sorted[misses[i - 1]] = decode_counts(v);
+        weights_value.emplace(v);
     });
-    // Kept only when nothing was written in between (the values belong to this version).
-    if (again == version) tc->keep(ver, hashes, misses, sorted);
+    if (summary) version = seen_version;
+    return seen_version;
+  };
+  read(true, {});
+  const auto tc = cache::tokens(store_);
+  const std::string ver = version.value_or("");
+  const std::vector<size_t> misses = tc->find(ver, hashes, sorted);
+  if (!misses.empty()) {
+    if (read(false, misses) == version) {
+      tc->keep(ver, hashes, misses, sorted);  // what this version holds
+    } else {
+      // A write landed in between: everything again from one transaction, nothing kept.
+      std::vector<size_t> all(n);
+      for (size_t j = 0; j < n; ++j) all[j] = j;
+      read(true, all);
+    }
   }
   std::vector<Counts> counts(n);
   for (size_t j = 0; j < n; ++j) counts[order[j].second] = sorted[j];
@@ -225,7 +240,10 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
             r.near_measured = nb.measured;
           }
         }
-      const Params::Combiner& w = r.grams_used ? params_.combiner_full : params_.combiner;
+      // The full combiner's coefficients were fitted with both figures: without the nearest
+      // messages (an empty window, or near_window = 0) it is the combiner without either.
+      const bool full = r.grams_used && r.near_measured > 0;
+      const Params::Combiner& w = full ? params_.combiner_full : params_.combiner;
       r.combined = true;
       r.evidence_decades =
           w.bias + w.bayes * r.bayes_evidence + w.logit * z + w.header * r.header_evidence +
@@ -266,11 +284,13 @@ struct Batch {
     std::string legacy_key;  // with an identity: where an earlier version kept its marker
     Class cls;
     const std::vector<uint32_t>* grams;
+    size_t gram_slot = 0;  // with grams: the index of its gram list's key in keys
   };
   std::vector<Msg> msgs;
-  std::vector<std::string> keys;              // meta, version, seen keys, token keys
+  std::vector<std::string> keys;  // meta, version, seen keys, gram list keys, token keys
   std::unordered_map<uint64_t, size_t> slot;  // token hash -> index in keys
   std::map<std::string, size_t> seen_slot;
+  std::map<std::string, size_t> gram_slot;
 
   Batch(const std::vector<Classifier::Item>& items) {
     keys.emplace_back(kMetaKey);
@@ -286,6 +306,13 @@ struct Batch {
         if (seen_slot.emplace(m.legacy_key, keys.size()).second) keys.push_back(m.legacy_key);
       }
       if (seen_slot.emplace(m.seen_key, keys.size()).second) keys.push_back(m.seen_key);
+      if (!it.grams.empty()) {
+        // Read too: a message learnt again gets its list only when it has none.
+        std::string gk = gram_key(m.seen_key);
+        auto [pos, fresh] = gram_slot.emplace(gk, keys.size());
+        if (fresh) keys.push_back(std::move(gk));
+        m.gram_slot = pos->second;
+      }
       for (uint64_t h : m.hashes) add_token(h);
       msgs.push_back(std::move(m));
     }
@@ -400,9 +427,10 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
         gram_ops[gram_key(m.seen_key)] = std::nullopt;
       } else if (prev == want) {
         outcomes[i] = LearnOutcome::AlreadyKnown;
-        // (Its gram list is written again: a model learnt before gram lists were kept gets
-        // them when its mail is learnt again.)
-        if (!m.grams->empty()) gram_ops[gram_key(m.seen_key)] = encode_grams(*m.grams);
+        // A message learnt before gram lists were kept gets one when learnt again — only
+        // while its token list is kept (expire dropped the rest) and when it has none.
+        if (!m.grams->empty() && learnt.count(sidx) && !values[m.gram_slot])
+          gram_ops[b.keys[m.gram_slot]] = encode_grams(*m.grams);
       } else {
         if (prev) add(learnt_of(sidx, m), *prev, -1);
         add(m.hashes, want, +1);
@@ -410,7 +438,7 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
         prev = want;
         learnt[sidx] = m.hashes;
         seen_new[sidx] = encode_seen(want, day, m.hashes);
-        if (!m.grams->empty()) gram_ops[gram_key(m.seen_key)] = encode_grams(*m.grams);
+        if (!m.grams->empty()) gram_ops[b.keys[m.gram_slot]] = encode_grams(*m.grams);
       }
     }
 

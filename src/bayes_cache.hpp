@@ -5,7 +5,8 @@
 // new random nonce when the key is absent (so two models, or one rebuilt from nothing, never
 // share a version). A classification reads the version with the model's summary records;
 // tokens found in the cache under that version are not read from the store, the others are
-// read and cached when the version did not change meanwhile. Other processes (diguectl
+// read and cached when the version did not change meanwhile (when it did, the whole model is
+// read again in one transaction, as without the cache). Other processes (diguectl
 // learning beside digued) bump the same key, so the cache follows them too. A model without
 // the key (written by a version before this cache) is never cached until its next write.
 #pragma once

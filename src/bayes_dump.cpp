@@ -245,15 +245,21 @@ size_t Classifier::restore(std::istream& in, RestoreMode mode) const {
                                " messages of the dump are already in the model: merging would "
                                "count them twice (--replace replaces the model)");
   } else {
-    // Replace: the model's records go first, in transactions of 20,000.
+    // Replace: the model's records go first, in transactions of 20,000, each with a new
+    // version (the version record stays: a learner running meanwhile must not find its own).
     for (;;) {
-      std::vector<Store::Op> ops;
+      std::vector<Store::Op> dels;
       store_.scan("bayes:", [&](std::string_view k, std::string_view) {
-        ops.push_back({Store::Op::Kind::Del, std::string(k), ""});
-        return ops.size() < 20000;
+        if (k != cache::kVersionKey) dels.push_back({Store::Op::Kind::Del, std::string(k), ""});
+        return dels.size() < 20000;
       });
-      if (ops.empty()) break;
-      store_.apply(ops);
+      if (dels.empty()) break;
+      store_.update({std::string(cache::kVersionKey)},
+                    [&](const std::vector<std::optional<std::string>>& v) {
+                      std::vector<Store::Op> ops = dels;
+                      ops.push_back(cache::bump_op(v[0]));
+                      return ops;
+                    });
     }
   }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -54,6 +55,9 @@ uint64_t generation_of(const std::vector<float>& w, double bias, std::string_vie
 struct Cache {
   std::mutex mu;
   std::vector<std::pair<const Store*, std::shared_ptr<const Table>>> entries;  // newest last
+  // Generations whose records did not read back (cut, or of another layout): not read again.
+  std::vector<std::pair<const Store*, uint64_t>> failed;
+  std::mutex load_mu;  // one load at a time: the others wait for it, then find it
 };
 
 Cache& cache() {
@@ -65,18 +69,31 @@ Cache& cache() {
 
 std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
   Cache& c = cache();
-  {
+  auto known = [&]() -> std::optional<std::shared_ptr<const Table>> {
     std::lock_guard lock(c.mu);
     for (const auto& [s, t] : c.entries)
       if (s == &store && t->meta.generation == meta.generation) return t;
-  }
-  // Loaded outside the lock (16 MB): two threads may both load a new generation once.
+    for (const auto& [s, g] : c.failed)
+      if (s == &store && g == meta.generation) return nullptr;
+    return std::nullopt;
+  };
+  if (auto t = known()) return *t;
+  // A new generation is read once per process (16 MB and the window's token lists: tens of
+  // milliseconds): threads that need it meanwhile wait for that read, classifications of a
+  // known generation do not.
+  std::lock_guard load(c.load_mu);
+  if (auto t = known()) return *t;
   const auto v = store.get_many({std::string(kGramModelKey), std::string(kNearKey)});
   const std::string header = table_header(meta.generation), nheader = near_header(meta.generation);
   if (!v[0] || v[0]->size() != header.size() + kTableSize * 4 ||
       v[0]->compare(0, header.size(), header) != 0 || !v[1] ||
-      v[1]->compare(0, nheader.size(), nheader) != 0)
+      v[1]->compare(0, nheader.size(), nheader) != 0) {
+    // (Retrained since the summary was read: the next classification reads the new one.)
+    std::lock_guard lock(c.mu);
+    c.failed.emplace_back(&store, meta.generation);
+    if (c.failed.size() > 16) c.failed.erase(c.failed.begin());
     return nullptr;
+  }
   auto t = std::make_shared<Table>();
   t->meta = meta;
   t->near = near::load(store, std::string_view(*v[1]).substr(nheader.size()));
@@ -145,7 +162,7 @@ size_t train(Store& store, const Params& p, const std::string& near_sketches) {
     return true;
   });
   spam_of.clear();
-  if (nspam < p.min_learned || nham < p.min_learned) {
+  if (nspam < p.min_learned || nham < p.min_learned || p.tokenizer.gram_bytes == 0) {
     store.apply({{Store::Op::Kind::Del, std::string(kGramMetaKey), ""},
                  {Store::Op::Kind::Del, std::string(kGramModelKey), ""},
                  {Store::Op::Kind::Del, std::string(kNearKey), ""}});

@@ -101,6 +101,8 @@ inline SeenRecord decode_seen(std::string_view v) {
 // A gram list ("bayes:g:<identity>"): the byte 4-gram hashes, sorted, as LEB128 varints of
 // their differences (the first from 0): ~2 bytes per gram.
 inline std::string encode_grams(std::vector<uint32_t> grams) {
+  // (Values byte_grams cannot give are dropped: decode_grams would refuse the whole list.)
+  std::erase_if(grams, [](uint32_t g) { return g >= (uint32_t{1} << kGramBits); });
   std::sort(grams.begin(), grams.end());
   grams.erase(std::unique(grams.begin(), grams.end()), grams.end());
   std::string out;

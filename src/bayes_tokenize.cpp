@@ -777,7 +777,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
 
 std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes) {
   // The bytes the grams are taken from: CRs dropped (SMTP's CRLF and a Maildir's LF give
-  // the same grams), trace header fields left out (as in tokenize), at most max_bytes.
+  // the same grams), the header fields tokenize never learns left out, at most max_bytes.
   std::string s;
   s.reserve(std::min(raw.size(), max_bytes));
   size_t i = 0;
@@ -807,7 +807,7 @@ std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes) {
   // The body, in runs between CRs.
   while (i < raw.size() && s.size() < max_bytes) {
     const size_t cr = std::min(raw.find('\r', i), raw.size());
-    const size_t stop = std::min(cr, i + (max_bytes - s.size()));
+    const size_t stop = i + std::min(cr - i, max_bytes - s.size());  // never past raw
     s.append(raw.substr(i, stop - i));
     i = stop == cr ? stop + 1 : stop;
   }

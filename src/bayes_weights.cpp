@@ -114,8 +114,11 @@ WeightTraining Classifier::train_weights() const {
     store_.del(kWeightsKey);
   // The gram model, on the same learnt messages' gram lists (the newest gram_max_messages).
   // With the nearest-message sketches of the messages the weights were trained on.
+  // (With byte grams off — gram_bytes 0 — the gram model goes, whatever lists are kept.)
   out.gram_messages =
-      grams::train(store_, params_, near::build(store_, enough ? params_.near_window : 0, from_day));
+      grams::train(store_, params_,
+                   near::build(store_, enough && params_.tokenizer.gram_bytes > 0 ? params_.near_window : 0,
+                               from_day));
   return out;
 }
 

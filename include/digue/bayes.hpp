@@ -17,8 +17,11 @@
 // are found too), so learning a message twice counts once, relearning it as the other class
 // moves it (subtracting what was learnt), and the weights can be retrained;
 // "bayes:weights" -> "<bias> <messages>"; "bayes:g:<identity>" -> the message's byte 4-grams
-// (byte_grams, delta-coded), "bayes:gram-model" -> the gram model's weight table and
-// "bayes:gram-meta" -> its summary (see Params::gram_*). Each learn batch is one Store::update.
+// (byte_grams, delta-coded), "bayes:gram-model" -> the gram model's weight table,
+// "bayes:near" -> the nearest-message sketches and "bayes:gram-meta" -> their summary (see
+// Params::gram_*, near_*), "bayes:version" -> the model's version (a nonce and a counter,
+// rewritten with every change of token records: what keeps each process's token cache
+// right, src/bayes_cache.hpp). Each learn batch is one Store::update.
 // Scoring: Robinson's f(w) = (s*x + n*p(w)) / (s + n) with p(w) from class-normalised counts,
 // the max_clues tokens farthest from 0.5 (|f-0.5| >= min_dev), combined as the mean clue
 // log-odds E = mean(log10(f / (1 - f))) (bench/README.md says why not Fisher/Robinson
@@ -92,8 +95,9 @@ struct TokenizerOptions {
 std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOptions& opt = {});
 
 // Byte 4-grams of a raw message: every run of kGramBytes bytes among its first max_bytes
-// bytes, CRs dropped and trace header fields left out (as in tokenize), hashed to kGramBits
-// bits; each once, in the order first seen. What the gram model (Params: gram_*) learns and scores: it sees
+// bytes, CRs dropped and the header fields tokenize never learns left out (X-Spam-*,
+// X-Digue-*, Authentication-Results, Return-Path, ...; Received lines stay, as in tokenize:
+// a copy delivered through more hops has a few grams more), hashed to kGramBits bits; each once, in the order first seen. What the gram model (Params: gram_*) learns and scores: it sees
 // what words do not (encodings, markup, spelling, header layout).
 inline constexpr size_t kGramBytes = 4;
 inline constexpr int kGramBits = 22;

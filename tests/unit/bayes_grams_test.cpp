@@ -148,15 +148,6 @@ TEST_CASE("bayes gram model: trained, used by the combiner, deterministic, clear
   auto self = c.classify(mime::parse(learnt), learnt);
   CHECK(self.near_spam == Approx(1.0));
   CHECK(self.near_ham < 1.0);
-  // near_window = 0: no nearest figure (the rest as before).
-  Params nonear = p;
-  nonear.near_window = 0;
-  auto rn = Classifier(*store, nonear).classify(spam, spam_raw);
-  CHECK(rn.grams_used);
-  CHECK(rn.near_measured == 0);
-  CHECK(rn.near_spam == 0.0);
-  CHECK(rn.evidence_decades ==
-        Approx(rs.evidence_decades - k.near_spam * rs.near_spam - k.near_ham * rs.near_ham));
   // Without the message's bytes: the combiner without the gram term.
   auto nog = c.classify(spam);
   CHECK(nog.combined);
@@ -167,6 +158,16 @@ TEST_CASE("bayes gram model: trained, used by the combiner, deterministic, clear
                k0.header * nog.header_evidence + k0.body * nog.body_evidence +
                k0.body_clues * std::log1p(double(nog.body_clues)) +
                k0.tokens * std::log1p(double(nog.tokens)) + k0.sender * hist));
+  // near_window = 0: no nearest figure, and so the combiner without either (combiner_full's
+  // coefficients were fitted with both); the gram logit is still reported.
+  Params nonear = p;
+  nonear.near_window = 0;
+  auto rn = Classifier(*store, nonear).classify(spam, spam_raw);
+  CHECK(rn.grams_used);
+  CHECK(rn.gram_logit == Approx(rs.gram_logit));
+  CHECK(rn.near_measured == 0);
+  CHECK(rn.near_spam == 0.0);
+  CHECK(rn.evidence_decades == Approx(nog.evidence_decades));
   // Same model, same gram model (the stored table is bit for bit the same).
   auto table = store->get(kGramModelKey);
   REQUIRE(table);
@@ -262,4 +263,51 @@ TEST_CASE("bayes expire bounds the gram lists", "[bayes][grams]") {
   CHECK(c.expire(lim).gram_lists == 0);
   store->put(std::string(kGramPrefix) + "00000000000000000000000000000000", "\x01\x02");
   CHECK(c.expire(lim).gram_lists == 1);
+}
+
+TEST_CASE("bayes gram lists: relearning after expire writes none; odd inputs", "[bayes][grams]") {
+  auto store = make_memory_store();
+  Classifier c(*store, young_ok());
+  learn_corpus(c, 10);
+  ExpireLimits lim;
+  lim.stale_days = 30;
+  CHECK(c.expire(lim, Classifier::today() + 31).gram_lists == 20);
+  // Learnt again (already known, its token list gone): no gram list comes back for expire to
+  // drop again on every relearn of the same mailbox.
+  learn_corpus(c, 10);
+  CHECK(c.stats().gram_lists == 0);
+  // A gram value byte_grams cannot give is dropped, not stored to make the list unreadable.
+  Classifier::Item odd = item_of(raw_message(true, 900), Class::Spam);
+  odd.grams = {5, uint32_t{1} << 23, 7};
+  c.learn({odd});
+  std::stringstream dump;
+  c.dump(dump);
+  CHECK(dump.str().find("\ng " + odd.id + " 0502\n") != std::string::npos);  // 5, then +2
+  // max_bytes at its largest reads what there is, no more.
+  const std::string raw = raw_message(false, 901) + "\r\nend\r\n";
+  CHECK(byte_grams(raw, SIZE_MAX) == byte_grams(raw, size_t{1} << 30));
+}
+
+TEST_CASE("bayes gram model: off with byte grams off; unreadable tables are not used", "[bayes][grams]") {
+  auto store = make_memory_store();
+  Classifier c(*store, young_ok());
+  learn_corpus(c, 30);
+  Params off = young_ok();
+  off.tokenizer.gram_bytes = 0;
+  Classifier c_off(*store, off);
+  CHECK(c_off.train_weights().gram_messages == 0);  // lists kept, no model built from them
+  CHECK(!store->get(kGramModelKey));
+  CHECK(c.train_weights().gram_messages == 60);
+  const std::string raw = raw_message(true, 950);
+  REQUIRE(c.classify(mime::parse(raw), raw).grams_used);
+  // A table cut short under a new summary: not used (the combiner without it), every time.
+  auto meta = store->get(kGramMetaKey);
+  REQUIRE(meta);
+  store->put(kGramMetaKey, "00000000000000ab" + meta->substr(16));
+  store->put(kGramModelKey, "digue-grams 1 00000000000000ab\n1234");
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.classify(mime::parse(raw), raw);
+    CHECK(r.combined);
+    CHECK(!r.grams_used);
+  }
 }
