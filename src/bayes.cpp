@@ -104,7 +104,8 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
     std::vector<std::string_view> keys;
     keys.reserve(which.size() + first);
     if (summary) {
-      keys.insert(keys.end(), {kGramMetaKey, kMetaKey, cache::kVersionKey, kWeightsKey});
+      for (std::string_view k : {kGramMetaKey, kMetaKey, cache::kVersionKey, kWeightsKey})
+        keys.push_back(k);  // (not insert: GCC 12 warns wrongly of an overflow there)
       gram_meta.reset();
       meta_value.reset();
       version.reset();
