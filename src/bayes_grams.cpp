@@ -98,20 +98,20 @@ std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
   t->meta = meta;
   t->near = near::load(store, std::string_view(*v[1]).substr(nheader.size()));
   // Held as 16-bit steps of the largest weight: half the memory the lookups wander through
-  // (8 MB), for an error far below the weights' own noise.
-  std::vector<float> w(kTableSize);
-  float top = 0;
-  for (size_t i = 0; i < kTableSize; ++i) {
-    uint32_t bits = get_u32(*v[0], header.size() + i * 4);
+  // (8 MB), for an error far below the weights' own noise. Two passes over the record: no
+  // float copy of the table on the way.
+  auto weight = [&](size_t i) {
+    const uint32_t bits = get_u32(*v[0], header.size() + i * 4);
     float f;
     std::memcpy(&f, &bits, 4);
-    w[i] = std::isfinite(f) ? f : 0.0f;
-    top = std::max(top, std::fabs(w[i]));
-  }
+    return std::isfinite(f) ? f : 0.0f;
+  };
+  float top = 0;
+  for (size_t i = 0; i < kTableSize; ++i) top = std::max(top, std::fabs(weight(i)));
   t->scale = top > 0 ? top / 32767.0 : 1.0;
   t->w.resize(kTableSize);
   for (size_t i = 0; i < kTableSize; ++i)
-    t->w[i] = static_cast<int16_t>(std::lround(w[i] / t->scale));
+    t->w[i] = static_cast<int16_t>(std::lround(weight(i) / t->scale));
   std::lock_guard lock(c.mu);
   std::erase_if(c.entries, [&](const auto& e) { return e.first == &store; });
   c.entries.emplace_back(&store, t);
