@@ -141,6 +141,7 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
   read(true, {});
   const auto tc = cache::tokens(store_);
   const std::string ver = version.value_or("");
+  if (!ver.empty()) tc->advance(store_, ver);
   const std::vector<size_t> misses = tc->find(ver, hashes, sorted);
   if (!misses.empty()) {
     if (read(false, misses) == version) {
@@ -447,12 +448,18 @@ static void run_update(Store& store, Batch& b, bool unlearn, uint32_t day,
     ops.reserve(b.keys.size());
     using K = Store::Op::Kind;
     ops.push_back({K::Put, std::string(kMetaKey), encode_meta(meta)});
-    // Token records change with any outcome but AlreadyKnown and NotFound: a new version.
+    // Token records change with any outcome but AlreadyKnown and NotFound: a new version,
+    // with the hashes of the tokens changed (readers drop just those from their caches).
     if (std::any_of(outcomes.begin(), outcomes.end(), [](LearnOutcome o) {
           return o == LearnOutcome::Learned || o == LearnOutcome::Moved ||
                  o == LearnOutcome::Unlearned;
-        }))
-      ops.push_back(cache::bump_op(values[1]));
+        })) {
+      std::vector<uint64_t> changed;
+      for (const auto& [h, idx] : b.slot)
+        if (touched[idx]) changed.push_back(h);
+      std::sort(changed.begin(), changed.end());
+      for (auto& op : cache::bump_ops(values[1], changed)) ops.push_back(std::move(op));
+    }
     for (const auto& [idx, v] : seen_new) {
       if (v)
         ops.push_back({K::Put, b.keys[idx], *v});

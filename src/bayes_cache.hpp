@@ -9,6 +9,11 @@
 // read again in one transaction, as without the cache). Other processes (diguectl
 // learning beside digued) bump the same key, so the cache follows them too. A model without
 // the key (written by a version before this cache) is never cached until its next write.
+// Learning and unlearning (autolearn: one message at a time) also write which tokens they
+// changed under the new version ("bayes:chg:<nonce>-<counter hex>", the last kChangeRing
+// kept): a reader a few versions behind drops just those from its cache and keeps the rest.
+// Other writes (weight training, restore, expire, a learn batch of over kMaxChangeHashes
+// tokens) leave no such record: readers start over.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +31,9 @@
 namespace digue::bayes::cache {
 
 inline constexpr std::string_view kVersionKey = "bayes:version";
+inline constexpr std::string_view kChangePrefix = "bayes:chg:";
+inline constexpr uint64_t kChangeRing = 64;       // change records kept (versions)
+inline constexpr size_t kMaxChangeHashes = 4096;  // a larger change leaves no record
 
 // The next version after v (absent or unreadable: a fresh nonce).
 std::string bump(const std::optional<std::string>& v);
@@ -33,6 +41,10 @@ std::string bump(const std::optional<std::string>& v);
 inline Store::Op bump_op(const std::optional<std::string>& v) {
   return {Store::Op::Kind::Put, std::string(kVersionKey), bump(v), 0, {}};
 }
+// The ops that write the version after v and record the token hashes the same transaction
+// changes (sorted, unique), dropping the record kChangeRing versions older.
+std::vector<Store::Op> bump_ops(const std::optional<std::string>& v,
+                                const std::vector<uint64_t>& changed);
 
 class Tokens {
  public:
@@ -46,6 +58,10 @@ class Tokens {
   // Keeps what was read from the store under version (the misses' indexes into hashes).
   void keep(std::string_view version, const std::vector<uint64_t>& hashes,
             const std::vector<size_t>& which, const std::vector<records::Counts>& counts);
+  // Brings a cache a few versions behind to version when the store holds the change records
+  // of every version in between: the tokens they name are dropped, the rest kept. Otherwise
+  // nothing happens (keep() starts over).
+  void advance(Store& store, std::string_view version);
 
  private:
   mutable std::shared_mutex mu_;

@@ -17,7 +17,8 @@ class CountingStore final : public Store {
  public:
   std::unique_ptr<Store> inner = make_memory_store();
   size_t updates = 0;  // update() calls
-  size_t visits = 0;   // visit_many() calls (a Bayes classification is one)
+  size_t visits = 0;   // visit_many() calls (a Bayes classification: one or two)
+  size_t visited_keys = 0;  // keys asked for in them
   // Run once just before the next update() (a concurrent writer's change), then cleared.
   std::function<void()> before_update;
   // put() throws StoreError while set (a full or broken store); may be set from any thread.
@@ -48,6 +49,7 @@ class CountingStore final : public Store {
   void visit_many(const std::vector<std::string_view>& keys,
                   const std::function<void(size_t, std::string_view)>& found) override {
     ++visits;
+    visited_keys += keys.size();
     inner->visit_many(keys, found);
   }
 };

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -38,6 +39,9 @@ void learn(const Classifier& c, int n, int from = 0) {
 }
 
 const std::vector<std::string> kProbe{"cheap", "pills", "kernel", "unknown-token"};
+
+// A token record's u32 at `at` (its spam count at 0, ham at 4).
+uint32_t get_u32_for_test(const std::string& rec, size_t at) { return records::get_u32(rec, at); }
 
 Params grown() {
   Params p;
@@ -165,4 +169,80 @@ TEST_CASE("bayes cache: classifications on many threads while learning", "[bayes
   const Result cached = c.classify_tokens(kProbe);
   store->del(cache::kVersionKey);
   CHECK(c.classify_tokens(kProbe).score == cached.score);
+}
+
+TEST_CASE("bayes cache: after learning, only the tokens it changed are read again", "[bayes][cache]") {
+  test::CountingStore store;
+  Classifier c(store, grown());
+  learn(c, 30);
+  c.classify_tokens(kProbe);  // the cache holds the probe's tokens
+  // One message teaching "cheap" (and tokens the probe does not have), not "pills" or "kernel".
+  c.learn({{{"cheap", "brand-new-token"}, Class::Spam}});
+  store.visits = store.visited_keys = 0;
+  const Result r = c.classify_tokens(kProbe);
+  CHECK(store.visits == 2);
+  CHECK(store.visited_keys == 4 + 1 + 1);  // summary, then the version and "cheap"
+  for (const auto& cl : r.clues) {
+    const auto rec = store.get(token_key(token_hash(cl.token)));
+    REQUIRE(rec);
+    CHECK(cl.spam == get_u32_for_test(*rec, 0));
+  }
+  // Unlearning it again: the same.
+  c.unlearn({{{"cheap", "brand-new-token"}, Class::Spam}});
+  store.visits = store.visited_keys = 0;
+  c.classify_tokens(kProbe);
+  CHECK(store.visited_keys == 4 + 1 + 1);
+  // Training the weights leaves no change record: everything is read again.
+  c.train_weights();
+  store.visits = store.visited_keys = 0;
+  c.classify_tokens(kProbe);
+  CHECK(store.visited_keys == 4 + 1 + kProbe.size());
+  // More than kChangeRing versions behind: everything again.
+  c.classify_tokens(kProbe);
+  for (uint64_t i = 0; i <= cache::kChangeRing; ++i)
+    c.learn({{{"filler" + std::to_string(i)}, Class::Ham}});
+  store.visits = store.visited_keys = 0;
+  c.classify_tokens(kProbe);
+  CHECK(store.visited_keys == 4 + 1 + kProbe.size());
+  // The ring keeps kChangeRing change records.
+  size_t records = 0;
+  store.scan(cache::kChangePrefix, [&](std::string_view, std::string_view) {
+    ++records;
+    return true;
+  });
+  CHECK(records == cache::kChangeRing);
+}
+
+TEST_CASE("bayes cache: random learning, unlearning and training never leave a stale count",
+          "[bayes][cache]") {
+  auto store = make_memory_store();
+  Classifier c(*store, grown());
+  learn(c, 30);
+  std::mt19937 rng(7);
+  const std::vector<std::string> vocab{"cheap", "pills", "kernel", "patch", "loan", "lunch",
+                                       "winner", "merge", "x1", "x2", "x3", "unknown-token"};
+  std::vector<Classifier::Item> learnt;
+  for (int step = 0; step < 300; ++step) {
+    const unsigned op = rng() % 10;
+    if (op < 5) {
+      std::vector<std::string> t;
+      for (int k = 0; k < 3; ++k) t.push_back(vocab[rng() % vocab.size()]);
+      t.push_back("n" + std::to_string(step));
+      learnt.push_back({t, rng() % 2 ? Class::Spam : Class::Ham});
+      c.learn({learnt.back()});
+    } else if (op < 7 && !learnt.empty()) {
+      c.unlearn({learnt[rng() % learnt.size()]});
+    } else if (op == 7 && step % 50 == 0) {
+      c.train_weights();
+    }
+    // Every clue's counts are the store's, whatever the cache went through.
+    std::vector<std::string> probe;
+    for (int k = 0; k < 5; ++k) probe.push_back(vocab[rng() % vocab.size()]);
+    for (const auto& cl : c.classify_tokens(probe).clues) {
+      const auto rec = store->get(token_key(token_hash(cl.token)));
+      REQUIRE(rec);
+      CHECK(cl.spam == get_u32_for_test(*rec, 0));
+      CHECK(cl.ham == get_u32_for_test(*rec, 4));
+    }
+  }
 }
