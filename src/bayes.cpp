@@ -138,11 +138,21 @@ Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
     if (summary) version = seen_version;
     return seen_version;
   };
-  read(true, {});
   const auto tc = cache::tokens(store_);
+  std::vector<size_t> misses;
+  if (tc->churning()) {
+    // A new version at almost every classification: the model read as without a cache.
+    std::vector<size_t> all(n);
+    for (size_t j = 0; j < n; ++j) all[j] = j;
+    read(true, all);
+    tc->note(version.value_or(""));
+  } else {
+    read(true, {});
+    tc->note(version.value_or(""));
+    if (version) tc->advance(store_, *version);
+    misses = tc->find(version.value_or(""), hashes, sorted);
+  }
   const std::string ver = version.value_or("");
-  if (!ver.empty()) tc->advance(store_, ver);
-  const std::vector<size_t> misses = tc->find(ver, hashes, sorted);
   if (!misses.empty()) {
     if (read(false, misses) == version) {
       tc->keep(ver, hashes, misses, sorted);  // what this version holds

@@ -79,6 +79,17 @@ void Tokens::advance(Store& store, std::string_view version) {
   version_ = version;
 }
 
+void Tokens::note(std::string_view version) {
+  std::lock_guard lock(seen_mu_);
+  const int c = churn_.load(std::memory_order_relaxed);
+  if (version != last_seen_) {
+    last_seen_ = version;
+    churn_.store(std::min(c + 1, 8), std::memory_order_relaxed);
+  } else {
+    churn_.store(std::max(c - 1, 0), std::memory_order_relaxed);
+  }
+}
+
 std::vector<size_t> Tokens::find(std::string_view version, const std::vector<uint64_t>& hashes,
                                  std::vector<records::Counts>& counts) const {
   std::vector<size_t> misses;

@@ -16,8 +16,10 @@
 // tokens) leave no such record: readers start over.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -62,10 +64,20 @@ class Tokens {
   // of every version in between: the tokens they name are dropped, the rest kept. Otherwise
   // nothing happens (keep() starts over).
   void advance(Store& store, std::string_view version);
+  // Notes the version a classification read.
+  void note(std::string_view version);
+  // True while most recent classifications each found a new version (a learn after every
+  // message, autolearn on one thread): then catching up costs more than it saves — right
+  // after a write the store's fresh pages are slow to read either way — and the caller reads
+  // everything in one transaction, as without a cache.
+  bool churning() const { return churn_.load(std::memory_order_relaxed) >= 4; }
 
  private:
   mutable std::shared_mutex mu_;
   std::string version_;
+  std::mutex seen_mu_;
+  std::string last_seen_;  // the version the last classification read
+  std::atomic<int> churn_{0};  // +1 for a new version, -1 for the same, within 0..8
   std::unordered_map<uint64_t, records::Counts> map_;
 };
 
