@@ -97,8 +97,9 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
 // Byte 4-grams of a raw message: every run of kGramBytes bytes among its first max_bytes
 // bytes, CRs dropped and the header fields tokenize never learns left out (X-Spam-*,
 // X-Digue-*, Authentication-Results, Return-Path, ...; Received lines stay, as in tokenize:
-// a copy delivered through more hops has a few grams more), hashed to kGramBits bits; each once, in the order first seen. What the gram model (Params: gram_*) learns and scores: it sees
-// what words do not (encodings, markup, spelling, header layout).
+// a copy delivered through more hops has a few grams more), hashed to kGramBits bits; each
+// once, in the order first seen. What the gram model (Params: gram_*) learns and scores: it
+// sees what words do not (encodings, markup, spelling, header layout).
 inline constexpr size_t kGramBytes = 4;
 inline constexpr int kGramBits = 22;
 std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes = 30000);
@@ -188,7 +189,8 @@ struct Params {
   bool combine = true;
   Combiner combiner{-1.19, 0.749, 0.241, 1.400, 0.750, -0.612, 0.692, 1.877, 0.0, 0.0, 0.0};
   // The combiner when the model also has a trained gram model (below) of at least
-  // confidence_messages of each class and the message's bytes are given: the same figures
+  // confidence_messages of each class, the message's bytes are given and its nearest learnt
+  // messages were measured (a non-empty window; otherwise `combiner`): the same figures
   // plus grams * g, g the gram model's logit, and near_spam * the similarity of the nearest
   // learnt spam + near_ham * that of the nearest learnt ham (near_window). Fitted as
   // `combiner` (the mean of the fits on four weight seeds' out-of-fold figures, which agree
@@ -256,7 +258,8 @@ struct Result {
   // How often the From address was learnt as spam / ham (its "fa:" token).
   uint32_t sender_spam = 0, sender_ham = 0;
   // The gram model's logit (when the model has one and the message's grams were given; the
-  // combiner then is combiner_full), and how many distinct 4-grams the message had.
+  // combiner then is combiner_full, given the nearest figure too), and how many distinct
+  // 4-grams the message had.
   bool grams_used = false;
   double gram_logit = 0.0;
   size_t grams = 0;
