@@ -73,7 +73,10 @@ class BayesFilter final : public Filter {
             }).result;
     };
     try {
-      if (ctx.services.workers && msg.raw().size() >= s_.offload_bytes) {
+      // (A new gram model is read into memory by the first classification after a training:
+      // that one goes to a worker too.)
+      if (ctx.services.workers &&
+          (msg.raw().size() >= s_.offload_bytes || classifier.gram_model_pending())) {
         // The run waits for the worker (unless the slot's deadline abandons it; Message's
         // lazy parts are safe across threads either way).
         co_await asio::co_spawn(

@@ -506,6 +506,13 @@ std::vector<LearnOutcome> Classifier::unlearn(const std::vector<Item>& items) co
   return run_batch(store_, items, true, today());
 }
 
+bool Classifier::gram_model_pending() const {
+  if (params_.tokenizer.gram_bytes == 0 || !params_.combine) return false;
+  const auto v = store_.get(kGramMetaKey);
+  const auto meta = v ? decode_gram_meta(*v) : std::nullopt;
+  return meta && grams::pending(store_, *meta);
+}
+
 Stats Classifier::stats() const {
   // One scan of every "bayes:" key: one read transaction, consistent while learning goes on.
   Stats st;

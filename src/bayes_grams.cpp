@@ -119,6 +119,16 @@ std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
   return t;
 }
 
+bool pending(const Store& store, const GramMeta& meta) {
+  Cache& c = cache();
+  std::lock_guard lock(c.mu);
+  for (const auto& [s, t] : c.entries)
+    if (s == &store && t->meta.generation == meta.generation) return false;
+  for (const auto& [s, g] : c.failed)
+    if (s == &store && g == meta.generation) return false;
+  return true;
+}
+
 double logit(const Table& t, const std::vector<uint32_t>& grams) {
   if (grams.empty()) return t.meta.bias;
   // The lookups land anywhere in the 8 MB table: each asked for a few ahead of its use.

@@ -25,6 +25,9 @@ struct Table {
 // store holds no table of that generation (retrained or removed since the meta was read).
 std::shared_ptr<const Table> table(Store& store, const records::GramMeta& meta);
 
+// Whether table() would read this generation from the store (not held, not known to fail).
+bool pending(const Store& store, const records::GramMeta& meta);
+
 // bias + sum of the grams' weights / sqrt(number of grams).
 double logit(const Table& t, const std::vector<uint32_t>& grams);
 

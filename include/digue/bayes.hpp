@@ -343,6 +343,11 @@ class Classifier {
   Result classify_tokens(const std::vector<std::string>& tokens,
                          const std::vector<uint32_t>& grams = {}) const;
 
+  // Whether the next classification would first read a new gram model into this process's
+  // memory (16 MB and the nearest-message window: tens of milliseconds, once per training):
+  // a caller on an I/O thread runs that classification on a worker instead. One small read.
+  bool gram_model_pending() const;
+
   // One message to learn or unlearn; its tokens come from tokenize().
   struct Item {
     Item() = default;

@@ -118,11 +118,14 @@ TEST_CASE("bayes gram model: trained, used by the combiner, deterministic, clear
   const auto spam = mime::parse(spam_raw);
   // Before training: no gram figure.
   CHECK(!c.classify(spam, spam_raw).grams_used);
+  CHECK(!c.gram_model_pending());
   auto w = c.train_weights();
+  CHECK(c.gram_model_pending());  // trained, not read into memory yet
   CHECK(w.messages == 80);
   CHECK(w.gram_messages == 80);
   CHECK(c.stats().gram_messages == 80);
   auto rs = c.classify(spam, spam_raw);
+  CHECK(!c.gram_model_pending());  // the first classification read it
   auto rh = c.classify(mime::parse(ham_raw), ham_raw);
   REQUIRE(rs.combined);
   REQUIRE(rs.grams_used);
