@@ -24,7 +24,7 @@ std::string table_header(uint64_t generation) {
 }
 
 std::string near_header(uint64_t generation) {
-  return "digue-near 1 " + hex64(generation) + "\n";
+  return "digue-near 2 " + hex64(generation) + "\n";
 }
 
 // A digest of the trained model (never 0): the generation that tells caches apart.
@@ -141,20 +141,13 @@ double logit(const Table& t, const std::vector<uint32_t>& grams) {
   return t.meta.bias + t.scale * static_cast<double>(z) / std::sqrt(static_cast<double>(grams.size()));
 }
 
-size_t train(Store& store, const Params& p, const std::string& near_sketches) {
+size_t train(Store& store, const Params& p, const std::vector<Kept>& kept,
+             const std::string& near_window) {
   // The learnt messages with a kept list, newest first by day, at most gram_max_messages.
-  std::map<uint32_t, size_t> per_day;
-  store.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
-    if (v.size() > 5) ++per_day[get_u32(v, 1)];
-    return true;
-  });
-  const uint32_t from_day = keep_from_day(per_day, p.gram_max_messages);
+  const uint32_t from_day = keep_from_day(kept, p.gram_max_messages);
   std::unordered_map<std::string, bool> spam_of;  // identity -> spam
-  store.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
-    if (v.size() > 5 && get_u32(v, 1) >= from_day && (v[0] == 'S' || v[0] == 'H'))
-      spam_of.emplace(std::string(k.substr(kSeenPrefix.size())), v[0] == 'S');
-    return true;
-  });
+  for (const auto& k : kept)
+    if (k.day >= from_day) spam_of.emplace(k.id, k.cls == 'S');
   struct Msg {
     bool spam;
     std::vector<uint32_t> g;
@@ -198,7 +191,7 @@ size_t train(Store& store, const Params& p, const std::string& near_sketches) {
       bias += p.gram_eta * err * 0.1;
     }
   }
-  GramMeta meta{generation_of(w, bias, near_sketches), bias, msgs.size(), nspam, nham};
+  GramMeta meta{generation_of(w, bias, near_window), bias, msgs.size(), nspam, nham};
   std::string blob = table_header(meta.generation);
   blob.reserve(blob.size() + kTableSize * 4);
   for (float f : w) {
@@ -206,9 +199,9 @@ size_t train(Store& store, const Params& p, const std::string& near_sketches) {
     std::memcpy(&bits, &f, 4);
     put_u32(blob, bits);
   }
-  // Table, sketches and summary in one transaction: a reader sees all old or all new.
+  // Table, window and summary in one transaction: a reader sees all old or all new.
   store.apply({{Store::Op::Kind::Put, std::string(kGramModelKey), std::move(blob)},
-               {Store::Op::Kind::Put, std::string(kNearKey), near_header(meta.generation) + near_sketches},
+               {Store::Op::Kind::Put, std::string(kNearKey), near_header(meta.generation) + near_window},
                {Store::Op::Kind::Put, std::string(kGramMetaKey), encode_gram_meta(meta)}});
   return msgs.size();
 }

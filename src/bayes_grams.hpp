@@ -17,7 +17,7 @@ struct Table {
   records::GramMeta meta;
   std::vector<int16_t> w;  // 2^kGramBits weights, in steps of scale
   double scale = 1.0;
-  near::Window near;     // the nearest-message sketches (near::build's entries)
+  near::Window near;     // the nearest-message window, sketched (near::load)
 };
 
 // The weight table of this generation: the process keeps the last few it loaded (one per
@@ -32,9 +32,10 @@ bool pending(const Store& store, const records::GramMeta& meta);
 double logit(const Table& t, const std::vector<uint32_t>& grams);
 
 // Trains the gram model on the gram lists of the newest p.gram_max_messages learnt messages
-// (those whose seen record keeps its token list) and stores it with the nearest-message
-// sketches (near::build) in one update, or removes both when fewer than p.min_learned of a
-// class have a list. Returns the messages trained on.
-size_t train(Store& store, const Params& p, const std::string& near_sketches);
+// (`kept`: those whose seen record keeps its token list) and stores it with the
+// nearest-message window (near::build) in one update, or removes both when fewer than
+// p.min_learned of a class have a list. Returns the messages trained on.
+size_t train(Store& store, const Params& p, const std::vector<records::Kept>& kept,
+             const std::string& near_window);
 
 }  // namespace digue::bayes::grams

@@ -21,7 +21,6 @@ namespace {
 
 constexpr uint8_t kStoredEmpty = 0x80;  // bins hold 7 bits; the two empties never match
 constexpr uint8_t kQueryEmpty = 0xff;   // each other nor a value
-constexpr size_t kEntryFixed = 2 + 8 + kBins;  // class, id length, filled mask, bins
 
 uint64_t mix(uint64_t x) {  // splitmix64's finaliser
   x += 0x9e3779b97f4a7c15ULL;
@@ -89,40 +88,29 @@ double jaccard(const uint64_t* a, size_t na, const uint64_t* b, size_t nb) {
 }
 
 Window load(Store& store, std::string_view v) {
-  struct Entry {
-    std::string key;
-    size_t at;  // the entry's filled mask and bins in v
-  };
-  std::vector<Entry> entries;
+  std::vector<std::string> keys;
   size_t at = 0;
-  while (at + kEntryFixed <= v.size()) {
+  while (at + 2 <= v.size()) {
     const char cls = v[at];
     const size_t idlen = static_cast<unsigned char>(v[at + 1]);
-    if (at + kEntryFixed + idlen > v.size()) break;
-    if (cls == 'S' || cls == 'H')
-      entries.push_back({std::string(kSeenPrefix) + std::string(v.substr(at + 2, idlen)),
-                         at + 2 + idlen});
-    at += kEntryFixed + idlen;
+    if (at + 2 + idlen > v.size()) break;
+    if (cls == 'S' || cls == 'H') keys.push_back(std::string(kSeenPrefix) + std::string(v.substr(at + 2, idlen)));
+    at += 2 + idlen;
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.key < b.key; });
-  entries.erase(std::unique(entries.begin(), entries.end(),
-                            [](const Entry& a, const Entry& b) { return a.key == b.key; }),
-                entries.end());
-  std::vector<std::string_view> keys;
-  for (const auto& e : entries) keys.push_back(e.key);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  const std::vector<std::string_view> views(keys.begin(), keys.end());
   Window w;
   w.offsets.push_back(0);
-  store.visit_many(keys, [&](size_t i, std::string_view seen) {
+  // Each message's class as its seen record says now, its list and the list's sketch.
+  store.visit_many(views, [&](size_t, std::string_view seen) {
     if (seen.size() <= 5 || (seen[0] != 'S' && seen[0] != 'H')) return;
     std::vector<uint64_t> h = decode_seen(seen).hashes;
     std::sort(h.begin(), h.end());
     h.erase(std::unique(h.begin(), h.end()), h.end());
-    const char* p = v.data() + entries[i].at;
-    uint64_t filled;
-    std::memcpy(&filled, p, 8);
-    w.filled.push_back(filled);
-    w.bins.insert(w.bins.end(), p + 8, p + 8 + kBins);
+    const Sketch s = sketch(h);
+    w.filled.push_back(s.filled);
+    w.bins.insert(w.bins.end(), s.bins.begin(), s.bins.end());
     w.cls.push_back(seen[0]);
     w.hashes.insert(w.hashes.end(), h.begin(), h.end());
     w.offsets.push_back(w.hashes.size());
@@ -203,46 +191,22 @@ Nearest nearest(const Window& window, const std::vector<uint64_t>& hashes, size_
   return nearest_in(window, hashes, exact_per_class);
 }
 
-std::string build(Store& store, size_t per_class, uint32_t from_day) {
-  // The newest per_class of each class: by day, then seen key (arbitrary but the same on
-  // every node).
-  struct Msg {
-    uint32_t day;
-    std::string id;
-  };
-  std::vector<Msg> msgs[2];
+std::string build(const std::vector<Kept>& kept, size_t per_class, uint32_t from_day) {
+  // The newest per_class of each class: by day, then in seen-key order (arbitrary but the
+  // same on every node).
+  std::vector<const Kept*> msgs[2];
   if (per_class > 0)
-    store.scan(kSeenPrefix, [&](std::string_view key, std::string_view v) {
-      std::string_view id = key.substr(kSeenPrefix.size());
-      if (v.size() > 5 && (v[0] == 'S' || v[0] == 'H') && get_u32(v, 1) >= from_day &&
-          id.size() <= 255)
-        msgs[v[0] == 'S' ? 0 : 1].push_back({get_u32(v, 1), std::string(id)});
-      return true;
-    });
+    for (const auto& k : kept)
+      if (k.day >= from_day && k.id.size() <= 255) msgs[k.cls == 'S' ? 0 : 1].push_back(&k);
   std::string value;
-  for (int c = 0; c < 2; ++c) {
-    auto& m = msgs[c];
-    std::stable_sort(m.begin(), m.end(), [](const Msg& a, const Msg& b) { return a.day > b.day; });
+  for (auto& m : msgs) {
+    std::stable_sort(m.begin(), m.end(), [](const Kept* a, const Kept* b) { return a->day > b->day; });
     if (m.size() > per_class) m.resize(per_class);
-    std::vector<std::string> keys;
-    for (const auto& x : m) keys.push_back(std::string(kSeenPrefix) + x.id);
-    std::sort(keys.begin(), keys.end());
-    const std::vector<std::string_view> views(keys.begin(), keys.end());
-    store.visit_many(views, [&](size_t i, std::string_view v) {
-      if (v.size() <= 5) return;
-      std::vector<uint64_t> h = decode_seen(v).hashes;
-      std::sort(h.begin(), h.end());
-      h.erase(std::unique(h.begin(), h.end()), h.end());
-      const Sketch s = sketch(h);
-      std::string_view id = views[i].substr(kSeenPrefix.size());
-      value += c == 0 ? 'S' : 'H';
-      value += static_cast<char>(id.size());
-      value.append(id);
-      char filled[8];
-      std::memcpy(filled, &s.filled, 8);
-      value.append(filled, 8);
-      value.append(reinterpret_cast<const char*>(s.bins.data()), kBins);
-    });
+    for (const Kept* k : m) {
+      value += k->cls;
+      value += static_cast<char>(k->id.size());
+      value += k->id;
+    }
   }
   return value;
 }

@@ -1,11 +1,11 @@
 // Internal to the Bayes model's sources: the nearest-learnt-message figure (Params::near_*).
-// One record ("bayes:near", written with the gram model, cached with its table) holds a
-// one-permutation MinHash sketch of the newest near_window learnt messages of each class
-// (built by train_weights from the kept token lists); a message's sketch is compared with
-// every one of them, and the near_exact best estimates of each class are measured exactly
-// (Jaccard similarity of the token sets) on their kept lists, read from the store with the
-// record (once per generation: a message moved or unlearnt since counts as it was then,
-// until the next training).
+// One record ("bayes:near", written with the gram model by train_weights) names the newest
+// near_window learnt messages of each class whose token lists are kept; each process reads
+// their lists once per generation (with the gram table) and sketches them (one-permutation
+// MinHash). A message's sketch is compared with every one of them, and the near_exact best
+// estimates of each class are measured exactly (Jaccard similarity of the token sets) on
+// their lists. A message moved or unlearnt after the read counts as it was then, until the
+// next training.
 // bench/README.md ("Ninth session") says why a window of this size.
 #pragma once
 
@@ -17,6 +17,7 @@
 
 #include "digue/bayes.hpp"
 #include "digue/store.hpp"
+#include "src/bayes_records.hpp"
 
 namespace digue::bayes::near {
 
@@ -39,8 +40,8 @@ struct Nearest {
   double spam = 0, ham = 0;  // the highest similarity to a learnt spam / ham (0..1)
   size_t measured = 0;       // learnt messages measured exactly
 };
-// The record's entries (build), laid out for the scan, with their token lists: read once per
-// gram model generation and kept with its table (~2 KB a message).
+// The window's messages (build), sketched and laid out for the scan, with their token lists:
+// read once per gram model generation and kept with its table (~2 KB a message).
 struct Window {
   std::vector<uint64_t> filled;   // per entry: its filled bins
   std::vector<uint8_t> bins;      // kBins bytes per entry
@@ -49,14 +50,14 @@ struct Window {
   std::vector<size_t> offsets;    // entry i's list: hashes[offsets[i] .. offsets[i + 1])
   size_t size() const { return cls.size(); }
 };
-// The record's entries whose seen record still keeps a list (the others are left out).
+// The record's messages whose seen record still keeps a list (the others are left out).
 Window load(Store& store, std::string_view record);
 
 // hashes: the message's token hashes, sorted and unique.
 Nearest nearest(const Window& window, const std::vector<uint64_t>& hashes, size_t exact_per_class);
 
-// The record's entries from the kept token lists: the newest per_class messages of each class
-// with a seen day of at least from_day ("" for 0 per_class).
-std::string build(Store& store, size_t per_class, uint32_t from_day);
+// The record: the newest per_class of `kept` of each class learnt on from_day or later, as
+// 'S' or 'H', the identity's length (one byte) and the identity ("" for 0 per_class).
+std::string build(const std::vector<records::Kept>& kept, size_t per_class, uint32_t from_day);
 
 }  // namespace digue::bayes::near

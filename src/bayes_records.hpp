@@ -207,6 +207,32 @@ inline uint32_t keep_from_day(const std::map<uint32_t, size_t>& per_day, size_t 
   return from;
 }
 
+// The learnt messages whose seen record keeps its token list: what the weights, the gram model
+// and the nearest-message window are trained on (each on its newest share).
+struct Kept {
+  std::string id;  // the seen key without its prefix
+  char cls = 0;    // 'S' or 'H'
+  uint32_t day = 0;
+};
+
+// Every such message, from one scan of the seen records (their token lists are not decoded).
+inline std::vector<Kept> kept_lists(Store& store) {
+  std::vector<Kept> out;
+  store.scan(kSeenPrefix, [&](std::string_view k, std::string_view v) {
+    if (v.size() > 5 && (v[0] == 'S' || v[0] == 'H'))
+      out.push_back({std::string(k.substr(kSeenPrefix.size())), v[0], get_u32(v, 1)});
+    return true;
+  });
+  return out;
+}
+
+// The oldest day from which the newest whole days of `kept` hold at most cap messages.
+inline uint32_t keep_from_day(const std::vector<Kept>& kept, size_t cap) {
+  std::map<uint32_t, size_t> per_day;
+  for (const auto& k : kept) ++per_day[k.day];
+  return keep_from_day(per_day, cap);
+}
+
 // "bayes:weights" -> "<bias> <messages>".
 struct WeightsMeta {
   double bias = 0;

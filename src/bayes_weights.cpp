@@ -38,14 +38,10 @@ WeightTraining Classifier::train_weights() const {
     double scale;
     std::vector<uint32_t> f;
   };
-  // At most weight_max_messages, the most recently learnt: a first pass counts the kept lists
-  // per day and finds the oldest day that still fits.
-  std::map<uint32_t, size_t> per_day;
-  store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
-    if (v.size() > 5) ++per_day[get_u32(v, 1)];
-    return true;
-  });
-  const uint32_t from_day = keep_from_day(per_day, params_.weight_max_messages);
+  // At most weight_max_messages, the most recently learnt: the kept lists' days give the
+  // oldest day that still fits (the same selection serves the gram model and the window).
+  const std::vector<Kept> kept = kept_lists(store_);
+  const uint32_t from_day = keep_from_day(kept, params_.weight_max_messages);
   std::vector<TrainMsg> msgs;
   size_t spam_msgs = 0, ham_msgs = 0;
   store_.scan(kSeenPrefix, [&](std::string_view, std::string_view v) {
@@ -113,12 +109,12 @@ WeightTraining Classifier::train_weights() const {
   else
     store_.del(kWeightsKey);
   // The gram model, on the same learnt messages' gram lists (the newest gram_max_messages).
-  // With the nearest-message sketches of the messages the weights were trained on.
+  // With the nearest-message window, from the messages the weights were trained on.
   // (With byte grams off — gram_bytes 0 — the gram model goes, whatever lists are kept.)
-  out.gram_messages =
-      grams::train(store_, params_,
-                   near::build(store_, enough && params_.tokenizer.gram_bytes > 0 ? params_.near_window : 0,
-                               from_day));
+  out.gram_messages = grams::train(
+      store_, params_, kept,
+      near::build(kept, enough && params_.tokenizer.gram_bytes > 0 ? params_.near_window : 0,
+                  from_day));
   return out;
 }
 

@@ -18,7 +18,7 @@
 // moves it (subtracting what was learnt), and the weights can be retrained;
 // "bayes:weights" -> "<bias> <messages>"; "bayes:g:<identity>" -> the message's byte 4-grams
 // (byte_grams, delta-coded), "bayes:gram-model" -> the gram model's weight table,
-// "bayes:near" -> the nearest-message sketches and "bayes:gram-meta" -> their summary (see
+// "bayes:near" -> the nearest-message window (which messages) and "bayes:gram-meta" -> their summary (see
 // Params::gram_*, near_*), "bayes:version" -> the model's version (a nonce and a counter,
 // rewritten with every change of token records: what keeps each process's token cache
 // right, src/bayes_cache.hpp). Each learn batch is one Store::update.
@@ -210,9 +210,10 @@ struct Params {
   size_t gram_max_messages = 20000;
   // Nearest learnt messages (combiner_full's near_spam / near_ham): the token-set similarity
   // (Jaccard) of the most similar learnt spam and ham among the newest near_window of each
-  // class, sketched by train_weights into one record (~106 bytes a message, cached with the
-  // gram table), the near_exact best sketch estimates of each class measured exactly on
-  // their kept token lists. A window does as well as every learnt message (bench/README.md).
+  // class, named by train_weights in one record (~34 bytes a message) and read, with their
+  // token lists, once per training per process (cached with the gram table); the near_exact
+  // best sketch estimates of each class measured exactly on those lists. A window does as
+  // well as every learnt message (bench/README.md).
   size_t near_window = 1000;
   size_t near_exact = 4;
   // The From history counts each class up to this many messages: hist is at most ln(1 + cap)
@@ -432,6 +433,6 @@ inline constexpr std::string_view kWeightsKey = "bayes:weights";
 inline constexpr std::string_view kGramPrefix = "bayes:g:";          // + identity: a gram list
 inline constexpr std::string_view kGramMetaKey = "bayes:gram-meta";  // the gram model's summary
 inline constexpr std::string_view kGramModelKey = "bayes:gram-model";  // its weight table
-inline constexpr std::string_view kNearKey = "bayes:near";  // the nearest-message sketches
+inline constexpr std::string_view kNearKey = "bayes:near";  // the nearest-message window
 
 }  // namespace digue::bayes
