@@ -118,17 +118,4 @@ void Tokens::keep(std::string_view version, const std::vector<uint64_t>& hashes,
   for (size_t i : which) map_.insert_or_assign(hashes[i], counts[i]);
 }
 
-std::shared_ptr<Tokens> tokens(const Store& store) {
-  static std::mutex mu;
-  static std::vector<std::pair<const Store*, std::shared_ptr<Tokens>>> all;
-  std::lock_guard lock(mu);
-  for (const auto& [s, t] : all)
-    if (s == &store) return t;
-  // A store at the address of a destroyed one reuses its cache: harmless, the versions differ
-  // (fresh nonces). A process holds a few stores at most; the oldest entries go first.
-  all.emplace_back(&store, std::make_shared<Tokens>());
-  if (all.size() > 8) all.erase(all.begin());
-  return all.back().second;
-}
-
 }  // namespace digue::bayes::cache

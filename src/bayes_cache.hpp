@@ -81,7 +81,23 @@ class Tokens {
   std::unordered_map<uint64_t, records::Counts> map_;
 };
 
-// The cache of this store (one per store object and process).
-std::shared_ptr<Tokens> tokens(const Store& store);
+// One T per store object and process — what a process keeps of a model it classifies with
+// (this token cache, the gram table). A process holds a few stores at most; past 8 the
+// oldest go first. A store at the address of a destroyed one finds its state: harmless, the
+// model versions and generations tell them apart.
+template <class T>
+std::shared_ptr<T> per_store(const Store& store) {
+  static std::mutex mu;
+  static std::vector<std::pair<const Store*, std::shared_ptr<T>>> all;
+  std::lock_guard lock(mu);
+  for (const auto& [s, t] : all)
+    if (s == &store) return t;
+  all.emplace_back(&store, std::make_shared<T>());
+  if (all.size() > 8) all.erase(all.begin());
+  return all.back().second;
+}
+
+// The cache of this store.
+inline std::shared_ptr<Tokens> tokens(const Store& store) { return per_store<Tokens>(store); }
 
 }  // namespace digue::bayes::cache

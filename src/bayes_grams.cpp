@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "src/bayes_cache.hpp"
+
 namespace digue::bayes::grams {
 
 using namespace records;
@@ -52,37 +54,32 @@ uint64_t generation_of(const std::vector<float>& w, double bias, std::string_vie
   return h ? h : 1;
 }
 
-struct Cache {
+// The process's table of one store: the last generation read, and those that did not read
+// back (cut, or of another layout: not read again).
+struct Slot {
   std::mutex mu;
-  std::vector<std::pair<const Store*, std::shared_ptr<const Table>>> entries;  // newest last
-  // Generations whose records did not read back (cut, or of another layout): not read again.
-  std::vector<std::pair<const Store*, uint64_t>> failed;
+  std::shared_ptr<const Table> table;
+  std::vector<uint64_t> failed;
   std::mutex load_mu;  // one load at a time: the others wait for it, then find it
+  // The table of this generation; nullptr when it did not read back; nullopt: not read yet.
+  std::optional<std::shared_ptr<const Table>> known(uint64_t generation) {
+    std::lock_guard lock(mu);
+    if (table && table->meta.generation == generation) return table;
+    if (std::find(failed.begin(), failed.end(), generation) != failed.end()) return nullptr;
+    return std::nullopt;
+  }
 };
-
-Cache& cache() {
-  static Cache c;
-  return c;
-}
 
 }  // namespace
 
 std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
-  Cache& c = cache();
-  auto known = [&]() -> std::optional<std::shared_ptr<const Table>> {
-    std::lock_guard lock(c.mu);
-    for (const auto& [s, t] : c.entries)
-      if (s == &store && t->meta.generation == meta.generation) return t;
-    for (const auto& [s, g] : c.failed)
-      if (s == &store && g == meta.generation) return nullptr;
-    return std::nullopt;
-  };
-  if (auto t = known()) return *t;
+  Slot& c = *cache::per_store<Slot>(store);
+  if (auto t = c.known(meta.generation)) return *t;
   // A new generation is read once per process (16 MB and the window's token lists: tens of
   // milliseconds): threads that need it meanwhile wait for that read, classifications of a
   // known generation do not.
   std::lock_guard load(c.load_mu);
-  if (auto t = known()) return *t;
+  if (auto t = c.known(meta.generation)) return *t;
   const auto v = store.get_many({std::string(kGramModelKey), std::string(kNearKey)});
   const std::string header = table_header(meta.generation), nheader = near_header(meta.generation);
   if (!v[0] || v[0]->size() != header.size() + kTableSize * 4 ||
@@ -90,7 +87,7 @@ std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
       v[1]->compare(0, nheader.size(), nheader) != 0) {
     // (Retrained since the summary was read: the next classification reads the new one.)
     std::lock_guard lock(c.mu);
-    c.failed.emplace_back(&store, meta.generation);
+    c.failed.push_back(meta.generation);
     if (c.failed.size() > 16) c.failed.erase(c.failed.begin());
     return nullptr;
   }
@@ -113,20 +110,12 @@ std::shared_ptr<const Table> table(Store& store, const GramMeta& meta) {
   for (size_t i = 0; i < kTableSize; ++i)
     t->w[i] = static_cast<int16_t>(std::lround(weight(i) / t->scale));
   std::lock_guard lock(c.mu);
-  std::erase_if(c.entries, [&](const auto& e) { return e.first == &store; });
-  c.entries.emplace_back(&store, t);
-  if (c.entries.size() > 4) c.entries.erase(c.entries.begin());
+  c.table = t;
   return t;
 }
 
 bool pending(const Store& store, const GramMeta& meta) {
-  Cache& c = cache();
-  std::lock_guard lock(c.mu);
-  for (const auto& [s, t] : c.entries)
-    if (s == &store && t->meta.generation == meta.generation) return false;
-  for (const auto& [s, g] : c.failed)
-    if (s == &store && g == meta.generation) return false;
-  return true;
+  return !cache::per_store<Slot>(store)->known(meta.generation);
 }
 
 double logit(const Table& t, const std::vector<uint32_t>& grams) {

@@ -20,9 +20,9 @@ struct Table {
   near::Window near;     // the nearest-message window, sketched (near::load)
 };
 
-// The weight table of this generation: the process keeps the last few it loaded (one per
-// store in practice); a new generation is read from the store once (16 MB). nullptr when the
-// store holds no table of that generation (retrained or removed since the meta was read).
+// The weight table of this generation: the process keeps the last one it read per store; a
+// new generation is read from the store once (16 MB). nullptr when the store holds no table
+// of that generation (retrained or removed since the meta was read).
 std::shared_ptr<const Table> table(Store& store, const records::GramMeta& meta);
 
 // Whether table() would read this generation from the store (not held, not known to fail).
