@@ -547,8 +547,7 @@ int main(int argc, char** argv) {
       for (auto& m : train) toks.push_back(bayes::tokenize(m.parsed, p.tokenizer));
       std::vector<std::vector<uint32_t>> grams;  // the product's byte 4-grams
       for (auto& m : train)
-        grams.push_back(p.tokenizer.gram_bytes ? bayes::byte_grams(m.raw, p.tokenizer.gram_bytes)
-                                               : std::vector<uint32_t>{});
+        grams.push_back(bayes::byte_grams(m.raw, p.tokenizer.gram_bytes));
       std::vector<Scored> scored;
       std::vector<double> zcs;  // byte n-gram logit per scored message (--cgram)
       std::vector<std::pair<double, double>> nn;  // (max Jaccard to train spam, to train ham)
@@ -891,7 +890,7 @@ int main(int argc, char** argv) {
     for (auto& m : train) {
       items.push_back({bayes::tokenize(m.parsed, p.tokenizer),
                        m.spam ? bayes::Class::Spam : bayes::Class::Ham, m.id});
-      if (p.tokenizer.gram_bytes) items.back().grams = bayes::byte_grams(m.raw, p.tokenizer.gram_bytes);
+      items.back().grams = bayes::byte_grams(m.raw, p.tokenizer.gram_bytes);
     }
     auto b = Clock::now();
     for (size_t s = 0; s < items.size(); s += 500) {

@@ -74,10 +74,8 @@ std::optional<Class> Autolearn::decide(const Result& r) const {
 }
 
 Result Classifier::classify(const mime::Parsed& msg, std::string_view raw) const {
-  std::vector<uint32_t> grams;
-  if (!raw.empty() && params_.tokenizer.gram_bytes > 0)
-    grams = byte_grams(raw, params_.tokenizer.gram_bytes);
-  return classify_tokens(tokenize(msg, params_.tokenizer), grams);
+  return classify_tokens(tokenize(msg, params_.tokenizer),
+                         byte_grams(raw, params_.tokenizer.gram_bytes));
 }
 
 Result Classifier::classify_tokens(const std::vector<std::string>& tokens,
@@ -497,8 +495,7 @@ std::vector<LearnOutcome> Classifier::learn(const std::vector<Item>& items) cons
 
 LearnOutcome Classifier::learn(const mime::Parsed& msg, Class cls, std::string_view raw) const {
   Item item{tokenize(msg, params_.tokenizer), cls, message_identity(msg)};
-  if (!raw.empty() && params_.tokenizer.gram_bytes > 0)
-    item.grams = byte_grams(raw, params_.tokenizer.gram_bytes);
+  item.grams = byte_grams(raw, params_.tokenizer.gram_bytes);
   return learn({std::move(item)}).front();
 }
 

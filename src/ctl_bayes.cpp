@@ -206,7 +206,7 @@ bayes::Classifier::Item make_item(std::string_view raw, const bayes::TokenizerOp
                                   bayes::Class cls) {
   const mime::Parsed msg = mime::parse(raw);
   bayes::Classifier::Item item{bayes::tokenize(msg, opt), cls, bayes::message_identity(msg)};
-  if (opt.gram_bytes > 0) item.grams = bayes::byte_grams(raw, opt.gram_bytes);
+  item.grams = bayes::byte_grams(raw, opt.gram_bytes);
   return item;
 }
 

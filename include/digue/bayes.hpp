@@ -99,7 +99,7 @@ std::vector<std::string> tokenize(const mime::Parsed& msg, const TokenizerOption
 // X-Digue-*, Authentication-Results, Return-Path, ...; Received lines stay, as in tokenize:
 // a copy delivered through more hops has a few grams more), hashed to kGramBits bits; each
 // once, in the order first seen. What the gram model (Params: gram_*) learns and scores: it
-// sees what words do not (encodings, markup, spelling, header layout).
+// sees what words do not (encodings, markup, spelling, header layout). None for max_bytes 0.
 inline constexpr size_t kGramBytes = 4;
 inline constexpr int kGramBits = 22;
 std::vector<uint32_t> byte_grams(std::string_view raw, size_t max_bytes = 30000);

@@ -314,3 +314,7 @@ TEST_CASE("bayes gram model: off with byte grams off; unreadable tables are not 
     CHECK(!r.grams_used);
   }
 }
+
+TEST_CASE("bayes byte_grams: none for max_bytes 0 (byte grams off)", "[bayes][grams]") {
+  CHECK(byte_grams(raw_message(true, 1), 0).empty());
+}
